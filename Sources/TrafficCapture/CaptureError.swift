@@ -1,0 +1,42 @@
+/// A capture problem a user can cause, described in one sentence.
+public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The capture file could not be opened or is not a capture file.
+    case unreadableFile(path: String, reason: String)
+    /// Reading stopped part-way through the file (truncated or corrupt).
+    case readFailed(path: String, reason: String)
+    /// The link type is not one trafficmon decodes.
+    case unsupportedLinkType(source: String, name: String, number: Int32)
+    /// No such capture device.
+    case noSuchInterface(String)
+    /// The process may not capture on the device.
+    case permissionDenied(interface: String, reason: String)
+    /// The interface is down.
+    case interfaceDown(String)
+    /// The BPF filter does not compile.
+    case badFilter(filter: String, reason: String)
+    /// Any other libpcap failure while opening or reading a live capture.
+    case captureFailed(interface: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadableFile(let path, let reason):
+            "cannot read capture file \(path): \(reason)"
+        case .readFailed(let path, let reason):
+            "capture file \(path) is truncated or corrupt: \(reason)"
+        case .unsupportedLinkType(let source, let name, let number):
+            "\(source) has link type \(name) (\(number)), which trafficmon does not decode; supported: "
+                + "EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6"
+        case .noSuchInterface(let name):
+            "no capture interface named \(name) (list them with: trafficmon interfaces)"
+        case .permissionDenied(let name, let reason):
+            "no permission to capture on \(name) (\(reason)): run as root, or grant the binary "
+                + "capabilities with: setcap cap_net_raw,cap_net_admin+eip $(command -v trafficmon)"
+        case .interfaceDown(let name):
+            "interface \(name) is down: bring it up first (ip link set \(name) up)"
+        case .badFilter(let filter, let reason):
+            "bad capture filter '\(filter)': \(reason)"
+        case .captureFailed(let name, let reason):
+            "capture on \(name) failed: \(reason)"
+        }
+    }
+}

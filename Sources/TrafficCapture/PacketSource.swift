@@ -1,0 +1,168 @@
+import CPcap
+import Foundation
+import TrafficCore
+
+/// A libpcap handle on a capture file or a live interface, ready to read.
+///
+/// ```swift
+/// let source = try PacketSource.openFile("trace.pcapng", filter: "tcp")
+/// let decoder = PacketDecoder(linkType: source.linkType)!
+/// ```
+public final class PacketSource: @unchecked Sendable {
+    /// Where the packets come from.
+    public enum Origin: Sendable, Equatable {
+        case file(String)
+        case interface(String)
+
+        public var name: String {
+            switch self {
+            case .file(let path): path
+            case .interface(let name): name
+            }
+        }
+    }
+
+    let handle: OpaquePointer
+    public let origin: Origin
+    public let linkType: LinkType
+    /// Multiplier from the header's sub-second field to nanoseconds (1 or 1000).
+    let subsecondScale: Int64
+    /// The interface's own addresses (live captures only).
+    public let interfaceAddresses: [IPAddress]
+
+    /// Takes ownership of `handle` once its link type is known to be supported.
+    private init(handle: OpaquePointer, origin: Origin, interfaceAddresses: [IPAddress]) {
+        self.handle = handle
+        self.origin = origin
+        self.linkType = LinkType(rawValue: pcap_datalink(handle))
+        self.subsecondScale = pcap_get_tstamp_precision(handle) == Int32(PCAP_TSTAMP_PRECISION_NANO) ? 1 : 1000
+        self.interfaceAddresses = interfaceAddresses
+    }
+
+    /// Refuses (and closes) a handle whose link type trafficmon cannot decode.
+    private static func checkLinkType(_ handle: OpaquePointer, origin: Origin) throws(CaptureError) {
+        let linkType = LinkType(rawValue: pcap_datalink(handle))
+        guard linkType.isSupported else {
+            let name = pcap_datalink_val_to_name(linkType.rawValue).map { String(cString: $0) } ?? "unknown"
+            pcap_close(handle)
+            switch origin {
+            case .file(let path):
+                throw .unsupportedLinkType(source: "capture file \(path)", name: name, number: linkType.rawValue)
+            case .interface(let interface):
+                throw .unsupportedLinkType(source: "interface \(interface)", name: name, number: linkType.rawValue)
+            }
+        }
+    }
+
+    deinit {
+        pcap_close(handle)
+    }
+
+    /// Opens a pcap or pcapng file (micro- or nanosecond timestamps alike), with an optional BPF filter.
+    public static func openFile(_ path: String, filter: String? = nil) throws(CaptureError) -> PacketSource {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw .unreadableFile(path: path, reason: "it is a directory")
+        }
+        guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            var reason = Self.clean(PacketSource.text(errbuf))
+            if reason.hasPrefix(path + ": ") { reason.removeFirst(path.count + 2) }
+            throw .unreadableFile(path: path, reason: reason)
+        }
+        try checkLinkType(handle, origin: .file(path))
+        let source = PacketSource(handle: handle, origin: .file(path), interfaceAddresses: [])
+        if let filter { try source.setFilter(filter) }
+        return source
+    }
+
+    /// Options for a live capture.
+    public struct LiveOptions: Sendable {
+        public var interface: String
+        /// Bytes kept of each frame. Attribution needs the headers only; byte counts use the wire length.
+        public var snapshotLength: Int32 = 256
+        /// Kernel ring size in bytes.
+        public var bufferSize: Int32 = 32 << 20
+        /// Deliver each packet at once (more wake-ups); off by default, with `timeoutMilliseconds` batching.
+        public var immediateMode = false
+        /// How long the kernel may hold a batch before handing it over.
+        public var timeoutMilliseconds: Int32 = 100
+        public var promiscuous = true
+        public var filter: String?
+
+        public init(interface: String) { self.interface = interface }
+    }
+
+    /// Opens a live capture (`pcap_create` + `pcap_activate`) in non-blocking mode.
+    public static func openLive(_ options: LiveOptions) throws(CaptureError) -> PacketSource {
+        let name = options.interface
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        let devices = (try? InterfaceInfo.list()) ?? []
+        guard let handle = pcap_create(name, &errbuf) else {
+            throw .captureFailed(interface: name, reason: Self.clean(PacketSource.text(errbuf)))
+        }
+        pcap_set_snaplen(handle, options.snapshotLength)
+        pcap_set_promisc(handle, options.promiscuous ? 1 : 0)
+        pcap_set_timeout(handle, options.timeoutMilliseconds)
+        pcap_set_buffer_size(handle, options.bufferSize)
+        pcap_set_immediate_mode(handle, options.immediateMode ? 1 : 0)
+        _ = pcap_set_tstamp_precision(handle, Int32(PCAP_TSTAMP_PRECISION_NANO))
+        let status = pcap_activate(handle)
+        if status < 0 {
+            let detail = Self.clean(String(cString: pcap_geterr(handle)))
+            pcap_close(handle)
+            switch status {
+            case PCAP_ERROR_NO_SUCH_DEVICE: throw .noSuchInterface(name)
+            case PCAP_ERROR_PERM_DENIED, PCAP_ERROR_PROMISC_PERM_DENIED:
+                throw .permissionDenied(interface: name, reason: detail.isEmpty ? "permission denied" : detail)
+            case PCAP_ERROR_IFACE_NOT_UP: throw .interfaceDown(name)
+            default:
+                if !devices.contains(where: { $0.name == name }) { throw .noSuchInterface(name) }
+                throw .captureFailed(interface: name, reason: detail.isEmpty ? String(cString: pcap_statustostr(status)) : detail)
+            }
+        }
+        let addresses = devices.first(where: { $0.name == name })?.addresses ?? []
+        try checkLinkType(handle, origin: .interface(name))
+        let source = PacketSource(handle: handle, origin: .interface(name), interfaceAddresses: addresses)
+        if let filter = options.filter { try source.setFilter(filter) }
+        guard pcap_setnonblock(handle, 1, &errbuf) == 0 else {
+            throw .captureFailed(interface: name, reason: Self.clean(PacketSource.text(errbuf)))
+        }
+        return source
+    }
+
+    /// Compiles and installs a BPF filter (tcpdump syntax).
+    public func setFilter(_ expression: String) throws(CaptureError) {
+        var program = bpf_program()
+        guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            throw .badFilter(filter: expression, reason: Self.clean(String(cString: pcap_geterr(handle))))
+        }
+        defer { pcap_freecode(&program) }
+        guard pcap_setfilter(handle, &program) == 0 else {
+            throw .badFilter(filter: expression, reason: Self.clean(String(cString: pcap_geterr(handle))))
+        }
+    }
+
+    /// The last libpcap error on this handle.
+    var lastError: String { Self.clean(String(cString: pcap_geterr(handle))) }
+
+    /// Cumulative capture statistics of a live capture (`nil` for files).
+    public func statistics() -> (received: UInt64, kernelDropped: UInt64, interfaceDropped: UInt64)? {
+        guard case .interface = origin else { return nil }
+        var stats = pcap_stat()
+        guard pcap_stats(handle, &stats) == 0 else { return nil }
+        return (UInt64(stats.ps_recv), UInt64(stats.ps_drop), UInt64(stats.ps_ifdrop))
+    }
+
+    /// The descriptor to `poll` on for a live capture.
+    var selectableDescriptor: Int32 { pcap_get_selectable_fd(handle) }
+
+    /// The NUL-terminated text in a libpcap error buffer.
+    static func text(_ buffer: [CChar]) -> String {
+        buffer.withUnsafeBufferPointer { p in p.baseAddress.map { String(cString: $0) } ?? "" }
+    }
+
+    static func clean(_ message: String) -> String {
+        message.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -1,0 +1,101 @@
+/// An address block in CIDR notation, such as `10.0.0.0/29` or `2001:db8::1/128`.
+///
+/// ```swift
+/// let net = try NetworkPrefix(parsing: "10.0.0.0/29")
+/// net.contains(IPAddress("10.0.0.3")!)   // true
+/// ```
+public struct NetworkPrefix: Hashable, Sendable, CustomStringConvertible {
+    public let address: IPAddress
+    public let length: Int
+    let maskHigh: UInt64
+    let maskLow: UInt64
+
+    /// A prefix from an address and a length; host bits are cleared.
+    public init(address: IPAddress, length: Int) {
+        let maxLength = address.isIPv6 ? 128 : 32
+        let length = max(0, min(length, maxLength))
+        var mh: UInt64 = 0, ml: UInt64 = 0
+        if address.isIPv6 {
+            mh = length >= 64 ? ~0 : (length == 0 ? 0 : ~0 << UInt64(64 - length))
+            ml = length <= 64 ? 0 : (length == 128 ? ~0 : ~0 << UInt64(128 - length))
+        } else {
+            ml = length == 0 ? 0 : (UInt64(UInt32.max) << UInt64(32 - length)) & UInt64(UInt32.max)
+        }
+        var network = address
+        network.high &= mh
+        network.low &= ml
+        self.address = network
+        self.length = length
+        self.maskHigh = mh
+        self.maskLow = ml
+    }
+
+    /// Parses `ADDRESS/LENGTH`, or a bare address (a host prefix).
+    public init(parsing text: String) throws(NetworkPrefixError) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = IPAddress(parts[0]) else { throw NetworkPrefixError(text: text) }
+        var length = address.isIPv6 ? 128 : 32
+        if parts.count == 2 {
+            guard let value = Int(parts[1]), value >= 0, value <= length,
+                  parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                throw NetworkPrefixError(text: text)
+            }
+            length = value
+        }
+        self.init(address: address, length: length)
+    }
+
+    /// Whether `ip` lies inside this block.
+    @inline(__always)
+    public func contains(_ ip: IPAddress) -> Bool {
+        ip.isIPv6 == address.isIPv6 && (ip.high & maskHigh) == address.high && (ip.low & maskLow) == address.low
+    }
+
+    public var description: String { "\(address)/\(length)" }
+}
+
+/// A `--local-net` value that is not an address block.
+public struct NetworkPrefixError: Error, CustomStringConvertible, Sendable {
+    public let text: String
+    public var description: String {
+        "'\(text)' is not a network in CIDR notation (for example 10.0.0.0/8 or 2001:db8::/32)"
+    }
+}
+
+/// The set of local networks that decides which side of a packet is the monitored one.
+///
+/// ```swift
+/// let local = LocalNetworks([try NetworkPrefix(parsing: "10.0.0.0/8")])
+/// local.contains(IPAddress("10.1.2.3")!)   // true
+/// ```
+public struct LocalNetworks: Sendable {
+    var v4: [NetworkPrefix]
+    var v6: [NetworkPrefix]
+
+    public init(_ prefixes: [NetworkPrefix] = []) {
+        v4 = []
+        v6 = []
+        for p in prefixes { add(p) }
+    }
+
+    public mutating func add(_ prefix: NetworkPrefix) {
+        if prefix.address.isIPv6 {
+            if !v6.contains(prefix) { v6.append(prefix) }
+        } else {
+            if !v4.contains(prefix) { v4.append(prefix) }
+        }
+    }
+
+    /// Every prefix, IPv4 first.
+    public var prefixes: [NetworkPrefix] { v4 + v6 }
+    public var isEmpty: Bool { v4.isEmpty && v6.isEmpty }
+
+    public func contains(_ ip: IPAddress) -> Bool {
+        if ip.isIPv6 {
+            for p in v6 where p.contains(ip) { return true }
+        } else {
+            for p in v4 where p.contains(ip) { return true }
+        }
+        return false
+    }
+}

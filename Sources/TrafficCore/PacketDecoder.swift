@@ -1,0 +1,233 @@
+/// What the decoder learned from one frame: its bucket, and for an IP packet the
+/// addresses, protocol and ports that attribution needs.
+public struct DecodedPacket: Sendable, Equatable {
+    /// The bucket a frame lands in.
+    public enum Kind: UInt8, Sendable {
+        case ip, nonIP, malformed
+    }
+
+    public var kind: Kind = .nonIP
+    /// Meaningful when `kind == .malformed`.
+    public var malformedReason: MalformedReason = .truncatedLink
+    public var source = IPAddress(ipv4: 0)
+    public var destination = IPAddress(ipv4: 0)
+    /// The transport protocol (after IPv6 extension headers).
+    public var ipProtocol: UInt8 = 0
+    public var sourcePort: UInt16 = 0
+    public var destinationPort: UInt16 = 0
+    /// The packet carried TCP/UDP/SCTP ports (a first fragment, or an unfragmented packet).
+    public var hasPorts = false
+    /// A fragment other than the first: no transport header.
+    public var isLaterFragment = false
+
+    public init() {}
+
+    @inline(__always)
+    static func malformed(_ reason: MalformedReason) -> DecodedPacket {
+        var p = DecodedPacket()
+        p.kind = .malformed
+        p.malformedReason = reason
+        return p
+    }
+
+    @inline(__always)
+    static var nonIP: DecodedPacket { DecodedPacket() }
+}
+
+/// Decodes frames of one link type down to the transport ports, reading only the
+/// captured bytes it is given: no copy, no allocation, never past the end.
+///
+/// ```swift
+/// guard let decoder = PacketDecoder(linkType: .ethernet) else { ... }
+/// let packet = bytes.withUnsafeBytes { decoder.decode($0) }
+/// ```
+public struct PacketDecoder: Sendable {
+    public let linkType: LinkType
+    let framing: Framing
+
+    enum Framing: UInt8, Sendable {
+        case ethernet, linuxSLL, linuxSLL2, null, loop, ipv4, ipv6, raw
+    }
+
+    /// `nil` when trafficmon cannot decode `linkType`.
+    public init?(linkType: LinkType) {
+        switch linkType {
+        case LinkType.ethernet: framing = .ethernet
+        case LinkType.linuxSLL: framing = .linuxSLL
+        case LinkType.linuxSLL2: framing = .linuxSLL2
+        case LinkType.null: framing = .null
+        case LinkType.loop: framing = .loop
+        case LinkType.ipv4: framing = .ipv4
+        case LinkType.ipv6: framing = .ipv6
+        case LinkType.raw, LinkType.rawOpenBSD, LinkType.rawLinktype: framing = .raw
+        default: return nil
+        }
+        self.linkType = linkType
+    }
+
+    /// Decodes one frame (`data` holds the captured bytes only).
+    @inline(__always)
+    public func decode(_ data: UnsafeRawBufferPointer) -> DecodedPacket {
+        let n = data.count
+        switch framing {
+        case .ethernet:
+            guard n >= 14 else { return .malformed(.truncatedLink) }
+            return decodeEtherType(data, etherType: data.u16(12), at: 14)
+        case .linuxSLL:
+            guard n >= 16 else { return .malformed(.truncatedLink) }
+            return decodeEtherType(data, etherType: data.u16(14), at: 16)
+        case .linuxSLL2:
+            guard n >= 20 else { return .malformed(.truncatedLink) }
+            return decodeEtherType(data, etherType: data.u16(0), at: 20)
+        case .null, .loop:
+            guard n >= 4 else { return .malformed(.truncatedLink) }
+            var family: UInt32
+            if framing == .loop {
+                family = data.u32(0)
+            } else {
+                // Host byte order of the machine that captured: take whichever order is small.
+                family = UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                if family & 0xFFFF_0000 != 0 { family = family.byteSwapped }
+            }
+            switch family {
+            case 2: return decodeIPv4(data, at: 4)
+            case 10, 24, 28, 30: return decodeIPv6(data, at: 4)
+            default: return .nonIP
+            }
+        case .ipv4:
+            return decodeIPv4(data, at: 0)
+        case .ipv6:
+            return decodeIPv6(data, at: 0)
+        case .raw:
+            guard n >= 1 else { return .malformed(.truncatedIP) }
+            switch data[0] >> 4 {
+            case 4: return decodeIPv4(data, at: 0)
+            case 6: return decodeIPv6(data, at: 0)
+            default: return .malformed(.badVersion)
+            }
+        }
+    }
+
+    /// Follows 802.1Q/802.1ad tags (any depth) and LLC/SNAP to the network layer.
+    @inline(__always)
+    func decodeEtherType(_ data: UnsafeRawBufferPointer, etherType: UInt16, at start: Int) -> DecodedPacket {
+        var type = etherType
+        var offset = start
+        let n = data.count
+        while type == 0x8100 || type == 0x88A8 || type == 0x9100 || type == 0x9200 {
+            guard n >= offset + 4 else { return .malformed(.truncatedLink) }
+            type = data.u16(offset + 2)
+            offset += 4
+        }
+        if type <= 1500 {
+            // An 802.3 length: IP only inside LLC/SNAP with a zero OUI.
+            guard n >= offset + 8, data[offset] == 0xAA, data[offset + 1] == 0xAA, data[offset + 2] == 0x03,
+                  data[offset + 3] == 0, data[offset + 4] == 0, data[offset + 5] == 0 else { return .nonIP }
+            type = data.u16(offset + 6)
+            offset += 8
+        }
+        switch type {
+        case 0x0800: return decodeIPv4(data, at: offset)
+        case 0x86DD: return decodeIPv6(data, at: offset)
+        default: return .nonIP
+        }
+    }
+
+    @inline(__always)
+    func decodeIPv4(_ data: UnsafeRawBufferPointer, at o: Int) -> DecodedPacket {
+        let n = data.count
+        guard n > o else { return .malformed(.truncatedIP) }
+        let first = data[o]
+        guard first >> 4 == 4 else { return .malformed(.badVersion) }
+        guard n >= o + 20 else { return .malformed(.truncatedIP) }
+        let headerLength = Int(first & 0x0F) * 4
+        guard headerLength >= 20 else { return .malformed(.badHeaderLength) }
+        let totalLength = Int(data.u16(o + 2))
+        // Zero total length: a TSO/GSO segment as Linux hands it to the capture.
+        guard totalLength == 0 || totalLength >= headerLength else { return .malformed(.badHeaderLength) }
+        guard n >= o + headerLength else { return .malformed(.truncatedIP) }
+        var p = DecodedPacket()
+        p.kind = .ip
+        p.source = IPAddress(ipv4: data.u32(o + 12))
+        p.destination = IPAddress(ipv4: data.u32(o + 16))
+        let proto = data[o + 9]
+        p.ipProtocol = proto
+        p.isLaterFragment = data.u16(o + 6) & 0x1FFF != 0
+        if !p.isLaterFragment && Service.hasPorts(proto) {
+            let t = o + headerLength
+            guard n >= t + 4, totalLength == 0 || totalLength - headerLength >= 4 else {
+                return .malformed(.truncatedTransport)
+            }
+            p.sourcePort = data.u16(t)
+            p.destinationPort = data.u16(t + 2)
+            p.hasPorts = true
+        }
+        return p
+    }
+
+    @inline(__always)
+    func decodeIPv6(_ data: UnsafeRawBufferPointer, at o: Int) -> DecodedPacket {
+        let n = data.count
+        guard n > o else { return .malformed(.truncatedIP) }
+        guard data[o] >> 4 == 6 else { return .malformed(.badVersion) }
+        guard n >= o + 40 else { return .malformed(.truncatedIP) }
+        var p = DecodedPacket()
+        p.kind = .ip
+        p.source = IPAddress(ipv6High: data.u64(o + 8), low: data.u64(o + 16))
+        p.destination = IPAddress(ipv6High: data.u64(o + 24), low: data.u64(o + 32))
+        let payloadLength = Int(data.u16(o + 4))
+        var next = data[o + 6]
+        var t = o + 40
+        // Extension headers: each is at least 8 bytes long, so the walk ends.
+        walk: while true {
+            switch next {
+            case IPProtocol.hopByHop, IPProtocol.routing, IPProtocol.destinationOptions:
+                guard n >= t + 2 else { return .malformed(.truncatedIP) }
+                next = data[t]
+                t += (Int(data[t + 1]) + 1) * 8
+            case IPProtocol.ah:
+                guard n >= t + 2 else { return .malformed(.truncatedIP) }
+                next = data[t]
+                t += (Int(data[t + 1]) + 2) * 4
+            case IPProtocol.fragment:
+                guard n >= t + 4 else { return .malformed(.truncatedIP) }
+                next = data[t]
+                if data.u16(t + 2) & 0xFFF8 != 0 {
+                    p.isLaterFragment = true
+                    break walk
+                }
+                t += 8
+            default:
+                break walk
+            }
+        }
+        p.ipProtocol = next
+        if !p.isLaterFragment && Service.hasPorts(next) {
+            guard n >= t + 4, payloadLength == 0 || payloadLength >= t - o - 40 + 4 else {
+                return .malformed(.truncatedTransport)
+            }
+            p.sourcePort = data.u16(t)
+            p.destinationPort = data.u16(t + 2)
+            p.hasPorts = true
+        }
+        return p
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Big-endian loads at a byte offset the caller has bounds-checked.
+    @inline(__always)
+    func u16(_ offset: Int) -> UInt16 {
+        UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+
+    @inline(__always)
+    func u32(_ offset: Int) -> UInt32 {
+        UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    @inline(__always)
+    func u64(_ offset: Int) -> UInt64 {
+        UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+}

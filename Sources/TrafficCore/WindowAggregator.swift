@@ -1,0 +1,357 @@
+/// Adds up packets per client, direction and service in epoch-aligned tumbling
+/// windows, and hands every closed window to `onClose`.
+///
+/// It is single-threaded by design: the capture thread owns it, so the packet path
+/// takes no lock, and after warm-up it allocates nothing per packet (hash tables keep
+/// their storage from window to window). A closed window leaves with its tables, so
+/// the consumer can turn it into a `WindowRecord` on another thread.
+///
+/// ```swift
+/// let aggregator = WindowAggregator(configuration: .init(localNetworks: local)) { closed in
+///     print(closed.record().jsonString)
+/// }
+/// aggregator.add(decoder.decode(bytes), timestamp: nanos, wireLength: 1514)
+/// aggregator.finish()
+/// ```
+public final class WindowAggregator {
+    public struct Configuration: Sendable {
+        /// Window length in nanoseconds.
+        public var windowLength: Int64
+        public var localNetworks: LocalNetworks
+        /// Distinct clients tracked one by one per window; later new clients go to `other`.
+        public var maxClients: Int
+        /// Distinct (client, direction, service) entries per window; past it a tracked
+        /// client's new services are counted under the service `other`.
+        public var maxFlows: Int
+        /// List only this many clients (and services) per record, folding the rest into
+        /// `other`; `nil` lists everything.
+        public var top: Int?
+
+        public init(
+            windowLength: Int64 = 5 * Timestamp.nanosPerSecond, localNetworks: LocalNetworks = LocalNetworks(),
+            maxClients: Int = 100_000, maxFlows: Int? = nil, top: Int? = nil
+        ) {
+            self.windowLength = max(1, windowLength)
+            self.localNetworks = localNetworks
+            self.maxClients = max(0, maxClients)
+            self.maxFlows = maxFlows ?? max(4 * self.maxClients, 65_536)
+            self.top = top
+        }
+    }
+
+    public let configuration: Configuration
+    public var attributor: Attributor
+    let windowLength: Int64
+    let maxClients: Int
+    let maxFlows: Int
+    let maxOtherServices = 65_536
+    let pool: WindowTablesPool
+
+    /// Receives each closed window, on the thread that drives the aggregator.
+    public var onClose: (ClosedWindow) -> Void
+    /// Returns the capture's cumulative (kernel, interface) drops; read when a window closes.
+    public var dropCounter: (() -> (kernel: UInt64, interface: UInt64))?
+
+    /// The open window's tables (valid while `isOpen`).
+    var tables: WindowTables {
+        didSet { bindTables() }
+    }
+    /// Unretained views of `tables`' hash tables, so the packet path does no reference counting.
+    unowned(unsafe) var flows: CounterTable
+    unowned(unsafe) var clients: CounterTable
+    /// The open window's hot counters, stored inline (copied into `tables` at close).
+    var hot = HotCounters()
+    public private(set) var isOpen = false
+    /// `windowStart`/`windowEnd` are `.max`/`.min` while no window is open, so every packet
+    /// takes the slow path of the clock then.
+    var windowStart = Int64.max
+    var windowEnd = Int64.min
+    var lastDrops: (kernel: UInt64, interface: UInt64) = (0, 0)
+
+    /// Packets decoded and attributed but not yet counted: the batch lets the flow-table
+    /// lookups of up to `batchCapacity` packets be in flight at once.
+    let batch: UnsafeMutablePointer<PendingPacket>
+    var batchCount = 0
+    static let batchCapacity = 32
+    /// Keeps the prefetching loads alive.
+    var touchSink: UInt64 = 0
+
+    /// The latest packet (or inject) time seen: the stream's event-time clock.
+    public var eventTime: Int64 {
+        flush()
+        return latestTime
+    }
+    var latestTime: Int64 = .min
+
+    static let entryMarker: UInt64 = 1 << 40
+    static let ipv6Marker: UInt64 = 1 << 33
+
+    public init(configuration: Configuration, onClose: @escaping (ClosedWindow) -> Void) {
+        self.configuration = configuration
+        self.attributor = Attributor(localNetworks: configuration.localNetworks)
+        self.windowLength = configuration.windowLength
+        self.maxClients = configuration.maxClients
+        self.maxFlows = configuration.maxFlows
+        self.onClose = onClose
+        pool = WindowTablesPool(
+            flowCapacity: min(configuration.maxFlows, 4096), clientCapacity: min(configuration.maxClients, 1024))
+        let first = pool.take()
+        tables = first
+        flows = first.flows
+        clients = first.clients
+        batch = .allocate(capacity: Self.batchCapacity)
+    }
+
+    deinit {
+        batch.deallocate()
+    }
+
+    private func bindTables() {
+        flows = tables.flows
+        clients = tables.clients
+    }
+
+    /// Convenience: receive each closed window as a finished record, built on this thread.
+    public convenience init(configuration: Configuration, onRecord: @escaping (WindowRecord) -> Void) {
+        self.init(configuration: configuration) { closed in
+            onRecord(closed.record())
+            closed.recycle()
+        }
+    }
+
+    /// Window start (nanoseconds) of the open window, if one is open.
+    public var openWindowStart: Int64? {
+        flush()
+        return isOpen ? windowStart : nil
+    }
+
+    // MARK: The packet path
+
+    /// Counts one captured frame of `wireLength` bytes at `timestamp` (nanoseconds).
+    ///
+    /// The packet is decoded already; it is attributed now and counted at the next
+    /// `flush()` (at the latest `batchCapacity` packets later). Every method that reads or
+    /// closes windows flushes first.
+    @inline(__always)
+    public func add(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
+        let p = batch + batchCount
+        p.pointee.timestamp = timestamp
+        p.pointee.bytes = UInt64(truncatingIfNeeded: wireLength)
+        p.pointee.kind = packet.kind
+        p.pointee.reason = packet.malformedReason
+        p.pointee.captured = true
+        if packet.kind == .ip {
+            let a = attributor.attribute(packet)
+            let key = Self.flowKey(a)
+            let hash = CounterTable.hash(key)
+            p.pointee.key = key
+            p.pointee.hash = hash
+            touchSink &+= flows.touch(hash: hash)
+        }
+        batchCount &+= 1
+        if batchCount == Self.batchCapacity { flush() }
+    }
+
+    /// Counts every packet still waiting in the batch.
+    @inline(__always)
+    public func flush() {
+        var i = 0
+        while i < batchCount {
+            count(batch[i])
+            i &+= 1
+        }
+        batchCount = 0
+    }
+
+    /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
+    /// client bookkeeping, but not a captured frame.
+    public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
+        flush()
+        let key = Self.flowKey(attribution)
+        count(PendingPacket(
+            key: key, hash: CounterTable.hash(key), timestamp: timestamp,
+            bytes: UInt64(truncatingIfNeeded: wireLength), kind: .ip, reason: .truncatedLink, captured: false))
+    }
+
+    @inline(__always)
+    static func flowKey(_ a: Attribution) -> CounterTable.Key {
+        let family = a.client.isIPv6 ? entryMarker | ipv6Marker : entryMarker
+        return CounterTable.Key(
+            a: a.client.high, b: a.client.low,
+            c: family | UInt64(a.direction.rawValue) << 32 | UInt64(a.service.rawValue))
+    }
+
+    @inline(__always)
+    func count(_ p: PendingPacket) {
+        if p.timestamp < windowStart || p.timestamp >= windowEnd { moveClock(to: p.timestamp) }
+        if p.captured { hot.received &+= 1 }
+        hot.total.add(bytes: p.bytes)
+        switch p.kind {
+        case .ip:
+            if p.key.c & (1 << 32) == 0 { hot.inbound.add(bytes: p.bytes) } else { hot.outbound.add(bytes: p.bytes) }
+            if flows.addIfPresent(p.key, hash: p.hash, bytes: p.bytes) { return }
+            addNewFlow(p.key, bytes: p.bytes)
+        case .nonIP:
+            hot.nonIP.add(bytes: p.bytes)
+        case .malformed:
+            hot.malformed.add(bytes: p.bytes)
+            tables.malformedByReason[Int(p.reason.rawValue)] &+= 1
+        }
+    }
+
+    /// The first packet of a (client, direction, service) in this window.
+    func addNewFlow(_ flowKey: CounterTable.Key, bytes: UInt64) {
+        let family = flowKey.c & (Self.entryMarker | Self.ipv6Marker)
+        let clientKey = CounterTable.Key(a: flowKey.a, b: flowKey.b, c: family)
+        if !clients.contains(clientKey) {
+            guard clients.count < maxClients else {
+                let t = tables
+                hot.other.add(bytes: bytes)
+                t.otherClients.insert(hash: UInt64(bitPattern: Int64(CounterTable.hash(clientKey))))
+                var serviceKey = CounterTable.Key(a: 0, b: 0, c: flowKey.c & ~Self.ipv6Marker)
+                if t.otherServices.count >= maxOtherServices && !t.otherServices.contains(serviceKey) {
+                    serviceKey.c = Self.entryMarker | (flowKey.c & (1 << 32)) | UInt64(Service.other.rawValue)
+                }
+                t.otherServices.add(serviceKey, bytes: bytes)
+                return
+            }
+            // The client's dense index rides in the `packets` field.
+            clients.add(clientKey, packets: UInt64(clients.count), bytes: 0)
+        }
+        var key = flowKey
+        if flows.count >= maxFlows {
+            key.c = (flowKey.c & ~UInt64(0xFFFF_FFFF)) | UInt64(Service.other.rawValue)
+        }
+        flows.add(key, bytes: bytes)
+    }
+
+    /// The slow path of the clock: opens the first window, moves to a later one, or
+    /// marks a late packet (it stays in the open window).
+    func moveClock(to timestamp: Int64) {
+        if timestamp > latestTime { latestTime = timestamp }
+        if !isOpen {
+            open(containing: timestamp, midWindow: false)
+        } else if timestamp >= windowEnd {
+            close(partial: tables.openedMidWindow)
+            open(containing: timestamp, midWindow: false)
+        } else {
+            hot.late &+= 1
+        }
+    }
+
+    // MARK: Wall-clock and end of input
+
+    /// Closes every window that ended at or before `now` (nanoseconds). With
+    /// `emitEmpty`, the following window opens right away, so a quiet period still
+    /// yields one (empty) record per window, as a live capture must.
+    public func advance(to now: Int64, emitEmpty: Bool) {
+        flush()
+        if now > latestTime { latestTime = now }
+        guard isOpen else {
+            if emitEmpty { open(containing: now, midWindow: true) }
+            return
+        }
+        var emitted = 0
+        while isOpen && windowEnd <= now {
+            let next = windowEnd
+            close(partial: tables.openedMidWindow)
+            emitted += 1
+            guard emitEmpty else { return }
+            if emitted >= 1000 || now - next >= 1000 * windowLength {
+                // The clock jumped far ahead (suspend, clock step): resume at now.
+                open(containing: now, midWindow: true)
+                return
+            }
+            open(at: next, midWindow: false)
+        }
+    }
+
+    /// Closes the open window, marked partial: end of file, or shutdown.
+    public func finish() {
+        flush()
+        guard isOpen else { return }
+        close(partial: true)
+    }
+
+    /// The open window as a record (marked partial: it has not run its length), or `nil`.
+    public func snapshot() -> WindowRecord? {
+        flush()
+        guard isOpen else { return nil }
+        let saved = tables.drops
+        tables.drops = currentDrops()
+        hot.store(into: tables)
+        defer { tables.drops = saved }
+        return WindowRecordBuilder(tables: tables, top: configuration.top).record(partial: true)
+    }
+
+    func open(containing timestamp: Int64, midWindow: Bool) {
+        open(at: Timestamp.floorDiv(timestamp, windowLength) * windowLength, midWindow: midWindow)
+    }
+
+    func open(at start: Int64, midWindow: Bool) {
+        isOpen = true
+        windowStart = start
+        windowEnd = start + windowLength
+        tables.start = start
+        tables.end = windowEnd
+        tables.openedMidWindow = midWindow
+    }
+
+    /// Drops since the last closed window.
+    func currentDrops() -> (kernel: UInt64, interface: UInt64) {
+        guard let dropCounter else { return (0, 0) }
+        let now = dropCounter()
+        return (now.kernel &- lastDrops.kernel, now.interface &- lastDrops.interface)
+    }
+
+    func close(partial: Bool) {
+        if let dropCounter {
+            let now = dropCounter()
+            tables.drops = (now.kernel &- lastDrops.kernel, now.interface &- lastDrops.interface)
+            lastDrops = now
+        }
+        hot.store(into: tables)
+        hot = HotCounters()
+        let closed = ClosedWindow(tables: tables, pool: pool, top: configuration.top, partial: partial)
+        tables = pool.take()
+        isOpen = false
+        windowStart = .max
+        windowEnd = .min
+        onClose(closed)
+    }
+}
+
+/// A decoded, attributed packet waiting in the batch.
+struct PendingPacket {
+    var key = CounterTable.Key(a: 0, b: 0, c: 0)
+    var hash = 0
+    var timestamp: Int64 = 0
+    var bytes: UInt64 = 0
+    var kind: DecodedPacket.Kind = .nonIP
+    var reason: MalformedReason = .truncatedLink
+    /// A captured frame (counted in `capture.received`), not an inject.
+    var captured = true
+}
+
+/// The open window's scalar counters, kept inline in the aggregator.
+struct HotCounters {
+    var total = Counts()
+    var inbound = Counts()
+    var outbound = Counts()
+    var nonIP = Counts()
+    var malformed = Counts()
+    var other = Counts()
+    var late: UInt64 = 0
+    var received: UInt64 = 0
+
+    func store(into t: WindowTables) {
+        t.total = total
+        t.inbound = inbound
+        t.outbound = outbound
+        t.nonIP = nonIP
+        t.malformed = malformed
+        t.other = other
+        t.late = late
+        t.received = received
+    }
+}

@@ -1,0 +1,158 @@
+/// A small JSON writer for the window record: numbers and ASCII-safe strings
+/// straight into a byte buffer, keys in DESIGN.md's order.
+extension WindowRecord {
+    /// The record as one line of JSON (no trailing newline).
+    ///
+    /// ```swift
+    /// FileHandle.standardOutput.write(Data(record.jsonBytes() + [0x0A]))
+    /// ```
+    public func jsonBytes() -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(512 + clients.count * 160 + services.count * 64)
+        appendJSON(to: &out)
+        return out
+    }
+
+    /// The record as a JSON string.
+    public var jsonString: String { String(decoding: jsonBytes(), as: UTF8.self) }
+
+    /// Appends the record as one line of JSON to `out`.
+    public func appendJSON(to buffer: inout [UInt8]) {
+        var w = JSONWriter(out: buffer)
+        buffer = []
+        w.raw("{\"start\":\"")
+        Timestamp.appendRFC3339(start, to: &w.out)
+        w.raw("\",\"end\":\"")
+        Timestamp.appendRFC3339(end, to: &w.out)
+        w.raw("\",\"partial\":")
+        w.raw(partial ? "true" : "false")
+        w.raw(",\"packets\":")
+        w.number(packets)
+        w.raw(",\"bytes\":")
+        w.number(bytes)
+        w.raw(",\"in\":")
+        w.counts(self.in)
+        w.raw(",\"out\":")
+        w.counts(out)
+        w.raw(",\"clients\":[")
+        for (i, client) in clients.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"ip\":\"")
+            client.ip.appendText(to: &w.out)
+            w.raw("\"")
+            w.raw(",\"in\":")
+            w.counts(client.in)
+            w.raw(",\"out\":")
+            w.counts(client.out)
+            w.raw(",\"services\":")
+            w.services(client.services)
+            w.raw("}")
+        }
+        w.raw("],\"other\":{\"packets\":")
+        w.number(other.packets)
+        w.raw(",\"bytes\":")
+        w.number(other.bytes)
+        w.raw(",\"clients\":")
+        w.number(other.clients)
+        w.raw("},\"non_ip\":")
+        w.counts(nonIP)
+        w.raw(",\"malformed\":{\"packets\":")
+        w.number(malformed.packets)
+        w.raw(",\"bytes\":")
+        w.number(malformed.bytes)
+        w.raw(",\"reasons\":{")
+        for (i, label) in malformed.reasons.keys.sorted().enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(label)
+            w.raw(":")
+            w.number(malformed.reasons[label] ?? 0)
+        }
+        w.raw("}},\"late_packets\":")
+        w.number(latePackets)
+        w.raw(",\"capture\":{\"received\":")
+        w.number(capture.received)
+        w.raw(",\"dropped\":")
+        w.number(capture.dropped)
+        w.raw(",\"kernel_dropped\":")
+        w.number(capture.kernelDropped)
+        w.raw(",\"interface_dropped\":")
+        w.number(capture.interfaceDropped)
+        w.raw("},\"services\":")
+        w.services(services)
+        w.raw("}")
+        buffer = w.out
+    }
+}
+
+/// Appends JSON fragments to a byte buffer.
+struct JSONWriter {
+    var out: [UInt8]
+
+    @inline(__always)
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    mutating func number(_ value: UInt64) {
+        if value < 10 {
+            out.append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var v = value
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while v > 0 {
+                buffer[19 - n] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                n += 1
+            }
+            out.append(contentsOf: buffer[(20 - n)...])
+        }
+    }
+
+    mutating func string(_ text: String) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case 0..<0x20:
+                let hex: StaticString = "0123456789abcdef"
+                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(hex.utf8Start[Int(byte >> 4)])
+                out.append(hex.utf8Start[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    mutating func counts(_ c: Counts) {
+        raw("{\"packets\":")
+        number(c.packets)
+        raw(",\"bytes\":")
+        number(c.bytes)
+        raw("}")
+    }
+
+    mutating func services(_ list: [ServiceCounts]) {
+        raw("[")
+        for (i, s) in list.enumerated() {
+            if i > 0 { raw(",") }
+            raw("{\"service\":\"")
+            s.service.appendLabel(to: &out)
+            raw("\"")
+            raw(",\"direction\":")
+            raw(s.direction == .inbound ? "\"in\"" : "\"out\"")
+            raw(",\"packets\":")
+            number(s.packets)
+            raw(",\"bytes\":")
+            number(s.bytes)
+            raw("}")
+        }
+        raw("]")
+    }
+}

@@ -1,0 +1,278 @@
+/// Packets and bytes.
+public struct Counts: Codable, Hashable, Sendable {
+    public var packets: UInt64
+    public var bytes: UInt64
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+    }
+
+    public static let zero = Counts()
+
+    @inline(__always)
+    public mutating func add(packets: UInt64 = 1, bytes: UInt64) {
+        self.packets &+= packets
+        self.bytes &+= bytes
+    }
+
+    public static func + (lhs: Counts, rhs: Counts) -> Counts {
+        Counts(packets: lhs.packets &+ rhs.packets, bytes: lhs.bytes &+ rhs.bytes)
+    }
+
+    public static func += (lhs: inout Counts, rhs: Counts) { lhs = lhs + rhs }
+}
+
+/// One service in one direction, inside a client or for the whole window.
+public struct ServiceCounts: Codable, Hashable, Sendable {
+    /// The service (`TCP/443`, `ICMP`, `UDP`, `IP/47`, or `other` in JSON).
+    public var service: Service
+    public var direction: Direction
+    public var packets: UInt64
+    public var bytes: UInt64
+
+    public init(service: Service, direction: Direction, packets: UInt64, bytes: UInt64) {
+        self.service = service
+        self.direction = direction
+        self.packets = packets
+        self.bytes = bytes
+    }
+}
+
+/// One client's traffic in a window.
+public struct ClientRecord: Codable, Hashable, Sendable {
+    /// The client address (canonical text form in JSON, RFC 5952 for IPv6).
+    public var ip: IPAddress
+    public var `in`: Counts
+    public var out: Counts
+    /// Sorted by bytes, descending.
+    public var services: [ServiceCounts]
+
+    public init(ip: IPAddress, in: Counts, out: Counts, services: [ServiceCounts]) {
+        self.ip = ip
+        self.in = `in`
+        self.out = out
+        self.services = services
+    }
+
+    public var total: Counts { self.in + out }
+}
+
+/// Traffic of the clients that are not listed one by one.
+public struct OtherCounts: Codable, Hashable, Sendable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    /// How many distinct clients it holds.
+    public var clients: UInt64
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0, clients: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+        self.clients = clients
+    }
+}
+
+/// Frames that could not be decoded, with a count per reason.
+public struct MalformedCounts: Codable, Hashable, Sendable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    /// Packets per `MalformedReason.label`.
+    public var reasons: [String: UInt64]
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0, reasons: [String: UInt64] = [:]) {
+        self.packets = packets
+        self.bytes = bytes
+        self.reasons = reasons
+    }
+
+    enum CodingKeys: String, CodingKey { case packets, bytes, reasons }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        packets = try c.decode(UInt64.self, forKey: .packets)
+        bytes = try c.decode(UInt64.self, forKey: .bytes)
+        reasons = try c.decodeIfPresent([String: UInt64].self, forKey: .reasons) ?? [:]
+    }
+}
+
+/// What the capture delivered and lost while the window was open.
+public struct CaptureCounts: Codable, Hashable, Sendable {
+    /// Frames the capture delivered into this window.
+    public var received: UInt64
+    /// Frames the kernel or the interface dropped (`kernel_dropped + interface_dropped`).
+    public var dropped: UInt64
+    public var kernelDropped: UInt64
+    public var interfaceDropped: UInt64
+
+    public init(received: UInt64 = 0, kernelDropped: UInt64 = 0, interfaceDropped: UInt64 = 0) {
+        self.received = received
+        self.kernelDropped = kernelDropped
+        self.interfaceDropped = interfaceDropped
+        self.dropped = kernelDropped &+ interfaceDropped
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case received, dropped
+        case kernelDropped = "kernel_dropped"
+        case interfaceDropped = "interface_dropped"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        received = try c.decode(UInt64.self, forKey: .received)
+        dropped = try c.decode(UInt64.self, forKey: .dropped)
+        kernelDropped = try c.decodeIfPresent(UInt64.self, forKey: .kernelDropped) ?? dropped
+        interfaceDropped = try c.decodeIfPresent(UInt64.self, forKey: .interfaceDropped) ?? 0
+    }
+}
+
+/// One closed (or the open) window: DESIGN.md's JSON record.
+///
+/// Conservation holds for every record the aggregator makes:
+/// `packets == Σ clients + other + non_ip + malformed`, and the same for bytes.
+///
+/// ```swift
+/// let line = record.jsonBytes()                       // one NDJSON line, without "\n"
+/// let back = try JSONDecoder().decode(WindowRecord.self, from: Data(line))
+/// ```
+public struct WindowRecord: Decodable, Hashable, Sendable {
+    /// Window start, nanoseconds since the Unix epoch (a multiple of the window length).
+    public var start: Int64
+    /// Window end (exclusive), nanoseconds since the Unix epoch.
+    public var end: Int64
+    /// The window did not run its whole length (end of file, shutdown, or a capture that started mid-window).
+    public var partial: Bool
+    public var packets: UInt64
+    public var bytes: UInt64
+    public var `in`: Counts
+    public var out: Counts
+    /// Sorted by total bytes, descending.
+    public var clients: [ClientRecord]
+    public var other: OtherCounts
+    public var nonIP: Counts
+    public var malformed: MalformedCounts
+    public var latePackets: UInt64
+    public var capture: CaptureCounts
+    /// Every service in the window (all clients, listed or not), sorted by bytes, descending.
+    public var services: [ServiceCounts]
+
+    public init(
+        start: Int64, end: Int64, partial: Bool = false, packets: UInt64 = 0, bytes: UInt64 = 0,
+        in: Counts = .zero, out: Counts = .zero, clients: [ClientRecord] = [], other: OtherCounts = .init(),
+        nonIP: Counts = .zero, malformed: MalformedCounts = .init(), latePackets: UInt64 = 0,
+        capture: CaptureCounts = .init(), services: [ServiceCounts] = []
+    ) {
+        self.start = start
+        self.end = end
+        self.partial = partial
+        self.packets = packets
+        self.bytes = bytes
+        self.in = `in`
+        self.out = out
+        self.clients = clients
+        self.other = other
+        self.nonIP = nonIP
+        self.malformed = malformed
+        self.latePackets = latePackets
+        self.capture = capture
+        self.services = services
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case start, end, partial, packets, bytes, `in`, out, clients, other
+        case nonIP = "non_ip"
+        case malformed
+        case latePackets = "late_packets"
+        case capture, services
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let startText = try c.decode(String.self, forKey: .start)
+        let endText = try c.decode(String.self, forKey: .end)
+        guard let start = Timestamp.parse(startText) else {
+            throw DecodingError.dataCorruptedError(forKey: .start, in: c, debugDescription: "not an RFC 3339 time: \(startText)")
+        }
+        guard let end = Timestamp.parse(endText) else {
+            throw DecodingError.dataCorruptedError(forKey: .end, in: c, debugDescription: "not an RFC 3339 time: \(endText)")
+        }
+        self.start = start
+        self.end = end
+        partial = try c.decode(Bool.self, forKey: .partial)
+        packets = try c.decode(UInt64.self, forKey: .packets)
+        bytes = try c.decode(UInt64.self, forKey: .bytes)
+        self.in = try c.decode(Counts.self, forKey: .in)
+        out = try c.decode(Counts.self, forKey: .out)
+        clients = try c.decode([ClientRecord].self, forKey: .clients)
+        other = try c.decode(OtherCounts.self, forKey: .other)
+        nonIP = try c.decode(Counts.self, forKey: .nonIP)
+        malformed = try c.decode(MalformedCounts.self, forKey: .malformed)
+        latePackets = try c.decode(UInt64.self, forKey: .latePackets)
+        capture = try c.decode(CaptureCounts.self, forKey: .capture)
+        services = try c.decodeIfPresent([ServiceCounts].self, forKey: .services) ?? []
+    }
+
+    /// Clients plus `other`: the IP traffic in the window.
+    public var ipTotal: Counts { self.in + out }
+
+    /// Whether the record satisfies DESIGN.md's conservation rule.
+    public var isConserved: Bool {
+        var p = other.packets &+ nonIP.packets &+ malformed.packets
+        var b = other.bytes &+ nonIP.bytes &+ malformed.bytes
+        for client in clients {
+            p &+= client.in.packets &+ client.out.packets
+            b &+= client.in.bytes &+ client.out.bytes
+        }
+        return p == packets && b == bytes
+            && self.in.packets &+ out.packets &+ nonIP.packets &+ malformed.packets == packets
+            && self.in.bytes &+ out.bytes &+ nonIP.bytes &+ malformed.bytes == bytes
+    }
+}
+
+extension Direction {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let value = Direction(label: text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "direction must be \"in\" or \"out\", not \(text)")
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(label)
+    }
+}
+
+extension Service: Codable {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let value = Service(label: text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a service label: \(text)")
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(label)
+    }
+}
+
+extension IPAddress: Codable {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let value = IPAddress(text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an IP address: \(text)")
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

@@ -1,0 +1,145 @@
+/// Turns a window's tables into a `WindowRecord`: once per window, never per packet.
+///
+/// Clients are grouped through the dense index the aggregator stored at admission,
+/// sorted by total bytes (then packets, then address), and past `top` folded into
+/// `other`; services are sorted the same way and folded into one `other` entry per
+/// direction past `top`.
+struct WindowRecordBuilder {
+    let tables: WindowTables
+    let top: Int?
+
+    func record(partial: Bool) -> WindowRecord {
+        let t = tables
+        let clientCount = t.clients.count
+        var addresses = [IPAddress](repeating: IPAddress(ipv4: 0), count: clientCount)
+        t.clients.forEach { entry in
+            addresses[Int(entry.packets)] = Self.address(entry.key)
+        }
+
+        // Pass 1: per-client totals and per-service totals.
+        var inbound = [Counts](repeating: .zero, count: clientCount)
+        var outbound = [Counts](repeating: .zero, count: clientCount)
+        var serviceCount = [Int32](repeating: 0, count: clientCount)
+        let serviceTotals = CounterTable(minimumCapacity: 64)
+        t.flows.forEach { entry in
+            let i = clientIndex(entry.key)
+            if (entry.key.c >> 32) & 1 == 0 {
+                inbound[i].add(packets: entry.packets, bytes: entry.bytes)
+            } else {
+                outbound[i].add(packets: entry.packets, bytes: entry.bytes)
+            }
+            serviceCount[i] &+= 1
+            serviceTotals.add(Self.serviceKey(entry.key), packets: entry.packets, bytes: entry.bytes)
+        }
+        t.otherServices.forEach { entry in
+            serviceTotals.add(Self.serviceKey(entry.key), packets: entry.packets, bytes: entry.bytes)
+        }
+
+        // Order the clients and decide which are listed.
+        var order = Array(0..<clientCount)
+        order.sort { a, b in
+            let ba = inbound[a].bytes &+ outbound[a].bytes, bb = inbound[b].bytes &+ outbound[b].bytes
+            if ba != bb { return ba > bb }
+            let pa = inbound[a].packets &+ outbound[a].packets, pb = inbound[b].packets &+ outbound[b].packets
+            if pa != pb { return pa > pb }
+            return addresses[a] < addresses[b]
+        }
+        let listed = min(clientCount, top ?? Int.max)
+        var other = OtherCounts(packets: t.other.packets, bytes: t.other.bytes, clients: t.otherClients.estimate)
+        for i in order[listed...] {
+            other.packets &+= inbound[i].packets &+ outbound[i].packets
+            other.bytes &+= inbound[i].bytes &+ outbound[i].bytes
+            other.clients &+= 1
+        }
+
+        // Pass 2: the listed clients' services.
+        var position = [Int32](repeating: -1, count: clientCount)
+        for (p, i) in order[..<listed].enumerated() { position[i] = Int32(p) }
+        var services = [[ServiceCounts]](repeating: [], count: listed)
+        for (p, i) in order[..<listed].enumerated() { services[p].reserveCapacity(Int(serviceCount[i])) }
+        t.flows.forEach { entry in
+            let p = position[clientIndex(entry.key)]
+            guard p >= 0 else { return }
+            services[Int(p)].append(Self.serviceCounts(entry))
+        }
+        var clients = [ClientRecord]()
+        clients.reserveCapacity(listed)
+        for (p, i) in order[..<listed].enumerated() {
+            clients.append(ClientRecord(
+                ip: addresses[i], in: inbound[i], out: outbound[i],
+                services: Self.sortedAndFolded(services[p], top: top)))
+        }
+
+        var windowServices = [ServiceCounts]()
+        windowServices.reserveCapacity(serviceTotals.count)
+        serviceTotals.forEach { windowServices.append(Self.serviceCounts($0)) }
+
+        var reasons = [String: UInt64]()
+        for reason in MalformedReason.allCases where t.malformedByReason[Int(reason.rawValue)] > 0 {
+            reasons[reason.label] = t.malformedByReason[Int(reason.rawValue)]
+        }
+
+        return WindowRecord(
+            start: t.start, end: t.end, partial: partial,
+            packets: t.total.packets, bytes: t.total.bytes, in: t.inbound, out: t.outbound,
+            clients: clients, other: other, nonIP: t.nonIP,
+            malformed: MalformedCounts(packets: t.malformed.packets, bytes: t.malformed.bytes, reasons: reasons),
+            latePackets: t.late,
+            capture: CaptureCounts(received: t.received, kernelDropped: t.drops.kernel, interfaceDropped: t.drops.interface),
+            services: Self.sortedAndFolded(windowServices, top: top))
+    }
+
+    @inline(__always)
+    private func clientIndex(_ flowKey: CounterTable.Key) -> Int {
+        let key = CounterTable.Key(a: flowKey.a, b: flowKey.b, c: flowKey.c & (WindowAggregator.entryMarker | WindowAggregator.ipv6Marker))
+        return Int(tables.clients.entry(key)?.packets ?? 0)
+    }
+
+    private static func address(_ key: CounterTable.Key) -> IPAddress {
+        key.c & WindowAggregator.ipv6Marker != 0
+            ? IPAddress(ipv6High: key.a, low: key.b)
+            : IPAddress(ipv4: UInt32(truncatingIfNeeded: key.b))
+    }
+
+    /// A (service, direction) key from a flow or service key.
+    private static func serviceKey(_ key: CounterTable.Key) -> CounterTable.Key {
+        CounterTable.Key(a: 0, b: 0, c: key.c & (WindowAggregator.entryMarker | 1 << 32 | 0x01FF_FFFF))
+    }
+
+    private static func serviceCounts(_ entry: CounterTable.Entry) -> ServiceCounts {
+        ServiceCounts(
+            service: Service(rawValue: UInt32(truncatingIfNeeded: entry.key.c) & 0x01FF_FFFF),
+            direction: (entry.key.c >> 32) & 1 == 0 ? .inbound : .outbound,
+            packets: entry.packets, bytes: entry.bytes)
+    }
+
+    /// Sorts by bytes (then packets, service, direction); past `top`, and for the
+    /// `other` service itself, folds into one `other` entry per direction, listed last.
+    static func sortedAndFolded(_ items: [ServiceCounts], top: Int?) -> [ServiceCounts] {
+        var sorted = items
+        sorted.sort { a, b in
+            if a.bytes != b.bytes { return a.bytes > b.bytes }
+            if a.packets != b.packets { return a.packets > b.packets }
+            if a.service != b.service { return a.service < b.service }
+            return a.direction.rawValue < b.direction.rawValue
+        }
+        let limit = top ?? Int.max
+        guard sorted.count > limit || sorted.contains(where: { $0.service == .other }) else { return sorted }
+        var result = [ServiceCounts]()
+        var folded = [Counts](repeating: .zero, count: 2)
+        var hasFolded = [false, false]
+        for item in sorted {
+            if result.count < limit && item.service != .other {
+                result.append(item)
+            } else {
+                folded[Int(item.direction.rawValue)].add(packets: item.packets, bytes: item.bytes)
+                hasFolded[Int(item.direction.rawValue)] = true
+            }
+        }
+        for direction in Direction.allCases where hasFolded[Int(direction.rawValue)] {
+            let c = folded[Int(direction.rawValue)]
+            result.append(ServiceCounts(service: .other, direction: direction, packets: c.packets, bytes: c.bytes))
+        }
+        return result
+    }
+}

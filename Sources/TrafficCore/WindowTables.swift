@@ -1,0 +1,109 @@
+import Synchronization
+
+/// Everything one window counts: the scalar totals and the hash tables. The
+/// aggregator fills one set while a window is open and hands it over whole when the
+/// window closes, so the record can be built on another thread while the next
+/// window fills a fresh set.
+///
+/// Ownership moves with the object: only one thread touches a set at a time (the
+/// aggregator's thread while open, the consumer's after `onClose`), which is why it
+/// is `@unchecked Sendable`.
+final class WindowTables: @unchecked Sendable {
+    var start: Int64 = 0
+    var end: Int64 = 0
+    var openedMidWindow = false
+    var total = Counts()
+    var inbound = Counts()
+    var outbound = Counts()
+    var nonIP = Counts()
+    var malformed = Counts()
+    var malformedByReason = [UInt64](repeating: 0, count: MalformedReason.allCases.count)
+    var other = Counts()
+    var late: UInt64 = 0
+    var received: UInt64 = 0
+    var drops: (kernel: UInt64, interface: UInt64) = (0, 0)
+    var otherClients = DistinctCounter()
+    /// (client, direction, service) -> counters.
+    let flows: CounterTable
+    /// client -> dense index (in `packets`), assigned at admission.
+    let clients: CounterTable
+    /// (service, direction) -> counters, for the clients past `maxClients`.
+    let otherServices = CounterTable(minimumCapacity: 64)
+
+    init(flowCapacity: Int, clientCapacity: Int) {
+        flows = CounterTable(minimumCapacity: flowCapacity)
+        clients = CounterTable(minimumCapacity: clientCapacity)
+    }
+
+    func reset() {
+        total = Counts()
+        inbound = Counts()
+        outbound = Counts()
+        nonIP = Counts()
+        malformed = Counts()
+        for i in malformedByReason.indices { malformedByReason[i] = 0 }
+        other = Counts()
+        late = 0
+        received = 0
+        drops = (0, 0)
+        openedMidWindow = false
+        otherClients.removeAll()
+        flows.removeAll()
+        clients.removeAll()
+        otherServices.removeAll()
+    }
+}
+
+/// A few spare table sets, so steady-state operation allocates no tables.
+final class WindowTablesPool: Sendable {
+    private let spares = Mutex<[WindowTables]>([])
+    let flowCapacity: Int
+    let clientCapacity: Int
+
+    init(flowCapacity: Int, clientCapacity: Int) {
+        self.flowCapacity = flowCapacity
+        self.clientCapacity = clientCapacity
+    }
+
+    func take() -> WindowTables {
+        spares.withLock { $0.popLast() } ?? WindowTables(flowCapacity: flowCapacity, clientCapacity: clientCapacity)
+    }
+
+    func give(_ tables: WindowTables) {
+        tables.reset()
+        spares.withLock { list in
+            if list.count < 2 { list.append(tables) }
+        }
+    }
+}
+
+/// A window that has closed, with its tables, ready to become a `WindowRecord`.
+///
+/// ```swift
+/// aggregator.onClose = { closed in
+///     let record = closed.record()     // on any thread
+///     closed.recycle()                 // give the tables back (optional, saves allocations)
+/// }
+/// ```
+public struct ClosedWindow: @unchecked Sendable {
+    let tables: WindowTables
+    let pool: WindowTablesPool
+    /// The aggregator's `--top` cut (`nil`: list everything).
+    public let top: Int?
+    /// Whether the window did not run its whole length.
+    public let partial: Bool
+
+    /// Window start, nanoseconds since the Unix epoch.
+    public var start: Int64 { tables.start }
+    public var end: Int64 { tables.end }
+
+    /// Builds the record (sorting clients, folding past `top` into `other`).
+    public func record() -> WindowRecord {
+        WindowRecordBuilder(tables: tables, top: top).record(partial: partial)
+    }
+
+    /// Returns the tables to the aggregator's pool. The value must not be used afterwards.
+    public func recycle() {
+        pool.give(tables)
+    }
+}

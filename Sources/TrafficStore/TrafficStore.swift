@@ -1,0 +1,1 @@
+// Persistence lands with the store issue.

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import TrafficCore
+
+/// The options that shape windows and attribution, shared by `report` and `serve`.
+struct AggregationOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Window length: 500ms, 5s, 1m, ... Windows start on multiples of it since the Unix epoch.", valueName: "duration"))
+    var window: String = "5s"
+
+    @Option(name: .customLong("local-net"), help: ArgumentHelp("A local network in CIDR notation (repeatable). Decides which side of a packet is the client.", valueName: "cidr"))
+    var localNets: [String] = []
+
+    @Option(help: ArgumentHelp("A BPF capture filter in tcpdump syntax, for example 'tcp port 443'.", valueName: "bpf"))
+    var filter: String?
+
+    @Option(name: .customLong("max-clients"), help: ArgumentHelp("Distinct clients tracked one by one per window; later new clients are counted in 'other'.", valueName: "n"))
+    var maxClients: Int = 100_000
+
+    /// Validated window length in nanoseconds.
+    func windowLength() throws -> Int64 {
+        guard let nanos = TimeSpan.nanoseconds(window), nanos >= 1_000_000, nanos <= 86_400 * Timestamp.nanosPerSecond,
+              nanos % 1_000_000 == 0 else {
+            throw ValidationError("--window must be a duration from 1ms to 1d in whole milliseconds, such as 5s or 500ms, not '\(window)'")
+        }
+        return nanos
+    }
+
+    func localNetworks() throws -> LocalNetworks {
+        var networks = LocalNetworks()
+        for text in localNets {
+            do {
+                networks.add(try NetworkPrefix(parsing: text))
+            } catch {
+                throw ValidationError("--local-net: \(error)")
+            }
+        }
+        return networks
+    }
+
+    func validate() throws {
+        _ = try windowLength()
+        _ = try localNetworks()
+        guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1, not \(maxClients)") }
+        if let filter, filter.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--filter is empty; leave it out to capture everything")
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import TrafficCapture
+import TrafficCore
+
+/// `trafficmon report FILE...`: offline windows as NDJSON or a table.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Read capture files and print one window record per window.",
+        discussion: """
+            Reads pcap or pcapng files in order, through the same decoder, attribution and windows \
+            as 'serve'. With --format json (the default) stdout holds one JSON window record per line \
+            (NDJSON) and nothing else; --format table prints the same figures for people.
+            Exit status: 0 on success, 2 when a file cannot be read, is truncated or corrupt, has a \
+            link type trafficmon does not decode, or the filter does not compile (the windows read \
+            before a read error are still printed).
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case json, table
+    }
+
+    @Argument(help: ArgumentHelp("Capture files (pcap or pcapng).", valueName: "file"))
+    var files: [String]
+
+    @OptionGroup var aggregation: AggregationOptions
+
+    @Option(help: "Output format: json (NDJSON, one window record per line) or table.")
+    var format: Format = .json
+
+    @Option(help: ArgumentHelp("List only the top N clients (and services) of each window; the rest is folded into 'other'.", valueName: "n"))
+    var top: Int?
+
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
+        if let top, top < 1 { throw ValidationError("--top must be at least 1, not \(top)") }
+    }
+
+    func run() throws {
+        let configuration = WindowAggregator.Configuration(
+            windowLength: try aggregation.windowLength(),
+            localNetworks: try aggregation.localNetworks(),
+            maxClients: aggregation.maxClients,
+            top: top)
+        // Open every file first, so a bad one is refused before anything is printed.
+        var sources: [PacketSource] = []
+        for path in files {
+            do {
+                sources.append(try PacketSource.openFile(path, filter: aggregation.filter))
+            } catch {
+                throw UserFacingError(error)
+            }
+        }
+        // Records are built and printed on a second thread while the next window fills;
+        // at most two closed windows wait, so memory stays bounded.
+        let output = ReportWriter(format: format)
+        let writerQueue = DispatchQueue(label: "trafficmon.report.writer")
+        let slots = DispatchSemaphore(value: 2)
+        let aggregator = WindowAggregator(configuration: configuration) { closed in
+            slots.wait()
+            writerQueue.async {
+                output.write(closed.record())
+                closed.recycle()
+                slots.signal()
+            }
+        }
+        var failure: CaptureError?
+        for source in sources {
+            do {
+                try PacketPump(source: source, aggregator: aggregator).drain()
+            } catch {
+                failure = error
+                break
+            }
+        }
+        aggregator.finish()
+        writerQueue.sync { output.flush() }
+        if let failure { throw UserFacingError(failure) }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import TrafficCore
+
+/// Writes window records to stdout, buffered: NDJSON or a table. Used from one
+/// serial queue at a time.
+final class ReportWriter: @unchecked Sendable {
+    let format: ReportCommand.Format
+    private var buffer: [UInt8] = []
+
+    init(format: ReportCommand.Format) {
+        self.format = format
+        buffer.reserveCapacity(1 << 20)
+    }
+
+    func write(_ record: WindowRecord) {
+        switch format {
+        case .json:
+            record.appendJSON(to: &buffer)
+            buffer.append(0x0A)
+        case .table:
+            buffer += Array(Self.table(record).utf8)
+        }
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { p in
+            var offset = 0
+            while offset < p.count, let base = p.baseAddress {
+                let n = Foundation.write(STDOUT_FILENO, base + offset, p.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return }  // stdout closed (for example a pipe to head): stop writing
+                offset += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    static func table(_ r: WindowRecord) -> String {
+        var lines: [String] = []
+        let title = "\(Timestamp.rfc3339(r.start)) .. \(Timestamp.rfc3339(r.end))\(r.partial ? "  (partial)" : "")"
+        lines.append(title)
+        lines.append("  packets \(r.packets)  bytes \(r.bytes)  in \(r.in.packets)/\(r.in.bytes)  out \(r.out.packets)/\(r.out.bytes)"
+            + "  non-ip \(r.nonIP.packets)/\(r.nonIP.bytes)  malformed \(r.malformed.packets)/\(r.malformed.bytes)  late \(r.latePackets)")
+        if !r.clients.isEmpty {
+            lines.append("  " + pad("client", 40) + pad("in pkts", 10, right: true) + pad("in bytes", 14, right: true)
+                + pad("out pkts", 10, right: true) + pad("out bytes", 14, right: true) + "  top service")
+            for c in r.clients {
+                lines.append("  " + pad(c.ip.description, 40) + pad("\(c.in.packets)", 10, right: true) + pad("\(c.in.bytes)", 14, right: true)
+                    + pad("\(c.out.packets)", 10, right: true) + pad("\(c.out.bytes)", 14, right: true)
+                    + "  " + (c.services.first.map { "\($0.service) \($0.direction.label)" } ?? "-"))
+            }
+        }
+        if r.other.packets > 0 || r.other.clients > 0 {
+            lines.append("  " + pad("other (\(r.other.clients) clients)", 40) + pad("\(r.other.packets) pkts", 24, right: true)
+                + pad("\(r.other.bytes) bytes", 24, right: true))
+        }
+        return lines.joined(separator: "\n") + "\n\n"
+    }
+
+    private static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
+        guard s.count < width else { return s + " " }
+        let fill = String(repeating: " ", count: width - s.count)
+        return right ? fill + s : s + fill
+    }
+}

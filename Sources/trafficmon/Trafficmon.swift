@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+
+/// The `trafficmon` command: `serve`, `report`, `interfaces`.
+@main
+struct Trafficmon: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "trafficmon",
+        abstract: "Network traffic monitor and Prometheus exporter.",
+        discussion: """
+            Captures packets with libpcap (a live interface or a capture file), adds them up per \
+            client, direction and service in epoch-aligned windows, and reports or serves them.
+            Every --flag can also be set with an environment variable TRAFFICMON_<FLAG> \
+            (for example TRAFFICMON_WINDOW=10s, TRAFFICMON_LOCAL_NET=10.0.0.0/8,192.168.0.0/16).
+            """,
+        version: version,
+        subcommands: [ReportCommand.self, InterfacesCommand.self]
+    )
+
+    static func main() async {
+        let arguments = EnvironmentDefaults.apply(
+            to: Array(CommandLine.arguments.dropFirst()),
+            environment: ProcessInfo.processInfo.environment)
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as UserFacingError {
+            FileHandle.standardError.write(Data("trafficmon: \(error.message)\n".utf8))
+            Foundation.exit(error.status)
+        } catch {
+            // Help and version requests print as usual; a usage error becomes one line.
+            if exitCode(for: error) == .success { exit(withError: error) }
+            let message = Self.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
+            let subcommand = arguments.first.flatMap { name in
+                configuration.subcommands.contains { $0.configuration.commandName == name } ? name : nil
+            }
+            let hint = subcommand.map { " (see: trafficmon \($0) --help)" } ?? " (see: trafficmon --help)"
+            FileHandle.standardError.write(Data("trafficmon: \(message)\(hint)\n".utf8))
+            Foundation.exit(exitCode(for: error).rawValue)
+        }
+    }
+}
+
+/// An error that ends the process with one line on stderr and a given status.
+struct UserFacingError: Error {
+    var message: String
+    var status: Int32 = 2
+
+    init(_ message: String, status: Int32 = 2) {
+        self.message = message
+        self.status = status
+    }
+
+    init(_ error: any Error, status: Int32 = 2) {
+        self.message = String(describing: error)
+        self.status = status
+    }
+}
