@@ -62,11 +62,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore"]),
+        // Test helpers: a pcap/pcapng writer, a frame builder, a synthetic capture with an
+        // exact oracle, and a runner for the built binary.
+        .target(name: "TrafficTestSupport", dependencies: ["TrafficCore"]),
+        .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(
             name: "TrafficCaptureTests",
-            dependencies: ["TrafficCore", "TrafficCapture"],
+            dependencies: ["TrafficCore", "TrafficCapture", "TrafficTestSupport"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "TrafficmonTests",
+            dependencies: ["trafficmon", "TrafficCore", "TrafficTestSupport"]
         ),
     ]
 )
