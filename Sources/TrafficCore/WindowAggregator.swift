@@ -206,7 +206,7 @@ public final class WindowAggregator {
         if !clients.contains(clientKey) {
             guard clients.count < maxClients else {
                 let t = tables
-                hot.other.add(bytes: bytes)
+                if flowKey.c & (1 << 32) == 0 { hot.otherInbound.add(bytes: bytes) } else { hot.otherOutbound.add(bytes: bytes) }
                 t.otherClients.insert(hash: UInt64(bitPattern: Int64(CounterTable.hash(clientKey))))
                 var serviceKey = CounterTable.Key(a: 0, b: 0, c: flowKey.c & ~Self.ipv6Marker)
                 if t.otherServices.count >= maxOtherServices && !t.otherServices.contains(serviceKey) {
@@ -340,7 +340,8 @@ struct HotCounters {
     var outbound = Counts()
     var nonIP = Counts()
     var malformed = Counts()
-    var other = Counts()
+    var otherInbound = Counts()
+    var otherOutbound = Counts()
     var late: UInt64 = 0
     var received: UInt64 = 0
 
@@ -350,7 +351,8 @@ struct HotCounters {
         t.outbound = outbound
         t.nonIP = nonIP
         t.malformed = malformed
-        t.other = other
+        t.otherInbound = otherInbound
+        t.otherOutbound = otherOutbound
         t.late = late
         t.received = received
     }

@@ -58,17 +58,48 @@ public struct ClientRecord: Codable, Hashable, Sendable {
     public var total: Counts { self.in + out }
 }
 
-/// Traffic of the clients that are not listed one by one.
+/// Traffic of the clients that are not listed one by one: folded past `--top`, or
+/// past `--max-clients`.
 public struct OtherCounts: Codable, Hashable, Sendable {
-    public var packets: UInt64
-    public var bytes: UInt64
-    /// How many distinct clients it holds.
+    /// How many distinct clients it holds (exact for folded clients; the clients past
+    /// `--max-clients` are counted with a HyperLogLog sketch, exact in practice below a
+    /// few hundred and within about 2% above).
     public var clients: UInt64
+    public var `in`: Counts
+    public var out: Counts
 
-    public init(packets: UInt64 = 0, bytes: UInt64 = 0, clients: UInt64 = 0) {
-        self.packets = packets
-        self.bytes = bytes
+    public init(in: Counts = .zero, out: Counts = .zero, clients: UInt64 = 0) {
+        self.in = `in`
+        self.out = out
         self.clients = clients
+    }
+
+    public var packets: UInt64 { self.in.packets &+ out.packets }
+    public var bytes: UInt64 { self.in.bytes &+ out.bytes }
+
+    enum CodingKeys: String, CodingKey { case packets, bytes, clients, `in`, out }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        clients = try c.decode(UInt64.self, forKey: .clients)
+        if let inbound = try c.decodeIfPresent(Counts.self, forKey: .in),
+           let outbound = try c.decodeIfPresent(Counts.self, forKey: .out) {
+            self.in = inbound
+            self.out = outbound
+        } else {
+            // A record without the split: keep the totals on the inbound side.
+            self.in = Counts(packets: try c.decode(UInt64.self, forKey: .packets), bytes: try c.decode(UInt64.self, forKey: .bytes))
+            self.out = .zero
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(packets, forKey: .packets)
+        try c.encode(bytes, forKey: .bytes)
+        try c.encode(clients, forKey: .clients)
+        try c.encode(self.in, forKey: .in)
+        try c.encode(out, forKey: .out)
     }
 }
 

@@ -45,10 +45,10 @@ struct WindowRecordBuilder {
             return addresses[a] < addresses[b]
         }
         let listed = min(clientCount, top ?? Int.max)
-        var other = OtherCounts(packets: t.other.packets, bytes: t.other.bytes, clients: t.otherClients.estimate)
+        var other = OtherCounts(in: t.otherInbound, out: t.otherOutbound, clients: t.otherClients.estimate)
         for i in order[listed...] {
-            other.packets &+= inbound[i].packets &+ outbound[i].packets
-            other.bytes &+= inbound[i].bytes &+ outbound[i].bytes
+            other.in += inbound[i]
+            other.out += outbound[i]
             other.clients &+= 1
         }
 

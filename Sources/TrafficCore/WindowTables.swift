@@ -18,7 +18,9 @@ final class WindowTables: @unchecked Sendable {
     var nonIP = Counts()
     var malformed = Counts()
     var malformedByReason = [UInt64](repeating: 0, count: MalformedReason.allCases.count)
-    var other = Counts()
+    /// Traffic of the clients past `maxClients`, by direction.
+    var otherInbound = Counts()
+    var otherOutbound = Counts()
     var late: UInt64 = 0
     var received: UInt64 = 0
     var drops: (kernel: UInt64, interface: UInt64) = (0, 0)
@@ -42,7 +44,8 @@ final class WindowTables: @unchecked Sendable {
         nonIP = Counts()
         malformed = Counts()
         for i in malformedByReason.indices { malformedByReason[i] = 0 }
-        other = Counts()
+        otherInbound = Counts()
+        otherOutbound = Counts()
         late = 0
         received = 0
         drops = (0, 0)

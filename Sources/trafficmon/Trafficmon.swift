@@ -16,7 +16,7 @@ struct Trafficmon: AsyncParsableCommand {
             (for example TRAFFICMON_WINDOW=10s, TRAFFICMON_LOCAL_NET=10.0.0.0/8,192.168.0.0/16).
             """,
         version: version,
-        subcommands: [ReportCommand.self, InterfacesCommand.self]
+        subcommands: [ServeCommand.self, ReportCommand.self, InterfacesCommand.self]
     )
 
     static func main() async {

@@ -1,0 +1,230 @@
+import CPcap
+import Foundation
+import Synchronization
+import TrafficCore
+
+/// Runs a packet source on its own thread (libpcap blocks) and drives the window
+/// aggregator: a live capture closes windows on the wall clock (empty ones too), a
+/// file replays as fast as it can and then keeps serving injects on the wall clock.
+///
+/// Everything that touches the aggregator happens on that one thread; other tasks
+/// talk to it through a small control queue that the thread drains between batches,
+/// so the packet path takes no lock.
+///
+/// ```swift
+/// let engine = CaptureEngine(source: try PacketSource.openFile("x.pcap"), configuration: config) { closed in
+///     publish(closed.record())
+/// }
+/// engine.start()
+/// engine.inject(Attribution(...), wireLength: 1200)
+/// let open = await engine.currentWindow()
+/// await engine.stop()
+/// ```
+public final class CaptureEngine: Sendable {
+    /// What the engine is doing.
+    public enum Status: Sendable, Equatable {
+        case starting
+        /// Reading a live interface.
+        case capturing
+        /// Replaying a file.
+        case replaying
+        /// The file has been read to its end; windows now come from injects only.
+        case replayed
+        /// Reading failed; the message says why.
+        case failed(String)
+        case stopped
+    }
+
+    enum Control {
+        case inject(Attribution, Int)
+        case snapshot(CheckedContinuation<WindowRecord?, Never>)
+    }
+
+    let source: PacketSource
+    let configuration: WindowAggregator.Configuration
+    let onWindow: @Sendable (ClosedWindow) -> Void
+    /// How long after a window's end a live capture waits for late packets before closing it.
+    public let closeGrace: Int64
+
+    private let state = Mutex<Status>(.starting)
+    private let controls = Mutex<[Control]>([])
+    private let hasControls = Atomic<Bool>(false)
+    private let stopRequested = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    public init(
+        source: PacketSource, configuration: WindowAggregator.Configuration,
+        closeGrace: Int64 = 400_000_000,
+        onWindow: @escaping @Sendable (ClosedWindow) -> Void
+    ) {
+        self.source = source
+        self.configuration = configuration
+        self.closeGrace = closeGrace
+        self.onWindow = onWindow
+    }
+
+    public var status: Status { state.withLock { $0 } }
+
+    /// Starts the capture thread.
+    public func start() {
+        let thread = Thread { [self] in
+            self.run()
+            let waiters = self.finished.withLock { f -> [CheckedContinuation<Void, Never>] in
+                f.done = true
+                defer { f.waiters = [] }
+                return f.waiters
+            }
+            for w in waiters { w.resume() }
+        }
+        thread.name = "trafficmon-capture"
+        thread.start()
+    }
+
+    /// Stops capturing, closes the open window (marked partial) and waits for the thread to end.
+    public func stop() async {
+        stopRequested.store(true, ordering: .releasing)
+        wake.signal()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = finished.withLock { f -> Bool in
+                if !f.done { f.waiters.append(c) }
+                return f.done
+            }
+            if done { c.resume() }
+        }
+    }
+
+    /// Counts one already-attributed packet at the engine's current time (the packet
+    /// time of a replay in progress, the wall clock otherwise).
+    public func inject(_ attribution: Attribution, wireLength: Int) {
+        enqueue(.inject(attribution, wireLength))
+    }
+
+    /// The open window, folded to the configured top (`nil` when none is open).
+    public func currentWindow() async -> WindowRecord? {
+        if finished.withLock({ $0.done }) { return nil }
+        return await withCheckedContinuation { c in
+            enqueue(.snapshot(c))
+            // The thread may have ended between the check and the enqueue.
+            if finished.withLock({ $0.done }) { drainAfterFinish() }
+        }
+    }
+
+    private func enqueue(_ control: Control) {
+        controls.withLock { $0.append(control) }
+        hasControls.store(true, ordering: .releasing)
+        wake.signal()
+    }
+
+    /// Answers whatever is queued once the thread is gone.
+    private func drainAfterFinish() {
+        let pending = controls.withLock { list -> [Control] in
+            defer { list = [] }
+            return list
+        }
+        for control in pending {
+            if case .snapshot(let c) = control { c.resume(returning: nil) }
+        }
+    }
+
+    // MARK: The capture thread
+
+    private func run() {
+        let aggregator = WindowAggregator(configuration: configuration) { [onWindow] closed in onWindow(closed) }
+        let pump: PacketPump
+        do {
+            pump = try PacketPump(source: source, aggregator: aggregator)
+        } catch {
+            state.withLock { $0 = .failed(error.description) }
+            drainAfterFinish()
+            return
+        }
+        switch source.origin {
+        case .interface:
+            runLive(pump: pump, aggregator: aggregator)
+        case .file:
+            runReplay(pump: pump, aggregator: aggregator)
+        }
+        aggregator.finish()
+        state.withLock { if case .failed = $0 {} else { $0 = .stopped } }
+        finished.withLock { $0.done = true }
+        drainAfterFinish()
+    }
+
+    private func runLive(pump: PacketPump, aggregator: WindowAggregator) {
+        state.withLock { $0 = .capturing }
+        aggregator.dropCounter = { [source] in
+            let s = source.statistics()
+            return (s?.kernelDropped ?? 0, s?.interfaceDropped ?? 0)
+        }
+        aggregator.advance(to: Self.now(), emitEmpty: true)
+        var descriptor = pollfd(fd: source.selectableDescriptor, events: Int16(POLLIN), revents: 0)
+        while !stopRequested.load(ordering: .acquiring) {
+            if descriptor.fd >= 0 {
+                _ = poll(&descriptor, 1, 100)
+            } else {
+                usleep(10_000)
+            }
+            do {
+                try pump.dispatch(maxPackets: -1)
+            } catch {
+                state.withLock { $0 = .failed(error.description) }
+                return
+            }
+            let now = Self.now()
+            handleControls(aggregator: aggregator, clock: now)
+            aggregator.advance(to: now - closeGrace, emitEmpty: true)
+        }
+    }
+
+    private func runReplay(pump: PacketPump, aggregator: WindowAggregator) {
+        state.withLock { $0 = .replaying }
+        while !stopRequested.load(ordering: .acquiring) {
+            let n: Int
+            do {
+                n = try pump.dispatch(maxPackets: 10_000)
+            } catch {
+                state.withLock { $0 = .failed(error.description) }
+                aggregator.finish()
+                break
+            }
+            let time = aggregator.eventTime
+            handleControls(aggregator: aggregator, clock: time == .min ? Self.now() : time)
+            if n == 0 {
+                aggregator.finish()
+                state.withLock { $0 = .replayed }
+                break
+            }
+        }
+        // After the file: injects on the wall clock, windows closed as it passes them.
+        while !stopRequested.load(ordering: .acquiring) {
+            _ = wake.wait(timeout: .now() + .milliseconds(100))
+            let now = Self.now()
+            handleControls(aggregator: aggregator, clock: now)
+            aggregator.advance(to: now - closeGrace, emitEmpty: false)
+        }
+    }
+
+    private func handleControls(aggregator: WindowAggregator, clock: Int64) {
+        guard hasControls.load(ordering: .acquiring) else { return }
+        let pending = controls.withLock { list -> [Control] in
+            hasControls.store(false, ordering: .releasing)
+            defer { list = [] }
+            return list
+        }
+        for control in pending {
+            switch control {
+            case .inject(let attribution, let size):
+                aggregator.add(attribution, timestamp: clock, wireLength: size)
+            case .snapshot(let c):
+                c.resume(returning: aggregator.snapshot())
+            }
+        }
+    }
+
+    static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}

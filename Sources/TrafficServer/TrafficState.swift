@@ -1,0 +1,62 @@
+import Foundation
+import Synchronization
+import TrafficCapture
+import TrafficCore
+
+/// What the HTTP routes read: the window history, the metrics, and the capture engine.
+///
+/// ```swift
+/// let windows = state.history(limit: 10)
+/// let open = await state.currentWindow()
+/// ```
+public final class TrafficState: Sendable {
+    public let configuration: ServerConfiguration
+    public let metrics: TrafficMetrics
+    public let engine: CaptureEngine
+    public let windowLength: Int64
+    private let ring: Mutex<WindowHistory>
+
+    public init(configuration: ServerConfiguration, engine: CaptureEngine, windowLength: Int64) {
+        self.configuration = configuration
+        self.engine = engine
+        self.windowLength = windowLength
+        self.metrics = TrafficMetrics(top: configuration.top, version: configuration.version)
+        self.ring = Mutex(WindowHistory(capacity: configuration.historySize))
+    }
+
+    /// Adds a closed window to the in-memory history.
+    public func append(_ record: WindowRecord) {
+        ring.withLock { $0.append(record) }
+    }
+
+    /// The last `limit` closed windows, oldest first.
+    public func history(limit: Int) -> [WindowRecord] {
+        ring.withLock { $0.last(limit) }
+    }
+
+    /// Closed windows starting in `since..<until`, oldest first, at most `limit` (the newest).
+    public func history(since: Int64?, until: Int64?, limit: Int) -> [WindowRecord] {
+        ring.withLock { $0.windows(since: since, until: until, limit: limit) }
+    }
+
+    /// The oldest window start held in memory.
+    public var oldestInMemory: Int64? { ring.withLock { $0.oldest?.start } }
+
+    /// The open window; when none is open (a replay that has ended), the last closed one;
+    /// before anything was seen, an empty record of the current wall-clock window.
+    public func currentWindow() async -> WindowRecord {
+        if let open = await engine.currentWindow() { return open }
+        if let newest = ring.withLock({ $0.newest }) { return newest }
+        let now = Int64(Date().timeIntervalSince1970 * 1e9)
+        let start = Timestamp.floorDiv(now, windowLength) * windowLength
+        return WindowRecord(start: start, end: start + windowLength, partial: true)
+    }
+
+    /// Ready while the capture runs (or a replay has been read to its end).
+    public var isReady: Bool {
+        switch engine.status {
+        case .capturing, .replaying, .replayed: true
+        default: false
+        }
+    }
+}
