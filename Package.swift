@@ -73,6 +73,18 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "TrafficServerTests",
+            dependencies: [
+                "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+            ]
+        ),
+        .testTarget(
+            name: "GrafanaTests",
+            dependencies: ["trafficmon", "TrafficCore", "TrafficTestSupport"]
+        ),
+        .testTarget(
             name: "TrafficmonTests",
             dependencies: ["trafficmon", "TrafficCore", "TrafficTestSupport"]
         ),
