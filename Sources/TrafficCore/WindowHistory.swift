@@ -1,4 +1,6 @@
-/// The last `capacity` closed windows, oldest first, in a fixed-size ring.
+/// The newest `capacity` closed windows, kept sorted by start (oldest first). A window
+/// whose start is already held replaces the old one, so a replayed or reloaded window
+/// never appears twice.
 ///
 /// ```swift
 /// var history = WindowHistory(capacity: 720)
@@ -7,59 +9,55 @@
 /// ```
 public struct WindowHistory: Sendable {
     public let capacity: Int
-    private var ring: [WindowRecord] = []
-    private var head = 0  // index of the oldest record once the ring is full
+    private var records: [WindowRecord] = []
 
     public init(capacity: Int) {
         self.capacity = max(1, capacity)
-        ring.reserveCapacity(min(self.capacity, 4096))
+        records.reserveCapacity(min(self.capacity, 4096))
     }
 
-    public var count: Int { ring.count }
-    public var isEmpty: Bool { ring.isEmpty }
+    public var count: Int { records.count }
+    public var isEmpty: Bool { records.isEmpty }
 
     public mutating func append(_ record: WindowRecord) {
-        if ring.count < capacity {
-            ring.append(record)
+        if let last = records.last, record.start <= last.start {
+            // Out of order or a repeat: find its place.
+            var low = 0, high = records.count
+            while low < high {
+                let mid = (low + high) / 2
+                if records[mid].start < record.start { low = mid + 1 } else { high = mid }
+            }
+            if low < records.count && records[low].start == record.start {
+                records[low] = record
+                return
+            }
+            records.insert(record, at: low)
         } else {
-            ring[head] = record
-            head = (head + 1) % capacity
+            records.append(record)
         }
+        if records.count > capacity { records.removeFirst(records.count - capacity) }
     }
 
     /// Every record, oldest first.
-    public var all: [WindowRecord] { last(ring.count) }
+    public var all: [WindowRecord] { records }
 
     /// The newest record.
-    public var newest: WindowRecord? {
-        guard !ring.isEmpty else { return nil }
-        return ring[(head + ring.count - 1) % ring.count]
-    }
+    public var newest: WindowRecord? { records.last }
 
     /// The oldest record held.
-    public var oldest: WindowRecord? {
-        guard !ring.isEmpty else { return nil }
-        return ring[head % ring.count]
-    }
+    public var oldest: WindowRecord? { records.first }
 
     /// Up to `n` newest records, oldest first.
     public func last(_ n: Int) -> [WindowRecord] {
-        let k = max(0, min(n, ring.count))
-        var result = [WindowRecord]()
-        result.reserveCapacity(k)
-        let count = ring.count
-        for i in (count - k)..<count {
-            result.append(ring[(head + i) % count])
-        }
-        return result
+        Array(records.suffix(max(0, n)))
     }
 
     /// Records whose start lies in `since..<until` (nanoseconds), oldest first, at most `limit`
     /// (the newest ones when more match).
     public func windows(since: Int64?, until: Int64?, limit: Int) -> [WindowRecord] {
-        let matching = all.filter { r in
+        let matching = records.filter { r in
             (since.map { r.start >= $0 } ?? true) && (until.map { r.start < $0 } ?? true)
         }
-        return Array(matching.suffix(limit))
+        return Array(matching.suffix(max(0, limit)))
     }
 }

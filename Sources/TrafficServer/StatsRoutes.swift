@@ -13,7 +13,19 @@ struct StatsRoutes<Context: RequestContext> {
         router.get("/stats/history") { request, _ -> Response in
             let query = request.uri.queryParameters
             let limit = try Self.limit(query["limit"].map(String.init))
-            return .json(Self.historyBody(state.history(limit: limit)))
+            let since = try Self.time(query["since"].map(String.init), name: "since")
+            let until = try Self.time(query["until"].map(String.init), name: "until")
+            if let since, let until, since >= until {
+                throw badRequest("since must be earlier than until")
+            }
+            if since == nil && until == nil {
+                return .json(Self.historyBody(state.history(limit: limit)))
+            }
+            do {
+                return .json(Self.historyBody(try await state.history(since: since, until: until, limit: limit)))
+            } catch {
+                throw HTTPError(.serviceUnavailable, message: "the history database cannot be read: \(error)")
+            }
         }
     }
 
@@ -24,6 +36,17 @@ struct StatsRoutes<Context: RequestContext> {
             throw badRequest("limit must be an integer from 1 to 10000, not '\(text.prefix(40))'")
         }
         return value
+    }
+
+    /// `since`/`until`: RFC 3339 (`2026-11-25T10:00:00Z`) or Unix seconds (`1764064800`, `1764064800.5`).
+    static func time(_ text: String?, name: String) throws -> Int64? {
+        guard let text else { return nil }
+        if let nanos = Timestamp.parse(text) { return nanos }
+        if !text.isEmpty, text.count <= 24, text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+           let seconds = Double(text), seconds.isFinite, seconds < 9e9 {
+            return Int64((seconds * 1e9).rounded())
+        }
+        throw badRequest("\(name) must be an RFC 3339 time (2026-11-25T10:00:00Z) or Unix seconds, not '\(text.prefix(40))'")
     }
 
     /// `{"windows":[...]}`.

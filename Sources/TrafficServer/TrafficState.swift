@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TrafficCapture
 import TrafficCore
+import TrafficStore
 
 /// What the HTTP routes read: the window history, the metrics, and the capture engine.
 ///
@@ -14,12 +15,15 @@ public final class TrafficState: Sendable {
     public let metrics: TrafficMetrics
     public let engine: CaptureEngine
     public let windowLength: Int64
+    /// The SQLite store, when persistence is on.
+    public let store: WindowStore?
     private let ring: Mutex<WindowHistory>
 
-    public init(configuration: ServerConfiguration, engine: CaptureEngine, windowLength: Int64) {
+    public init(configuration: ServerConfiguration, engine: CaptureEngine, windowLength: Int64, store: WindowStore? = nil) {
         self.configuration = configuration
         self.engine = engine
         self.windowLength = windowLength
+        self.store = store
         self.metrics = TrafficMetrics(top: configuration.top, version: configuration.version)
         self.ring = Mutex(WindowHistory(capacity: configuration.historySize))
     }
@@ -34,9 +38,15 @@ public final class TrafficState: Sendable {
         ring.withLock { $0.last(limit) }
     }
 
-    /// Closed windows starting in `since..<until`, oldest first, at most `limit` (the newest).
-    public func history(since: Int64?, until: Int64?, limit: Int) -> [WindowRecord] {
-        ring.withLock { $0.windows(since: since, until: until, limit: limit) }
+    /// Closed windows starting in `since..<until`, oldest first, at most `limit` (the newest
+    /// of them). Ranges that reach back before the memory ring are read from SQLite.
+    public func history(since: Int64?, until: Int64?, limit: Int) async throws -> [WindowRecord] {
+        let (oldest, fromMemory) = ring.withLock { ($0.oldest?.start, $0.windows(since: since, until: until, limit: limit)) }
+        let reachesBack = since.map { s in oldest.map { s < $0 } ?? true } ?? true
+        if let store, reachesBack {
+            return try await store.windows(since: since, until: until, limit: limit)
+        }
+        return fromMemory
     }
 
     /// The oldest window start held in memory.

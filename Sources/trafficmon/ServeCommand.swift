@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 import TrafficCapture
 import TrafficCore
 import TrafficServer
+import TrafficStore
 
 /// `trafficmon serve`: capture (or replay) and serve metrics, JSON and the page.
 struct ServeCommand: AsyncParsableCommand {
@@ -47,6 +49,27 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("immediate-mode"), help: "Deliver every packet at once instead of in 100 ms batches (live; more wake-ups).")
     var immediateMode = false
 
+    @Option(help: ArgumentHelp("SQLite file that keeps closed windows across restarts.", valueName: "path"))
+    var db: String = "./trafficmon.sqlite"
+
+    @Flag(name: .customLong("no-db"), help: "Keep history in memory only.")
+    var noDB = false
+
+    @Option(help: ArgumentHelp("Delete stored windows older than this before the newest one (1h, 7d, 30d, ...).", valueName: "duration"))
+    var retention: String = "7d"
+
+    @Option(name: .customLong("auth-token-file"), help: ArgumentHelp("File of bearer tokens, one per line: every route but /healthz then needs 'Authorization: Bearer <token>'.", valueName: "file"))
+    var authTokenFile: String?
+
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("PEM certificate (chain) to serve HTTPS; needs --tls-key.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key for --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("After opening the capture, drop root privileges to this user (like tcpdump -Z).", valueName: "name"))
+    var user: String?
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -62,6 +85,13 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...4096).contains(bufferSize) else { throw ValidationError("--buffer-size must be from 1 to 4096 MiB, not \(bufferSize)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         do { _ = try ListenAddress(parsing: listen) } catch { throw ValidationError(error.description) }
+        guard let nanos = TimeSpan.nanoseconds(retention), nanos >= 1_000_000_000 else {
+            throw ValidationError("--retention must be a duration of at least 1s, such as 7d or 12h, not '\(retention)'")
+        }
+        _ = nanos
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both") }
+        if noDB && db != "./trafficmon.sqlite" { throw ValidationError("--db and --no-db exclude each other; give one") }
+        if db.isEmpty { throw ValidationError("--db needs a file path (or use --no-db)") }
     }
 
     func run() async throws {
@@ -79,6 +109,19 @@ struct ServeCommand: AsyncParsableCommand {
         server.historySize = history
         server.enableDebugInject = enableDebugInject
         server.version = Trafficmon.version
+
+        // Read secrets while still privileged: token and key files are often root-only.
+        var options = TrafficServer.Options()
+        if let authTokenFile {
+            do {
+                options.authTokens = try BearerAuthMiddleware<TrafficServer.Context>.loadTokens(authTokenFile)
+            } catch {
+                throw UserFacingError(error)
+            }
+        }
+        if let tlsCert, let tlsKey {
+            options.tls = try Self.loadTLS(certificate: tlsCert, key: tlsKey)
+        }
 
         var local = try aggregation.localNetworks()
         let source: PacketSource
@@ -99,13 +142,30 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw UserFacingError(error)
         }
+        if let user { try Privileges.drop(to: user) }
+        if !noDB {
+            do {
+                options.store = try WindowStore(path: db)
+            } catch {
+                throw UserFacingError(error)
+            }
+            options.retention = TimeSpan.nanoseconds(retention)
+        }
+        if options.authTokens.isEmpty && !server.listen.isLoopback {
+            logger.warning("listening on \(server.listen) without authentication: anyone who can reach it can read the traffic figures (use --auth-token-file)")
+        }
         let windowConfiguration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(), localNetworks: local,
             maxClients: aggregation.maxClients, top: top)
 
-        let trafficServer = TrafficServer(
-            configuration: server, source: source, aggregation: windowConfiguration, logger: logger)
-        logger.info("serving http://\(server.listen) (\(interface.map { "capturing on \($0)" } ?? "replaying \(read ?? "")"), local networks: \(local.prefixes.map(\.description).joined(separator: ", ")))")
+        let trafficServer: TrafficServer
+        do {
+            trafficServer = try await TrafficServer(
+                configuration: server, source: source, aggregation: windowConfiguration, options: options, logger: logger)
+        } catch {
+            throw UserFacingError(error)
+        }
+        logger.info("serving \(options.tls == nil ? "http" : "https")://\(server.listen) (\(interface.map { "capturing on \($0)" } ?? "replaying \(read ?? "")"), local networks: \(local.prefixes.map(\.description).joined(separator: ", ")))")
         do {
             try await trafficServer.application.runService()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
@@ -115,5 +175,23 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as IOError where error.errnoCode == EADDRNOTAVAIL {
             throw UserFacingError("cannot listen on \(server.listen): no such local address")
         }
+    }
+
+    static func loadTLS(certificate: String, key: String) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        let privateKey: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificate)
+        } catch {
+            throw UserFacingError("cannot use --tls-cert \(certificate): it is not a readable PEM certificate (\(error))")
+        }
+        guard !chain.isEmpty else { throw UserFacingError("cannot use --tls-cert \(certificate): it holds no certificate") }
+        do {
+            privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+        } catch {
+            throw UserFacingError("cannot use --tls-key \(key): it is not a readable PEM private key (\(error))")
+        }
+        return TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
     }
 }

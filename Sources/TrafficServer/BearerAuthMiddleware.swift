@@ -1,0 +1,71 @@
+import Foundation
+import Hummingbird
+import HummingbirdAuth
+
+/// Requires `Authorization: Bearer <token>` on every route but `/healthz`, comparing
+/// against every configured token in constant time (no early exit, no length leak
+/// beyond the token count).
+///
+/// ```swift
+/// router.add(middleware: BearerAuthMiddleware(tokens: try BearerAuthMiddleware.loadTokens(path)))
+/// ```
+public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let tokens: [[UInt8]]
+    let openPaths: Set<String>
+
+    public init(tokens: [String], openPaths: Set<String> = ["/healthz"]) {
+        self.tokens = tokens.map { Array($0.utf8) }
+        self.openPaths = openPaths
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if openPaths.contains(request.uri.path) { return try await next(request, context) }
+        guard let offered = request.headers.bearer?.token, Self.matches(Array(offered.utf8), any: tokens) else {
+            let hasHeader = request.headers[.authorization] != nil
+            throw HTTPError(
+                .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"trafficmon\""],
+                message: hasHeader ? "the bearer token is not valid" : "this route needs Authorization: Bearer <token>")
+        }
+        return try await next(request, context)
+    }
+
+    /// Constant-time membership: every token is compared in full.
+    static func matches(_ offered: [UInt8], any tokens: [[UInt8]]) -> Bool {
+        var found: UInt8 = 0
+        for token in tokens {
+            var difference = UInt8(truncatingIfNeeded: offered.count ^ token.count)
+            let length = max(offered.count, token.count)
+            for i in 0..<length {
+                let a = i < offered.count ? offered[i] : 0
+                let b = i < token.count ? token[i] : 0
+                difference |= a ^ b
+            }
+            found |= difference == 0 ? 1 : 0
+        }
+        return found == 1
+    }
+
+    /// Reads tokens from a file: one per line; blank lines and `#` comments are skipped.
+    public static func loadTokens(_ path: String) throws(TokenFileError) -> [String] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw TokenFileError(path: path, reason: (error as NSError).localizedDescription)
+        }
+        let tokens = text.split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard !tokens.isEmpty else { throw TokenFileError(path: path, reason: "it holds no token (one per line)") }
+        if let bad = tokens.first(where: { $0.contains(where: { $0.isWhitespace }) }) {
+            throw TokenFileError(path: path, reason: "a token contains white space: '\(bad.prefix(6))...'")
+        }
+        return tokens
+    }
+}
+
+public struct TokenFileError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public var description: String { "cannot use --auth-token-file \(path): \(reason)" }
+}

@@ -1,1 +1,0 @@
-// Persistence lands with the store issue.

@@ -1,0 +1,191 @@
+import Foundation
+import GRDB
+import TrafficCore
+
+/// Closed windows in SQLite (through GRDB): one row per window, keyed by its start,
+/// holding the window record's JSON. WAL mode, so readers (a backup, `sqlite3`) never
+/// block the writer; every batch commits at once, so a crash loses at most the
+/// windows not yet closed.
+///
+/// ```swift
+/// let store = try WindowStore(path: "trafficmon.sqlite")
+/// try await store.save([record])
+/// let recent = try store.recent(limit: 720)
+/// ```
+public final class WindowStore: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// The schema versions this build knows, oldest first.
+    static let schemaVersions = ["v1"]
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(2)
+        configuration.label = "trafficmon"
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                throw .cannotOpen(path: path, reason: "the directory \(directory) does not exist")
+            }
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw StoreError.describe(error, path: path)
+        }
+        do {
+            try pool.write { db in
+                // A quick structural check: a damaged file must not be written over.
+                let check = try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "ok"
+                if check != "ok" { throw StoreError.corrupt(path: path, reason: check) }
+            }
+            let migrator = Self.migrator()
+            let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+            let unknown = applied.subtracting(Self.schemaVersions)
+            if !unknown.isEmpty {
+                throw StoreError.newerSchema(path: path, found: unknown.sorted().joined(separator: ", "), known: Self.schemaVersions.last ?? "")
+            }
+            try migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.describe(error, path: path)
+        }
+    }
+
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "window") { t in
+                t.primaryKey("start", .integer)  // nanoseconds since the Unix epoch
+                t.column("end", .integer).notNull()
+                t.column("partial", .boolean).notNull()
+                t.column("packets", .integer).notNull()
+                t.column("bytes", .integer).notNull()
+                t.column("record", .text).notNull()  // the window record, as JSON
+            }
+        }
+        return migrator
+    }
+
+    /// Writes records in one transaction (a repeated start replaces the older row).
+    public func save(_ records: [WindowRecord]) async throws(StoreError) {
+        guard !records.isEmpty else { return }
+        let rows = records.map { r in (r.start, r.end, r.partial, Int64(clamping: r.packets), Int64(clamping: r.bytes), r.jsonString) }
+        do {
+            try await pool.write { db in
+                let statement = try db.cachedStatement(sql: """
+                    INSERT OR REPLACE INTO window (start, "end", partial, packets, bytes, record) VALUES (?, ?, ?, ?, ?, ?)
+                    """)
+                for row in rows {
+                    try statement.execute(arguments: [row.0, row.1, row.2, row.3, row.4, row.5])
+                }
+            }
+        } catch {
+            throw StoreError.describe(error, path: path)
+        }
+    }
+
+    /// Deletes windows that start more than `retention` nanoseconds before the newest one.
+    /// Returns how many were deleted.
+    @discardableResult
+    public func prune(retention: Int64) async throws(StoreError) -> Int {
+        do {
+            return try await pool.write { db in
+                guard let newest = try Int64.fetchOne(db, sql: "SELECT MAX(start) FROM window") else { return 0 }
+                try db.execute(sql: "DELETE FROM window WHERE start < ?", arguments: [newest - retention])
+                return db.changesCount
+            }
+        } catch {
+            throw StoreError.describe(error, path: path)
+        }
+    }
+
+    /// The newest `limit` windows, oldest first.
+    public func recent(limit: Int) async throws(StoreError) -> [WindowRecord] {
+        try await fetch(sql: "SELECT record FROM (SELECT start, record FROM window ORDER BY start DESC LIMIT ?) ORDER BY start", arguments: [limit])
+    }
+
+    /// Windows starting in `since..<until`, oldest first, at most `limit` (the newest of them).
+    public func windows(since: Int64?, until: Int64?, limit: Int) async throws(StoreError) -> [WindowRecord] {
+        try await fetch(
+            sql: """
+                SELECT record FROM (SELECT start, record FROM window WHERE start >= ? AND start < ? ORDER BY start DESC LIMIT ?)
+                ORDER BY start
+                """,
+            arguments: [since ?? Int64.min, until ?? Int64.max, limit])
+    }
+
+    /// How many windows the file holds.
+    public func count() async throws(StoreError) -> Int {
+        do {
+            return try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM window") ?? 0 }
+        } catch {
+            throw StoreError.describe(error, path: path)
+        }
+    }
+
+    private func fetch(sql: String, arguments: StatementArguments) async throws(StoreError) -> [WindowRecord] {
+        let texts: [String]
+        do {
+            texts = try await pool.read { db in try String.fetchAll(db, sql: sql, arguments: arguments) }
+        } catch {
+            throw StoreError.describe(error, path: path)
+        }
+        let decoder = JSONDecoder()
+        var records: [WindowRecord] = []
+        records.reserveCapacity(texts.count)
+        for text in texts {
+            do {
+                records.append(try decoder.decode(WindowRecord.self, from: Data(text.utf8)))
+            } catch {
+                throw .corrupt(path: path, reason: "a stored window record does not decode: \(error)")
+            }
+        }
+        return records
+    }
+}
+
+/// A database problem, in one sentence.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    case cannotOpen(path: String, reason: String)
+    case locked(path: String)
+    case readOnly(path: String)
+    case corrupt(path: String, reason: String)
+    case newerSchema(path: String, found: String, known: String)
+    case failed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason):
+            "cannot open database \(path): \(reason)"
+        case .locked(let path):
+            "database \(path) is locked by another process (another trafficmon, or an open sqlite3 transaction); stop it or choose another --db"
+        case .readOnly(let path):
+            "database \(path) is read-only: trafficmon needs to write it (fix its permissions, choose another --db, or run with --no-db)"
+        case .corrupt(let path, let reason):
+            "database \(path) is damaged (\(reason)); move it aside (it may be recoverable with sqlite3 .recover) and start again"
+        case .newerSchema(let path, let found, let known):
+            "database \(path) was written by a newer trafficmon (schema \(found); this version knows up to \(known)); upgrade trafficmon or choose another --db"
+        case .failed(let path, let reason):
+            "database \(path): \(reason)"
+        }
+    }
+
+    static func describe(_ error: any Error, path: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        guard let error = error as? DatabaseError else { return .failed(path: path, reason: "\(error)") }
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED: return .locked(path: path)
+        case .SQLITE_READONLY: return .readOnly(path: path)
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: return .corrupt(path: path, reason: error.message ?? "not a database")
+        case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
+            return .cannotOpen(path: path, reason: error.message ?? "permission denied")
+        default: return .failed(path: path, reason: error.message ?? "\(error)")
+        }
+    }
+}
