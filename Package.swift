@@ -67,6 +67,8 @@ let package = Package(
         // Test helpers: a pcap/pcapng writer, a frame builder, a synthetic capture with an
         // exact oracle, and a runner for the built binary.
         .target(name: "TrafficTestSupport", dependencies: ["TrafficCore"]),
+        // Writes synthetic captures with an exact oracle for the demo and the benchmarks.
+        .executableTarget(name: "synth-capture", dependencies: ["TrafficTestSupport"]),
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(
             name: "TrafficCaptureTests",
