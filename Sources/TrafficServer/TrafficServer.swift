@@ -80,11 +80,11 @@ public struct TrafficServer: Sendable {
         services.append(WindowPublisher(channel: channel, state: state, subscribers: subscribers, logger: logger))
         services.append(CaptureService(engine: engine, channel: channel, logger: logger))
 
-        let server: HTTPServerBuilder
+        var server: HTTPServerBuilder = options.authTokens.isEmpty
+            ? .http1WebSocketUpgrade(webSocketRouter: router)
+            : .http1WebSocketUpgrade(webSocketRouter: router, requiringTokens: options.authTokens)
         if let tls = options.tls {
-            server = try .tls(.http1WebSocketUpgrade(webSocketRouter: router), tlsConfiguration: tls)
-        } else {
-            server = .http1WebSocketUpgrade(webSocketRouter: router)
+            server = try .tls(server, tlsConfiguration: tls)
         }
         application = Application(
             router: router, server: server,
