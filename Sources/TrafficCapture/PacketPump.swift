@@ -54,10 +54,10 @@ public final class PacketPump {
         let caplen = Int(header.pointee.caplen)
         let wire = Int(header.pointee.len)
         let timestamp = Int64(header.pointee.ts.tv_sec) &* 1_000_000_000 &+ Int64(header.pointee.ts.tv_usec) &* subsecondScale
-        let packet = decoder.decode(UnsafeRawBufferPointer(start: bytes, count: caplen))
         framesRead &+= 1
         bytesRead &+= UInt64(truncatingIfNeeded: wire)
-        aggregator.add(packet, timestamp: timestamp, wireLength: wire)
+        aggregator.add(
+            frame: UnsafeRawBufferPointer(start: bytes, count: caplen), decoder: decoder, timestamp: timestamp, wireLength: wire)
     }
 }
 

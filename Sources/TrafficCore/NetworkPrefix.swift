@@ -71,6 +71,10 @@ public struct NetworkPrefixError: Error, CustomStringConvertible, Sendable {
 public struct LocalNetworks: Sendable {
     var v4: [NetworkPrefix]
     var v6: [NetworkPrefix]
+    /// The packet path's view: `mask << 32 | network` per IPv4 prefix.
+    var v4Rules: [UInt64] = []
+    /// (network high, network low, mask high, mask low) per IPv6 prefix.
+    var v6Rules: [(UInt64, UInt64, UInt64, UInt64)] = []
 
     public init(_ prefixes: [NetworkPrefix] = []) {
         v4 = []
@@ -80,9 +84,13 @@ public struct LocalNetworks: Sendable {
 
     public mutating func add(_ prefix: NetworkPrefix) {
         if prefix.address.isIPv6 {
-            if !v6.contains(prefix) { v6.append(prefix) }
+            guard !v6.contains(prefix) else { return }
+            v6.append(prefix)
+            v6Rules.append((prefix.address.high, prefix.address.low, prefix.maskHigh, prefix.maskLow))
         } else {
-            if !v4.contains(prefix) { v4.append(prefix) }
+            guard !v4.contains(prefix) else { return }
+            v4.append(prefix)
+            v4Rules.append(prefix.maskLow << 32 | prefix.address.low)
         }
     }
 
@@ -90,11 +98,13 @@ public struct LocalNetworks: Sendable {
     public var prefixes: [NetworkPrefix] { v4 + v6 }
     public var isEmpty: Bool { v4.isEmpty && v6.isEmpty }
 
+    @inline(__always)
     public func contains(_ ip: IPAddress) -> Bool {
         if ip.isIPv6 {
-            for p in v6 where p.contains(ip) { return true }
+            for r in v6Rules where ip.high & r.2 == r.0 && ip.low & r.3 == r.1 { return true }
         } else {
-            for p in v4 where p.contains(ip) { return true }
+            let a = ip.low
+            for r in v4Rules where a & (r >> 32) == r & 0xFFFF_FFFF { return true }
         }
         return false
     }

@@ -40,7 +40,7 @@ public final class WindowAggregator {
     }
 
     public let configuration: Configuration
-    public var attributor: Attributor
+    public let attributor: Attributor
     let windowLength: Int64
     let maxClients: Int
     let maxFlows: Int
@@ -150,6 +150,14 @@ public final class WindowAggregator {
         }
         batchCount &+= 1
         if batchCount == Self.batchCapacity { flush() }
+    }
+
+    /// Decodes and counts one captured frame: the packet path in one call, so the decoder
+    /// inlines into it. `frame` holds the captured bytes only; `wireLength` is the length
+    /// on the wire.
+    @inline(__always)
+    public func add(frame: UnsafeRawBufferPointer, decoder: PacketDecoder, timestamp: Int64, wireLength: Int) {
+        add(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
     }
 
     /// Counts every packet still waiting in the batch.
