@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 /// The packet path is single-threaded and owns its state, so dynamic exclusivity
@@ -94,3 +95,22 @@ let package = Package(
         ),
     ]
 )
+
+// Benchmarks (ordo-one/benchmark) only when asked for, so ordinary builds and CI do not
+// resolve and build the benchmark harness:
+//   TRAFFICMON_BENCHMARKS=1 swift package --scratch-path .build-bench benchmark
+if ProcessInfo.processInfo.environment["TRAFFICMON_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]))
+    package.targets.append(
+        .executableTarget(
+            name: "PacketPathBenchmarks",
+            dependencies: [
+                "TrafficCore", "TrafficTestSupport",
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/PacketPathBenchmarks",
+            swiftSettings: hotPathSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ))
+}

@@ -60,6 +60,12 @@ public struct PcapWriter {
         count += 1
     }
 
+    /// Hands over the bytes written so far and starts an empty buffer (for streaming to a file).
+    public mutating func takeData() -> Data {
+        defer { data.removeAll(keepingCapacity: true) }
+        return Data(data)
+    }
+
     public func write(to url: URL) throws {
         try Data(data).write(to: url)
     }

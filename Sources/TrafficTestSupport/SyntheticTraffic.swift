@@ -55,25 +55,16 @@ public struct SyntheticTraffic {
     public static let servers4: [IPAddress] = (1...4).map { IPAddress(ipv4: 0x0A00_0000 | UInt32($0)) }
     public static let server6 = IPAddress("2001:db8::1")!
 
-    public private(set) var frames: [Frame] = []
+    public let frames: [Frame]
     /// The oracle for a capture written without cutting frames.
     public var truth: Truth { truth(snapLength: .max) }
-    private var timing = Truth()
+    private let timing: Truth
 
     /// The oracle for a capture cut at `snapLength`: a frame cut before what attribution
     /// needs is malformed (DESIGN.md), its wire bytes still counted.
     public func truth(snapLength: Int) -> Truth {
         var t = timing
-        for f in frames {
-            t.total.add(bytes: UInt64(f.wireLength))
-            if f.isNonIP {
-                t.nonIP.add(bytes: UInt64(f.wireLength))
-            } else if let flow = f.flow, f.bytesNeeded <= min(snapLength, f.bytes.count) {
-                t.flows[flow, default: .zero].add(bytes: UInt64(f.wireLength))
-            } else {
-                t.malformed.add(bytes: UInt64(f.wireLength))
-            }
-        }
+        for f in frames { Self.count(f, snapLength: snapLength, into: &t) }
         return t
     }
 
@@ -84,6 +75,61 @@ public struct SyntheticTraffic {
         start: Int64 = 1_700_000_000 * 1_000_000_000, windowLength: Int64 = 5_000_000_000,
         reorder: Bool = true, malformed: Bool = true
     ) {
+        var frames: [Frame] = []
+        frames.reserveCapacity(packets)
+        timing = Self.generate(
+            packets: packets, clients: clients, seconds: seconds, seed: seed, start: start,
+            windowLength: windowLength, reorder: reorder, malformed: malformed) { frames.append($0) }
+        self.frames = frames
+    }
+
+    /// Writes a capture of `packets` frames straight to `url` without keeping them in memory
+    /// (for captures of millions of packets) and returns the oracle for `snapLength`.
+    public static func write(
+        to url: URL, packets: Int, clients: Int = 500, seconds: Double = 30, seed: UInt64 = 1,
+        snapLength: Int = 262_144, format: PcapWriter.Format = .pcapMicro, reorder: Bool = true, malformed: Bool = true
+    ) throws -> Truth {
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        var writer = PcapWriter(linkType: 1, snapLength: snapLength, format: format)
+        var truth = Truth()
+        var writeError: (any Error)?
+        let timing = generate(
+            packets: packets, clients: clients, seconds: seconds, seed: seed, start: 1_700_000_000 * 1_000_000_000,
+            windowLength: 5_000_000_000, reorder: reorder, malformed: malformed
+        ) { f in
+            writer.append(f.bytes, timestamp: f.timestamp, wireLength: f.wireLength)
+            count(f, snapLength: snapLength, into: &truth)
+            if writer.data.count > 1 << 22 {
+                do { try handle.write(contentsOf: writer.takeData()) } catch { writeError = error }
+            }
+        }
+        try handle.write(contentsOf: writer.takeData())
+        if let writeError { throw writeError }
+        truth.latePackets = timing.latePackets
+        truth.windowStarts = timing.windowStarts
+        return truth
+    }
+
+    static func count(_ f: Frame, snapLength: Int, into t: inout Truth) {
+        t.total.add(bytes: UInt64(f.wireLength))
+        if f.isNonIP {
+            t.nonIP.add(bytes: UInt64(f.wireLength))
+        } else if let flow = f.flow, f.bytesNeeded <= min(snapLength, f.bytes.count) {
+            t.flows[flow, default: .zero].add(bytes: UInt64(f.wireLength))
+        } else {
+            t.malformed.add(bytes: UInt64(f.wireLength))
+        }
+    }
+
+    /// The generator: calls `emit` for every frame in order and returns the timing oracle
+    /// (late packets, window starts).
+    static func generate(
+        packets: Int, clients: Int, seconds: Double, seed: UInt64, start: Int64, windowLength: Int64,
+        reorder: Bool, malformed: Bool, emit: (Frame) -> Void
+    ) -> Truth {
+        var timing = Truth()
         var rng = SplitMix64(seed: seed)
         var pool: [IPAddress] = []
         for i in 0..<max(1, clients) {
@@ -192,8 +238,9 @@ public struct SyntheticTraffic {
                 if frame.count < wire { frame += [UInt8](repeating: 0, count: wire - frame.count) }
                 flow = FlowKey(client: client.description, direction: inbound ? "in" : "out", service: service)
             }
-            frames.append(Frame(bytes: frame, timestamp: timestamp, wireLength: wire, flow: flow, isNonIP: isNonIP, bytesNeeded: needed))
+            emit(Frame(bytes: frame, timestamp: timestamp, wireLength: wire, flow: flow, isNonIP: isNonIP, bytesNeeded: needed))
         }
+            return timing
     }
 
     /// The frames as a capture file image.

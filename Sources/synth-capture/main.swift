@@ -40,11 +40,11 @@ while !arguments.isEmpty {
 }
 guard packets > 0, clients > 0, seconds > 0, snapLength >= 64 else { fail("values must be positive (snaplen at least 64)") }
 
-let traffic = SyntheticTraffic(packets: packets, clients: clients, seconds: seconds, seed: seed)
 do {
-    try traffic.pcap(snapLength: snapLength, format: format).write(to: URL(fileURLWithPath: output))
+    let truth = try SyntheticTraffic.write(
+        to: URL(fileURLWithPath: output), packets: packets, clients: clients, seconds: seconds, seed: seed,
+        snapLength: snapLength, format: format)
     if let truthPath {
-        let truth = traffic.truth(snapLength: snapLength)
         let flows = truth.flows.sorted { ($0.key.client, $0.key.direction, $0.key.service) < ($1.key.client, $1.key.direction, $1.key.service) }
             .map { ["client": $0.key.client, "direction": $0.key.direction, "service": $0.key.service,
                     "packets": $0.value.packets, "bytes": $0.value.bytes] as [String: Any] }
