@@ -70,7 +70,7 @@ let package = Package(
         // exact oracle, and a runner for the built binary.
         .target(name: "TrafficTestSupport", dependencies: ["TrafficCore"]),
         // Writes synthetic captures with an exact oracle for the demo and the benchmarks.
-        .executableTarget(name: "synth-capture", dependencies: ["TrafficTestSupport"]),
+        .executableTarget(name: "synth-capture", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(
             name: "TrafficCaptureTests",

@@ -3,7 +3,14 @@
 //
 //   synth-capture OUT.pcap [--packets N] [--clients C] [--seconds S] [--seed X]
 //                 [--snaplen L] [--format pcap|pcapng] [--truth OUT.json]
+//                 [--frame-size B] [--spoofed]
+//
+// The default is the mixed traffic of SyntheticTraffic (the tests' oracle). With
+// --frame-size B every frame is a B-byte UDP datagram to 10.0.0.1 (for line-rate and
+// small-packet tests); with --spoofed every frame also comes from a new source address
+// (a cardinality attack: N packets, N distinct clients).
 import Foundation
+import TrafficCore
 import TrafficTestSupport
 
 func fail(_ message: String) -> Never {
@@ -19,8 +26,14 @@ arguments.removeFirst()
 var packets = 100_000, clients = 2_000, seconds = 60.0, seed: UInt64 = 1, snapLength = 262_144
 var format = PcapWriter.Format.pcapMicro
 var truthPath: String?
+var frameSize: Int?
+var spoofed = false
 while !arguments.isEmpty {
     let flag = arguments.removeFirst()
+    if flag == "--spoofed" {
+        spoofed = true
+        continue
+    }
     guard let value = arguments.first else { fail("\(flag) needs a value") }
     arguments.removeFirst()
     func number<T: LosslessStringConvertible>(_ type: T.Type) -> T {
@@ -35,10 +48,46 @@ while !arguments.isEmpty {
     case "--snaplen": snapLength = number(Int.self)
     case "--format": format = value == "pcapng" ? .pcapng : .pcapMicro
     case "--truth": truthPath = value
+    case "--frame-size": frameSize = number(Int.self)
     default: fail("unknown option \(flag)")
     }
 }
 guard packets > 0, clients > 0, seconds > 0, snapLength >= 64 else { fail("values must be positive (snaplen at least 64)") }
+
+/// Uniform frames: B-byte UDP datagrams from `clients` sources (or a new source each, spoofed).
+@MainActor func writeUniform(size: Int) throws {
+    FileManager.default.createFile(atPath: output, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+    defer { try? handle.close() }
+    var writer = PcapWriter(linkType: 1, snapLength: snapLength, format: format)
+    let server = IPAddress(ipv4: 0x0A00_0001)
+    let step = Int64(seconds * 1e9) / Int64(packets)
+    let start: Int64 = 1_700_000_000 * 1_000_000_000
+    let udpPayload = max(0, size - 14 - 20 - 8)
+    var rng = SplitMix64(seed: seed)
+    for n in 0..<packets {
+        let index = spoofed ? UInt32(n) : UInt32(truncatingIfNeeded: rng.next() % UInt64(clients))
+        // Sources from 11.0.0.0 up, one per index (spoofed: 16.7 million before wrapping).
+        let client = IPAddress(ipv4: 0x0B00_0000 &+ index)
+        let frame = FrameBuilder.ethernet(ip: FrameBuilder.ipv4(
+            src: client, dst: server, proto: 17,
+            payload: FrameBuilder.ports(UInt16(1024 + n % 60000), 53, payload: udpPayload)))
+        writer.append(frame, timestamp: start + Int64(n) * step, wireLength: max(60, frame.count))
+        if writer.data.count > 1 << 22 { try handle.write(contentsOf: writer.takeData()) }
+    }
+    try handle.write(contentsOf: writer.takeData())
+}
+
+if let frameSize {
+    guard frameSize >= 60, frameSize <= 9000 else { fail("--frame-size must be from 60 to 9000") }
+    do {
+        try writeUniform(size: frameSize)
+    } catch {
+        fail("cannot write \(output): \(error.localizedDescription)")
+    }
+    print("wrote \(packets) frames of \(frameSize) bytes to \(output)\(spoofed ? " from \(packets) distinct sources" : "")")
+    exit(0)
+}
 
 do {
     let truth = try SyntheticTraffic.write(
