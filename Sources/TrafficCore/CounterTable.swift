@@ -5,11 +5,17 @@
 /// Storage grows by doubling and is kept across `removeAll()`, so once a window
 /// has seen its busiest traffic no further allocation happens.
 ///
+/// It is a plain struct over manually managed storage, so the packet path does no
+/// reference counting: exactly one copy owns the storage at a time (the window's
+/// `WindowTables`, or the aggregator's working copy, written back before hand-off), and
+/// that owner calls `deallocate()`.
+///
 /// ```swift
-/// let table = CounterTable(minimumCapacity: 1024)
+/// var table = CounterTable(minimumCapacity: 1024)
 /// table.add(CounterTable.Key(a: 1, b: 2, c: 3), bytes: 60)
+/// table.deallocate()
 /// ```
-final class CounterTable: @unchecked Sendable {
+struct CounterTable: @unchecked Sendable {
     struct Key: Hashable {
         var a: UInt64
         var b: UInt64
@@ -37,7 +43,8 @@ final class CounterTable: @unchecked Sendable {
         storage.initialize(repeating: Entry(key: Key(a: 0, b: 0, c: 0), packets: 0, bytes: 0), count: cap)
     }
 
-    deinit {
+    /// Frees the storage; the value must not be used afterwards.
+    func deallocate() {
         storage.deallocate()
     }
 
@@ -76,7 +83,7 @@ final class CounterTable: @unchecked Sendable {
 
     /// Adds to an existing entry; returns `false` (and changes nothing) when `key` is absent.
     @inline(__always)
-    func addIfPresent(_ key: Key, hash: Int, packets: UInt64 = 1, bytes: UInt64) -> Bool {
+    mutating func addIfPresent(_ key: Key, hash: Int, packets: UInt64 = 1, bytes: UInt64) -> Bool {
         let i = slot(of: key, hash: hash)
         guard i >= 0 else { return false }
         storage[i].packets &+= packets
@@ -87,7 +94,7 @@ final class CounterTable: @unchecked Sendable {
     /// Adds to `key`'s counters, inserting it first when absent. Returns `true` when it was inserted.
     @discardableResult
     @inline(__always)
-    func add(_ key: Key, packets: UInt64 = 1, bytes: UInt64) -> Bool {
+    mutating func add(_ key: Key, packets: UInt64 = 1, bytes: UInt64) -> Bool {
         var i = slot(of: key)
         if i >= 0 {
             storage[i].packets &+= packets
@@ -115,7 +122,7 @@ final class CounterTable: @unchecked Sendable {
         return i >= 0 ? storage[i] : nil
     }
 
-    private func grow() {
+    private mutating func grow() {
         let old = storage
         let oldCapacity = capacity
         capacity <<= 1
@@ -130,7 +137,7 @@ final class CounterTable: @unchecked Sendable {
     }
 
     /// Empties the table and keeps its storage.
-    func removeAll() {
+    mutating func removeAll() {
         guard count > 0 else { return }
         UnsafeMutableRawPointer(storage).initializeMemory(as: UInt8.self, repeating: 0, count: capacity * MemoryLayout<Entry>.stride)
         count = 0

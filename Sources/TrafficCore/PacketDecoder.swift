@@ -65,22 +65,45 @@ public struct PacketDecoder: Sendable {
         self.linkType = linkType
     }
 
+    /// Where the link layer says the packet goes: a network protocol and its offset, or
+    /// a verdict (non-IP, malformed) with no network layer to read.
+    struct LinkResult {
+        enum Network: UInt8 { case ipv4, ipv6, unknownVersion, nonIP, malformed }
+        var network: Network
+        var offset: Int
+        var reason: MalformedReason = .truncatedLink
+    }
+
     /// Decodes one frame (`data` holds the captured bytes only).
     @inline(__always)
     public func decode(_ data: UnsafeRawBufferPointer) -> DecodedPacket {
+        // One call site per network decoder, so each inlines into the packet path.
+        let link = linkLayer(data)
+        switch link.network {
+        case .ipv4: return decodeIPv4(data, at: link.offset)
+        case .ipv6: return decodeIPv6(data, at: link.offset)
+        case .nonIP: return .nonIP
+        case .malformed: return .malformed(link.reason)
+        case .unknownVersion: return .malformed(.badVersion)
+        }
+    }
+
+    /// Reads the link header: which network protocol follows, and where.
+    @inline(__always)
+    func linkLayer(_ data: UnsafeRawBufferPointer) -> LinkResult {
         let n = data.count
         switch framing {
         case .ethernet:
-            guard n >= 14 else { return .malformed(.truncatedLink) }
-            return decodeEtherType(data, etherType: data.u16(12), at: 14)
+            guard n >= 14 else { return LinkResult(network: .malformed, offset: 0) }
+            return followEtherType(data, etherType: data.u16(12), at: 14)
         case .linuxSLL:
-            guard n >= 16 else { return .malformed(.truncatedLink) }
-            return decodeEtherType(data, etherType: data.u16(14), at: 16)
+            guard n >= 16 else { return LinkResult(network: .malformed, offset: 0) }
+            return followEtherType(data, etherType: data.u16(14), at: 16)
         case .linuxSLL2:
-            guard n >= 20 else { return .malformed(.truncatedLink) }
-            return decodeEtherType(data, etherType: data.u16(0), at: 20)
+            guard n >= 20 else { return LinkResult(network: .malformed, offset: 0) }
+            return followEtherType(data, etherType: data.u16(0), at: 20)
         case .null, .loop:
-            guard n >= 4 else { return .malformed(.truncatedLink) }
+            guard n >= 4 else { return LinkResult(network: .malformed, offset: 0) }
             var family: UInt32
             if framing == .loop {
                 family = data.u32(0)
@@ -90,46 +113,48 @@ public struct PacketDecoder: Sendable {
                 if family & 0xFFFF_0000 != 0 { family = family.byteSwapped }
             }
             switch family {
-            case 2: return decodeIPv4(data, at: 4)
-            case 10, 24, 28, 30: return decodeIPv6(data, at: 4)
-            default: return .nonIP
+            case 2: return LinkResult(network: .ipv4, offset: 4)
+            case 10, 24, 28, 30: return LinkResult(network: .ipv6, offset: 4)
+            default: return LinkResult(network: .nonIP, offset: 4)
             }
         case .ipv4:
-            return decodeIPv4(data, at: 0)
+            return LinkResult(network: .ipv4, offset: 0)
         case .ipv6:
-            return decodeIPv6(data, at: 0)
+            return LinkResult(network: .ipv6, offset: 0)
         case .raw:
-            guard n >= 1 else { return .malformed(.truncatedIP) }
+            guard n >= 1 else { return LinkResult(network: .malformed, offset: 0, reason: .truncatedIP) }
             switch data[0] >> 4 {
-            case 4: return decodeIPv4(data, at: 0)
-            case 6: return decodeIPv6(data, at: 0)
-            default: return .malformed(.badVersion)
+            case 4: return LinkResult(network: .ipv4, offset: 0)
+            case 6: return LinkResult(network: .ipv6, offset: 0)
+            default: return LinkResult(network: .unknownVersion, offset: 0)
             }
         }
     }
 
     /// Follows 802.1Q/802.1ad tags (any depth) and LLC/SNAP to the network layer.
     @inline(__always)
-    func decodeEtherType(_ data: UnsafeRawBufferPointer, etherType: UInt16, at start: Int) -> DecodedPacket {
+    func followEtherType(_ data: UnsafeRawBufferPointer, etherType: UInt16, at start: Int) -> LinkResult {
         var type = etherType
         var offset = start
         let n = data.count
         while type == 0x8100 || type == 0x88A8 || type == 0x9100 || type == 0x9200 {
-            guard n >= offset + 4 else { return .malformed(.truncatedLink) }
+            guard n >= offset + 4 else { return LinkResult(network: .malformed, offset: 0) }
             type = data.u16(offset + 2)
             offset += 4
         }
         if type <= 1500 {
             // An 802.3 length: IP only inside LLC/SNAP with a zero OUI.
             guard n >= offset + 8, data[offset] == 0xAA, data[offset + 1] == 0xAA, data[offset + 2] == 0x03,
-                  data[offset + 3] == 0, data[offset + 4] == 0, data[offset + 5] == 0 else { return .nonIP }
+                  data[offset + 3] == 0, data[offset + 4] == 0, data[offset + 5] == 0 else {
+                return LinkResult(network: .nonIP, offset: offset)
+            }
             type = data.u16(offset + 6)
             offset += 8
         }
         switch type {
-        case 0x0800: return decodeIPv4(data, at: offset)
-        case 0x86DD: return decodeIPv6(data, at: offset)
-        default: return .nonIP
+        case 0x0800: return LinkResult(network: .ipv4, offset: offset)
+        case 0x86DD: return LinkResult(network: .ipv6, offset: offset)
+        default: return LinkResult(network: .nonIP, offset: offset)
         }
     }
 

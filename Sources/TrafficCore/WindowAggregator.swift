@@ -56,9 +56,11 @@ public final class WindowAggregator {
     var tables: WindowTables {
         didSet { bindTables() }
     }
-    /// Unretained views of `tables`' hash tables, so the packet path does no reference counting.
-    unowned(unsafe) var flows: CounterTable
-    unowned(unsafe) var clients: CounterTable
+    /// The working copies of `tables`' two big hash tables: the packet path updates these
+    /// (no reference counting), and `writeBackTables()` stores them back before anyone
+    /// else reads `tables`.
+    var flows: CounterTable
+    var clients: CounterTable
     /// The open window's hot counters, stored inline (copied into `tables` at close).
     var hot = HotCounters()
     public private(set) var isOpen = false
@@ -103,12 +105,19 @@ public final class WindowAggregator {
     }
 
     deinit {
+        writeBackTables()
         batch.deallocate()
     }
 
     private func bindTables() {
         flows = tables.flows
         clients = tables.clients
+    }
+
+    /// Makes `tables` hold the current state of the working copies (they may have grown).
+    func writeBackTables() {
+        tables.flows = flows
+        tables.clients = clients
     }
 
     /// Convenience: receive each closed window as a finished record, built on this thread.
@@ -128,36 +137,31 @@ public final class WindowAggregator {
     // MARK: The packet path
 
     /// Counts one captured frame of `wireLength` bytes at `timestamp` (nanoseconds).
-    ///
-    /// The packet is decoded already; it is attributed now and counted at the next
-    /// `flush()` (at the latest `batchCapacity` packets later). Every method that reads or
-    /// closes windows flushes first.
-    @inline(__always)
     public func add(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
-        let p = batch + batchCount
-        p.pointee.timestamp = timestamp
-        p.pointee.bytes = UInt64(truncatingIfNeeded: wireLength)
-        p.pointee.kind = packet.kind
-        p.pointee.reason = packet.malformedReason
-        p.pointee.captured = true
-        if packet.kind == .ip {
-            let a = attributor.attribute(packet)
-            let key = Self.flowKey(a)
-            let hash = CounterTable.hash(key)
-            p.pointee.key = key
-            p.pointee.hash = hash
-            touchSink &+= flows.touch(hash: hash)
-        }
-        batchCount &+= 1
-        if batchCount == Self.batchCapacity { flush() }
+        ingest(packet, timestamp: timestamp, wireLength: wireLength)
     }
 
     /// Decodes and counts one captured frame: the packet path in one call, so the decoder
-    /// inlines into it. `frame` holds the captured bytes only; `wireLength` is the length
-    /// on the wire.
-    @inline(__always)
+    /// and the counting inline into one function. `frame` holds the captured bytes only;
+    /// `wireLength` is the length on the wire.
     public func add(frame: UnsafeRawBufferPointer, decoder: PacketDecoder, timestamp: Int64, wireLength: Int) {
-        add(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
+        ingest(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
+    }
+
+    @inline(__always)
+    func ingest(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
+        var p = PendingPacket()
+        p.timestamp = timestamp
+        p.bytes = UInt64(truncatingIfNeeded: wireLength)
+        p.kind = packet.kind
+        p.reason = packet.malformedReason
+        p.captured = true
+        if packet.kind == .ip {
+            let a = attributor.attribute(packet)
+            p.key = Self.flowKey(a)
+            p.hash = CounterTable.hash(p.key)
+        }
+        count(p)
     }
 
     /// Counts every packet still waiting in the batch.
@@ -213,14 +217,13 @@ public final class WindowAggregator {
         let clientKey = CounterTable.Key(a: flowKey.a, b: flowKey.b, c: family)
         if !clients.contains(clientKey) {
             guard clients.count < maxClients else {
-                let t = tables
                 if flowKey.c & (1 << 32) == 0 { hot.otherInbound.add(bytes: bytes) } else { hot.otherOutbound.add(bytes: bytes) }
-                t.otherClients.insert(hash: UInt64(bitPattern: Int64(CounterTable.hash(clientKey))))
+                tables.otherClients.insert(hash: UInt64(bitPattern: Int64(CounterTable.hash(clientKey))))
                 var serviceKey = CounterTable.Key(a: 0, b: 0, c: flowKey.c & ~Self.ipv6Marker)
-                if t.otherServices.count >= maxOtherServices && !t.otherServices.contains(serviceKey) {
+                if tables.otherServices.count >= maxOtherServices && !tables.otherServices.contains(serviceKey) {
                     serviceKey.c = Self.entryMarker | (flowKey.c & (1 << 32)) | UInt64(Service.other.rawValue)
                 }
-                t.otherServices.add(serviceKey, bytes: bytes)
+                tables.otherServices.add(serviceKey, bytes: bytes)
                 return
             }
             // The client's dense index rides in the `packets` field.
@@ -288,6 +291,7 @@ public final class WindowAggregator {
         let saved = tables.drops
         tables.drops = currentDrops()
         hot.store(into: tables)
+        writeBackTables()
         defer { tables.drops = saved }
         return WindowRecordBuilder(tables: tables, top: configuration.top).record(partial: true)
     }
@@ -319,6 +323,7 @@ public final class WindowAggregator {
             lastDrops = now
         }
         hot.store(into: tables)
+        writeBackTables()
         hot = HotCounters()
         let closed = ClosedWindow(tables: tables, pool: pool, top: configuration.top, partial: partial)
         tables = pool.take()

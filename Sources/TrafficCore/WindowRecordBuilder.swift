@@ -20,7 +20,8 @@ struct WindowRecordBuilder {
         var inbound = [Counts](repeating: .zero, count: clientCount)
         var outbound = [Counts](repeating: .zero, count: clientCount)
         var serviceCount = [Int32](repeating: 0, count: clientCount)
-        let serviceTotals = CounterTable(minimumCapacity: 64)
+        var serviceTotals = CounterTable(minimumCapacity: 64)
+        defer { serviceTotals.deallocate() }
         t.flows.forEach { entry in
             let i = clientIndex(entry.key)
             if (entry.key.c >> 32) & 1 == 0 {

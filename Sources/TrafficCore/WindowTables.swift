@@ -26,15 +26,21 @@ final class WindowTables: @unchecked Sendable {
     var drops: (kernel: UInt64, interface: UInt64) = (0, 0)
     var otherClients = DistinctCounter()
     /// (client, direction, service) -> counters.
-    let flows: CounterTable
+    var flows: CounterTable
     /// client -> dense index (in `packets`), assigned at admission.
-    let clients: CounterTable
+    var clients: CounterTable
     /// (service, direction) -> counters, for the clients past `maxClients`.
-    let otherServices = CounterTable(minimumCapacity: 64)
+    var otherServices = CounterTable(minimumCapacity: 64)
 
     init(flowCapacity: Int, clientCapacity: Int) {
         flows = CounterTable(minimumCapacity: flowCapacity)
         clients = CounterTable(minimumCapacity: clientCapacity)
+    }
+
+    deinit {
+        flows.deallocate()
+        clients.deallocate()
+        otherServices.deallocate()
     }
 
     func reset() {
