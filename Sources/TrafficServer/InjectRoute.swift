@@ -12,13 +12,6 @@ struct InjectRoute<Context: RequestContext> {
     static var maxBodySize: Int { 64 * 1024 }
     static var maxSize: Int { 262_144 }
 
-    struct Body: Decodable {
-        var client_ip: String
-        var direction: String
-        var proto: String
-        var size: Int
-    }
-
     func add(to router: Router<Context>) {
         router.post("/debug/inject") { request, _ -> Response in
             let buffer = try await request.body.collect(upTo: Self.maxBodySize)
@@ -31,40 +24,39 @@ struct InjectRoute<Context: RequestContext> {
 
     /// Validates the body; every problem is a 400 with a sentence naming the field.
     static func parse(_ data: Data) throws -> (Attribution, Int) {
-        let body: Body
-        do {
-            body = try JSONDecoder().decode(Body.self, from: data)
-        } catch let error as DecodingError {
-            throw badRequest(describe(error))
+        guard let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
+            throw badRequest("body is not valid JSON")
         }
-        guard let client = IPAddress(body.client_ip) else {
-            throw badRequest("client_ip must be an IPv4 or IPv6 address, not '\(body.client_ip.prefix(64))'")
+        guard let fields = object as? [String: Any] else {
+            throw badRequest("body must be a JSON object like {\"client_ip\":\"10.10.10.10\",\"direction\":\"in\",\"proto\":\"TCP/8000\",\"size\":1200}")
         }
-        guard let direction = Direction(label: body.direction) else {
-            throw badRequest("direction must be \"in\" or \"out\", not '\(body.direction.prefix(32))'")
+        func text(_ name: String) throws -> String {
+            guard let value = fields[name], !(value is NSNull) else { throw badRequest("field '\(name)' is missing") }
+            guard let string = value as? String else { throw badRequest("field '\(name)' must be a string") }
+            return string
         }
-        guard let service = Service(label: body.proto), service != .other else {
-            throw badRequest("proto must be a service such as TCP/443, UDP/53 or ICMP (ports 1-65535), not '\(body.proto.prefix(32))'")
+        let clientText = try text("client_ip")
+        let directionText = try text("direction")
+        let protoText = try text("proto")
+        guard let sizeValue = fields["size"], !(sizeValue is NSNull) else { throw badRequest("field 'size' is missing") }
+        guard !(sizeValue is Bool), sizeValue is NSNumber, let size = sizeValue as? Int,
+              let exact = sizeValue as? Double, exact == Double(size) else {
+            throw badRequest("field 'size' must be an integer from 1 to \(maxSize)")
         }
-        guard (1...maxSize).contains(body.size) else {
-            throw badRequest("size must be an integer from 1 to \(maxSize), not \(body.size)")
+        guard let client = IPAddress(clientText) else {
+            throw badRequest("client_ip must be an IPv4 or IPv6 address, not '\(clientText.prefix(64))'")
         }
-        return (Attribution(client: client, direction: direction, service: service), body.size)
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .keyNotFound(let key, _):
-            return "field '\(key.stringValue)' is missing"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            let field = context.codingPath.last?.stringValue ?? "body"
-            let expected = field == "size" ? "an integer" : (field == "body" ? "a JSON object" : "a string")
-            return "field '\(field)' must be \(expected)"
-        case .dataCorrupted(let context):
-            if let field = context.codingPath.last?.stringValue { return "field '\(field)' must be an integer" }
-            return "body is not valid JSON"
-        @unknown default:
-            return "body is not valid JSON"
+        guard let direction = Direction(label: directionText) else {
+            throw badRequest("direction must be \"in\" or \"out\", not '\(directionText.prefix(32))'")
         }
+        // A packet of a protocol with ports must name its port: TCP/443, not TCP.
+        guard let service = Service(label: protoText), service != .other,
+              service.port != nil || !Service.hasPorts(service.ipProtocol) else {
+            throw badRequest("proto must be a service such as TCP/443, UDP/53 or ICMP (ports 1-65535), not '\(protoText.prefix(32))'")
+        }
+        guard (1...maxSize).contains(size) else {
+            throw badRequest("size must be an integer from 1 to \(maxSize), not \(size)")
+        }
+        return (Attribution(client: client, direction: direction, service: service), size)
     }
 }

@@ -48,6 +48,9 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
         }
         await writePending()
         await prune()
+        // Wait for the group to ask (it stops services one at a time, this one last).
+        try? await gracefulShutdown()
+        try Task.checkCancellation()
     }
 
     private func writePending() async {

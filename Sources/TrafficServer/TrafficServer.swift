@@ -86,10 +86,16 @@ public struct TrafficServer: Sendable {
         if let tls = options.tls {
             server = try .tls(server, tlsConfiguration: tls)
         }
+        let scheme = options.tls == nil ? "http" : "https"
         application = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "trafficmon"),
             services: services,
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.listen.port
+                let host = configuration.listen.host.contains(":") ? "[\(configuration.listen.host)]" : configuration.listen.host
+                logger.info("serving \(scheme)://\(host):\(port)")
+            },
             logger: logger)
     }
 }

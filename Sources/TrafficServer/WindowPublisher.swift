@@ -71,7 +71,9 @@ public struct WindowPublisher: ServiceLifecycle.Service {
         }
         for subscriber in subscribers { await subscriber.finish() }
         logger.debug("window publisher finished")
-        // Ending because the group was cancelled is not "finished unexpectedly".
+        // The group stops services one at a time; returning before it asks would count as
+        // finishing unexpectedly. (Cancelled instead: end now.)
+        try? await gracefulShutdown()
         try Task.checkCancellation()
     }
 }

@@ -165,7 +165,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw UserFacingError(error)
         }
-        logger.info("serving \(options.tls == nil ? "http" : "https")://\(server.listen) (\(interface.map { "capturing on \($0)" } ?? "replaying \(read ?? "")"), local networks: \(local.prefixes.map(\.description).joined(separator: ", ")))")
+        logger.info("starting (\(interface.map { "capturing on \($0)" } ?? "replaying \(read ?? "")"), local networks: \(local.prefixes.map(\.description).joined(separator: ", ")))")
         do {
             try await trafficServer.application.runService()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
