@@ -1,0 +1,179 @@
+import Foundation
+import Testing
+
+/// The dashboard's rules, checked on the JSON model itself.
+@Suite("Grafana dashboard JSON")
+struct DashboardTests {
+    static let allowedUnits: Set<String> = ["bps", "Bps", "pps", "bytes", "short", "percentunit"]
+    static let instanceFilter = #"instance=~"$instance""#
+
+    @Test("schemaVersion, uid, title")
+    func header() throws {
+        let dashboard = try Dashboard()
+        let schema = try #require(dashboard.json["schemaVersion"] as? Int)
+        #expect(schema >= 39, "schemaVersion \(schema) is older than Grafana 10.4/11's 39")
+        let uid = try #require(dashboard.json["uid"] as? String)
+        // Stable: links, provisioning and alert annotations refer to it.
+        #expect(uid == "trafficmon-overview")
+        #expect(uid.count <= 40 && uid.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        #expect((dashboard.json["title"] as? String)?.isEmpty == false)
+        // A provisioned dashboard must not carry a database id.
+        #expect(dashboard.json["id"] == nil || dashboard.json["id"] is NSNull)
+    }
+
+    @Test("datasource and instance variables")
+    func variables() throws {
+        let dashboard = try Dashboard()
+        let datasource = try #require(dashboard.variable("datasource"), "no variable named datasource")
+        #expect(datasource["type"] as? String == "datasource")
+        #expect(datasource["label"] as? String == "Data source")
+        #expect(datasource["query"] as? String == "prometheus")
+
+        let instance = try #require(dashboard.variable("instance"), "no variable named instance")
+        #expect(instance["type"] as? String == "query")
+        let query = (instance["query"] as? String) ?? ((instance["query"] as? [String: Any])?["query"] as? String)
+        #expect(query == "label_values(trafficmon_build_info, instance)")
+        if let definition = instance["definition"] as? String {
+            #expect(definition == "label_values(trafficmon_build_info, instance)")
+        }
+        #expect(instance["multi"] as? Bool == true)
+        #expect(instance["includeAll"] as? Bool == true)
+        #expect(Panel.datasourceUID(instance["datasource"]) == "${datasource}")
+        // Refreshed when the time range changes, so new sensors show up.
+        #expect((instance["refresh"] as? Int ?? 0) >= 1)
+    }
+
+    @Test("rows group overview, clients, services and capture health")
+    func rows() throws {
+        let titles = try Dashboard().rowTitles.map { $0.lowercased() }
+        for wanted in ["overview", "clients", "services", "capture health"] {
+            #expect(titles.contains { $0.contains(wanted) }, "no row titled like '\(wanted)' in \(titles)")
+        }
+    }
+
+    @Test("every panel: datasource, description, unit, targets")
+    func panels() throws {
+        let dashboard = try Dashboard()
+        let panels = dashboard.dataPanels
+        #expect(panels.count >= 12)
+        var ids = Set<Int>()
+        for panel in dashboard.allPanels {
+            let id = try #require(panel["id"] as? Int, "a panel without an id")
+            #expect(ids.insert(id).inserted, "panel id \(id) is used twice")
+            #expect(panel["gridPos"] is [String: Any], "panel \(id) has no gridPos")
+        }
+        for panel in panels {
+            #expect(Panel.datasourceUID(panel.json["datasource"]) == "${datasource}", "panel '\(panel.title)'")
+            #expect(!panel.description.trimmingCharacters(in: .whitespaces).isEmpty, "panel '\(panel.title)' has no description")
+            let unit = panel.unit
+            #expect(unit.map(Self.allowedUnits.contains) == true, "panel '\(panel.title)' has unit \(unit ?? "none")")
+            #expect(!panel.targets.isEmpty, "panel '\(panel.title)' has no query")
+            for target in panel.targets {
+                #expect(!((target["expr"] as? String) ?? "").isEmpty, "panel '\(panel.title)' has a target without expr")
+                if target["datasource"] != nil {
+                    #expect(Panel.datasourceUID(target["datasource"]) == "${datasource}", "a target of '\(panel.title)'")
+                }
+            }
+        }
+    }
+
+    @Test("rates use $__rate_interval (top-N range panels use $__range)")
+    func rateIntervals() throws {
+        var topNPanels = 0
+        for panel in try Dashboard().dataPanels {
+            if panel.isTopNOverRange { topNPanels += 1 }
+            for expr in panel.expressions {
+                let ranges = rangeSelectors(in: expr)
+                let takesRate = expr.contains("rate(") || expr.contains("increase(")
+                if takesRate { #expect(!ranges.isEmpty, "'\(panel.title)': \(expr)") }
+                for range in ranges {
+                    if panel.isTopNOverRange {
+                        #expect(range == "$__range" || range == "$__rate_interval", "'\(panel.title)': [\(range)] in \(expr)")
+                    } else {
+                        #expect(range == "$__rate_interval", "'\(panel.title)' uses [\(range)]: \(expr)")
+                    }
+                }
+            }
+        }
+        #expect(topNPanels >= 1, "expected a top-N panel over the selected time range")
+    }
+
+    @Test("every query filters on instance=~\"$instance\"")
+    func instanceFilters() throws {
+        for panel in try Dashboard().dataPanels {
+            for expr in panel.expressions {
+                #expect(expr.contains(Self.instanceFilter), "'\(panel.title)': \(expr)")
+                for block in labelMatcherBlocks(in: expr) {
+                    #expect(block.contains(Self.instanceFilter), "'\(panel.title)': selector {\(block)} in \(expr)")
+                }
+            }
+        }
+    }
+
+    @Test("the panels the issue asks for are there")
+    func coverage() throws {
+        let dashboard = try Dashboard()
+        let panels = dashboard.dataPanels
+        let all = panels.flatMap(\.expressions).joined(separator: "\n")
+        for metric in [
+            "trafficmon_bytes_total", "trafficmon_packets_total", "trafficmon_window_client_bytes",
+            "trafficmon_service_bytes_total", "trafficmon_window_service_bytes", "trafficmon_non_ip_packets_total",
+            "trafficmon_malformed_packets_total", "trafficmon_capture_dropped_packets_total",
+            "trafficmon_capture_received_packets_total", "trafficmon_late_packets_total",
+            "trafficmon_windows_closed_total", "trafficmon_build_info", "process_resident_memory_bytes",
+            "process_cpu_seconds_total", "up{",
+        ] {
+            #expect(all.contains(metric), "no panel queries \(metric)")
+        }
+        // Throughput in bits/s, in and out.
+        let throughput = panels.filter { $0.unit == "bps" && $0.expressions.contains { $0.contains("trafficmon_bytes_total") } }
+        #expect(throughput.contains { p in p.expressions.contains { $0.contains(#"direction="in""#) } && p.expressions.contains { $0.contains(#"direction="out""#) } })
+        // Packets per second, in and out.
+        #expect(panels.contains { $0.unit == "pps" && $0.expressions.contains { $0.contains("trafficmon_packets_total") } })
+        // Top clients of the last window as a bar gauge or table.
+        #expect(panels.contains { ["bargauge", "table"].contains($0.type) && $0.expressions.contains { $0.contains("topk(") && $0.contains("trafficmon_window_client_bytes") } })
+        // Top services.
+        #expect(panels.contains { ["bargauge", "table"].contains($0.type) && $0.expressions.contains { $0.contains("topk(") && $0.contains("service") } })
+        // The drop ratio as a percentage.
+        #expect(panels.contains { $0.unit == "percentunit" && $0.expressions.contains { $0.contains("trafficmon_capture_dropped_packets_total") } })
+    }
+
+    @Test("every metric the dashboard and rules name is one trafficmon exports")
+    func metricNamesExist() throws {
+        // The names as written in the server's sources (TrafficMetrics.swift, ProcessMetrics.swift).
+        let serverSources = Repo.root.appendingPathComponent("Sources/TrafficServer")
+        let exported = try FileManager.default.contentsOfDirectory(atPath: serverSources.path)
+            .filter { $0.hasSuffix(".swift") }
+            .map { try String(contentsOf: serverSources.appendingPathComponent($0), encoding: .utf8) }
+            .joined(separator: "\n")
+        let known = trafficmonMetricNames(in: exported)
+        #expect(known.contains("trafficmon_bytes_total"))
+        var used = trafficmonMetricNames(in: try Dashboard().dataPanels.flatMap(\.expressions).joined(separator: "\n"))
+        for file in ["grafana/prometheus/alerts.yml", "grafana/prometheus/recording_rules.yml"] {
+            // Only the expressions: recording rule names (level:metric:ops) are not exported names.
+            let exprs = try Repo.text(file).split(separator: "\n").filter { !$0.contains("record:") && !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
+            used.formUnion(trafficmonMetricNames(in: exprs.joined(separator: "\n")))
+        }
+        for name in used.sorted() {
+            #expect(known.contains(name), "\(name) is not a metric trafficmon exports")
+        }
+    }
+
+    @Test("provisioning files follow Grafana's layout")
+    func provisioning() throws {
+        let datasource = try Repo.text("grafana/provisioning/datasources/prometheus.yaml")
+        #expect(datasource.contains("apiVersion: 1"))
+        #expect(datasource.contains("datasources:"))
+        #expect(datasource.contains("type: prometheus"))
+        #expect(datasource.contains("isDefault: true"))
+        let dashboards = try Repo.text("grafana/provisioning/dashboards/trafficmon.yaml")
+        #expect(dashboards.contains("apiVersion: 1"))
+        #expect(dashboards.contains("providers:"))
+        #expect(dashboards.contains("type: file"))
+        #expect(dashboards.contains("path: /var/lib/grafana/dashboards"))
+        let prometheus = try Repo.text("grafana/prometheus/prometheus.yml")
+        #expect(prometheus.contains("job_name: trafficmon"))
+        #expect(prometheus.contains("'127.0.0.1:9000'"))
+        #expect(prometheus.contains("- alerts.yml") && prometheus.contains("- recording_rules.yml"))
+    }
+}

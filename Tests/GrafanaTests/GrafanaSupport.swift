@@ -1,0 +1,357 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where the files under test live: the package root, found from this file's path
+/// (Tests/GrafanaTests/GrafanaSupport.swift -> ../../).
+enum Repo {
+    static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var grafana: URL { root.appendingPathComponent("grafana") }
+    static var dashboard: URL { grafana.appendingPathComponent("dashboards/trafficmon.json") }
+    static var prometheusDirectory: URL { grafana.appendingPathComponent("prometheus") }
+
+    static func text(_ relativePath: String) throws -> String {
+        try String(contentsOf: root.appendingPathComponent(relativePath), encoding: .utf8)
+    }
+}
+
+struct GrafanaTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+// MARK: - The dashboard, read as plain JSON
+
+/// The dashboard JSON model, walked the way Grafana reads it (panels, and panels nested
+/// in collapsed rows).
+struct Dashboard {
+    let json: [String: Any]
+
+    init(url: URL = Repo.dashboard) throws {
+        let data = try Data(contentsOf: url)
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw GrafanaTestError("\(url.path) is not a JSON object")
+        }
+        json = object
+    }
+
+    /// Every panel, rows included, in document order.
+    var allPanels: [[String: Any]] {
+        func walk(_ list: [[String: Any]]) -> [[String: Any]] {
+            list.flatMap { panel in [panel] + walk(panel["panels"] as? [[String: Any]] ?? []) }
+        }
+        return walk(json["panels"] as? [[String: Any]] ?? [])
+    }
+
+    /// Every panel that shows data (not a row).
+    var dataPanels: [Panel] {
+        allPanels.filter { ($0["type"] as? String) != "row" }.map(Panel.init)
+    }
+
+    var rowTitles: [String] {
+        allPanels.filter { ($0["type"] as? String) == "row" }.compactMap { $0["title"] as? String }
+    }
+
+    var variables: [[String: Any]] {
+        (json["templating"] as? [String: Any])?["list"] as? [[String: Any]] ?? []
+    }
+
+    func variable(_ name: String) -> [String: Any]? {
+        variables.first { ($0["name"] as? String) == name }
+    }
+}
+
+struct Panel {
+    let json: [String: Any]
+
+    init(_ json: [String: Any]) { self.json = json }
+
+    var title: String { json["title"] as? String ?? "<untitled>" }
+    var type: String { json["type"] as? String ?? "" }
+    var description: String { json["description"] as? String ?? "" }
+    var unit: String? {
+        ((json["fieldConfig"] as? [String: Any])?["defaults"] as? [String: Any])?["unit"] as? String
+    }
+    var targets: [[String: Any]] { json["targets"] as? [[String: Any]] ?? [] }
+    var expressions: [String] { targets.compactMap { $0["expr"] as? String } }
+
+    /// A deliberate top-N panel over the dashboard range: its description says so and
+    /// its expressions are `topk(...)`.
+    var isTopNOverRange: Bool {
+        description.lowercased().contains("selected time range")
+            && !expressions.isEmpty
+            && expressions.allSatisfy { $0.trimmingCharacters(in: .whitespaces).hasPrefix("topk(") }
+    }
+
+    /// The datasource uid of a panel or target, whether written as an object or a string.
+    static func datasourceUID(_ value: Any?) -> String? {
+        if let s = value as? String { return s }
+        return (value as? [String: Any])?["uid"] as? String
+    }
+}
+
+/// Range selectors (`[...]`) of a PromQL expression, e.g. `$__rate_interval`.
+func rangeSelectors(in expr: String) -> [String] {
+    matches(of: #"\[([^\]]*)\]"#, in: expr)
+}
+
+/// Label matcher blocks (`{...}`) of a PromQL expression.
+func labelMatcherBlocks(in expr: String) -> [String] {
+    matches(of: #"\{([^}]*)\}"#, in: expr)
+}
+
+/// Metric-like identifiers of the families trafficmon exports, found in a text.
+func trafficmonMetricNames(in text: String) -> Set<String> {
+    Set(matches(of: #"(?<![A-Za-z0-9_:])((?:trafficmon|process)_[a-z0-9_]+)"#, in: text))
+}
+
+func matches(of pattern: String, in text: String) -> [String] {
+    guard let regex = try? NSRegularExpression(pattern: pattern) else { return [] }
+    let range = NSRange(text.startIndex..., in: text)
+    return regex.matches(in: text, range: range).compactMap { match in
+        Range(match.range(at: 1), in: text).map { String(text[$0]) }
+    }
+}
+
+// MARK: - Processes
+
+/// A long-running child process (trafficmon, prometheus) whose output goes to a file;
+/// `stop()` (also run on deinit) ends it: SIGTERM, then SIGKILL after a grace period.
+final class ManagedProcess: @unchecked Sendable {
+    let name: String
+    let process = Process()
+    let logURL: URL
+    private let lock = NSLock()
+    private var stopped = false
+
+    init(name: String, executable: URL, arguments: [String], directory: URL) throws {
+        self.name = name
+        logURL = directory.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        var environment = ProcessInfo.processInfo.environment
+        for key in environment.keys where key.hasPrefix("TRAFFICMON_") { environment[key] = nil }
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        try? log.close()
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// The last lines of the process's output, for failure messages.
+    var logTail: String {
+        let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(15).joined(separator: "\n")
+    }
+
+    func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped else { return }
+        stopped = true
+        guard process.isRunning else { return }
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// Ends every registered process, whatever happened (used from `defer`).
+final class ProcessGroup: @unchecked Sendable {
+    private var processes: [ManagedProcess] = []
+    private let lock = NSLock()
+
+    func add(_ p: ManagedProcess) {
+        lock.lock(); processes.append(p); lock.unlock()
+    }
+
+    func stopAll() {
+        lock.lock(); let list = processes; lock.unlock()
+        for p in list.reversed() { p.stop() }
+    }
+}
+
+/// A TCP port that was free a moment ago: bind 127.0.0.1:0 and read back the port.
+func freePort() throws -> Int {
+    #if canImport(Glibc)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { throw GrafanaTestError("socket() failed: errno \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw GrafanaTestError("bind() failed: errno \(errno)") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else { throw GrafanaTestError("getsockname() failed: errno \(errno)") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// An executable on PATH (or nil).
+func findExecutable(_ name: String, preferred: String? = nil) -> URL? {
+    if let preferred, FileManager.default.isExecutableFile(atPath: preferred) { return URL(fileURLWithPath: preferred) }
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    for directory in path.split(separator: ":") {
+        let candidate = "\(directory)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return URL(fileURLWithPath: candidate) }
+    }
+    return nil
+}
+
+// MARK: - HTTP
+
+struct HTTPResult: Sendable {
+    var status: Int
+    var body: Data
+    var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A small HTTP client over URLSession (FoundationNetworking on Linux).
+enum HTTP {
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 5
+        configuration.timeoutIntervalForResource = 10
+        return URLSession(configuration: configuration)
+    }()
+
+    static func request(
+        _ method: String, _ url: URL, body: Data? = nil, contentType: String? = nil
+    ) async throws -> HTTPResult {
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        request.httpBody = body
+        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        return try await withCheckedThrowingContinuation { continuation in
+            let task = session.dataTask(with: request) { data, response, error in
+                if let error {
+                    continuation.resume(throwing: error)
+                } else {
+                    let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                    continuation.resume(returning: HTTPResult(status: status, body: data ?? Data()))
+                }
+            }
+            task.resume()
+        }
+    }
+
+    static func get(_ url: URL) async throws -> HTTPResult { try await request("GET", url) }
+
+    /// `application/x-www-form-urlencoded`, escaping everything but unreserved characters
+    /// (PromQL's `+` must not turn into a space).
+    static func form(_ fields: [(String, String)]) -> Data {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let text = fields.map { key, value in
+            "\(key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)"
+        }.joined(separator: "&")
+        return Data(text.utf8)
+    }
+}
+
+/// The Prometheus HTTP API of one server.
+struct PrometheusAPI: Sendable {
+    let base: URL
+
+    struct Response {
+        var status: String
+        var resultType: String
+        var result: [[String: Any]]
+        var raw: String
+    }
+
+    /// POST for the query endpoints, GET (fields in the URL) for those that only take GET.
+    func call(_ path: String, _ fields: [(String, String)], method: String = "POST") async throws -> Response {
+        let reply: HTTPResult
+        if method == "GET" {
+            let query = String(decoding: HTTP.form(fields), as: UTF8.self)
+            let url = URL(string: base.appendingPathComponent(path).absoluteString + (query.isEmpty ? "" : "?" + query))!
+            reply = try await HTTP.get(url)
+        } else {
+            reply = try await HTTP.request(
+                method, base.appendingPathComponent(path), body: HTTP.form(fields),
+                contentType: "application/x-www-form-urlencoded")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any] else {
+            throw GrafanaTestError("\(path): HTTP \(reply.status), not JSON: \(reply.text.prefix(300))")
+        }
+        let data = object["data"] as? [String: Any]
+        let result: [[String: Any]]
+        if let list = data?["result"] as? [[String: Any]] {
+            result = list
+        } else if let list = object["data"] as? [Any] {
+            // /api/v1/series and /api/v1/label/.../values answer a bare list.
+            result = list.map { ($0 as? [String: Any]) ?? ["value": $0] }
+        } else {
+            result = []
+        }
+        return Response(
+            status: object["status"] as? String ?? "?", resultType: data?["resultType"] as? String ?? "",
+            result: result, raw: reply.text)
+    }
+
+    func query(_ expr: String) async throws -> Response {
+        try await call("api/v1/query", [("query", expr)])
+    }
+
+    func queryRange(_ expr: String, seconds: Int, step: Int = 1) async throws -> Response {
+        let end = Date().timeIntervalSince1970
+        return try await call("api/v1/query_range", [
+            ("query", expr), ("start", String(format: "%.3f", end - Double(seconds))),
+            ("end", String(format: "%.3f", end)), ("step", "\(step)"),
+        ])
+    }
+
+    /// `{instance: value}` of an instant vector query.
+    func valuesByInstance(_ expr: String) async throws -> [String: Double] {
+        let response = try await query(expr)
+        var out: [String: Double] = [:]
+        for sample in response.result {
+            guard let instance = (sample["metric"] as? [String: Any])?["instance"] as? String,
+                  let pair = sample["value"] as? [Any], pair.count == 2,
+                  let text = pair[1] as? String, let value = Double(text) else { continue }
+            out[instance] = value
+        }
+        return out
+    }
+}
+
+/// The sum of every sample of `family` in a Prometheus text exposition.
+func sumOfFamily(_ family: String, in exposition: String) -> Double {
+    var total = 0.0
+    for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
+        let name = line.prefix { $0 != "{" && $0 != " " }
+        guard name == family, let valueText = line.split(separator: " ").last, let value = Double(valueText) else { continue }
+        total += value
+    }
+    return total
+}

@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+import TrafficCore
+import TrafficTestSupport
+
+/// A real Prometheus scraping two real `trafficmon serve --read` processes (fed live
+/// through POST /debug/inject), and every dashboard query run against it.
+@Suite("Live Prometheus scraping two trafficmon sensors")
+struct LivePrometheusTests {
+    /// What Grafana would put in for `$__rate_interval` at a 1 s scrape interval.
+    static let rateInterval = "4s"
+
+    @Test("every panel query returns data; the instance variable lists both sensors; per-instance figures are each sensor's own")
+    func everyPanelQueryReturnsData() async throws {
+        let prometheusBinary = try #require(
+            findExecutable("prometheus", preferred: "/usr/bin/prometheus"), "prometheus not found: install Debian's prometheus package")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-grafana")
+        let group = ProcessGroup()
+        var injector: Task<Int, Never>?
+        defer {
+            injector?.cancel()
+            group.stopAll()
+            try? FileManager.default.removeItem(at: dir)
+        }
+
+        // Two sensors, two different captures (different sizes and clients).
+        let captures = [
+            SyntheticTraffic(packets: 12_000, clients: 300, seconds: 20, seed: 11),
+            SyntheticTraffic(packets: 3_000, clients: 80, seconds: 20, seed: 23),
+        ]
+        var sensors: [(name: String, address: String, process: ManagedProcess)] = []
+        for (index, traffic) in captures.enumerated() {
+            let name = index == 0 ? "sensor-a" : "sensor-b"
+            let file = dir.appendingPathComponent("\(name).pcap")
+            try traffic.pcap().write(to: file)
+            let address = "127.0.0.1:\(try freePort())"
+            var arguments = ["serve", "--read", file.path, "--enable-debug-inject", "--window", "1s", "--listen", address, "--no-db"]
+            for net in SyntheticTraffic.localNetworks { arguments += ["--local-net", net] }
+            let process = try ManagedProcess(name: name, executable: TestProcess.trafficmon, arguments: arguments, directory: dir)
+            group.add(process)
+            sensors.append((name, address, process))
+        }
+        for sensor in sensors {
+            try await waitFor("\(sensor.name) to serve /healthz", process: sensor.process) {
+                (try? await HTTP.get(URL(string: "http://\(sensor.address)/healthz")!))?.status == 200
+            }
+        }
+
+        // Prometheus with the shipped prometheus.yml, sped up (1 s scrapes and rule
+        // evaluations), scraping both sensors and loading the shipped rule files.
+        let prometheusPort = try freePort()
+        let config = try prometheusConfig(
+            targets: sensors.map(\.address), prometheusAddress: "127.0.0.1:\(prometheusPort)")
+        let configURL = dir.appendingPathComponent("prometheus.yml")
+        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        let prometheus = try ManagedProcess(
+            name: "prometheus", executable: prometheusBinary,
+            arguments: [
+                "--config.file=\(configURL.path)",
+                "--storage.tsdb.path=\(dir.appendingPathComponent("tsdb").path)",
+                "--web.listen-address=127.0.0.1:\(prometheusPort)",
+                "--log.level=warn",
+            ],
+            directory: dir)
+        group.add(prometheus)
+        let api = PrometheusAPI(base: URL(string: "http://127.0.0.1:\(prometheusPort)/")!)
+        let started = Date()
+        try await waitFor("Prometheus to be ready", process: prometheus) {
+            (try? await HTTP.get(api.base.appendingPathComponent("-/ready")))?.status == 200
+        }
+
+        // Live traffic for both sensors while Prometheus scrapes: every 200 ms, varied
+        // clients, services, directions and sizes.
+        let addresses = sensors.map(\.address)
+        injector = Task {
+            let clients = ["198.51.100.7", "198.51.100.23", "203.0.113.9", "192.0.2.44", "2001:db8:1000::5", "100.64.3.2"]
+            let services = ["TCP/443", "UDP/53", "TCP/8000", "SCTP/2905", "ICMP", "TCP/22"]
+            var tick = 0, accepted = 0
+            while !Task.isCancelled {
+                for (n, address) in addresses.enumerated() {
+                    for k in 0..<3 {
+                        let i = tick * 3 + k + n
+                        let body = #"{"client_ip":"\#(clients[i % clients.count])","direction":"\#(i % 2 == 0 ? "in" : "out")","proto":"\#(services[(i / 2) % services.count])","size":\#(100 + (i * 379) % 1400 + n * 50)}"#
+                        if let reply = try? await HTTP.request(
+                            "POST", URL(string: "http://\(address)/debug/inject")!, body: Data(body.utf8),
+                            contentType: "application/json"), reply.status == 202 {
+                            accepted += 1
+                        }
+                    }
+                }
+                tick += 1
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+            return accepted
+        }
+
+        // Enough scrapes of both sensors (several within any $__rate_interval), and
+        // windows closed from the injected traffic.
+        let instanceRegex = "(" + addresses.map { $0.replacingOccurrences(of: ".", with: #"\\."#) }.joined(separator: "|") + ")"
+        try await waitFor("six scrapes of both sensors", process: prometheus) {
+            let counts = (try? await api.valuesByInstance(#"count_over_time(up{job="trafficmon"}[1m])"#)) ?? [:]
+            let ups = (try? await api.valuesByInstance(#"up{job="trafficmon"}"#)) ?? [:]
+            return addresses.allSatisfy { (counts[$0] ?? 0) >= 6 && ups[$0] == 1 }
+        }
+        try await waitFor("fresh windows from injected traffic", process: prometheus) {
+            let closed = (try? await api.valuesByInstance(#"increase(trafficmon_windows_closed_total{job="trafficmon"}[4s])"#)) ?? [:]
+            return addresses.allSatisfy { (closed[$0] ?? 0) >= 1 }
+        }
+
+        // The instance variable: label_values(trafficmon_build_info, instance).
+        let dashboard = try Dashboard()
+        let variableQuery = try #require(dashboard.variable("instance"))
+        let definition = (variableQuery["query"] as? [String: Any])?["query"] as? String ?? variableQuery["query"] as? String ?? ""
+        let metric = try #require(matches(of: #"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,"#, in: definition).first)
+        let labelValues = try await api.call("api/v1/label/instance/values", [("match[]", metric)], method: "GET")
+        #expect(labelValues.status == "success")
+        let instances = Set(labelValues.result.compactMap { $0["value"] as? String })
+        #expect(instances == Set(addresses), "label_values(\(metric), instance) = \(instances), want \(addresses)")
+
+        // Every panel query, as Grafana would send it.
+        let rangeSeconds = max(10, Int(Date().timeIntervalSince(started).rounded(.up)))
+        var checked = 0
+        for panel in dashboard.dataPanels {
+            for target in panel.targets {
+                guard let template = target["expr"] as? String else { continue }
+                let expr = template
+                    .replacingOccurrences(of: "$__rate_interval", with: Self.rateInterval)
+                    .replacingOccurrences(of: "$__range", with: "\(rangeSeconds)s")
+                    .replacingOccurrences(of: "$instance", with: instanceRegex)
+                #expect(!expr.contains("$"), "'\(panel.title)': a variable left in \(expr)")
+                let instant = try await api.query(expr)
+                #expect(instant.status == "success", "'\(panel.title)': \(expr) -> \(instant.raw.prefix(400))")
+                #expect(!instant.result.isEmpty, "'\(panel.title)': no data for \(expr)")
+                for sample in instant.result {
+                    let value = (sample["value"] as? [Any])?.last as? String
+                    #expect(value.flatMap(Double.init).map(\.isFinite) == true,
+                            "'\(panel.title)': \(value ?? "no value") in \(expr)")
+                }
+                if (target["range"] as? Bool) ?? !((target["instant"] as? Bool) ?? false) {
+                    // Time series panels ask for a range.
+                    let range = try await api.queryRange(expr, seconds: 5)
+                    #expect(range.status == "success" && !range.result.isEmpty, "'\(panel.title)' (range): \(expr) -> \(range.raw.prefix(300))")
+                }
+                checked += 1
+            }
+        }
+        #expect(checked >= 20)
+
+        // Top clients of the last window come from the injected clients, per sensor.
+        let topClients = try await api.query(#"topk(3, sum by (client) (trafficmon_window_client_bytes{client!="other", instance=~"\#(instanceRegex)"}))"#)
+        #expect(!topClients.result.isEmpty)
+
+        // The rules of grafana/prometheus/ are loaded and evaluate without error.
+        let rules = try await api.call("api/v1/rules", [], method: "GET")
+        #expect(rules.status == "success")
+        let ruleList = try rulesOf(rules.raw)
+        #expect(ruleList.count >= 19, "only \(ruleList.count) rules loaded")
+        for rule in ruleList {
+            #expect(rule.health != "err", "rule \(rule.name): \(rule.lastError)")
+        }
+        let fleet = try await api.query("trafficmon:bytes:rate5m")
+        #expect(fleet.status == "success" && !fleet.result.isEmpty, "the fleet recording rule has no data yet: \(fleet.raw.prefix(300))")
+
+        // Per instance: stop the traffic, let the last window close and be scraped, then
+        // each sensor's figure in Prometheus is exactly what its own /metrics says.
+        injector?.cancel()
+        let accepted = await injector?.value ?? 0
+        injector = nil
+        #expect(accepted > 0, "no inject was accepted")
+        let perSensorPanel = try #require(
+            dashboard.dataPanels.first { $0.expressions.contains { $0.contains("sum by (instance) (trafficmon_bytes_total{") } },
+            "no per-instance bytes panel")
+        let perSensorExpr = perSensorPanel.expressions[0].replacingOccurrences(of: "$instance", with: instanceRegex)
+        var own: [String: Double] = [:], scraped: [String: Double] = [:]
+        try await waitFor("Prometheus to hold each sensor's final byte count", timeout: 15, process: prometheus) {
+            own = [:]
+            for address in addresses {
+                guard let reply = try? await HTTP.get(URL(string: "http://\(address)/metrics")!), reply.status == 200 else { return false }
+                own[address] = sumOfFamily("trafficmon_bytes_total", in: reply.text)
+            }
+            scraped = (try? await api.valuesByInstance(perSensorExpr)) ?? [:]
+            return addresses.allSatisfy { scraped[$0] == own[$0] }
+        }
+        let a = addresses[0], b = addresses[1]
+        #expect(scraped[a] == own[a])
+        #expect(scraped[b] == own[b])
+        #expect((own[a] ?? 0) > 0 && (own[b] ?? 0) > 0)
+        #expect(own[a] != own[b], "the two sensors report the same byte count \(own[a] ?? 0)")
+        // Each replay's IP bytes are in its own sensor's count (injects add to them).
+        let replayBytes = captures.map { $0.truth.flows.values.reduce(UInt64(0)) { $0 + $1.bytes } }
+        #expect((own[a] ?? 0) >= Double(replayBytes[0]))
+        #expect((own[b] ?? 0) >= Double(replayBytes[1]))
+        #expect((own[b] ?? 0) < Double(replayBytes[0]), "sensor B's count looks like sensor A's capture")
+
+        for sensor in sensors {
+            #expect(sensor.process.isRunning, "\(sensor.name) exited:\n\(sensor.process.logTail)")
+        }
+    }
+
+    /// The shipped prometheus.yml with 1 s intervals, the test's targets and absolute rule paths.
+    func prometheusConfig(targets: [String], prometheusAddress: String) throws -> String {
+        var text = try Repo.text("grafana/prometheus/prometheus.yml")
+        func replace(_ old: String, _ new: String) throws {
+            guard text.contains(old) else { throw GrafanaTestError("prometheus.yml has no '\(old)' to adapt for the test") }
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        try replace("scrape_interval: 15s", "scrape_interval: 1s")
+        try replace("evaluation_interval: 15s", "evaluation_interval: 1s")
+        try replace("- targets: ['127.0.0.1:9000']", "- targets: [\(targets.map { "'\($0)'" }.joined(separator: ", "))]")
+        try replace("- targets: ['127.0.0.1:9090']", "- targets: ['\(prometheusAddress)']")
+        let rules = Repo.prometheusDirectory
+        try replace("  - alerts.yml", "  - \(rules.appendingPathComponent("alerts.yml").path)")
+        try replace("  - recording_rules.yml", "  - \(rules.appendingPathComponent("recording_rules.yml").path)")
+        return text
+    }
+
+    struct Rule { var name: String; var health: String; var lastError: String }
+
+    func rulesOf(_ raw: String) throws -> [Rule] {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any])
+        let groups = ((object["data"] as? [String: Any])?["groups"] as? [[String: Any]]) ?? []
+        return groups.flatMap { ($0["rules"] as? [[String: Any]]) ?? [] }.map {
+            Rule(name: $0["name"] as? String ?? "?", health: $0["health"] as? String ?? "?", lastError: $0["lastError"] as? String ?? "")
+        }
+    }
+
+    /// Polls `condition` every 200 ms until it holds; fails with the process's log otherwise.
+    func waitFor(
+        _ what: String, timeout: TimeInterval = 20, process: ManagedProcess,
+        _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try await condition() { return }
+            if !process.isRunning { throw GrafanaTestError("\(process.name) exited while waiting for \(what):\n\(process.logTail)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw GrafanaTestError("timed out after \(Int(timeout)) s waiting for \(what); \(process.name) log:\n\(process.logTail)")
+    }
+}

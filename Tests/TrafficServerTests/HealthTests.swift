@@ -1,0 +1,110 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TrafficCore
+import TrafficServer
+import TrafficTestSupport
+
+/// `/healthz`, `/readyz` and the landing page.
+@Suite struct HealthTests {
+    @Test func healthAndReadinessAfterAReplay() async throws {
+        let traffic = SyntheticTraffic(packets: 500, clients: 10, seconds: 8, seed: 5)
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let windows = traffic.truth.windowStarts.count
+        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        try await server.application.test(.router) { client in
+            // Liveness does not depend on the capture.
+            let health = try await HTTPHarness.get(client, "/healthz")
+            #expect(health.status == .ok)
+            let healthBody = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(health))) as? [String: String]
+            #expect(healthBody == ["status": "ok"])
+
+            try await HTTPHarness.waitForReplay(server, windows: windows)
+            let ready = try await HTTPHarness.get(client, "/readyz")
+            #expect(ready.status == .ok)
+            #expect(ready.headers[.contentType]?.hasPrefix("application/json") == true)
+            let readyBody = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(ready))) as? [String: Any]
+            #expect(readyBody?["status"] as? String == "replayed")
+        }
+    }
+
+    @Test func readinessWhileReplaying() async throws {
+        // Readiness is 200 through the replay too; while the engine starts it may be 503.
+        let traffic = SyntheticTraffic(packets: 200, clients: 10, seconds: 3, seed: 6)
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        try await server.application.test(.router) { client in
+            for _ in 0..<20 {
+                let ready = try await HTTPHarness.get(client, "/readyz")
+                let body = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(ready))) as? [String: Any]
+                let status = body?["status"] as? String
+                switch status {
+                case "starting":
+                    #expect(ready.status == .serviceUnavailable)
+                case "replaying", "replayed":
+                    #expect(ready.status == .ok)
+                default:
+                    Issue.record("unexpected /readyz status \(status ?? "nil") (\(ready.status.code))")
+                }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+    }
+
+    /// A capture file cut in the middle of a record: the replay fails, readiness says so
+    /// (503 with the reason), liveness and the windows read before the cut stay.
+    @Test func readinessReportsAFailedCapture() async throws {
+        let traffic = SyntheticTraffic(packets: 2_000, clients: 10, seconds: 12, seed: 8)
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("cut.pcap")
+        let image = traffic.pcap().data
+        try Data(image.prefix(image.count - 7)).write(to: url)
+        let windows = traffic.truth.windowStarts.count
+        let frames = traffic.frames.count
+        let server = try await HTTPHarness.server(capture: url)
+        try await server.application.test(.router) { client in
+            try await HTTPHarness.waitUntil("the capture to fail", timeout: .seconds(20)) {
+                if case .failed = server.state.engine.status { return true }
+                return false
+            }
+            let ready = try await HTTPHarness.get(client, "/readyz")
+            #expect(ready.status == .serviceUnavailable)
+            let body = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(ready))) as? [String: Any]
+            #expect(body?["status"] as? String == "failed")
+            #expect((body?["error"] as? String)?.contains("cut.pcap") == true, "\(HTTPHarness.text(ready))")
+            #expect(try await HTTPHarness.get(client, "/healthz").status == .ok)
+            // Everything before the cut was counted: all windows, the last one partial.
+            try await HTTPHarness.waitUntil("the windows read before the cut", timeout: .seconds(10)) {
+                server.state.history(limit: 10_000).count == windows
+            }
+            let history = try await HTTPHarness.history(client)
+            #expect(history.last?.partial == true)
+            #expect(history.reduce(0) { $0 + $1.packets } == UInt64(frames - 1))
+            let metrics = try await HTTPHarness.get(client, "/metrics")
+            #expect(metrics.status == .ok)
+        }
+    }
+
+    @Test func landingPageLinksToMetrics() async throws {
+        let traffic = SyntheticTraffic(packets: 100, clients: 5, seconds: 2, seed: 7)
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        try await server.application.test(.router) { client in
+            let page = try await HTTPHarness.get(client, "/")
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
+            let html = HTTPHarness.text(page)
+            #expect(html.lowercased().contains("<html"))
+            #expect(html.contains("href=\"/metrics\""))
+            #expect(html.contains("/stats/history"))
+            #expect(html.contains("/stats/current"))
+            // The inject route is only mentioned when it is served.
+            #expect(!html.contains("/debug/inject"))
+        }
+    }
+}
