@@ -24,7 +24,7 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
         case .readFailed(let path, let reason):
             "capture file \(path) is truncated or corrupt: \(reason)"
         case .unsupportedLinkType(let source, let name, let number):
-            "\(source) has link type \(name) (\(number)), which trafficmon does not decode; supported: "
+            "\(source) has link type \(name == "unknown" ? "\(number)" : "\(name) (\(number))"), which trafficmon does not decode; supported: "
                 + "EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6"
         case .noSuchInterface(let name):
             "no capture interface named \(name) (list them with: trafficmon interfaces)"

@@ -1,7 +1,7 @@
 import Foundation
 
-/// A HyperLogLog sketch (4,096 registers, about 1.6% standard error, exact in
-/// practice for small counts) that counts distinct clients in bounded memory.
+/// A HyperLogLog sketch (4,096 registers, about 1.6% standard error) that counts
+/// distinct clients in bounded memory.
 ///
 /// ```swift
 /// var sketch = DistinctCounter()

@@ -218,7 +218,7 @@ public final class WindowAggregator {
         if !clients.contains(clientKey) {
             guard clients.count < maxClients else {
                 if flowKey.c & (1 << 32) == 0 { hot.otherInbound.add(bytes: bytes) } else { hot.otherOutbound.add(bytes: bytes) }
-                tables.otherClients.insert(hash: UInt64(bitPattern: Int64(CounterTable.hash(clientKey))))
+                tables.countOtherClient(clientKey)
                 var serviceKey = CounterTable.Key(a: 0, b: 0, c: flowKey.c & ~Self.ipv6Marker)
                 if tables.otherServices.count >= maxOtherServices && !tables.otherServices.contains(serviceKey) {
                     serviceKey.c = Self.entryMarker | (flowKey.c & (1 << 32)) | UInt64(Service.other.rawValue)

@@ -46,7 +46,7 @@ struct WindowRecordBuilder {
             return addresses[a] < addresses[b]
         }
         let listed = min(clientCount, top ?? Int.max)
-        var other = OtherCounts(in: t.otherInbound, out: t.otherOutbound, clients: t.otherClients.estimate)
+        var other = OtherCounts(in: t.otherInbound, out: t.otherOutbound, clients: t.otherClientCount)
         for i in order[listed...] {
             other.in += inbound[i]
             other.out += outbound[i]

@@ -24,7 +24,12 @@ final class WindowTables: @unchecked Sendable {
     var late: UInt64 = 0
     var received: UInt64 = 0
     var drops: (kernel: UInt64, interface: UInt64) = (0, 0)
+    /// Distinct clients past `maxClients`: counted exactly up to `exactOtherLimit`, then
+    /// estimated by the sketch.
     var otherClients = DistinctCounter()
+    var exactOtherClients = CounterTable(minimumCapacity: 64)
+    var exactOtherSaturated = false
+    static let exactOtherLimit = 4096
     /// (client, direction, service) -> counters.
     var flows: CounterTable
     /// client -> dense index (in `packets`), assigned at admission.
@@ -41,6 +46,23 @@ final class WindowTables: @unchecked Sendable {
         flows.deallocate()
         clients.deallocate()
         otherServices.deallocate()
+        exactOtherClients.deallocate()
+    }
+
+    /// Notes a client counted in `other` because `maxClients` were tracked already.
+    func countOtherClient(_ key: CounterTable.Key) {
+        otherClients.insert(hash: UInt64(bitPattern: Int64(CounterTable.hash(key))))
+        guard !exactOtherSaturated else { return }
+        if exactOtherClients.count < Self.exactOtherLimit {
+            exactOtherClients.add(key, packets: 0, bytes: 0)
+        } else if !exactOtherClients.contains(key) {
+            exactOtherSaturated = true
+        }
+    }
+
+    /// How many distinct clients went to `other` past `maxClients`.
+    var otherClientCount: UInt64 {
+        exactOtherSaturated ? max(otherClients.estimate, UInt64(Self.exactOtherLimit)) : UInt64(exactOtherClients.count)
     }
 
     func reset() {
@@ -57,6 +79,8 @@ final class WindowTables: @unchecked Sendable {
         drops = (0, 0)
         openedMidWindow = false
         otherClients.removeAll()
+        exactOtherClients.removeAll()
+        exactOtherSaturated = false
         flows.removeAll()
         clients.removeAll()
         otherServices.removeAll()

@@ -30,7 +30,7 @@ final class ReportWriter: @unchecked Sendable {
             while offset < p.count, let base = p.baseAddress {
                 let n = Foundation.write(STDOUT_FILENO, base + offset, p.count - offset)
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return }  // stdout closed (for example a pipe to head): stop writing
+                guard n > 0 else { return }  // a write error; a closed pipe raises SIGPIPE first, as for cat
                 offset += n
             }
         }
