@@ -35,7 +35,6 @@ public final class PacketPump {
     public func dispatch(maxPackets: Int32) throws(CaptureError) -> Int {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
-        aggregator.flush()
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }
         switch source.origin {

@@ -74,13 +74,6 @@ struct CounterTable: @unchecked Sendable {
         }
     }
 
-    /// Reads the first word of the slot `hash` starts at, so that its cache line is on its
-    /// way in by the time the key is looked up for real (a software prefetch).
-    @inline(__always)
-    func touch(hash: Int) -> UInt64 {
-        storage[hash & mask].key.c
-    }
-
     /// Adds to an existing entry; returns `false` (and changes nothing) when `key` is absent.
     @inline(__always)
     mutating func addIfPresent(_ key: Key, hash: Int, packets: UInt64 = 1, bytes: UInt64) -> Bool {

@@ -143,9 +143,13 @@ public struct PacketDecoder: Sendable {
             offset += 4
         }
         if type <= 1500 {
-            // An 802.3 length: IP only inside LLC/SNAP with a zero OUI.
-            guard n >= offset + 8, data[offset] == 0xAA, data[offset + 1] == 0xAA, data[offset + 2] == 0x03,
-                  data[offset + 3] == 0, data[offset + 4] == 0, data[offset + 5] == 0 else {
+            // An 802.3 length: an LLC header follows, and IP only inside SNAP with a zero OUI.
+            guard n >= offset + 3 else { return LinkResult(network: .malformed, offset: 0) }
+            guard data[offset] == 0xAA, data[offset + 1] == 0xAA, data[offset + 2] == 0x03 else {
+                return LinkResult(network: .nonIP, offset: offset)
+            }
+            guard n >= offset + 8 else { return LinkResult(network: .malformed, offset: 0) }
+            guard data[offset + 3] == 0, data[offset + 4] == 0, data[offset + 5] == 0 else {
                 return LinkResult(network: .nonIP, offset: offset)
             }
             type = data.u16(offset + 6)

@@ -60,6 +60,9 @@ public enum Timestamp {
               b[16] == UInt8(ascii: ":"), let second = num(17, 2),
               (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60
         else { return nil }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard day <= monthDays[month - 1] else { return nil }
         var i = 19
         var fraction: Int64 = 0
         if i < b.count && b[i] == UInt8(ascii: ".") {

@@ -70,20 +70,11 @@ public final class WindowAggregator {
     var windowEnd = Int64.min
     var lastDrops: (kernel: UInt64, interface: UInt64) = (0, 0)
 
-    /// Packets decoded and attributed but not yet counted: the batch lets the flow-table
-    /// lookups of up to `batchCapacity` packets be in flight at once.
-    let batch: UnsafeMutablePointer<PendingPacket>
-    var batchCount = 0
-    static let batchCapacity = 32
-    /// Keeps the prefetching loads alive.
-    var touchSink: UInt64 = 0
-
     /// The latest packet (or inject) time seen: the stream's event-time clock.
-    public var eventTime: Int64 {
-        flush()
-        return latestTime
-    }
+    public var eventTime: Int64 { latestTime }
     var latestTime: Int64 = .min
+    /// The end of the last closed window: time before it belongs to closed windows.
+    var closedUntil: Int64 = .min
 
     static let entryMarker: UInt64 = 1 << 40
     static let ipv6Marker: UInt64 = 1 << 33
@@ -101,12 +92,10 @@ public final class WindowAggregator {
         tables = first
         flows = first.flows
         clients = first.clients
-        batch = .allocate(capacity: Self.batchCapacity)
     }
 
     deinit {
         writeBackTables()
-        batch.deallocate()
     }
 
     private func bindTables() {
@@ -129,10 +118,7 @@ public final class WindowAggregator {
     }
 
     /// Window start (nanoseconds) of the open window, if one is open.
-    public var openWindowStart: Int64? {
-        flush()
-        return isOpen ? windowStart : nil
-    }
+    public var openWindowStart: Int64? { isOpen ? windowStart : nil }
 
     // MARK: The packet path
 
@@ -164,21 +150,9 @@ public final class WindowAggregator {
         count(p)
     }
 
-    /// Counts every packet still waiting in the batch.
-    @inline(__always)
-    public func flush() {
-        var i = 0
-        while i < batchCount {
-            count(batch[i])
-            i &+= 1
-        }
-        batchCount = 0
-    }
-
     /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
     /// client bookkeeping, but not a captured frame.
     public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
-        flush()
         let key = Self.flowKey(attribution)
         count(PendingPacket(
             key: key, hash: CounterTable.hash(key), timestamp: timestamp,
@@ -196,6 +170,7 @@ public final class WindowAggregator {
     @inline(__always)
     func count(_ p: PendingPacket) {
         if p.timestamp < windowStart || p.timestamp >= windowEnd { moveClock(to: p.timestamp) }
+        if p.timestamp > latestTime { latestTime = p.timestamp }
         if p.captured { hot.received &+= 1 }
         hot.total.add(bytes: p.bytes)
         switch p.kind {
@@ -239,9 +214,14 @@ public final class WindowAggregator {
     /// The slow path of the clock: opens the first window, moves to a later one, or
     /// marks a late packet (it stays in the open window).
     func moveClock(to timestamp: Int64) {
-        if timestamp > latestTime { latestTime = timestamp }
         if !isOpen {
-            open(containing: timestamp, midWindow: false)
+            // A closed window never reopens: a packet for it goes late into the next one.
+            if timestamp < closedUntil {
+                open(containing: closedUntil, midWindow: false)
+                hot.late &+= 1
+            } else {
+                open(containing: timestamp, midWindow: false)
+            }
         } else if timestamp >= windowEnd {
             close(partial: tables.openedMidWindow)
             open(containing: timestamp, midWindow: false)
@@ -256,7 +236,6 @@ public final class WindowAggregator {
     /// `emitEmpty`, the following window opens right away, so a quiet period still
     /// yields one (empty) record per window, as a live capture must.
     public func advance(to now: Int64, emitEmpty: Bool) {
-        flush()
         if now > latestTime { latestTime = now }
         guard isOpen else {
             if emitEmpty { open(containing: now, midWindow: true) }
@@ -279,14 +258,12 @@ public final class WindowAggregator {
 
     /// Closes the open window, marked partial: end of file, or shutdown.
     public func finish() {
-        flush()
         guard isOpen else { return }
         close(partial: true)
     }
 
     /// The open window as a record (marked partial: it has not run its length), or `nil`.
     public func snapshot() -> WindowRecord? {
-        flush()
         guard isOpen else { return nil }
         let saved = tables.drops
         tables.drops = currentDrops()
@@ -325,6 +302,7 @@ public final class WindowAggregator {
         hot.store(into: tables)
         writeBackTables()
         hot = HotCounters()
+        closedUntil = max(closedUntil, windowEnd)
         let closed = ClosedWindow(tables: tables, pool: pool, top: configuration.top, partial: partial)
         tables = pool.take()
         isOpen = false
@@ -334,7 +312,7 @@ public final class WindowAggregator {
     }
 }
 
-/// A decoded, attributed packet waiting in the batch.
+/// A decoded, attributed packet on its way into the tables.
 struct PendingPacket {
     var key = CounterTable.Key(a: 0, b: 0, c: 0)
     var hash = 0

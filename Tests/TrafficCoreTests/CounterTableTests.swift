@@ -1,0 +1,51 @@
+import Testing
+@testable import TrafficCore
+import TrafficTestSupport
+
+@Suite("CounterTable")
+struct CounterTableTests {
+    @Test func addsFindsGrowsAndEmpties() {
+        var table = CounterTable(minimumCapacity: 4)
+        defer { table.deallocate() }
+        let initialCapacity = table.capacity
+        var expected: [CounterTable.Key: (UInt64, UInt64)] = [:]
+        var rng = SplitMix64(seed: 99)
+        for i in 0..<3000 {
+            let key = CounterTable.Key(a: rng.next() % 50, b: UInt64(i % 700), c: 1 + rng.next() % 3)
+            let bytes = rng.next() % 1500
+            let inserted = table.add(key, bytes: bytes)
+            #expect(inserted == (expected[key] == nil))
+            expected[key, default: (0, 0)].0 += 1
+            expected[key, default: (0, 0)].1 += bytes
+        }
+        #expect(table.capacity > initialCapacity)
+        #expect(table.count == expected.count)
+        for (key, (packets, bytes)) in expected {
+            let e = table.entry(key)
+            #expect(e?.packets == packets && e?.bytes == bytes)
+        }
+        var seen = 0
+        table.forEach { entry in
+            seen += 1
+            #expect(expected[entry.key].map { $0 == (entry.packets, entry.bytes) } == true)
+        }
+        #expect(seen == expected.count)
+        let missing = CounterTable.Key(a: 1000, b: 1000, c: 1)
+        #expect(!table.contains(missing) && table.entry(missing) == nil)
+        let addedMissing = table.addIfPresent(missing, hash: CounterTable.hash(missing), bytes: 5)
+        #expect(!addedMissing)
+        #expect(table.entry(missing) == nil)
+        let present = expected.keys.first!
+        let addedPresent = table.addIfPresent(present, hash: CounterTable.hash(present), bytes: 5)
+        #expect(addedPresent)
+        #expect(table.entry(present)?.packets == expected[present]!.0 + 1)
+
+        let capacity = table.capacity
+        table.removeAll()
+        #expect(table.count == 0 && table.capacity == capacity)
+        #expect(!table.contains(present))
+        var after = 0
+        table.forEach { _ in after += 1 }
+        #expect(after == 0)
+    }
+}
