@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import HummingbirdAuth
 
 /// Requires `Authorization: Bearer <token>` on every route but `/healthz`, comparing
 /// against every configured token in constant time (no early exit, no length leak
@@ -20,7 +19,7 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if openPaths.contains(request.uri.path) { return try await next(request, context) }
-        guard let offered = request.headers.bearer?.token, Self.matches(Array(offered.utf8), any: tokens) else {
+        guard let offered = Self.bearerToken(request.headers[.authorization]), Self.matches(offered, any: tokens) else {
             let hasHeader = request.headers[.authorization] != nil
             throw HTTPError(
                 .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"trafficmon\""],
@@ -29,11 +28,23 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         return try await next(request, context)
     }
 
+    /// The credentials of an `Authorization: Bearer <token>` header (the scheme name is
+    /// case-insensitive, RFC 7235).
+    static func bearerToken(_ header: String?) -> [UInt8]? {
+        guard let header else { return nil }
+        let bytes = Array(header.utf8)
+        guard bytes.count > 7, String(decoding: bytes[0..<6], as: UTF8.self).lowercased() == "bearer", bytes[6] == UInt8(ascii: " ") else {
+            return nil
+        }
+        let token = bytes[7...].drop { $0 == UInt8(ascii: " ") }
+        return token.isEmpty ? nil : Array(token)
+    }
+
     /// Constant-time membership: every token is compared in full.
     static func matches(_ offered: [UInt8], any tokens: [[UInt8]]) -> Bool {
         var found: UInt8 = 0
         for token in tokens {
-            var difference = UInt8(truncatingIfNeeded: offered.count ^ token.count)
+            var difference: UInt8 = offered.count == token.count ? 0 : 1
             let length = max(offered.count, token.count)
             for i in 0..<length {
                 let a = i < offered.count ? offered[i] : 0

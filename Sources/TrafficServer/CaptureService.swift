@@ -8,11 +8,13 @@ import TrafficCapture
 public struct CaptureService: ServiceLifecycle.Service {
     let engine: CaptureEngine
     let channel: WindowChannel
+    let state: TrafficState
     let logger: Logger
 
-    public init(engine: CaptureEngine, channel: WindowChannel, logger: Logger) {
+    init(engine: CaptureEngine, channel: WindowChannel, state: TrafficState, logger: Logger) {
         self.engine = engine
         self.channel = channel
+        self.state = state
         self.logger = logger
     }
 
@@ -35,6 +37,7 @@ public struct CaptureService: ServiceLifecycle.Service {
                 }
             }
         }
+        if Task.isShuttingDownGracefully { state.noteShutdown() }
         await engine.stop()
         channel.finish()
     }

@@ -39,8 +39,9 @@ struct InjectRoute<Context: RequestContext> {
         let directionText = try text("direction")
         let protoText = try text("proto")
         guard let sizeValue = fields["size"], !(sizeValue is NSNull) else { throw badRequest("field 'size' is missing") }
-        guard !(sizeValue is Bool), sizeValue is NSNumber, let size = sizeValue as? Int,
-              let exact = sizeValue as? Double, exact == Double(size) else {
+        // JSON true/false arrive as NSNumber too ("c" type): only real numbers count.
+        guard let number = sizeValue as? NSNumber, String(cString: number.objCType) != "c",
+              let size = sizeValue as? Int, number.doubleValue == Double(size) else {
             throw badRequest("field 'size' must be an integer from 1 to \(maxSize)")
         }
         guard let client = IPAddress(clientText) else {

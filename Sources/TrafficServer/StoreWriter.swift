@@ -17,14 +17,17 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     let store: WindowStore
     let retention: Int64?
     let logger: Logger
+    /// Told once the last window is committed.
+    let onFlushed: (@Sendable () -> Void)?
     private let pending = Mutex<[WindowRecord]>([])
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
-    public init(store: WindowStore, retention: Int64?, logger: Logger) {
+    public init(store: WindowStore, retention: Int64?, logger: Logger, onFlushed: (@Sendable () -> Void)? = nil) {
         self.store = store
         self.retention = retention
         self.logger = logger
+        self.onFlushed = onFlushed
         (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -38,16 +41,16 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     }
 
     public func run() async throws {
-        var batches = 0
         // Ends when the publisher has handed over the last window (not on the shutdown
-        // signal), so the window closed at shutdown is written too.
+        // signal), so the window closed at shutdown is written too. Pruning after each
+        // commit is one indexed DELETE.
         for await _ in wake {
             await writePending()
-            batches += 1
-            if batches % 12 == 1 { await prune() }
+            await prune()
         }
         await writePending()
         await prune()
+        onFlushed?()
         // Wait for the group to ask (it stops services one at a time, this one last).
         try? await gracefulShutdown()
         try Task.checkCancellation()
@@ -72,7 +75,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
             let deleted = try await store.prune(retention: retention)
             if deleted > 0 { logger.debug("pruned \(deleted) window(s) older than the retention") }
         } catch {
-            logger.error("could not prune the database: \(error)")
+            if !Task.isCancelled { logger.error("could not prune the database: \(error)") }
         }
     }
 }

@@ -17,6 +17,10 @@ public final class StreamHub: WindowSubscriber {
     public let queueLimit: Int
     private let clients = Mutex<[UInt64: Client]>([:])
     private let nextID = Atomic<UInt64>(1)
+    private let dropped = Atomic<Int>(0)
+
+    /// Clients dropped so far for falling `queueLimit` windows behind.
+    public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 
     struct Client {
         var continuation: AsyncStream<String>.Continuation
@@ -65,6 +69,7 @@ public final class StreamHub: WindowSubscriber {
             for (id, client) in list where !client.tooSlow {
                 if case .dropped = client.continuation.yield(text) {
                     list[id]?.tooSlow = true
+                    dropped.add(1, ordering: .relaxed)
                     client.continuation.finish()
                     if let kick = client.onKick { kicks.append(kick) }
                 }

@@ -3,10 +3,10 @@ import HummingbirdWebSocket
 import Logging
 
 /// `WS /stats/stream`: a text message (a window record) per closed window.
-struct StreamRoute<Context: RequestContext & WebSocketRequestContext> {
+struct StreamRoute {
     let hub: StreamHub
 
-    func add(to router: Router<Context>) {
+    func add(to router: Router<TrafficRequestContext>) {
         router.ws("/stats/stream") { inbound, outbound, context in
             let (id, messages) = hub.subscribe()
             defer { hub.unsubscribe(id) }
@@ -15,7 +15,15 @@ struct StreamRoute<Context: RequestContext & WebSocketRequestContext> {
                     try await outbound.write(.text(text))
                 }
             }
-            hub.onKick(id) { writer.cancel() }
+            let channel = context.requestContext.channel
+            // A client that fell behind is cut off at once: its socket no longer drains,
+            // so neither a pending write nor a close frame would ever complete.
+            hub.onKick(id) {
+                writer.cancel()
+                // The handler tries a 1008 close frame; if the socket does not drain within
+                // 2 s, the connection is cut.
+                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // The client closing (or vanishing) ends the inbound sequence.
                 group.addTask {
@@ -23,6 +31,11 @@ struct StreamRoute<Context: RequestContext & WebSocketRequestContext> {
                 }
                 group.addTask {
                     _ = await writer.result
+                }
+                // A connection reset on an idle socket may only surface at the next write:
+                // look at the channel now and then, so a vanished client is let go promptly.
+                group.addTask {
+                    while channel.isActive { try await Task.sleep(for: .milliseconds(500)) }
                 }
                 _ = try await group.next()
                 group.cancelAll()

@@ -20,7 +20,7 @@ import TrafficStore
 /// try await server.application.runService()
 /// ```
 public struct TrafficServer: Sendable {
-    public typealias Context = BasicWebSocketRequestContext
+    public typealias Context = TrafficRequestContext
 
     /// Persistence and security options.
     public struct Options: Sendable {
@@ -40,7 +40,14 @@ public struct TrafficServer: Sendable {
 
     public let state: TrafficState
     public let hub: StreamHub
+    /// The HTTP application with trafficmon's services inside it (what tests drive with
+    /// `application.test(...)`). `runService()` runs the same routes and services for
+    /// production, in the order that shuts down cleanly.
     public let application: Application<RouterResponder<Context>>
+    /// Capture, publisher and store, in start order.
+    let services: [any ServiceLifecycle.Service]
+    let makeApplication: @Sendable ([any ServiceLifecycle.Service]) -> Application<RouterResponder<Context>>
+    let logger: Logger
 
     /// Builds the server; with a store, the history it holds is loaded first.
     public init(
@@ -73,12 +80,13 @@ public struct TrafficServer: Sendable {
         var subscribers: [any WindowSubscriber] = [hub]
         var services: [any ServiceLifecycle.Service] = []
         if let store = options.store {
-            let writer = StoreWriter(store: store, retention: options.retention, logger: logger)
+            let writer = StoreWriter(store: store, retention: options.retention, logger: logger) { state.noteFlushed() }
             subscribers.append(writer)
             services.append(writer)
         }
-        services.append(WindowPublisher(channel: channel, state: state, subscribers: subscribers, logger: logger))
-        services.append(CaptureService(engine: engine, channel: channel, logger: logger))
+        services.append(WindowPublisher(
+            channel: channel, state: state, subscribers: subscribers, marksFlushed: options.store == nil, logger: logger))
+        services.append(CaptureService(engine: engine, channel: channel, state: state, logger: logger))
 
         var server: HTTPServerBuilder = options.authTokens.isEmpty
             ? .http1WebSocketUpgrade(webSocketRouter: router)
@@ -87,15 +95,67 @@ public struct TrafficServer: Sendable {
             server = try .tls(server, tlsConfiguration: tls)
         }
         let scheme = options.tls == nil ? "http" : "https"
-        application = Application(
-            router: router, server: server,
-            configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "trafficmon"),
-            services: services,
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? configuration.listen.port
-                let host = configuration.listen.host.contains(":") ? "[\(configuration.listen.host)]" : configuration.listen.host
-                logger.info("serving \(scheme)://\(host):\(port)")
-            },
+        let address = BindAddress.hostname(configuration.listen.host, port: configuration.listen.port)
+        let listen = configuration.listen
+        let responder = router.buildResponder()
+        let serverBuilder = server
+        makeApplication = { services in
+            Application(
+                responder: responder, server: serverBuilder,
+                configuration: .init(address: address, serverName: "trafficmon"),
+                services: services,
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? listen.port
+                    let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
+                    logger.info("serving \(scheme)://\(host):\(port)")
+                },
+                logger: logger)
+        }
+        self.services = services
+        self.logger = logger
+        application = makeApplication(services)
+    }
+
+    /// Runs the server until SIGINT/SIGTERM. Shutdown order: the capture closes its open
+    /// window, the publisher hands it to the stream and the store, the store commits it,
+    /// and only then does HTTP stop, within `shutdownTimeout` even if clients hang on.
+    public func runService(shutdownTimeout: Duration = .milliseconds(1500)) async throws {
+        var configuration = ServiceGroupConfiguration(
+            services: [makeApplication([])] + services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
+        configuration.maximumGracefulShutdownDuration = shutdownTimeout
+        configuration.maximumCancellationDuration = .milliseconds(500)
+        let group = ServiceGroup(configuration: configuration)
+        let (outcomes, outcome) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
+        let runner = Task {
+            do {
+                try await group.run()
+                outcome.yield(.success(()))
+            } catch {
+                outcome.yield(.failure(error))
+            }
+        }
+        // A connection that never finishes (an idle keep-alive, a half-sent request, a
+        // WebSocket peer that ignores the close) can hold an HTTP server's shutdown
+        // forever. Once the capture has closed its window and the data is stored, that is
+        // no reason to keep the process: give HTTP `shutdownTimeout`, then return.
+        let watchdog = Task {
+            while !(state.shutdownRequested && state.isFlushed) { try await Task.sleep(for: .milliseconds(100)) }
+            try await Task.sleep(for: shutdownTimeout)
+            outcome.yield(.success(()))
+        }
+        defer { watchdog.cancel() }
+        for await result in outcomes {
+            switch result {
+            case .success:
+                return
+            case .failure(let error):
+                // After a signal, whatever the slowest connection did is not a failure.
+                if state.shutdownRequested { return }
+                runner.cancel()
+                throw error
+            }
+        }
     }
 }

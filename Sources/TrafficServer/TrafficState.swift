@@ -18,6 +18,19 @@ public final class TrafficState: Sendable {
     /// The SQLite store, when persistence is on.
     public let store: WindowStore?
     private let ring: Mutex<WindowHistory>
+    private let shuttingDown = Atomic<Bool>(false)
+
+    /// Whether a graceful shutdown (SIGINT/SIGTERM) has begun.
+    public var shutdownRequested: Bool { shuttingDown.load(ordering: .relaxed) }
+
+    func noteShutdown() { shuttingDown.store(true, ordering: .relaxed) }
+
+    private let flushed = Atomic<Bool>(false)
+
+    /// Whether the last window has been handed to every subscriber and stored.
+    public var isFlushed: Bool { flushed.load(ordering: .acquiring) }
+
+    func noteFlushed() { flushed.store(true, ordering: .releasing) }
 
     public init(configuration: ServerConfiguration, engine: CaptureEngine, windowLength: Int64, store: WindowStore? = nil) {
         self.configuration = configuration

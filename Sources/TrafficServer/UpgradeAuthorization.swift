@@ -82,7 +82,9 @@ final class UpgradeAuthorizationHandler: ChannelInboundHandler, RemovableChannel
     }
 
     private func authorized(_ headers: HTTPHeaders) -> Bool {
-        guard let value = headers.first(name: "authorization"), value.hasPrefix("Bearer ") else { return false }
-        return BearerAuthMiddleware<BasicRequestContext>.matches(Array(value.dropFirst("Bearer ".count).utf8), any: tokens)
+        guard let token = BearerAuthMiddleware<BasicRequestContext>.bearerToken(headers.first(name: "authorization")) else {
+            return false
+        }
+        return BearerAuthMiddleware<BasicRequestContext>.matches(token, any: tokens)
     }
 }

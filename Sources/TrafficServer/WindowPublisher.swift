@@ -50,11 +50,14 @@ public struct WindowPublisher: ServiceLifecycle.Service {
     let state: TrafficState
     let subscribers: [any WindowSubscriber]
     let logger: Logger
+    /// With no store behind it, the publisher's end is when the data is safe.
+    let marksFlushed: Bool
 
-    public init(channel: WindowChannel, state: TrafficState, subscribers: [any WindowSubscriber], logger: Logger) {
+    public init(channel: WindowChannel, state: TrafficState, subscribers: [any WindowSubscriber], marksFlushed: Bool, logger: Logger) {
         self.channel = channel
         self.state = state
         self.subscribers = subscribers
+        self.marksFlushed = marksFlushed
         self.logger = logger
     }
 
@@ -70,6 +73,7 @@ public struct WindowPublisher: ServiceLifecycle.Service {
             for subscriber in subscribers { await subscriber.publish(record) }
         }
         for subscriber in subscribers { await subscriber.finish() }
+        if marksFlushed { state.noteFlushed() }
         logger.debug("window publisher finished")
         // The group stops services one at a time; returning before it asks would count as
         // finishing unexpectedly. (Cancelled instead: end now.)

@@ -32,26 +32,40 @@ public final class WindowStore: Sendable {
                 throw .cannotOpen(path: path, reason: "the directory \(directory) does not exist")
             }
         }
+        // An existing file is checked through a read-only connection first, so a file that
+        // is damaged, locked or from a newer trafficmon is refused without a single write.
+        if FileManager.default.fileExists(atPath: path) {
+            try Self.check(path: path)
+        }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator().migrate(pool)
         } catch {
             throw StoreError.describe(error, path: path)
         }
+    }
+
+    /// Integrity (quick check) and schema version of an existing file, read-only.
+    static func check(path: String) throws(StoreError) {
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(2)
         do {
-            try pool.write { db in
-                // A quick structural check: a damaged file must not be written over.
-                let check = try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "ok"
-                if check != "ok" { throw StoreError.corrupt(path: path, reason: check) }
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            try queue.read { db in
+                let check = try String.fetchAll(db, sql: "PRAGMA quick_check")
+                if check != ["ok"] {
+                    let first = check.first?.split(whereSeparator: \.isNewline).first.map(String.init) ?? "quick_check failed"
+                    throw StoreError.corrupt(path: path, reason: first)
+                }
+                let applied = try migrator().appliedIdentifiers(db)
+                let unknown = applied.subtracting(schemaVersions)
+                if !unknown.isEmpty {
+                    throw StoreError.newerSchema(
+                        path: path, found: unknown.sorted().joined(separator: ", "), known: schemaVersions.last ?? "")
+                }
             }
-            let migrator = Self.migrator()
-            let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
-            let unknown = applied.subtracting(Self.schemaVersions)
-            if !unknown.isEmpty {
-                throw StoreError.newerSchema(path: path, found: unknown.sorted().joined(separator: ", "), known: Self.schemaVersions.last ?? "")
-            }
-            try migrator.migrate(pool)
-        } catch let error as StoreError {
-            throw error
+            try queue.close()
         } catch {
             throw StoreError.describe(error, path: path)
         }
@@ -182,7 +196,9 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
         switch error.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED: return .locked(path: path)
         case .SQLITE_READONLY: return .readOnly(path: path)
-        case .SQLITE_CORRUPT, .SQLITE_NOTADB: return .corrupt(path: path, reason: error.message ?? "not a database")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            let first = (error.message ?? "not a database").split(whereSeparator: \.isNewline).first.map(String.init)
+            return .corrupt(path: path, reason: first ?? "not a database")
         case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
             return .cannotOpen(path: path, reason: error.message ?? "permission denied")
         default: return .failed(path: path, reason: error.message ?? "\(error)")

@@ -94,7 +94,22 @@ struct ServeCommand: AsyncParsableCommand {
         if db.isEmpty { throw ValidationError("--db needs a file path (or use --no-db)") }
     }
 
+    /// What `prepare()` did while privileged: the open capture, secrets read, root dropped.
+    struct Prepared: Sendable {
+        var source: PacketSource
+        var localNetworks: LocalNetworks
+        var options: TrafficServer.Options
+        var server: ServerConfiguration
+        var logger: Logger
+    }
+
     func run() async throws {
+        try await run(prepare())
+    }
+
+    /// The privileged part, on the main thread: logging, token and TLS files (often
+    /// root-only), the capture, and then dropping to `--user`.
+    func prepare() throws -> Prepared {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -110,7 +125,6 @@ struct ServeCommand: AsyncParsableCommand {
         server.enableDebugInject = enableDebugInject
         server.version = Trafficmon.version
 
-        // Read secrets while still privileged: token and key files are often root-only.
         var options = TrafficServer.Options()
         if let authTokenFile {
             do {
@@ -127,12 +141,12 @@ struct ServeCommand: AsyncParsableCommand {
         let source: PacketSource
         do {
             if let interface {
-                var options = PacketSource.LiveOptions(interface: interface)
-                options.filter = aggregation.filter
-                options.snapshotLength = snaplen
-                options.bufferSize = bufferSize << 20
-                options.immediateMode = immediateMode
-                source = try PacketSource.openLive(options)
+                var live = PacketSource.LiveOptions(interface: interface)
+                live.filter = aggregation.filter
+                live.snapshotLength = snaplen
+                live.bufferSize = bufferSize << 20
+                live.immediateMode = immediateMode
+                source = try PacketSource.openLive(live)
                 for address in source.interfaceAddresses {
                     local.add(NetworkPrefix(address: address, length: address.isIPv6 ? 128 : 32))
                 }
@@ -143,6 +157,14 @@ struct ServeCommand: AsyncParsableCommand {
             throw UserFacingError(error)
         }
         if let user { try Privileges.drop(to: user) }
+        return Prepared(source: source, localNetworks: local, options: options, server: server, logger: logger)
+    }
+
+    /// The unprivileged part: the database, the server, until a signal.
+    func run(_ prepared: Prepared) async throws {
+        var options = prepared.options
+        let server = prepared.server
+        let logger = prepared.logger
         if !noDB {
             do {
                 options.store = try WindowStore(path: db)
@@ -155,19 +177,19 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("listening on \(server.listen) without authentication: anyone who can reach it can read the traffic figures (use --auth-token-file)")
         }
         let windowConfiguration = WindowAggregator.Configuration(
-            windowLength: try aggregation.windowLength(), localNetworks: local,
+            windowLength: try aggregation.windowLength(), localNetworks: prepared.localNetworks,
             maxClients: aggregation.maxClients, top: top)
 
         let trafficServer: TrafficServer
         do {
             trafficServer = try await TrafficServer(
-                configuration: server, source: source, aggregation: windowConfiguration, options: options, logger: logger)
+                configuration: server, source: prepared.source, aggregation: windowConfiguration, options: options, logger: logger)
         } catch {
             throw UserFacingError(error)
         }
-        logger.info("starting (\(interface.map { "capturing on \($0)" } ?? "replaying \(read ?? "")"), local networks: \(local.prefixes.map(\.description).joined(separator: ", ")))")
+        logger.info("starting (\(interface.map { "capturing on \($0)" } ?? "replaying \(read ?? "")"), local networks: \(prepared.localNetworks.prefixes.map(\.description).joined(separator: ", ")))")
         do {
-            try await trafficServer.application.runService()
+            try await trafficServer.runService()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw UserFacingError("cannot listen on \(server.listen): the address is already in use (another trafficmon? pick one with --listen)")
         } catch let error as IOError where error.errnoCode == EACCES {

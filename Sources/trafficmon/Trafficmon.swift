@@ -3,7 +3,7 @@ import Foundation
 
 /// The `trafficmon` command: `serve`, `report`, `interfaces`.
 @main
-struct Trafficmon: AsyncParsableCommand {
+struct Trafficmon: ParsableCommand {
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
@@ -19,31 +19,54 @@ struct Trafficmon: AsyncParsableCommand {
         subcommands: [ServeCommand.self, ReportCommand.self, InterfacesCommand.self]
     )
 
-    static func main() async {
+    /// Synchronous on purpose: `serve` opens its capture and drops root (`--user`) here,
+    /// on the main thread, before the async runtime parks that thread; a credential change
+    /// made later from a worker thread would leave the parked main thread as root.
+    static func main() {
         let arguments = EnvironmentDefaults.apply(
             to: Array(CommandLine.arguments.dropFirst()),
             environment: ProcessInfo.processInfo.environment)
         do {
             var command = try parseAsRoot(arguments)
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+            if let serve = command as? ServeCommand {
+                let prepared = try serve.prepare()
+                runAsync(arguments: arguments) { try await serve.run(prepared) }
             }
-        } catch let error as UserFacingError {
+            try command.run()
+            Foundation.exit(0)
+        } catch {
+            fail(error, arguments: arguments)
+        }
+    }
+
+    /// Runs `body` on the async runtime and exits with its outcome; never returns.
+    static func runAsync(arguments: [String], _ body: @escaping @Sendable () async throws -> Void) -> Never {
+        Task {
+            do {
+                try await body()
+                Foundation.exit(0)
+            } catch {
+                fail(error, arguments: arguments)
+            }
+        }
+        dispatchMain()
+    }
+
+    /// Ends the process for `error`: one line on stderr and a non-zero status (help and
+    /// version requests print as usual).
+    static func fail(_ error: any Error, arguments: [String]) -> Never {
+        if let error = error as? UserFacingError {
             FileHandle.standardError.write(Data("trafficmon: \(error.message)\n".utf8))
             Foundation.exit(error.status)
-        } catch {
-            // Help and version requests print as usual; a usage error becomes one line.
-            if exitCode(for: error) == .success { exit(withError: error) }
-            let message = Self.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
-            let subcommand = arguments.first.flatMap { name in
-                configuration.subcommands.contains { $0.configuration.commandName == name } ? name : nil
-            }
-            let hint = subcommand.map { " (see: trafficmon \($0) --help)" } ?? " (see: trafficmon --help)"
-            FileHandle.standardError.write(Data("trafficmon: \(message)\(hint)\n".utf8))
-            Foundation.exit(exitCode(for: error).rawValue)
         }
+        if exitCode(for: error) == .success { exit(withError: error) }
+        let message = Self.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
+        let subcommand = arguments.first.flatMap { name in
+            configuration.subcommands.contains { $0.configuration.commandName == name } ? name : nil
+        }
+        let hint = subcommand.map { " (see: trafficmon \($0) --help)" } ?? " (see: trafficmon --help)"
+        FileHandle.standardError.write(Data("trafficmon: \(message.split(whereSeparator: \.isNewline).joined(separator: " "))\(hint)\n".utf8))
+        Foundation.exit(exitCode(for: error).rawValue)
     }
 }
 

@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+import TrafficCore
+import TrafficStore
+import TrafficTestSupport
+
+/// `WindowStore` on its own: what it writes (checked with the sqlite3 CLI, not with the
+/// store), what it reads back, pruning, migrations, and the files it must refuse.
+@Suite struct StoreWindowStoreTests {
+    let t0: Int64 = 1_700_000_000 * Rig.second
+
+    @Test func recordsRoundTripFieldForFieldAcrossReopening() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        let records = (0..<12).map { Rig.record(start: t0 + Int64($0) * Rig.second, partial: $0 == 11) }
+        do {
+            let store = try WindowStore(path: path)
+            // Two batches, out of order: the store orders by start.
+            try await store.save(Array(records[6...]))
+            try await store.save(Array(records[..<6]))
+            #expect(try await store.count() == 12)
+            #expect(try await store.recent(limit: 100) == records)
+            #expect(try await store.recent(limit: 4) == Array(records.suffix(4)))
+        }
+        // A second store on the same file (a restart) reads the same.
+        let reopened = try WindowStore(path: path)
+        #expect(try await reopened.recent(limit: 100) == records)
+        // sqlite3 sees one row per window, keyed by its start in nanoseconds, with the
+        // record's own packet and byte totals.
+        let rows = try await Rig.sqlite(path, "SELECT start, \"end\", partial, packets, bytes FROM window ORDER BY start")
+        let expected = records.map { "\($0.start)|\($0.end)|\($0.partial ? 1 : 0)|\($0.packets)|\($0.bytes)" }
+        #expect(rows.components(separatedBy: "\n") == expected)
+    }
+
+    @Test func aRepeatedStartReplacesTheRow() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        let store = try WindowStore(path: path)
+        let first = Rig.record(start: t0, partial: true, seed: 1)
+        let second = Rig.record(start: t0, partial: false, seed: 2)
+        try await store.save([first])
+        try await store.save([second])
+        #expect(try await store.recent(limit: 10) == [second])
+        #expect(try await Rig.sqlite(path, "SELECT COUNT(*) FROM window") == "1")
+    }
+
+    @Test func walModeAndTheMigrationTable() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        let store = try WindowStore(path: path)
+        try await store.save([Rig.record(start: t0)])
+        #expect(try await Rig.sqlite(path, "PRAGMA journal_mode") == "wal")
+        #expect(try await Rig.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == "v1")
+        #expect(try await Rig.sqlite(path, "PRAGMA integrity_check") == "ok")
+        // Opening again does not apply the migration twice.
+        _ = try WindowStore(path: path)
+        #expect(try await Rig.sqlite(path, "SELECT COUNT(*) FROM grdb_migrations") == "1")
+    }
+
+    @Test func rangeQueriesAreHalfOpenAndKeepTheNewest() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try WindowStore(path: dir.appendingPathComponent("w.sqlite").path)
+        let records = (0..<10).map { Rig.record(start: t0 + Int64($0) * Rig.second) }
+        try await store.save(records)
+        let s = Rig.second
+        #expect(try await store.windows(since: t0 + 2 * s, until: t0 + 5 * s, limit: 100) == Array(records[2..<5]))
+        #expect(try await store.windows(since: t0 + 2 * s + 1, until: t0 + 5 * s, limit: 100) == Array(records[3..<5]))
+        #expect(try await store.windows(since: nil, until: t0 + 3 * s, limit: 100) == Array(records[0..<3]))
+        #expect(try await store.windows(since: t0 + 7 * s, until: nil, limit: 100) == Array(records[7...]))
+        // More match than the limit: the newest of them, oldest first.
+        #expect(try await store.windows(since: t0, until: t0 + 8 * s, limit: 3) == Array(records[5..<8]))
+        #expect(try await store.windows(since: t0 + 20 * s, until: nil, limit: 3).isEmpty)
+    }
+
+    @Test func pruneKeepsWindowsWithinTheRetentionOfTheNewest() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        let store = try WindowStore(path: path)
+        #expect(try await store.prune(retention: 20 * Rig.second) == 0)  // empty: nothing to do
+        // 60 windows of 1 s; the newest starts at t0 + 59 s. Relative to it, 20 s keeps
+        // the windows starting at t0 + 39 s ... t0 + 59 s (21 windows), whatever the wall clock.
+        let records = (0..<60).map { Rig.record(start: t0 + Int64($0) * Rig.second) }
+        try await store.save(records)
+        let deleted = try await store.prune(retention: 20 * Rig.second)
+        #expect(deleted == 39)
+        #expect(try await Rig.sqlite(path, "SELECT COUNT(*), MIN(start), MAX(start) FROM window")
+            == "21|\(t0 + 39 * Rig.second)|\(t0 + 59 * Rig.second)")
+        #expect(try await store.recent(limit: 100) == Array(records[39...]))
+        // Pruning again deletes nothing.
+        #expect(try await store.prune(retention: 20 * Rig.second) == 0)
+    }
+
+    @Test func aNewerSchemaIsRefusedAndTheFileLeftAlone() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        do {
+            let store = try WindowStore(path: path)
+            try await store.save([Rig.record(start: t0)])
+        }
+        _ = try await Rig.sqlite(path, "INSERT INTO grdb_migrations (identifier) VALUES ('v99')")
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            _ = try WindowStore(path: path)
+            Issue.record("a database with schema v99 was opened")
+        } catch {
+            guard case .newerSchema(_, let found, _) = error else {
+                Issue.record("expected newerSchema, got \(error)")
+                return
+            }
+            #expect(found == "v99")
+            #expect(error.description.contains(path))
+        }
+        let after = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(after == before, "refusing the file changed it: \(before.count) -> \(after.count) bytes")
+        #expect(try await Rig.sqlite(path, "SELECT COUNT(*) FROM window") == "1")
+    }
+
+    @Test func aCorruptFileIsRefusedAndLeftAlone() throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        var rng = SplitMix64(seed: 99)
+        let garbage = Data((0..<8192).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        try garbage.write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try WindowStore(path: path)
+            Issue.record("a file of random bytes was opened as a database")
+        } catch {
+            guard case .corrupt = error else {
+                Issue.record("expected corrupt, got \(error)")
+                return
+            }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
+    }
+
+    @Test func aMissingDirectoryIsACannotOpen() throws {
+        let path = "/nonexistent-h6-\(UUID().uuidString)/w.sqlite"
+        #expect(throws: StoreError.self) { _ = try WindowStore(path: path) }
+        do {
+            _ = try WindowStore(path: path)
+        } catch {
+            guard case .cannotOpen = error else {
+                Issue.record("expected cannotOpen, got \(error)")
+                return
+            }
+        }
+    }
+
+    /// Another process holds the write lock (an open `BEGIN EXCLUSIVE` in sqlite3):
+    /// opening must fail with `locked` (after the busy timeout), not succeed and then
+    /// lose every write.
+    @Test(.timeLimit(.minutes(1))) func aFileLockedByAnotherProcessIsRefused() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        do {
+            let store = try WindowStore(path: path)
+            try await store.save([Rig.record(start: t0)])
+        }
+        let holder = try StoreLockHolder(path: path)
+        defer { holder.release() }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            let store = try WindowStore(path: path)
+            // If it opened, a write must not vanish silently either.
+            do {
+                try await store.save([Rig.record(start: t0 + Rig.second)])
+                Issue.record("the store opened and wrote a file another process holds locked")
+            } catch {
+                Issue.record("WindowStore(path:) opened a locked file; the failure only came at the first write: \(error)")
+            }
+        } catch {
+            guard case .locked = error else {
+                Issue.record("expected locked, got \(error)")
+                return
+            }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+}
+
+/// A `sqlite3` process holding `BEGIN EXCLUSIVE` on a database until released.
+final class StoreLockHolder {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+
+    init(path: String) throws {
+        process.executableURL = URL(fileURLWithPath: Rig.which("sqlite3") ?? "/usr/bin/sqlite3")
+        process.arguments = [path]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\nINSERT INTO window (start, \"end\", partial, packets, bytes, record) VALUES (-1, 0, 0, 0, 0, '{}');\nSELECT 'held';\n".utf8))
+        // Wait until sqlite3 says it holds the lock.
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("held") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw Rig.Timeout(what: "sqlite3 to take the lock") }
+            seen += chunk
+        }
+    }
+
+    func release() {
+        guard process.isRunning else { return }
+        input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}

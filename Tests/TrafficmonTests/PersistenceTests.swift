@@ -1,0 +1,624 @@
+import Foundation
+import Testing
+import TrafficCore
+import TrafficTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Running `trafficmon serve` (shared with SecurityTests)
+
+/// A `trafficmon serve` process: its stderr goes to a file, HTTP goes through curl.
+final class ServedTrafficmon {
+    let process = Process()
+    let port: Int
+    let stderrURL: URL
+    let scheme: String
+
+    /// Starts `trafficmon serve ARGS --listen 127.0.0.1:PORT` (unless ARGS has a --listen),
+    /// in `directory`; `launcher` (for example setpriv) runs in front of it.
+    init(_ arguments: [String], port: Int, in directory: URL, launcher: [String] = [], scheme: String = "http") throws {
+        self.port = port
+        self.scheme = scheme
+        stderrURL = directory.appendingPathComponent("stderr-\(UUID().uuidString).txt")
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        var all = ["serve"] + arguments
+        if !arguments.contains("--listen") { all += ["--listen", "127.0.0.1:\(port)"] }
+        if launcher.isEmpty {
+            process.executableURL = TestProcess.trafficmon
+            process.arguments = all
+        } else {
+            process.executableURL = URL(fileURLWithPath: PTools.which(launcher[0]) ?? launcher[0])
+            process.arguments = Array(launcher.dropFirst()) + [TestProcess.trafficmon.path] + all
+        }
+        process.currentDirectoryURL = directory
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        var environment = ProcessInfo.processInfo.environment
+        for key in environment.keys where key.hasPrefix("TRAFFICMON_") { environment[key] = nil }
+        process.environment = environment
+        try process.run()
+    }
+
+    deinit { stop() }
+
+    var pid: Int32 { process.processIdentifier }
+    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    /// SIGKILLs it if it still runs.
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the exit; nil on timeout.
+    func waitForExit(timeout: TimeInterval = 30) async throws -> (status: Int32, signaled: Bool)? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline { return nil }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+    }
+
+    func get(_ path: String, headers: [String] = [], extra: [String] = []) async throws -> PTools.HTTPResult {
+        try await PTools.curl(extra + headers.flatMap { ["-H", $0] } + ["\(scheme)://127.0.0.1:\(port)\(path)"])
+    }
+
+    /// The `status` of `/readyz` (nil while the server does not answer).
+    func readiness(headers: [String] = []) async -> String? {
+        guard let result = try? await get("/readyz", headers: headers, extra: scheme == "https" ? ["-k"] : []), result.status != 0 else { return nil }
+        let object = try? JSONSerialization.jsonObject(with: Data(result.body.utf8)) as? [String: Any]
+        return object?["status"] as? String
+    }
+
+    /// Waits until `/healthz` answers; throws with stderr if the process ended first.
+    func waitForHTTP(timeout: TimeInterval = 30, headers: [String] = []) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let r = try? await get("/healthz", headers: headers, extra: scheme == "https" ? ["-k"] : []), r.status == 200 { return }
+            if !process.isRunning { throw PTools.Failure("trafficmon exited (\(process.terminationStatus)) before serving: \(stderr)") }
+            if Date() > deadline { throw PTools.Failure("trafficmon did not answer /healthz: \(stderr)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Waits until the replay has ended and `/stats/history?limit=10000` gives the same
+    /// answer three times in a row (300 ms apart); returns it, decoded.
+    func waitForStableHistory(timeout: TimeInterval = 60, headers: [String] = []) async throws -> [WindowRecord] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last = ""
+        var same = 0
+        while Date() < deadline {
+            if !process.isRunning { throw PTools.Failure("trafficmon exited (\(process.terminationStatus)): \(stderr)") }
+            if await readiness(headers: headers) == "replayed", let r = try? await get("/stats/history?limit=10000", headers: headers), r.status == 200 {
+                same = r.body == last ? same + 1 : 0
+                last = r.body
+                if same >= 2 { return try PTools.decodeHistory(last) }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        throw PTools.Failure("the history did not settle: \(stderr)")
+    }
+}
+
+/// External tools and small helpers of the TrafficmonTests suites.
+enum PTools {
+    static let second: Int64 = 1_000_000_000
+    static let localNets = SyntheticTraffic.localNetworks.flatMap { ["--local-net", $0] }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    struct HTTPResult {
+        var status: Int
+        var body: String
+        var exit: Int32
+        var headers: String
+    }
+
+    static func which(_ name: String) -> String? {
+        if name.hasPrefix("/") { return name }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let dirs = path.split(separator: ":").map(String.init) + ["/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"]
+        return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Runs blocking work on a Dispatch thread, not on the cooperative pool (two threads
+    /// on a 2-core machine, shared with the in-process servers of other suites).
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    /// Runs a program (found on PATH) to completion.
+    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 60) async throws -> TestProcess.Result {
+        try await offload { try TestProcess.run(URL(fileURLWithPath: which(program) ?? program), arguments, timeout: timeout) }
+    }
+
+    /// `trafficmon ARGS` to completion.
+    static func trafficmon(_ arguments: [String], timeout: TimeInterval = 30) async throws -> TestProcess.Result {
+        try await offload { try TestProcess.run(TestProcess.trafficmon, arguments, timeout: timeout) }
+    }
+
+    /// curl: status 0 when no HTTP answer came.
+    static func curl(_ arguments: [String]) async throws -> HTTPResult {
+        let headerFile = FileManager.default.temporaryDirectory.appendingPathComponent("h6-curl-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: headerFile) }
+        let result = try await run("curl", ["-s", "--max-time", "10", "-D", headerFile.path, "-w", "\n%{http_code}"] + arguments)
+        var lines = result.stdoutText.components(separatedBy: "\n")
+        let code = Int(lines.popLast() ?? "") ?? 0
+        let headers = (try? String(contentsOf: headerFile, encoding: .utf8)) ?? ""
+        return HTTPResult(status: code, body: lines.joined(separator: "\n"), exit: result.status, headers: headers)
+    }
+
+    static func sqlite(_ db: String, _ sql: String) async throws -> String {
+        let result = try await run("sqlite3", [db, sql])
+        guard result.status == 0 else { throw Failure("sqlite3 \(db) '\(sql)': \(result.stderr)") }
+        return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    struct History: Decodable { var windows: [WindowRecord] }
+
+    static func decodeHistory(_ body: String) throws -> [WindowRecord] {
+        try JSONDecoder().decode(History.self, from: Data(body.utf8)).windows
+    }
+
+    /// A free TCP port on 127.0.0.1 (bound, read, released).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                guard bind(fd, p, length) == 0 else { return -1 }
+                return getsockname(fd, p, &length)
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Writes `traffic` as a pcap file.
+    static func capture(_ traffic: SyntheticTraffic, in dir: URL, name: String = "capture.pcap", snapLength: Int = 262_144) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        try traffic.pcap(snapLength: snapLength).write(to: url)
+        return url
+    }
+
+    /// A capture file with no packets.
+    static func emptyCapture(in dir: URL) throws -> URL {
+        let url = dir.appendingPathComponent("empty.pcap")
+        try PcapWriter(linkType: 1).write(to: url)
+        return url
+    }
+
+    /// The non-empty lines of a text.
+    static func lines(_ text: String) -> [String] {
+        text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+    }
+
+    static func bytes(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
+
+    /// Makes a database with trafficmon itself (a short replay, then SIGTERM).
+    static func makeDatabase(_ db: String, in dir: URL) async throws {
+        let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 41, windowLength: second)
+        let capture = try capture(traffic, in: dir, name: "seed-\(UUID().uuidString).pcap")
+        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + localNets, port: freePort(), in: dir)
+        defer { serve.stop() }
+        _ = try await serve.waitForStableHistory()
+        serve.signal(SIGTERM)
+        guard let exit = try await serve.waitForExit(), exit.status == 0, !exit.signaled else {
+            throw Failure("trafficmon did not stop cleanly: \(serve.stderr)")
+        }
+        guard try await sqlite(db, "SELECT COUNT(*) FROM window") != "0" else { throw Failure("the new database holds no window") }
+    }
+}
+
+// MARK: - Persistence
+
+/// `serve --db`: windows survive a SIGKILL, a SIGTERM closes the open window into the
+/// file, retention prunes, `--no-db` writes nothing, and bad files are refused.
+@Suite struct PersistenceTests {
+    @Test(.timeLimit(.minutes(2))) func aKilledServerRestartsWithTheSameHistory() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let traffic = SyntheticTraffic(packets: 20_000, clients: 300, seconds: 30, seed: 31, windowLength: PTools.second)
+        let truth = traffic.truth
+        let capture = try PTools.capture(traffic, in: dir)
+        let db = dir.appendingPathComponent("t.sqlite").path
+        let port = PTools.freePort()
+        let arguments = ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets
+
+        let first = try ServedTrafficmon(arguments, port: port, in: dir)
+        defer { first.stop() }
+        let before = try await first.waitForStableHistory()
+        // The history is the capture's, by the oracle.
+        #expect(before.map(\.start) == truth.windowStarts.sorted())
+        #expect(before.map(\.packets).reduce(0, +) == truth.total.packets)
+        #expect(before.map(\.bytes).reduce(0, +) == truth.total.bytes)
+        #expect(before.last?.partial == true)
+        #expect(before.dropLast().allSatisfy { !$0.partial })
+
+        first.signal(SIGKILL)
+        let killed = try await first.waitForExit()
+        #expect(killed?.signaled == true)
+        #expect(try await PTools.sqlite(db, "PRAGMA integrity_check") == "ok")
+        #expect(try await PTools.sqlite(db, "PRAGMA journal_mode") == "wal")
+        #expect(try await PTools.sqlite(db, "SELECT identifier FROM grdb_migrations") == "v1")
+        // What the file holds, read by sqlite3: every window, every field.
+        let rows = try await PTools.sqlite(db, "SELECT record FROM window ORDER BY start").split(separator: "\n")
+        let stored = try rows.map { try JSONDecoder().decode(WindowRecord.self, from: Data($0.utf8)) }
+        #expect(stored == before, "the file holds \(stored.count) windows, the history had \(before.count)")
+
+        // The same command again: the same history.
+        let second = try ServedTrafficmon(arguments, port: port, in: dir)
+        defer { second.stop() }
+        let after = try await second.waitForStableHistory()
+        #expect(after == before)
+        second.signal(SIGKILL)
+        _ = try await second.waitForExit()
+        #expect(try await PTools.sqlite(db, "PRAGMA integrity_check") == "ok")
+
+        // A restart with nothing to replay: the history can only come from the file.
+        let third = try ServedTrafficmon(
+            ["--read", try PTools.emptyCapture(in: dir).path, "--db", db, "--window", "1s"] + PTools.localNets, port: port, in: dir)
+        defer { third.stop() }
+        let loaded = try await third.waitForStableHistory()
+        #expect(loaded == before, "after a restart on an empty capture: \(loaded.count) windows of \(before.count)")
+    }
+
+    @Test(.timeLimit(.minutes(2))) func sigtermMidReplayWritesThePartialWindowLast() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 300k packets over 600 s of packet time (600 windows of 1 s), cut at 64 bytes.
+        let traffic = SyntheticTraffic(packets: 300_000, clients: 2000, seconds: 600, seed: 32, windowLength: PTools.second)
+        let starts = traffic.truth(snapLength: 64).windowStarts.sorted()
+        let capture = try PTools.capture(traffic, in: dir, snapLength: 64)
+        let db = dir.appendingPathComponent("t.sqlite").path
+        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: PTools.freePort(), in: dir)
+        defer { serve.stop() }
+        // SIGTERM as soon as the replay is seen running.
+        var status: String?
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            status = await serve.readiness()
+            if status == "replaying" || status == "replayed" { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(status == "replaying", "the replay was not seen running (status \(status ?? "none")); use a longer capture")
+        serve.signal(SIGTERM)
+        let exit = try await serve.waitForExit()
+        #expect(exit?.status == 0 && exit?.signaled == false, "exit \(String(describing: exit)): \(serve.stderr)")
+        #expect(try await PTools.sqlite(db, "PRAGMA integrity_check") == "ok")
+
+        let rows = try await PTools.sqlite(db, "SELECT start, partial FROM window ORDER BY start").split(separator: "\n").map {
+            $0.split(separator: "|").map(String.init)
+        }
+        try #require(!rows.isEmpty, "no window in the file")
+        let stored = rows.map { Int64($0[0]) ?? 0 }
+        // Interrupted: it ends before the capture's last window...
+        #expect(stored.last! < starts.last!, "the replay was read to its end before SIGTERM")
+        // ...with the window that was open, marked partial, and nothing before it lost.
+        #expect(rows.last?[1] == "1", "the last stored window is not partial: \(rows.suffix(2))")
+        #expect(rows.dropLast().allSatisfy { $0[1] == "0" }, "a window before the last is partial")
+        #expect(stored == Array(starts.prefix(stored.count)), "the stored windows are not the capture's first \(stored.count)")
+    }
+
+    @Test(.timeLimit(.minutes(2))) func retentionPrunesWindowsOlderThanTheNewest() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 60 s of packet time, windows of 1 s; keep 20 s before the newest.
+        let traffic = SyntheticTraffic(packets: 6000, clients: 50, seconds: 60, seed: 33, windowLength: PTools.second)
+        let starts = traffic.truth.windowStarts.sorted()
+        let newest = starts.last!
+        let kept = starts.filter { $0 >= newest - 20 * PTools.second }
+        #expect(kept.count == 21)
+        let capture = try PTools.capture(traffic, in: dir)
+        let db = dir.appendingPathComponent("t.sqlite").path
+        let serve = try ServedTrafficmon(
+            ["--read", capture.path, "--db", db, "--window", "1s", "--retention", "20s"] + PTools.localNets,
+            port: PTools.freePort(), in: dir)
+        defer { serve.stop() }
+        let history = try await serve.waitForStableHistory()
+        #expect(history.map(\.start) == starts, "the memory history keeps everything")
+        func storedStarts() async throws -> [Int64] {
+            try await PTools.sqlite(db, "SELECT start FROM window ORDER BY start").split(separator: "\n").compactMap { Int64($0) }
+        }
+        // While it runs (after the replay has been written).
+        var running: [Int64] = []
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            running = try await storedStarts()
+            if running == kept { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(running == kept, """
+            while serving after the replay, the file holds \(running.count) windows from \
+            \(running.first.map(Timestamp.rfc3339) ?? "-"); --retention 20s should leave the 21 from \(Timestamp.rfc3339(kept.first!))
+            """)
+        // And after a clean stop.
+        serve.signal(SIGTERM)
+        _ = try await serve.waitForExit()
+        #expect(try await storedStarts() == kept)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func noDBWritesNoFileWhileTheDefaultWritesOne() async throws {
+        let capture = try PTools.capture(
+            SyntheticTraffic(packets: 500, clients: 10, seconds: 5, seed: 34, windowLength: PTools.second),
+            in: try TestProcess.temporaryDirectory("h6-cap"))
+        defer { try? FileManager.default.removeItem(at: capture.deletingLastPathComponent()) }
+        for noDB in [true, false] {
+            let cwd = try TestProcess.temporaryDirectory("h6-nodb")
+            defer { try? FileManager.default.removeItem(at: cwd) }
+            let serve = try ServedTrafficmon(
+                ["--read", capture.path, "--window", "1s"] + (noDB ? ["--no-db"] : []) + PTools.localNets, port: PTools.freePort(), in: cwd)
+            defer { serve.stop() }
+            let history = try await serve.waitForStableHistory()
+            serve.signal(SIGTERM)
+            let exit = try await serve.waitForExit()
+            #expect(exit?.status == 0)
+            let files = try FileManager.default.contentsOfDirectory(atPath: cwd.path).filter { !$0.hasPrefix("stderr-") }
+            if noDB {
+                #expect(files.isEmpty, "--no-db left \(files)")
+            } else {
+                // The default, ./trafficmon.sqlite, holds the history.
+                #expect(files.contains("trafficmon.sqlite"), "files: \(files)")
+                let count = try await PTools.sqlite(cwd.appendingPathComponent("trafficmon.sqlite").path, "SELECT COUNT(*) FROM window")
+                #expect(count == "\(history.count)")
+            }
+        }
+    }
+
+    // MARK: Bad database files
+
+    /// Runs `serve` on `db` and checks: non-zero exit, one stderr line starting with
+    /// "trafficmon: " naming the file (and `mentions`, when given), the file's bytes unchanged.
+    static func expectRefused(
+        db: String, in dir: URL, mentions: [String] = [], launcher: [String] = [], timeout: TimeInterval = 30,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let before = PTools.bytes(db)
+        let capture = try PTools.capture(
+            SyntheticTraffic(packets: 200, clients: 5, seconds: 2, seed: 35, windowLength: PTools.second), in: dir,
+            name: "c-\(UUID().uuidString).pcap")
+        let serve = try ServedTrafficmon(
+            ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: PTools.freePort(), in: dir, launcher: launcher)
+        defer { serve.stop() }
+        let exit = try await serve.waitForExit(timeout: timeout)
+        let stderr = serve.stderr
+        #expect(exit != nil, "trafficmon started on the bad database and kept running: \(stderr)", sourceLocation: sourceLocation)
+        #expect(exit.map { $0.status != 0 && !$0.signaled } ?? false, "exit \(String(describing: exit))", sourceLocation: sourceLocation)
+        let lines = PTools.lines(stderr)
+        #expect(lines.count == 1, "stderr: \(stderr)", sourceLocation: sourceLocation)
+        #expect(lines.first?.hasPrefix("trafficmon: ") == true, "stderr: \(stderr)", sourceLocation: sourceLocation)
+        #expect(lines.first?.contains(db) == true, "the line does not name the file: \(stderr)", sourceLocation: sourceLocation)
+        for word in mentions {
+            #expect(lines.first?.lowercased().contains(word) == true, "the line does not say '\(word)': \(stderr)", sourceLocation: sourceLocation)
+        }
+        #expect(PTools.bytes(db) == before, "the database file changed", sourceLocation: sourceLocation)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aCorruptFileIsRefused() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("corrupt.sqlite").path
+        var rng = SplitMix64(seed: 7)
+        try Data((0..<16384).map { _ in UInt8(truncatingIfNeeded: rng.next()) }).write(to: URL(fileURLWithPath: db))
+        try await Self.expectRefused(db: db, in: dir, mentions: ["damaged"])
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aDamagedDatabaseIsRefused() async throws {
+        // A real database whose pages were overwritten past the header.
+        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("damaged.sqlite").path
+        try await PTools.makeDatabase(db, in: dir)
+        var data = try #require(PTools.bytes(db))
+        #expect(data.count >= 8192)
+        var rng = SplitMix64(seed: 8)
+        for i in 4096..<min(data.count, 12288) { data[i] = UInt8(truncatingIfNeeded: rng.next()) }
+        try data.write(to: URL(fileURLWithPath: db))
+        try await Self.expectRefused(db: db, in: dir, mentions: ["damaged"])
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aNewerSchemaIsRefused() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("newer.sqlite").path
+        try await PTools.makeDatabase(db, in: dir)
+        _ = try await PTools.sqlite(db, "INSERT INTO grdb_migrations (identifier) VALUES ('v99')")
+        try await Self.expectRefused(db: db, in: dir, mentions: ["newer", "v99"])
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aLockedFileIsRefused() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("locked.sqlite").path
+        try await PTools.makeDatabase(db, in: dir)
+        let count = try await PTools.sqlite(db, "SELECT COUNT(*) FROM window")
+        // sqlite3 holds a write transaction while trafficmon starts.
+        let holder = try SQLiteLock(path: db)
+        defer { holder.release() }
+        try await Self.expectRefused(db: db, in: dir, mentions: ["locked"])
+        holder.release()
+        #expect(try await PTools.sqlite(db, "SELECT COUNT(*) FROM window") == count)
+        #expect(try await PTools.sqlite(db, "PRAGMA integrity_check") == "ok")
+    }
+
+    /// Read-only for trafficmon: the file (root, 0644) in a directory (root, 0755), with
+    /// trafficmon run as nobody through `setpriv` (the tests run as root, for whom no file
+    /// is read-only). nobody can read both but write neither.
+    @Test(.enabled(if: getuid() == 0, "needs root to run trafficmon as nobody"), .timeLimit(.minutes(1)))
+    func aReadOnlyFileIsRefused() async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        let db = dir.appendingPathComponent("readonly.sqlite").path
+        try await PTools.makeDatabase(db, in: dir)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: db)
+        #expect(!FileManager.default.fileExists(atPath: db + "-wal"))
+        try await Self.expectRefused(
+            db: db, in: dir, launcher: ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        #expect(!FileManager.default.fileExists(atPath: db + "-wal"))
+    }
+}
+
+/// A `sqlite3` process holding `BEGIN EXCLUSIVE` (with a pending write) until released.
+final class SQLiteLock {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+
+    init(path: String) throws {
+        process.executableURL = URL(fileURLWithPath: PTools.which("sqlite3") ?? "/usr/bin/sqlite3")
+        process.arguments = [path]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data("""
+            BEGIN EXCLUSIVE;
+            INSERT INTO window (start, "end", partial, packets, bytes, record) VALUES (-1, 0, 0, 0, 0, '{}');
+            SELECT 'held';
+
+            """.utf8))
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("held") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw PTools.Failure("sqlite3 did not take the lock") }
+            seen += chunk
+        }
+    }
+
+    deinit { release() }
+
+    func release() {
+        guard process.isRunning else { return }
+        input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+// MARK: - Shutdown with clients connected
+
+/// SIGTERM must close the open window, write it, and exit 0 whatever the HTTP clients do:
+/// one that connected and sent nothing, one that stopped mid-request, a WebSocket client
+/// that vanished without a close frame (FIN, or a reset), one that never answers the close.
+@Suite struct PersistenceShutdownTests {
+    enum Client: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case idleConnection, halfSentRequest, vanishedWebSocket, resetWebSocket, silentWebSocket
+        var testDescription: String { rawValue }
+    }
+
+    @Test(.timeLimit(.minutes(1)), arguments: Client.allCases)
+    func sigtermIsNotHeldUpByAClient(_ kind: Client) async throws {
+        let dir = try TestProcess.temporaryDirectory("h6-shutdown")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 61, windowLength: PTools.second)
+        let db = dir.appendingPathComponent("t.sqlite").path
+        let port = PTools.freePort()
+        let serve = try ServedTrafficmon(
+            ["--read", try PTools.capture(traffic, in: dir).path, "--db", db, "--window", "1s"] + PTools.localNets, port: port, in: dir)
+        defer { serve.stop() }
+        let history = try await serve.waitForStableHistory()
+        let socket = try ShutdownTCPClient(port: port)
+        defer { socket.disconnect() }
+        let upgrade = "GET /stats/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        switch kind {
+        case .idleConnection: break
+        case .halfSentRequest: socket.send("GET /stats/history HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        case .vanishedWebSocket, .resetWebSocket, .silentWebSocket:
+            socket.send(upgrade)
+            let head = try await PTools.offload { socket.readHead() }
+            #expect(head.hasPrefix("HTTP/1.1 101"), "upgrade: \(head)")
+            if kind == .vanishedWebSocket { socket.disconnect() }
+            if kind == .resetWebSocket { socket.reset() }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        serve.signal(SIGTERM)
+        var exit = try await serve.waitForExit(timeout: 6)
+        #expect(exit != nil, "6 s after SIGTERM trafficmon still runs, held up by \(kind)")
+        if exit == nil {
+            socket.disconnect()
+            exit = try await serve.waitForExit(timeout: 4)
+            #expect(exit != nil, "trafficmon still runs 4 s after the \(kind) client went away too")
+        }
+        if let exit {
+            #expect(exit.status == 0 && !exit.signaled, "exit status \(exit.status) after SIGTERM with \(kind): \(serve.stderr)")
+            #expect(!serve.stderr.contains("ServiceGroupError"), "stderr: \(serve.stderr)")
+            // The history is in the file, the partial last window included.
+            #expect(try await PTools.sqlite(db, "SELECT COUNT(*) FROM window") == "\(history.count)")
+        }
+    }
+}
+
+/// A bare TCP client for the tests above.
+final class ShutdownTCPClient: @unchecked Sendable {
+    let fd: Int32
+    private var closed = false
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw PTools.Failure("cannot connect to port \(port) (errno \(errno))")
+        }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { disconnect() }
+
+    /// SO_LINGER 0, then close: the server gets an RST.
+    func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        disconnect()
+    }
+
+    func disconnect() {
+        if !closed {
+            closed = true
+            close(fd)
+        }
+    }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads a response head byte by byte (up to the blank line).
+    func readHead() -> String {
+        var head = [UInt8]()
+        var byte: UInt8 = 0
+        while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) {
+            if recv(fd, &byte, 1, 0) <= 0 { break }
+            head.append(byte)
+        }
+        return String(decoding: head, as: UTF8.self)
+    }
+}
