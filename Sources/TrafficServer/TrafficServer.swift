@@ -88,9 +88,7 @@ public struct TrafficServer: Sendable {
             channel: channel, state: state, subscribers: subscribers, marksFlushed: options.store == nil, logger: logger))
         services.append(CaptureService(engine: engine, channel: channel, state: state, logger: logger))
 
-        var server: HTTPServerBuilder = options.authTokens.isEmpty
-            ? .http1WebSocketUpgrade(webSocketRouter: router)
-            : .http1WebSocketUpgrade(webSocketRouter: router, requiringTokens: options.authTokens)
+        var server: HTTPServerBuilder = .trafficmon(webSocketRouter: router, requiringTokens: options.authTokens)
         if let tls = options.tls {
             server = try .tls(server, tlsConfiguration: tls)
         }

@@ -169,6 +169,31 @@ import TrafficTestSupport
         }
     }
 
+    /// Bytes that are not HTTP at all, or a header with a NUL in it: a 400 with a JSON
+    /// error and a closed connection, not a connection left hanging.
+    @Test(arguments: ["GARBAGE\r\n\r\n", "GET /metrics HTTP/1.1\r\nHost: x\r\nBad\u{0}Header: y\r\n\r\n"])
+    func requestsThatAreNotHTTPGet400AndAreClosed(raw: String) async throws {
+        let traffic = SyntheticTraffic(packets: 100, clients: 5, seconds: 2, seed: 5)
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        try await server.application.test(.live) { client in
+            let port = try #require(client.port)
+            let socket = try RawSocket(port: port)
+            socket.send(raw)
+            let (bytes, eof) = try await socket.drained(quiet: 3, limit: 10)
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 400"), "answer: \(text.prefix(80))")
+            let body = try #require(text.components(separatedBy: "\r\n\r\n").last)
+            let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            #expect(object?["error"] is String)
+            #expect(eof, "the connection stays open after a request that is not HTTP")
+            // The server is still there for well-formed requests.
+            let ok = try await client.execute(uri: "/healthz", method: .get, headers: [:], body: nil)
+            #expect(ok.status == .ok)
+        }
+    }
+
     @Test func injectIsNotFoundWhenDisabled() async throws {
         try await Self.withServer(inject: false) { client, _, _ in
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: Self.validBody))
