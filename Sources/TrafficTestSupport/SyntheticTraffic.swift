@@ -53,7 +53,7 @@ public struct SyntheticTraffic {
     /// The monitored servers: pass these as `--local-net`.
     public static let localNetworks = ["10.0.0.0/29", "2001:db8::1/128"]
     public static let servers4: [IPAddress] = (1...4).map { IPAddress(ipv4: 0x0A00_0000 | UInt32($0)) }
-    public static let server6 = IPAddress("2001:db8::1")!
+    public static let server6 = IPAddress(ipv6High: 0x2001_0DB8_0000_0000, low: 1)
 
     public let frames: [Frame]
     /// The oracle for a capture written without cutting frames.

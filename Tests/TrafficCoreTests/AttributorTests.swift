@@ -21,9 +21,9 @@ struct AttributionCase: Sendable, CustomTestStringConvertible {
 struct AttributorTests {
     /// Local: 10.0.0.0/8, 192.168.1.0/24 and 2001:db8:1::/48.
     static let local = LocalNetworks([
-        try! NetworkPrefix(parsing: "10.0.0.0/8"),
-        try! NetworkPrefix(parsing: "192.168.1.0/24"),
-        try! NetworkPrefix(parsing: "2001:db8:1::/48"),
+        NetworkPrefix(address: IPAddress(ipv4: 0x0A00_0000), length: 8),
+        NetworkPrefix(address: IPAddress(ipv4: 0xC0A8_0100), length: 24),
+        NetworkPrefix(address: IPAddress(ipv6High: 0x2001_0DB8_0001_0000, low: 0), length: 48),
     ])
     static let attributor = Attributor(localNetworks: local)
 

@@ -9,8 +9,8 @@ enum Agg {
     static let w5: Int64 = 5 * nanosPerSecond
 
     static let local = LocalNetworks([
-        try! NetworkPrefix(parsing: "10.0.0.0/8"),
-        try! NetworkPrefix(parsing: "2001:db8:1::/48"),
+        NetworkPrefix(address: IPAddress(ipv4: 0x0A00_0000), length: 8),
+        NetworkPrefix(address: IPAddress(ipv6High: 0x2001_0DB8_0001_0000, low: 0), length: 48),
     ])
     static let server4 = addr("10.0.0.1")
     static let server6 = addr("2001:db8:1::1")
