@@ -76,7 +76,12 @@ public struct PacketDecoder: Sendable {
 
     /// Decodes one frame (`data` holds the captured bytes only).
     @inline(__always)
-    public func decode(_ data: UnsafeRawBufferPointer) -> DecodedPacket {
+    public func decode(_ buffer: UnsafeRawBufferPointer) -> DecodedPacket {
+        // A frame with no bytes has no base address; any other is read through one pointer.
+        guard let base = buffer.baseAddress, buffer.count > 0 else {
+            return framing == .raw || framing == .ipv4 || framing == .ipv6 ? .malformed(.truncatedIP) : .malformed(.truncatedLink)
+        }
+        let data = FrameBytes(base: base, count: buffer.count)
         // One call site per network decoder, so each inlines into the packet path.
         let link = linkLayer(data)
         switch link.network {
@@ -90,7 +95,7 @@ public struct PacketDecoder: Sendable {
 
     /// Reads the link header: which network protocol follows, and where.
     @inline(__always)
-    func linkLayer(_ data: UnsafeRawBufferPointer) -> LinkResult {
+    func linkLayer(_ data: FrameBytes) -> LinkResult {
         let n = data.count
         switch framing {
         case .ethernet:
@@ -109,7 +114,7 @@ public struct PacketDecoder: Sendable {
                 family = data.u32(0)
             } else {
                 // Host byte order of the machine that captured: take whichever order is small.
-                family = UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                family = UInt32(littleEndian: data.base.loadUnaligned(as: UInt32.self))
                 if family & 0xFFFF_0000 != 0 { family = family.byteSwapped }
             }
             switch family {
@@ -133,7 +138,7 @@ public struct PacketDecoder: Sendable {
 
     /// Follows 802.1Q/802.1ad tags (any depth) and LLC/SNAP to the network layer.
     @inline(__always)
-    func followEtherType(_ data: UnsafeRawBufferPointer, etherType: UInt16, at start: Int) -> LinkResult {
+    func followEtherType(_ data: FrameBytes, etherType: UInt16, at start: Int) -> LinkResult {
         var type = etherType
         var offset = start
         let n = data.count
@@ -163,7 +168,7 @@ public struct PacketDecoder: Sendable {
     }
 
     @inline(__always)
-    func decodeIPv4(_ data: UnsafeRawBufferPointer, at o: Int) -> DecodedPacket {
+    func decodeIPv4(_ data: FrameBytes, at o: Int) -> DecodedPacket {
         let n = data.count
         guard n > o else { return .malformed(.truncatedIP) }
         let first = data[o]
@@ -195,7 +200,7 @@ public struct PacketDecoder: Sendable {
     }
 
     @inline(__always)
-    func decodeIPv6(_ data: UnsafeRawBufferPointer, at o: Int) -> DecodedPacket {
+    func decodeIPv6(_ data: FrameBytes, at o: Int) -> DecodedPacket {
         let n = data.count
         guard n > o else { return .malformed(.truncatedIP) }
         guard data[o] >> 4 == 6 else { return .malformed(.badVersion) }
@@ -243,20 +248,29 @@ public struct PacketDecoder: Sendable {
     }
 }
 
-extension UnsafeRawBufferPointer {
-    /// Big-endian loads at a byte offset the caller has bounds-checked.
+/// The captured bytes of one frame, read through a non-nil base pointer: the decoder
+/// bounds-checks every offset against `count` itself, so reads need no other check.
+struct FrameBytes {
+    let base: UnsafeRawPointer
+    let count: Int
+
+    @inline(__always)
+    subscript(_ offset: Int) -> UInt8 {
+        base.load(fromByteOffset: offset, as: UInt8.self)
+    }
+
     @inline(__always)
     func u16(_ offset: Int) -> UInt16 {
-        UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+        UInt16(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
     @inline(__always)
     func u32(_ offset: Int) -> UInt32 {
-        UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
     @inline(__always)
     func u64(_ offset: Int) -> UInt64 {
-        UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 }
