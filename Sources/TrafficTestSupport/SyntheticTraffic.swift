@@ -3,7 +3,7 @@ import TrafficCore
 
 /// A deterministic synthetic capture with an exact oracle, written by the tests
 /// themselves (the Swift counterpart of the project's gen_pcap.py): monitored
-/// servers talk to a Zipf-like pool of IPv4 and IPv6 clients over TCP, UDP, SCTP,
+/// servers talk to a Zipf-distributed pool of IPv4 and IPv6 clients over TCP, UDP, SCTP,
 /// ICMP, ICMPv6 and GRE, with VLAN and QinQ tags, IPv4 options, first and later
 /// fragments, IPv6 extension headers, ARP, truncated frames and a few reordered
 /// timestamps. The oracle follows from how each frame was built, not from
@@ -140,6 +140,23 @@ public struct SyntheticTraffic {
                 pool.append(IPAddress(ipv4: bases[Int(rng.next() % 4)] | UInt32(truncatingIfNeeded: rng.next() & 0xFFFF) | 1))
             }
         }
+        // Zipf popularity (s = 1.1), the usual model of who talks how much: a few clients
+        // carry most packets, a long tail appears now and then.
+        var cumulative = [Double](repeating: 0, count: pool.count)
+        var sum = 0.0
+        for i in pool.indices {
+            sum += 1.0 / pow(Double(i + 1), 1.1)
+            cumulative[i] = sum
+        }
+        func zipf(_ u: Double) -> Int {
+            let target = u * sum
+            var low = 0, high = cumulative.count - 1
+            while low < high {
+                let mid = (low + high) / 2
+                if cumulative[mid] < target { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
         let step = Int64(seconds * 1e9) / Int64(max(packets, 1))
         var openWindow = Int64.min
         for n in 0..<packets {
@@ -152,8 +169,7 @@ public struct SyntheticTraffic {
             if late { timing.latePackets += 1 }
 
             let r = rng.unit()
-            // Skewed choice: squaring favours the first clients.
-            let client = pool[min(pool.count - 1, Int(rng.unit() * rng.unit() * Double(pool.count)))]
+            let client = pool[zipf(rng.unit())]
             let vlans: [UInt16] = r < 0.1 ? [100] : (r < 0.13 ? [10, 20] : [])
             var frame: [UInt8]
             var wire: Int

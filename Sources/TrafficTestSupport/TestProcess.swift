@@ -14,6 +14,12 @@ public enum TestProcess {
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
     }
 
+    /// An error of the test helpers (no such program, no connection, no lock...).
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
     /// The `trafficmon` executable next to the test bundle (SwiftPM builds it before the tests).
     public static var trafficmon: URL {
         let runner = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
@@ -27,17 +33,20 @@ public enum TestProcess {
     }
 
     /// Runs `executable` to completion (with a timeout) and returns its status and output.
+    /// `input`, when given, is written to its stdin (then closed); otherwise stdin is
+    /// /dev/null.
     public static func run(
-        _ executable: URL, _ arguments: [String], environment: [String: String]? = nil, timeout: TimeInterval = 120
+        _ executable: URL, _ arguments: [String], environment: [String: String]? = nil, input: Data? = nil,
+        timeout: TimeInterval = 120
     ) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe()
+        let out = Pipe(), err = Pipe(), inp = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = input == nil ? FileHandle.nullDevice : inp
         try process.run()
         // Read both pipes while the process runs, so a large output cannot block it.
         let stdoutBox = DataBox(), stderrBox = DataBox()
@@ -49,12 +58,41 @@ public enum TestProcess {
                 group.leave()
             }
         }
+        if let input {
+            try? inp.fileHandleForWriting.write(contentsOf: input)
+            try? inp.fileHandleForWriting.close()
+        }
         if group.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
             group.wait()
         }
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: stdoutBox.data, stderr: String(decoding: stderrBox.data, as: UTF8.self))
+    }
+
+    /// `run` of `program` (an absolute path, or a name looked up with `which`) on a Dispatch
+    /// thread, for async tests.
+    public static func run(
+        program: String, _ arguments: [String], input: Data? = nil, timeout: TimeInterval = 120
+    ) async throws -> Result {
+        try await offload { try run(URL(fileURLWithPath: which(program) ?? program), arguments, input: input, timeout: timeout) }
+    }
+
+    /// Runs blocking work on a Dispatch thread: a blocked thread of the cooperative pool
+    /// (two on a 2-core machine) would stall the in-process servers the tests talk to.
+    public static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Swift.Result { try work() }) }
+        }
+    }
+
+    /// The first executable `name` on PATH or in the usual system directories; an absolute
+    /// path is returned as it is.
+    public static func which(_ name: String) -> String? {
+        if name.hasPrefix("/") { return name }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let dirs = path.split(separator: ":").map(String.init) + ["/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"]
+        return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// A fresh temporary directory for one test.

@@ -92,18 +92,7 @@ struct PumpResult {
     }
 
     /// Packets and bytes per (client, direction, service).
-    var flows: [SyntheticTraffic.FlowKey: Counts] {
-        var result: [SyntheticTraffic.FlowKey: Counts] = [:]
-        for r in records {
-            for c in r.clients {
-                for s in c.services {
-                    result[.init(client: c.ip.description, direction: s.direction.label, service: s.service.label), default: .zero]
-                        .add(packets: s.packets, bytes: s.bytes)
-                }
-            }
-        }
-        return result
-    }
+    var flows: [SyntheticTraffic.FlowKey: Counts] { SyntheticTraffic.flows(in: records) }
 }
 
 enum Pump {

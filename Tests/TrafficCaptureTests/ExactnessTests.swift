@@ -35,19 +35,13 @@ import TrafficTestSupport
 
         let records = try Self.windows(of: url, configuration: .init(localNetworks: try Self.local()))
         let truth = traffic.truth(snapLength: snapLength)
-        var flows: [SyntheticTraffic.FlowKey: Counts] = [:]
+        let flows = SyntheticTraffic.flows(in: records)
         var nonIP = Counts(), malformed = Counts(), total = Counts()
         var late: UInt64 = 0
         for r in records {
             #expect(r.isConserved, "window \(r.start) does not conserve packets and bytes")
             #expect(r.start % 5_000_000_000 == 0)
             #expect(r.end - r.start == 5_000_000_000)
-            for c in r.clients {
-                for s in c.services {
-                    flows[.init(client: c.ip.description, direction: s.direction.label, service: s.service.label), default: .zero]
-                        .add(packets: s.packets, bytes: s.bytes)
-                }
-            }
             nonIP += r.nonIP
             malformed.add(packets: r.malformed.packets, bytes: r.malformed.bytes)
             total.add(packets: r.packets, bytes: r.bytes)

@@ -29,16 +29,21 @@ enum HTTPHarness {
         capture: URL, top: Int = 50, windowLength: Int64 = 5_000_000_000, maxClients: Int = 100_000,
         historySize: Int = 720, enableDebugInject: Bool = false
     ) async throws -> TrafficServer {
+        let aggregation = WindowAggregator.Configuration(
+            windowLength: windowLength, localNetworks: try localNetworks(), maxClients: maxClients, top: top)
+        return try await TrafficServer(
+            configuration: configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject),
+            source: try PacketSource.openFile(capture.path), aggregation: aggregation, logger: quietLogger)
+    }
+
+    /// The server settings of the test servers (version 9.9.9-test).
+    static func configuration(top: Int, historySize: Int, enableDebugInject: Bool) -> ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.top = top
         configuration.historySize = historySize
         configuration.enableDebugInject = enableDebugInject
         configuration.version = "9.9.9-test"
-        let aggregation = WindowAggregator.Configuration(
-            windowLength: windowLength, localNetworks: try localNetworks(), maxClients: maxClients, top: top)
-        return try await TrafficServer(
-            configuration: configuration, source: try PacketSource.openFile(capture.path),
-            aggregation: aggregation, logger: quietLogger)
+        return configuration
     }
 
     /// Writes `traffic` as a pcap file in `directory`.
@@ -114,40 +119,12 @@ enum HTTPHarness {
 
     /// Runs `program` with `input` on stdin; returns status, stdout and stderr.
     static func run(_ program: String, _ arguments: [String], input: Data) throws -> (status: Int32, stdout: Data, stderr: Data) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let outBox = Box(), errBox = Box()
-        let group = DispatchGroup()
-        for (pipe, box) in [(stdout, outBox), (stderr, errBox)] {
-            group.enter()
-            DispatchQueue.global().async {
-                box.data = pipe.fileHandleForReading.readDataToEndOfFile()
-                group.leave()
-            }
-        }
-        stdin.fileHandleForWriting.write(input)
-        try stdin.fileHandleForWriting.close()
-        group.wait()
-        process.waitUntilExit()
-        return (process.terminationStatus, outBox.data, errBox.data)
-    }
-
-    final class Box: @unchecked Sendable {
-        var data = Data()
+        let result = try TestProcess.run(URL(fileURLWithPath: program), arguments, input: input)
+        return (result.status, result.stdout, Data(result.stderr.utf8))
     }
 
     /// The first existing path of `name` on PATH (or the usual system directories).
-    static func which(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let dirs = path.split(separator: ":").map(String.init) + ["/usr/bin", "/bin", "/usr/local/bin"]
-        return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
+    static func which(_ name: String) -> String? { TestProcess.which(name) }
 }
 
 // MARK: - Prometheus text format

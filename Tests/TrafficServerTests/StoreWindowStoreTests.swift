@@ -164,7 +164,7 @@ import TrafficTestSupport
             let store = try WindowStore(path: path)
             try await store.save([Rig.record(start: t0)])
         }
-        let holder = try StoreLockHolder(path: path)
+        let holder = try SQLiteLock(path: path)
         defer { holder.release() }
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         do {
@@ -183,36 +183,5 @@ import TrafficTestSupport
             }
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
-    }
-}
-
-/// A `sqlite3` process holding `BEGIN EXCLUSIVE` on a database until released.
-final class StoreLockHolder {
-    let process = Process()
-    let input = Pipe()
-    let output = Pipe()
-
-    init(path: String) throws {
-        process.executableURL = URL(fileURLWithPath: Rig.which("sqlite3") ?? "/usr/bin/sqlite3")
-        process.arguments = [path]
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\nINSERT INTO window (start, \"end\", partial, packets, bytes, record) VALUES (-1, 0, 0, 0, 0, '{}');\nSELECT 'held';\n".utf8))
-        // Wait until sqlite3 says it holds the lock.
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("held") {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw Rig.Timeout(what: "sqlite3 to take the lock") }
-            seen += chunk
-        }
-    }
-
-    func release() {
-        guard process.isRunning else { return }
-        input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
     }
 }

@@ -85,12 +85,7 @@ struct StreamLiveCaptureTests {
             try await Rig.waitUntil("the live capture to run") { server.state.engine.status == .capturing }
             let collectors = (0..<3).map { _ in WSCollector<WindowRecord>() }
             let stop = StopFlag()
-            let listeners = Task {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for c in collectors { group.addTask { try await StreamWebSocketTests.listen(port: port, into: c, stop: stop) } }
-                    try await group.waitForAll()
-                }
-            }
+            let listeners = StreamWebSocketTests.listen(port: port, into: collectors, stop: stop)
             defer { stop.set(); listeners.cancel() }
             try await Rig.waitUntil("3 subscribers") { server.hub.clientCount == 3 }
 

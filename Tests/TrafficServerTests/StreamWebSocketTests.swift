@@ -47,6 +47,16 @@ import Glibc
         }
     }
 
+    /// `listen` for every collector at once, in one task: cancel it once `stop` is set.
+    static func listen(port: Int, into collectors: [WSCollector<WindowRecord>], stop: StopFlag) -> Task<Void, any Error> {
+        Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in collectors { group.addTask { try await listen(port: port, into: c, stop: stop) } }
+                try await group.waitForAll()
+            }
+        }
+    }
+
     static func history(_ client: some TestClientProtocol) async throws -> [WindowRecord] {
         let response = try await client.execute(uri: "/stats/history?limit=10000", method: .get, headers: [:], body: nil)
         #expect(response.status == .ok)
@@ -72,12 +82,7 @@ import Glibc
 
             let collectors = (0..<3).map { _ in WSCollector<WindowRecord>() }
             let stop = StopFlag()
-            let listeners = Task {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for c in collectors { group.addTask { try await Self.listen(port: port, into: c, stop: stop) } }
-                    try await group.waitForAll()
-                }
-            }
+            let listeners = Self.listen(port: port, into: collectors, stop: stop)
             defer { stop.set(); listeners.cancel() }
             try await Rig.waitUntil("3 subscribers") { server.hub.clientCount == 3 }
 

@@ -29,7 +29,7 @@ final class ServedTrafficmon {
             process.executableURL = TestProcess.trafficmon
             process.arguments = all
         } else {
-            process.executableURL = URL(fileURLWithPath: PTools.which(launcher[0]) ?? launcher[0])
+            process.executableURL = URL(fileURLWithPath: TestProcess.which(launcher[0]) ?? launcher[0])
             process.arguments = Array(launcher.dropFirst()) + [TestProcess.trafficmon.path] + all
         }
         process.currentDirectoryURL = directory
@@ -127,29 +127,14 @@ enum PTools {
         var headers: String
     }
 
-    static func which(_ name: String) -> String? {
-        if name.hasPrefix("/") { return name }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let dirs = path.split(separator: ":").map(String.init) + ["/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"]
-        return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    /// Runs blocking work on a Dispatch thread, not on the cooperative pool (two threads
-    /// on a 2-core machine, shared with the in-process servers of other suites).
-    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
-    }
-
     /// Runs a program (found on PATH) to completion.
     static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 60) async throws -> TestProcess.Result {
-        try await offload { try TestProcess.run(URL(fileURLWithPath: which(program) ?? program), arguments, timeout: timeout) }
+        try await TestProcess.run(program: program, arguments, timeout: timeout)
     }
 
     /// `trafficmon ARGS` to completion.
     static func trafficmon(_ arguments: [String], timeout: TimeInterval = 30) async throws -> TestProcess.Result {
-        try await offload { try TestProcess.run(TestProcess.trafficmon, arguments, timeout: timeout) }
+        try await TestProcess.offload { try TestProcess.run(TestProcess.trafficmon, arguments, timeout: timeout) }
     }
 
     /// curl: status 0 when no HTTP answer came.
@@ -477,43 +462,6 @@ enum PTools {
     }
 }
 
-/// A `sqlite3` process holding `BEGIN EXCLUSIVE` (with a pending write) until released.
-final class SQLiteLock {
-    let process = Process()
-    let input = Pipe()
-    let output = Pipe()
-
-    init(path: String) throws {
-        process.executableURL = URL(fileURLWithPath: PTools.which("sqlite3") ?? "/usr/bin/sqlite3")
-        process.arguments = [path]
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        input.fileHandleForWriting.write(Data("""
-            BEGIN EXCLUSIVE;
-            INSERT INTO window (start, "end", partial, packets, bytes, record) VALUES (-1, 0, 0, 0, 0, '{}');
-            SELECT 'held';
-
-            """.utf8))
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("held") {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw PTools.Failure("sqlite3 did not take the lock") }
-            seen += chunk
-        }
-    }
-
-    deinit { release() }
-
-    func release() {
-        guard process.isRunning else { return }
-        input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
-}
-
 // MARK: - Shutdown with clients connected
 
 /// SIGTERM must close the open window, write it, and exit 0 whatever the HTTP clients do:
@@ -536,7 +484,7 @@ final class SQLiteLock {
             ["--read", try PTools.capture(traffic, in: dir).path, "--db", db, "--window", "1s"] + PTools.localNets, port: port, in: dir)
         defer { serve.stop() }
         let history = try await serve.waitForStableHistory()
-        let socket = try ShutdownTCPClient(port: port)
+        let socket = try RawSocket(port: port, receiveTimeout: 5)
         defer { socket.disconnect() }
         let upgrade = "GET /stats/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -545,7 +493,7 @@ final class SQLiteLock {
         case .halfSentRequest: socket.send("GET /stats/history HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         case .vanishedWebSocket, .resetWebSocket, .silentWebSocket:
             socket.send(upgrade)
-            let head = try await PTools.offload { socket.readHead() }
+            let head = try await socket.head()
             #expect(head.hasPrefix("HTTP/1.1 101"), "upgrade: \(head)")
             if kind == .vanishedWebSocket { socket.disconnect() }
             if kind == .resetWebSocket { socket.reset() }
@@ -565,60 +513,5 @@ final class SQLiteLock {
             // The history is in the file, the partial last window included.
             #expect(try await PTools.sqlite(db, "SELECT COUNT(*) FROM window") == "\(history.count)")
         }
-    }
-}
-
-/// A bare TCP client for the tests above.
-final class ShutdownTCPClient: @unchecked Sendable {
-    let fd: Int32
-    private var closed = false
-
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close(fd)
-            throw PTools.Failure("cannot connect to port \(port) (errno \(errno))")
-        }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    deinit { disconnect() }
-
-    /// SO_LINGER 0, then close: the server gets an RST.
-    func reset() {
-        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        disconnect()
-    }
-
-    func disconnect() {
-        if !closed {
-            closed = true
-            close(fd)
-        }
-    }
-
-    func send(_ text: String) {
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    }
-
-    /// Reads a response head byte by byte (up to the blank line).
-    func readHead() -> String {
-        var head = [UInt8]()
-        var byte: UInt8 = 0
-        while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) {
-            if recv(fd, &byte, 1, 0) <= 0 { break }
-            head.append(byte)
-        }
-        return String(decoding: head, as: UTF8.self)
     }
 }

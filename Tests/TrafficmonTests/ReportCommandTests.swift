@@ -37,18 +37,7 @@ import TrafficTestSupport
         return records
     }
 
-    static func flows(_ records: [WindowRecord]) -> [SyntheticTraffic.FlowKey: Counts] {
-        var result: [SyntheticTraffic.FlowKey: Counts] = [:]
-        for r in records {
-            for c in r.clients {
-                for s in c.services {
-                    result[.init(client: c.ip.description, direction: s.direction.label, service: s.service.label), default: .zero]
-                        .add(packets: s.packets, bytes: s.bytes)
-                }
-            }
-        }
-        return result
-    }
+    static func flows(_ records: [WindowRecord]) -> [SyntheticTraffic.FlowKey: Counts] { SyntheticTraffic.flows(in: records) }
 
     static func total(_ records: [WindowRecord]) -> Counts {
         records.reduce(Counts()) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) }
