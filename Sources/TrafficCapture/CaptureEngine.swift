@@ -212,12 +212,18 @@ public final class CaptureEngine: Sendable {
             defer { list = [] }
             return list
         }
+        // Requests that arrived together share one snapshot: under a burst of
+        // /stats/current requests the capture thread builds one record per drain
+        // (at most ten a second while capturing), not one per request.
+        var snapshot: WindowRecord??
         for control in pending {
             switch control {
             case .inject(let attribution, let size):
                 aggregator.add(attribution, timestamp: clock, wireLength: size)
+                snapshot = nil
             case .snapshot(let c):
-                c.resume(returning: aggregator.snapshot())
+                if snapshot == nil { snapshot = .some(aggregator.snapshot()) }
+                c.resume(returning: snapshot ?? nil)
             }
         }
     }
