@@ -488,6 +488,24 @@ enum ServeHarness {
         #expect(result.stdout.isEmpty)
     }
 
+    /// Without capture rights (run as user nobody, with setpriv from util-linux):
+    /// one line naming the interface and what to do, exit status 2.
+    @Test(.enabled(if: isRoot && TestProcess.which("setpriv") != nil, "needs root to become another user"))
+    func missingCapturePermissionIsOneClearLine() throws {
+        let port = try ServeHarness.freePort()
+        let setpriv = URL(fileURLWithPath: try #require(TestProcess.which("setpriv")))
+        let result = try TestProcess.run(
+            setpriv,
+            ["--reuid=nobody", "--regid=nogroup", "--clear-groups", TestProcess.trafficmon.path,
+             "serve", "--interface", "lo", "--listen", "127.0.0.1:\(port)", "--no-db"],
+            environment: ServeHarness.environment(), timeout: 20)
+        #expect(result.status == 2)
+        let lines = ServeHarness.lines(result.stderr)
+        #expect(lines.count == 1, "stderr: \(result.stderr)")
+        #expect(lines.first?.hasPrefix("trafficmon: no permission to capture on lo") == true, "stderr: \(result.stderr)")
+        #expect(lines.first?.contains("setcap cap_net_raw,cap_net_admin+eip") == true)
+    }
+
     @Test(arguments: [
         (["--interface", "lo", "--read", "/nonexistent.pcap"], "interface and read"),
         ([], "neither interface nor read"),
