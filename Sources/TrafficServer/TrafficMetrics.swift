@@ -1,3 +1,4 @@
+import Foundation
 import Prometheus
 import Synchronization
 import TrafficCore
@@ -36,8 +37,10 @@ public final class TrafficMetrics: Sendable {
     private let processMetrics = ProcessMetrics()
 
     struct State {
-        var clientGauges: [SeriesKey: (packets: Gauge, bytes: Gauge)] = [:]
-        var serviceGauges: [SeriesKey: (packets: Gauge, bytes: Gauge)] = [:]
+        /// The per-client and per-service gauges of the last window, rendered once when the
+        /// window closes: a pure function of that record, so series of clients that left the
+        /// top simply are not there, at no cost per series in the registry.
+        var windowText: [UInt8] = []
         var serviceCounters: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
         /// Services with a counter of their own (at most `top`); the rest count as `other`.
         var labelledServices: Set<String> = []
@@ -155,8 +158,8 @@ public final class TrafficMetrics: Sendable {
             }
             clients[SeriesKey(name: "other", direction: .inbound), default: .zero] += otherIn
             clients[SeriesKey(name: "other", direction: .outbound), default: .zero] += otherOut
-            replace(&state.clientGauges, with: clients, labelName: "client",
-                    packets: Names.windowClientPackets, bytes: Names.windowClientBytes)
+            var text = ""
+            Self.render(clients, labelName: "client", packets: Names.windowClientPackets, bytes: Names.windowClientBytes, into: &text)
 
             // Services of the window: the top ones plus "other".
             var services: [SeriesKey: Counts] = [:]
@@ -167,8 +170,8 @@ public final class TrafficMetrics: Sendable {
                 services[SeriesKey(name: listed ? s.service.label : "other", direction: s.direction), default: .zero]
                     += Counts(packets: s.packets, bytes: s.bytes)
             }
-            replace(&state.serviceGauges, with: services, labelName: "service",
-                    packets: Names.windowServicePackets, bytes: Names.windowServiceBytes)
+            Self.render(services, labelName: "service", packets: Names.windowServicePackets, bytes: Names.windowServiceBytes, into: &text)
+            state.windowText = Array(text.utf8)
 
             // Cumulative service counters: the first `top` services seen keep their own label.
             for s in r.services {
@@ -189,31 +192,32 @@ public final class TrafficMetrics: Sendable {
         }
     }
 
-    /// Sets the gauges in `current` to `values`, creating series that are new and
-    /// unregistering series that are gone.
-    private func replace(
-        _ current: inout [SeriesKey: (packets: Gauge, bytes: Gauge)], with values: [SeriesKey: Counts],
-        labelName: String, packets: MetricNameDescriptor, bytes: MetricNameDescriptor
+    /// Appends two gauge families (packets, bytes) for `values`, sorted by label.
+    static func render(
+        _ values: [SeriesKey: Counts], labelName: String, packets: MetricNameDescriptor, bytes: MetricNameDescriptor,
+        into out: inout String
     ) {
-        for (key, gauges) in current where values[key] == nil {
-            registry.unregisterGauge(gauges.packets)
-            registry.unregisterGauge(gauges.bytes)
-            current[key] = nil
+        guard !values.isEmpty else { return }
+        let keys = values.keys.sorted { ($0.name, $0.direction.rawValue) < ($1.name, $1.direction.rawValue) }
+        for (descriptor, pick) in [(packets, { (c: Counts) in c.packets }), (bytes, { (c: Counts) in c.bytes })] {
+            out += "# HELP \(descriptor.name) \(descriptor.helpText ?? "")\n# TYPE \(descriptor.name) gauge\n"
+            for key in keys {
+                out += "\(descriptor.name){\(labelName)=\"\(escape(key.name))\",direction=\"\(key.direction.label)\"} \(pick(values[key] ?? .zero))\n"
+            }
         }
-        for (key, counts) in values {
-            let labels = [(labelName, key.name), ("direction", key.direction.label)]
-            let gauges = current[key] ?? (
-                registry.makeGauge(descriptor: packets, labels: labels),
-                registry.makeGauge(descriptor: bytes, labels: labels))
-            current[key] = gauges
-            gauges.packets.set(Double(counts.packets))
-            gauges.bytes.set(Double(counts.bytes))
-        }
+    }
+
+    /// Label-value escaping of the text format: backslash, double quote, newline.
+    static func escape(_ value: String) -> String {
+        guard value.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
+        return value.replacingOccurrences(of: "\\", with: "\\\\")
+            .replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// The whole exposition: trafficmon's families, then the `process_*` family.
     public func exposition(format: Format) -> [UInt8] {
-        var text = lock.withLock { _ in registry.emitToBuffer() }
+        var text = lock.withLock { state in registry.emitToBuffer() + state.windowText }
         processMetrics.append(to: &text)
         switch format {
         case .prometheus: return text

@@ -103,7 +103,9 @@ struct StreamLiveCaptureTests {
                 udp.drain()
                 try await Task.sleep(for: .milliseconds(10))
             }
-            #expect(sent >= 20, "only \(sent) datagrams sent in 4 s")
+            // A sanity check of the sender only (sanitizer builds run slowly); what is
+            // asserted about trafficmon follows.
+            #expect(sent >= 3, "only \(sent) datagrams sent in 4 s")
             // The window holding the last datagram, and the one after it, close.
             let after = (Timestamp.floorDiv(lastSend, Rig.second) + 1) * Rig.second
             try await Rig.waitUntil("every client to get the window after the last datagram", timeout: .seconds(10)) {

@@ -67,7 +67,7 @@ import Glibc
     /// that never reads (a hand-made handshake, a 1 KiB receive buffer) falls behind, is
     /// given up on once its queue (`streamQueueLimit` 2) overflows, is disconnected with
     /// close code 1008, and holds nobody back.
-    @Test(.timeLimit(.minutes(2))) func threeClientsGetEveryWindowWhileAStalledOneIsDropped() async throws {
+    @Test(.timeLimit(.minutes(4))) func threeClientsGetEveryWindowWhileAStalledOneIsDropped() async throws {
         let dir = try TestProcess.temporaryDirectory("h6-stream")
         defer { try? FileManager.default.removeItem(at: dir) }
         var options = TrafficServer.Options()
@@ -108,7 +108,8 @@ import Glibc
             defer { injector.cancel() }
 
             // The hub gives up on the stalled client once its queue overflows...
-            try await Rig.waitUntil("the stalled client to be dropped as too slow", timeout: .seconds(30)) {
+            // (Seconds normally; a sanitizer build fills the socket buffers more slowly.)
+            try await Rig.waitUntil("the stalled client to be dropped as too slow", timeout: .seconds(120)) {
                 server.hub.droppedCount == 1
             }
             // (How many windows that takes depends on the socket buffers between them: the
@@ -133,7 +134,7 @@ import Glibc
             _ = await injector.result
             let sent = injected.all.reduce(0, +)
             // The window holding the last inject closes about 1.4 s later.
-            try? await Rig.waitUntil("the windows to hold every injected packet", timeout: .seconds(15)) {
+            try? await Rig.waitUntil("the windows to hold every injected packet", timeout: .seconds(90)) {
                 server.state.history(limit: 10_000).map(\.packets).reduce(0, +) >= UInt64(sent)
             }
             let history = try await Self.history(client)
@@ -153,8 +154,10 @@ import Glibc
                 #expect(got == history, "client \(i)'s windows differ from /stats/history")
             }
             #expect(collectors[0].all == collectors[1].all && collectors[1].all == collectors[2].all)
+            // In order, on whole seconds (after a replay only windows with injects are
+            // emitted, so a slow sanitizer build may leave a second out).
             let starts = history.map(\.start)
-            #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 - $0 == Rig.second }, "starts: \(starts)")
+            #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 > $0 && ($1 - $0) % Rig.second == 0 }, "starts: \(starts)")
 
             // What the stalled client was sent: some whole windows in order, then a close
             // frame 1008 (policy violation, "too slow").
