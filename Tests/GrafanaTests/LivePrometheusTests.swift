@@ -226,7 +226,7 @@ struct LivePrometheusTests {
 
     /// Polls `condition` every 200 ms until it holds; fails with the process's log otherwise.
     func waitFor(
-        _ what: String, timeout: TimeInterval = 20, process: ManagedProcess,
+        _ what: String, timeout: TimeInterval = 60, process: ManagedProcess,
         _ condition: () async throws -> Bool
     ) async throws {
         let deadline = Date().addingTimeInterval(timeout)
