@@ -31,8 +31,16 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
-        .target(name: "TrafficCore", swiftSettings: hotPathSettings),
-        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
+        // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
+        .target(name: "CTrafficCoreShims"),
+        .target(
+            name: "TrafficCore",
+            dependencies: ["CTrafficCoreShims", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: hotPathSettings),
+        .target(
+            name: "TrafficCapture",
+            dependencies: ["CPcap", "TrafficCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
             dependencies: [
@@ -54,6 +62,7 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -78,6 +87,7 @@ let package = Package(
         .testTarget(
             name: "TrafficServerTests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

@@ -1,5 +1,6 @@
 import CPcap
 import Foundation
+import NIOConcurrencyHelpers
 import Synchronization
 import TrafficCore
 
@@ -46,12 +47,12 @@ public final class CaptureEngine: Sendable {
     /// How long after a window's end a live capture waits for late packets before closing it.
     public let closeGrace: Int64
 
-    private let state = Mutex<Status>(.starting)
-    private let controls = Mutex<[Control]>([])
+    private let state = NIOLockedValueBox<Status>(.starting)
+    private let controls = NIOLockedValueBox<[Control]>([])
     private let hasControls = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
-    private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let finished = NIOLockedValueBox<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     public init(
         source: PacketSource, configuration: WindowAggregator.Configuration,
@@ -64,13 +65,13 @@ public final class CaptureEngine: Sendable {
         self.onWindow = onWindow
     }
 
-    public var status: Status { state.withLock { $0 } }
+    public var status: Status { state.withLockedValue { $0 } }
 
     /// Starts the capture thread.
     public func start() {
         let thread = Thread { [self] in
             self.run()
-            let waiters = self.finished.withLock { f -> [CheckedContinuation<Void, Never>] in
+            let waiters = self.finished.withLockedValue { f -> [CheckedContinuation<Void, Never>] in
                 f.done = true
                 defer { f.waiters = [] }
                 return f.waiters
@@ -86,7 +87,7 @@ public final class CaptureEngine: Sendable {
         stopRequested.store(true, ordering: .releasing)
         wake.signal()
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = finished.withLock { f -> Bool in
+            let done = finished.withLockedValue { f -> Bool in
                 if !f.done { f.waiters.append(c) }
                 return f.done
             }
@@ -102,23 +103,23 @@ public final class CaptureEngine: Sendable {
 
     /// The open window, folded to the configured top (`nil` when none is open).
     public func currentWindow() async -> WindowRecord? {
-        if finished.withLock({ $0.done }) { return nil }
+        if finished.withLockedValue({ $0.done }) { return nil }
         return await withCheckedContinuation { c in
             enqueue(.snapshot(c))
             // The thread may have ended between the check and the enqueue.
-            if finished.withLock({ $0.done }) { drainAfterFinish() }
+            if finished.withLockedValue({ $0.done }) { drainAfterFinish() }
         }
     }
 
     private func enqueue(_ control: Control) {
-        controls.withLock { $0.append(control) }
+        controls.withLockedValue { $0.append(control) }
         hasControls.store(true, ordering: .releasing)
         wake.signal()
     }
 
     /// Answers whatever is queued once the thread is gone.
     private func drainAfterFinish() {
-        let pending = controls.withLock { list -> [Control] in
+        let pending = controls.withLockedValue { list -> [Control] in
             defer { list = [] }
             return list
         }
@@ -135,7 +136,7 @@ public final class CaptureEngine: Sendable {
         do {
             pump = try PacketPump(source: source, aggregator: aggregator)
         } catch {
-            state.withLock { $0 = .failed(error.description) }
+            state.withLockedValue { $0 = .failed(error.description) }
             drainAfterFinish()
             return
         }
@@ -146,13 +147,13 @@ public final class CaptureEngine: Sendable {
             runReplay(pump: pump, aggregator: aggregator)
         }
         aggregator.finish()
-        state.withLock { if case .failed = $0 {} else { $0 = .stopped } }
-        finished.withLock { $0.done = true }
+        state.withLockedValue { if case .failed = $0 {} else { $0 = .stopped } }
+        finished.withLockedValue { $0.done = true }
         drainAfterFinish()
     }
 
     private func runLive(pump: PacketPump, aggregator: WindowAggregator) {
-        state.withLock { $0 = .capturing }
+        state.withLockedValue { $0 = .capturing }
         aggregator.dropCounter = { [source] in
             let s = source.statistics()
             return (s?.kernelDropped ?? 0, s?.interfaceDropped ?? 0)
@@ -168,7 +169,7 @@ public final class CaptureEngine: Sendable {
             do {
                 try pump.dispatch(maxPackets: -1)
             } catch {
-                state.withLock { $0 = .failed(error.description) }
+                state.withLockedValue { $0 = .failed(error.description) }
                 return
             }
             let now = Self.now()
@@ -178,13 +179,13 @@ public final class CaptureEngine: Sendable {
     }
 
     private func runReplay(pump: PacketPump, aggregator: WindowAggregator) {
-        state.withLock { $0 = .replaying }
+        state.withLockedValue { $0 = .replaying }
         while !stopRequested.load(ordering: .acquiring) {
             let n: Int
             do {
                 n = try pump.dispatch(maxPackets: 10_000)
             } catch {
-                state.withLock { $0 = .failed(error.description) }
+                state.withLockedValue { $0 = .failed(error.description) }
                 aggregator.finish()
                 break
             }
@@ -192,7 +193,7 @@ public final class CaptureEngine: Sendable {
             handleControls(aggregator: aggregator, clock: time == .min ? Self.now() : time)
             if n == 0 {
                 aggregator.finish()
-                state.withLock { $0 = .replayed }
+                state.withLockedValue { $0 = .replayed }
                 break
             }
         }
@@ -207,7 +208,7 @@ public final class CaptureEngine: Sendable {
 
     private func handleControls(aggregator: WindowAggregator, clock: Int64) {
         guard hasControls.load(ordering: .acquiring) else { return }
-        let pending = controls.withLock { list -> [Control] in
+        let pending = controls.withLockedValue { list -> [Control] in
             hasControls.store(false, ordering: .releasing)
             defer { list = [] }
             return list

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Everything one window counts: the scalar totals and the hash tables. The
 /// aggregator fills one set while a window is open and hands it over whole when the
@@ -89,7 +89,7 @@ final class WindowTables: @unchecked Sendable {
 
 /// A few spare table sets, so steady-state operation allocates no tables.
 final class WindowTablesPool: Sendable {
-    private let spares = Mutex<[WindowTables]>([])
+    private let spares = NIOLockedValueBox<[WindowTables]>([])
     let flowCapacity: Int
     let clientCapacity: Int
 
@@ -99,12 +99,12 @@ final class WindowTablesPool: Sendable {
     }
 
     func take() -> WindowTables {
-        spares.withLock { $0.popLast() } ?? WindowTables(flowCapacity: flowCapacity, clientCapacity: clientCapacity)
+        spares.withLockedValue { $0.popLast() } ?? WindowTables(flowCapacity: flowCapacity, clientCapacity: clientCapacity)
     }
 
     func give(_ tables: WindowTables) {
         tables.reset()
-        spares.withLock { list in
+        spares.withLockedValue { list in
             if list.count < 2 { list.append(tables) }
         }
     }

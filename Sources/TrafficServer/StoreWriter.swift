@@ -1,6 +1,6 @@
 import Logging
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 import TrafficCore
 import TrafficStore
 
@@ -19,7 +19,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     let logger: Logger
     /// Told once the last window is committed.
     let onFlushed: (@Sendable () -> Void)?
-    private let pending = Mutex<[WindowRecord]>([])
+    private let pending = NIOLockedValueBox<[WindowRecord]>([])
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
@@ -32,7 +32,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     }
 
     public func publish(_ record: WindowRecord) async {
-        pending.withLock { $0.append(record) }
+        pending.withLockedValue { $0.append(record) }
         wakeContinuation.yield()
     }
 
@@ -57,7 +57,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     }
 
     private func writePending() async {
-        let batch = pending.withLock { list -> [WindowRecord] in
+        let batch = pending.withLockedValue { list -> [WindowRecord] in
             defer { list = [] }
             return list
         }
