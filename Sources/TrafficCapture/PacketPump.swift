@@ -35,6 +35,7 @@ public final class PacketPump {
     public func dispatch(maxPackets: Int32) throws(CaptureError) -> Int {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
+        aggregator.drainQueue()
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }
         switch source.origin {
@@ -55,7 +56,7 @@ public final class PacketPump {
         let timestamp = Int64(header.pointee.ts.tv_sec) &* 1_000_000_000 &+ Int64(header.pointee.ts.tv_usec) &* subsecondScale
         framesRead &+= 1
         bytesRead &+= UInt64(truncatingIfNeeded: wire)
-        aggregator.add(
+        aggregator.enqueue(
             frame: UnsafeRawBufferPointer(start: bytes, count: caplen), decoder: decoder, timestamp: timestamp, wireLength: wire)
     }
 }

@@ -1,3 +1,5 @@
+import CTrafficCoreShims
+
 /// An open-addressing hash table from a 192-bit key to packet and byte counters.
 ///
 /// It exists for the packet path: a lookup hashes three words with a couple of
@@ -72,6 +74,12 @@ struct CounterTable: @unchecked Sendable {
             if k == key { return i }
             i = (i &+ 1) & mask
         }
+    }
+
+    /// Starts loading the slot a key with `hash` probes first, for a lookup a few packets later.
+    @inline(__always)
+    func prefetch(hash: Int) {
+        trafficmon_prefetch_for_write(storage + (hash & mask))
     }
 
     /// Adds to an existing entry; returns `false` (and changes nothing) when `key` is absent.

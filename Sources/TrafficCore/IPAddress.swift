@@ -50,7 +50,7 @@ extension IPAddress: CustomStringConvertible {
     }
 
     /// Appends the canonical text form as UTF-8 to `out`.
-    public func appendText(to out: inout [UInt8]) {
+    public func appendText(to out: inout some ByteSink) {
         if !isIPv6 {
             let v = ipv4Value
             for shift in stride(from: 24, through: 0, by: -8) {
@@ -65,7 +65,7 @@ extension IPAddress: CustomStringConvertible {
         }
         // RFC 5952: IPv4-mapped addresses keep the dotted quad.
         if high == 0 && (low >> 32) == 0xFFFF {
-            out.append(contentsOf: Array("::ffff:".utf8))
+            out.append("::ffff:")
             IPAddress(ipv4: UInt32(truncatingIfNeeded: low)).appendText(to: &out)
             return
         }
@@ -97,14 +97,14 @@ extension IPAddress: CustomStringConvertible {
 }
 
 @inline(__always)
-private func appendDecimal(_ value: UInt8, to out: inout [UInt8]) {
+private func appendDecimal(_ value: UInt8, to out: inout some ByteSink) {
     if value >= 100 { out.append(UInt8(ascii: "0") + value / 100) }
     if value >= 10 { out.append(UInt8(ascii: "0") + (value / 10) % 10) }
     out.append(UInt8(ascii: "0") + value % 10)
 }
 
 @inline(__always)
-private func appendHex(_ value: UInt16, to out: inout [UInt8]) {
+private func appendHex(_ value: UInt16, to out: inout some ByteSink) {
     let digits: StaticString = "0123456789abcdef"
     var started = false
     for shift in stride(from: 12, through: 0, by: -4) {

@@ -63,9 +63,9 @@ public struct Service: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var description: String { label }
 
     /// Appends `label` as UTF-8 without building a String.
-    public func appendLabel(to out: inout [UInt8]) {
+    public func appendLabel(to out: inout some ByteSink) {
         if self == .other {
-            out.append(contentsOf: "other".utf8)
+            out.append("other")
             return
         }
         let name: StaticString
@@ -80,18 +80,18 @@ public struct Service: Hashable, Sendable, Comparable, CustomStringConvertible {
         case IPProtocol.icmpv6: name = "ICMPv6"
         case IPProtocol.sctp: name = "SCTP"
         default:
-            out.append(contentsOf: "IP/".utf8)
+            out.append("IP/")
             Self.appendDecimal(UInt32(ipProtocol), to: &out)
             return
         }
-        name.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(name)
         if let port {
             out.append(UInt8(ascii: "/"))
             Self.appendDecimal(UInt32(port), to: &out)
         }
     }
 
-    private static func appendDecimal(_ value: UInt32, to out: inout [UInt8]) {
+    private static func appendDecimal(_ value: UInt32, to out: inout some ByteSink) {
         var divisor: UInt32 = 10_000
         var started = false
         while divisor > 0 {

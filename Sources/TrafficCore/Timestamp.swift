@@ -16,7 +16,7 @@ public enum Timestamp {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func appendRFC3339(_ nanos: Int64, to out: inout [UInt8]) {
+    public static func appendRFC3339(_ nanos: Int64, to out: inout some ByteSink) {
         let seconds = floorDiv(nanos, nanosPerSecond)
         var fraction = nanos - seconds * nanosPerSecond
         let days = floorDiv(seconds, 86_400)
@@ -126,15 +126,14 @@ public enum Timestamp {
         return (Int(m <= 2 ? y + 1 : y), Int(m), Int(d))
     }
 
-    private static func appendDigits(_ value: Int, width: Int, to out: inout [UInt8]) {
-        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+    private static func appendDigits(_ value: Int, width: Int, to out: inout some ByteSink) {
+        var divisor = 1
+        for _ in 1..<max(1, width) { divisor *= 10 }
         var v = abs(value)
-        var i = width - 1
-        while i >= 0 {
-            digits[i] = UInt8(ascii: "0") + UInt8(v % 10)
-            v /= 10
-            i -= 1
+        if width > 0 && v >= divisor * 10 { v %= divisor * 10 }
+        while divisor > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
+            divisor /= 10
         }
-        out.append(contentsOf: digits)
     }
 }

@@ -79,6 +79,14 @@ public final class WindowAggregator {
     static let entryMarker: UInt64 = 1 << 40
     static let ipv6Marker: UInt64 = 1 << 33
 
+    /// Packets decoded and attributed but not yet counted: `enqueue` prefetches each one's
+    /// table slot and counts it `lookahead` packets later, so the cache misses of several
+    /// packets overlap. A ring of `lookahead` entries, allocated once.
+    static let lookahead = 8
+    let queue: UnsafeMutablePointer<PendingPacket>
+    var queueHead = 0
+    var queueCount = 0
+
     public init(configuration: Configuration, onClose: @escaping (ClosedWindow) -> Void) {
         self.configuration = configuration
         self.attributor = Attributor(localNetworks: configuration.localNetworks)
@@ -92,10 +100,13 @@ public final class WindowAggregator {
         tables = first
         flows = first.flows
         clients = first.clients
+        queue = .allocate(capacity: Self.lookahead)
+        queue.initialize(repeating: PendingPacket(), count: Self.lookahead)
     }
 
     deinit {
         writeBackTables()
+        queue.deallocate()
     }
 
     private func bindTables() {
@@ -134,8 +145,50 @@ public final class WindowAggregator {
         ingest(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
     }
 
+    /// Decodes and attributes one frame now, and counts it a few frames later (the slot it
+    /// needs is prefetched meanwhile). Call `drainQueue()` at the end of every batch: the
+    /// other entry points drain first, so packets are always counted in order.
+    ///
+    /// ```swift
+    /// for frame in batch { aggregator.enqueue(frame: frame.bytes, decoder: decoder, timestamp: frame.time, wireLength: frame.length) }
+    /// aggregator.drainQueue()
+    /// ```
+    @inline(__always)
+    public func enqueue(frame: UnsafeRawBufferPointer, decoder: PacketDecoder, timestamp: Int64, wireLength: Int) {
+        let p = pending(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
+        if p.kind == .ip {
+            flows.prefetch(hash: p.hash)
+            let clientKey = CounterTable.Key(a: p.key.a, b: p.key.b, c: p.key.c & (Self.entryMarker | Self.ipv6Marker))
+            clients.prefetch(hash: CounterTable.hash(clientKey))
+        }
+        let mask = Self.lookahead - 1
+        if queueCount == Self.lookahead {
+            count(queue[queueHead])
+            queue[queueHead] = p
+            queueHead = (queueHead &+ 1) & mask
+        } else {
+            queue[(queueHead &+ queueCount) & mask] = p
+            queueCount &+= 1
+        }
+    }
+
+    /// Counts every queued packet, oldest first.
+    public func drainQueue() {
+        while queueCount > 0 {
+            count(queue[queueHead])
+            queueHead = (queueHead &+ 1) & (Self.lookahead - 1)
+            queueCount &-= 1
+        }
+    }
+
     @inline(__always)
     func ingest(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
+        if queueCount > 0 { drainQueue() }
+        count(pending(packet, timestamp: timestamp, wireLength: wireLength))
+    }
+
+    @inline(__always)
+    func pending(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) -> PendingPacket {
         var p = PendingPacket()
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
@@ -147,12 +200,13 @@ public final class WindowAggregator {
             p.key = Self.flowKey(a)
             p.hash = CounterTable.hash(p.key)
         }
-        count(p)
+        return p
     }
 
     /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
     /// client bookkeeping, but not a captured frame.
     public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
+        if queueCount > 0 { drainQueue() }
         let key = Self.flowKey(attribution)
         count(PendingPacket(
             key: key, hash: CounterTable.hash(key), timestamp: timestamp,
@@ -236,6 +290,7 @@ public final class WindowAggregator {
     /// `emitEmpty`, the following window opens right away, so a quiet period still
     /// yields one (empty) record per window, as a live capture must.
     public func advance(to now: Int64, emitEmpty: Bool) {
+        if queueCount > 0 { drainQueue() }
         if now > latestTime { latestTime = now }
         guard isOpen else {
             if emitEmpty { open(containing: now, midWindow: true) }
@@ -258,12 +313,14 @@ public final class WindowAggregator {
 
     /// Closes the open window, marked partial: end of file, or shutdown.
     public func finish() {
+        if queueCount > 0 { drainQueue() }
         guard isOpen else { return }
         close(partial: true)
     }
 
     /// The open window as a record (marked partial: it has not run its length), or `nil`.
     public func snapshot() -> WindowRecord? {
+        if queueCount > 0 { drainQueue() }
         guard isOpen else { return nil }
         let saved = tables.drops
         tables.drops = currentDrops()

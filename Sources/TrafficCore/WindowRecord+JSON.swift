@@ -18,8 +18,8 @@ extension WindowRecord {
 
     /// Appends the record as one line of JSON to `out`.
     public func appendJSON(to buffer: inout [UInt8]) {
-        var w = JSONWriter(out: buffer)
-        buffer = []
+        var w = JSONWriter(out: RawByteBuffer(capacity: 512 + clients.count * 160 + services.count * 64))
+        defer { w.out.deallocate() }
         w.raw("{\"start\":\"")
         Timestamp.appendRFC3339(start, to: &w.out)
         w.raw("\",\"end\":\"")
@@ -84,37 +84,22 @@ extension WindowRecord {
         w.raw("},\"services\":")
         w.services(services)
         w.raw("}")
-        buffer = w.out
+        buffer.append(bytes: w.out.bytes)
     }
 }
 
-/// Appends JSON fragments to a byte buffer.
+/// Appends JSON fragments to a raw byte buffer.
 struct JSONWriter {
-    var out: [UInt8]
+    var out: RawByteBuffer
 
     @inline(__always)
     mutating func raw(_ text: StaticString) {
-        text.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(text)
     }
 
+    @inline(__always)
     mutating func number(_ value: UInt64) {
-        if value < 10 {
-            out.append(UInt8(ascii: "0") + UInt8(value))
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var v = value
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            while v > 0 {
-                buffer[19 - n] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-                n += 1
-            }
-            out.append(contentsOf: buffer[(20 - n)...])
-        }
+        out.appendDecimal(value)
     }
 
     mutating func string(_ text: String) {
@@ -125,7 +110,7 @@ struct JSONWriter {
             case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
             case 0..<0x20:
                 let hex: StaticString = "0123456789abcdef"
-                out.append(contentsOf: Array("\\u00".utf8))
+                out.append("\\u00")
                 out.append(hex.utf8Start[Int(byte >> 4)])
                 out.append(hex.utf8Start[Int(byte & 0xF)])
             default: out.append(byte)
@@ -134,6 +119,7 @@ struct JSONWriter {
         out.append(UInt8(ascii: "\""))
     }
 
+    @inline(__always)
     mutating func counts(_ c: Counts) {
         raw("{\"packets\":")
         number(c.packets)
