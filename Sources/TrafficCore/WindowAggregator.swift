@@ -172,6 +172,33 @@ public final class WindowAggregator {
         }
     }
 
+    /// Counts packets prepared on another thread (`PacketPreparer`), in order. The hashes
+    /// are computed here, a few packets ahead, with a prefetch of the slots they point at,
+    /// so the reading thread does less and the cache misses overlap. Drains the
+    /// look-ahead queue first.
+    ///
+    /// ```swift
+    /// prepared.withUnsafeMutableBufferPointer { aggregator.count($0) }
+    /// ```
+    public func count(_ batch: UnsafeMutableBufferPointer<PreparedPacket>) {
+        if queueCount > 0 { drainQueue() }
+        let n = batch.count
+        for i in 0..<min(Self.lookahead, n) { hashAndPrefetch(&batch[i]) }
+        for i in 0..<n {
+            if i &+ Self.lookahead < n { hashAndPrefetch(&batch[i &+ Self.lookahead]) }
+            count(batch[i].pending)
+        }
+    }
+
+    @inline(__always)
+    func hashAndPrefetch(_ p: inout PreparedPacket) {
+        guard p.pending.kind == .ip else { return }
+        let key = p.pending.key
+        p.pending.hash = CounterTable.hash(key)
+        flows.prefetch(hash: p.pending.hash)
+        clients.prefetch(hash: CounterTable.hash(CounterTable.Key(a: key.a, b: key.b, c: key.c & (Self.entryMarker | Self.ipv6Marker))))
+    }
+
     /// Counts every queued packet, oldest first.
     public func drainQueue() {
         while queueCount > 0 {
@@ -189,6 +216,13 @@ public final class WindowAggregator {
 
     @inline(__always)
     func pending(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) -> PendingPacket {
+        Self.pending(packet, attributor: attributor, timestamp: timestamp, wireLength: wireLength)
+    }
+
+    @inline(__always)
+    static func pending(
+        _ packet: DecodedPacket, attributor: Attributor, timestamp: Int64, wireLength: Int, hashed: Bool = true
+    ) -> PendingPacket {
         var p = PendingPacket()
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
@@ -198,7 +232,7 @@ public final class WindowAggregator {
         if packet.kind == .ip {
             let a = attributor.attribute(packet)
             p.key = Self.flowKey(a)
-            p.hash = CounterTable.hash(p.key)
+            if hashed { p.hash = CounterTable.hash(p.key) }
         }
         return p
     }
@@ -369,8 +403,43 @@ public final class WindowAggregator {
     }
 }
 
+/// A frame decoded and attributed but not yet counted: what a reading thread hands a
+/// counting thread (`PacketPreparer.prepare` makes it, `WindowAggregator.count(_:)`
+/// hashes and counts it). 56 bytes, no references.
+public struct PreparedPacket: Sendable {
+    var pending = PendingPacket()
+
+    public init() {}
+}
+
+/// Decodes and attributes frames for a `WindowAggregator` that counts them on another
+/// thread. It holds only immutable configuration, so it runs anywhere.
+///
+/// ```swift
+/// let preparer = PacketPreparer(aggregator: aggregator, decoder: decoder)
+/// buffer[i] = preparer.prepare(frame: bytes, timestamp: nanos, wireLength: 1514)   // reader thread
+/// buffer.withUnsafeMutableBufferPointer { aggregator.count($0) }                   // counting thread
+/// ```
+public struct PacketPreparer: Sendable {
+    let attributor: Attributor
+    let decoder: PacketDecoder
+
+    public init(aggregator: WindowAggregator, decoder: PacketDecoder) {
+        attributor = aggregator.attributor
+        self.decoder = decoder
+    }
+
+    @inline(__always)
+    public func prepare(frame: UnsafeRawBufferPointer, timestamp: Int64, wireLength: Int) -> PreparedPacket {
+        var prepared = PreparedPacket()
+        prepared.pending = WindowAggregator.pending(
+            decoder.decode(frame), attributor: attributor, timestamp: timestamp, wireLength: wireLength, hashed: false)
+        return prepared
+    }
+}
+
 /// A decoded, attributed packet on its way into the tables.
-struct PendingPacket {
+struct PendingPacket: Sendable {
     var key = CounterTable.Key(a: 0, b: 0, c: 0)
     var hash = 0
     var timestamp: Int64 = 0

@@ -22,8 +22,12 @@ struct WindowRecordBuilder {
         var serviceCount = [Int32](repeating: 0, count: clientCount)
         var serviceTotals = CounterTable(minimumCapacity: 64)
         defer { serviceTotals.deallocate() }
+        // Each flow's client, in the tables' storage order (pass 2 walks the same order).
+        var flowClients = [Int32]()
+        flowClients.reserveCapacity(t.flows.count)
         t.flows.forEach { entry in
             let i = clientIndex(entry.key)
+            flowClients.append(Int32(truncatingIfNeeded: i))
             if (entry.key.c >> 32) & 1 == 0 {
                 inbound[i].add(packets: entry.packets, bytes: entry.bytes)
             } else {
@@ -58,17 +62,22 @@ struct WindowRecordBuilder {
         for (p, i) in order[..<listed].enumerated() { position[i] = Int32(p) }
         var services = [[ServiceCounts]](repeating: [], count: listed)
         for (p, i) in order[..<listed].enumerated() { services[p].reserveCapacity(Int(serviceCount[i])) }
+        var flow = 0
         t.flows.forEach { entry in
-            let p = position[clientIndex(entry.key)]
+            let p = position[Int(flowClients[flow])]
+            flow &+= 1
             guard p >= 0 else { return }
             services[Int(p)].append(Self.serviceCounts(entry))
         }
         var clients = [ClientRecord]()
         clients.reserveCapacity(listed)
         for (p, i) in order[..<listed].enumerated() {
+            // Moved out, so sorting does not copy the array.
+            var list: [ServiceCounts] = []
+            swap(&list, &services[p])
             clients.append(ClientRecord(
                 ip: addresses[i], in: inbound[i], out: outbound[i],
-                services: Self.sortedAndFolded(services[p], top: top)))
+                services: Self.sortedAndFolded(list, top: top)))
         }
 
         var windowServices = [ServiceCounts]()
@@ -116,8 +125,9 @@ struct WindowRecordBuilder {
 
     /// Sorts by bytes (then packets, service, direction); past `top`, and for the
     /// `other` service itself, folds into one `other` entry per direction, listed last.
-    static func sortedAndFolded(_ items: [ServiceCounts], top: Int?) -> [ServiceCounts] {
+    static func sortedAndFolded(_ items: consuming [ServiceCounts], top: Int?) -> [ServiceCounts] {
         var sorted = items
+        if sorted.count < 2 && !(sorted.first?.service == .other) { return sorted }
         sorted.sort { a, b in
             if a.bytes != b.bytes { return a.bytes > b.bytes }
             if a.packets != b.packets { return a.packets > b.packets }

@@ -68,7 +68,12 @@ struct ReportCommand: ParsableCommand {
         var failure: CaptureError?
         for source in sources {
             do {
-                try PacketPump(source: source, aggregator: aggregator).drain()
+                // Reading and counting on two threads when there are two cores.
+                if PipelinedPump.isUseful {
+                    try PipelinedPump(source: source, aggregator: aggregator).drain()
+                } else {
+                    try PacketPump(source: source, aggregator: aggregator).drain()
+                }
             } catch {
                 failure = error
                 break
