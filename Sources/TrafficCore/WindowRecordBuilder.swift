@@ -5,6 +5,13 @@
 /// `other`; services are sorted the same way and folded into one `other` entry per
 /// direction past `top`.
 struct WindowRecordBuilder {
+    /// A client's place in the order: by bytes, then packets (then address, looked up).
+    struct ClientOrderKey {
+        var bytes: UInt64
+        var packets: UInt64
+        var index: Int32
+    }
+
     let tables: WindowTables
     let top: Int?
 
@@ -40,44 +47,56 @@ struct WindowRecordBuilder {
             serviceTotals.add(Self.serviceKey(entry.key), packets: entry.packets, bytes: entry.bytes)
         }
 
-        // Order the clients and decide which are listed.
-        var order = Array(0..<clientCount)
-        order.sort { a, b in
-            let ba = inbound[a].bytes &+ outbound[a].bytes, bb = inbound[b].bytes &+ outbound[b].bytes
-            if ba != bb { return ba > bb }
-            let pa = inbound[a].packets &+ outbound[a].packets, pb = inbound[b].packets &+ outbound[b].packets
-            if pa != pb { return pa > pb }
-            return addresses[a] < addresses[b]
+        // Order the clients (sort keys side by side, so comparing touches one array) and
+        // decide which are listed.
+        var keys = [ClientOrderKey]()
+        keys.reserveCapacity(clientCount)
+        for i in 0..<clientCount {
+            keys.append(ClientOrderKey(
+                bytes: inbound[i].bytes &+ outbound[i].bytes, packets: inbound[i].packets &+ outbound[i].packets,
+                index: Int32(truncatingIfNeeded: i)))
+        }
+        keys.sort { a, b in
+            if a.bytes != b.bytes { return a.bytes > b.bytes }
+            if a.packets != b.packets { return a.packets > b.packets }
+            return addresses[Int(a.index)] < addresses[Int(b.index)]
         }
         let listed = min(clientCount, top ?? Int.max)
         var other = OtherCounts(in: t.otherInbound, out: t.otherOutbound, clients: t.otherClientCount)
-        for i in order[listed...] {
+        for key in keys[listed...] {
+            let i = Int(key.index)
             other.in += inbound[i]
             other.out += outbound[i]
             other.clients &+= 1
         }
 
-        // Pass 2: the listed clients' services.
+        // Pass 2: the listed clients' services, placed by a counting sort into one flat
+        // array (each client's run starts at `offsets[position]`).
         var position = [Int32](repeating: -1, count: clientCount)
-        for (p, i) in order[..<listed].enumerated() { position[i] = Int32(p) }
-        var services = [[ServiceCounts]](repeating: [], count: listed)
-        for (p, i) in order[..<listed].enumerated() { services[p].reserveCapacity(Int(serviceCount[i])) }
+        var offsets = [Int](repeating: 0, count: listed + 1)
+        for p in 0..<listed {
+            let i = Int(keys[p].index)
+            position[i] = Int32(p)
+            offsets[p + 1] = offsets[p] + Int(serviceCount[i])
+        }
+        var flat = [ServiceCounts](
+            repeating: ServiceCounts(service: .other, direction: .inbound, packets: 0, bytes: 0), count: offsets[listed])
+        var next = offsets
         var flow = 0
         t.flows.forEach { entry in
             let p = position[Int(flowClients[flow])]
             flow &+= 1
             guard p >= 0 else { return }
-            services[Int(p)].append(Self.serviceCounts(entry))
+            flat[next[Int(p)]] = Self.serviceCounts(entry)
+            next[Int(p)] &+= 1
         }
         var clients = [ClientRecord]()
         clients.reserveCapacity(listed)
-        for (p, i) in order[..<listed].enumerated() {
-            // Moved out, so sorting does not copy the array.
-            var list: [ServiceCounts] = []
-            swap(&list, &services[p])
+        for p in 0..<listed {
+            let i = Int(keys[p].index)
             clients.append(ClientRecord(
                 ip: addresses[i], in: inbound[i], out: outbound[i],
-                services: Self.sortedAndFolded(list, top: top)))
+                services: Self.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top)))
         }
 
         var windowServices = [ServiceCounts]()
