@@ -36,6 +36,7 @@ public final class PacketPump {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
         aggregator.drainQueue()
+        source.releaseReadPages()
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }
         switch source.origin {

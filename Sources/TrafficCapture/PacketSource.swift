@@ -157,6 +157,20 @@ public final class PacketSource: @unchecked Sendable {
         }
     }
 
+    /// Lets go of the mapped pages libpcap has read past, in 2 MiB steps, so a long capture
+    /// file does not stay resident (the page cache keeps them; a re-read refaults them).
+    /// One `ftell` when there is nothing to release; call it between batches.
+    func releaseReadPages() {
+        guard let mapping, let stream = pcap_file(handle) else { return }
+        let position = ftell(stream)
+        guard position > 0 else { return }
+        let step = 2 << 20
+        let upTo = min(Int(position), mapping.length) / step * step
+        guard upTo > mapping.released else { return }
+        _ = madvise(mapping.base + mapping.released, upTo - mapping.released, MADV_DONTNEED)
+        mapping.released = upTo
+    }
+
     /// The last libpcap error on this handle.
     var lastError: String { Self.clean(String(cString: pcap_geterr(handle))) }
 
@@ -189,6 +203,8 @@ public final class PacketSource: @unchecked Sendable {
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let length: Int
+    /// How much of the front has been released (`PacketSource.releaseReadPages`).
+    var released = 0
 
     /// `nil` when `path` is not a non-empty regular file or cannot be mapped; the caller
     /// then opens it the ordinary way (and reports that way's error).

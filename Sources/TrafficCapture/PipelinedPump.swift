@@ -74,6 +74,7 @@ public final class PipelinedPump: @unchecked Sendable {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         while true {
             let n = pcap_dispatch(source.handle, 10_000, pipelinedHandler, context)
+            source.releaseReadPages()
             if n > 0 { continue }
             if n < 0 && n != PCAP_ERROR_BREAK {
                 if case .file(let path) = source.origin {
