@@ -52,6 +52,11 @@ public final class CaptureEngine: Sendable {
     private let hasControls = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
+    /// A pipe whose read end the live loop polls beside the capture descriptor, so a
+    /// request (a snapshot, an inject, stop) is served at once rather than at the next
+    /// packet or poll timeout. -1 when no pipe could be made (the 100 ms timeout serves).
+    private let wakeDescriptor: Int32
+    private let wakeWriter: Int32
     private let finished = NIOLockedValueBox<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     public init(
@@ -63,6 +68,29 @@ public final class CaptureEngine: Sendable {
         self.configuration = configuration
         self.closeGrace = closeGrace
         self.onWindow = onWindow
+        var ends: [Int32] = [-1, -1]
+        if pipe(&ends) == 0 {
+            for fd in ends {
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            }
+        }
+        wakeDescriptor = ends[0]
+        wakeWriter = ends[1]
+    }
+
+    deinit {
+        if wakeDescriptor >= 0 { close(wakeDescriptor) }
+        if wakeWriter >= 0 { close(wakeWriter) }
+    }
+
+    /// Wakes the capture thread wherever it waits.
+    private func wakeUp() {
+        wake.signal()
+        if wakeWriter >= 0 {
+            var byte: UInt8 = 1
+            _ = write(wakeWriter, &byte, 1)  // a full pipe already means "wake up"
+        }
     }
 
     public var status: Status { state.withLockedValue { $0 } }
@@ -85,7 +113,7 @@ public final class CaptureEngine: Sendable {
     /// Stops capturing, closes the open window (marked partial) and waits for the thread to end.
     public func stop() async {
         stopRequested.store(true, ordering: .releasing)
-        wake.signal()
+        wakeUp()
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let done = finished.withLockedValue { f -> Bool in
                 if !f.done { f.waiters.append(c) }
@@ -114,7 +142,7 @@ public final class CaptureEngine: Sendable {
     private func enqueue(_ control: Control) {
         controls.withLockedValue { $0.append(control) }
         hasControls.store(true, ordering: .releasing)
-        wake.signal()
+        wakeUp()
     }
 
     /// Answers whatever is queued once the thread is gone.
@@ -159,10 +187,17 @@ public final class CaptureEngine: Sendable {
             return (s?.kernelDropped ?? 0, s?.interfaceDropped ?? 0)
         }
         aggregator.advance(to: Self.now(), emitEmpty: true)
-        var descriptor = pollfd(fd: source.selectableDescriptor, events: Int16(POLLIN), revents: 0)
+        var descriptors = [
+            pollfd(fd: source.selectableDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
         while !stopRequested.load(ordering: .acquiring) {
-            if descriptor.fd >= 0 {
-                _ = poll(&descriptor, 1, 100)
+            if descriptors[0].fd >= 0 {
+                _ = poll(&descriptors, descriptors[1].fd >= 0 ? 2 : 1, 100)
+                if descriptors[1].revents & Int16(POLLIN) != 0 {
+                    var drained = [UInt8](repeating: 0, count: 64)
+                    while read(wakeDescriptor, &drained, drained.count) > 0 {}
+                }
             } else {
                 usleep(10_000)
             }
