@@ -33,14 +33,8 @@ let package = Package(
         ),
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
-        .target(
-            name: "TrafficCore",
-            dependencies: ["CTrafficCoreShims", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
-            swiftSettings: hotPathSettings),
-        .target(
-            name: "TrafficCapture",
-            dependencies: ["CPcap", "TrafficCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
-            swiftSettings: hotPathSettings),
+        .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
+        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
             dependencies: [
@@ -62,7 +56,6 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -87,7 +80,6 @@ let package = Package(
         .testTarget(
             name: "TrafficServerTests",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

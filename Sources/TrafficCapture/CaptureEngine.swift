@@ -1,6 +1,5 @@
 import CPcap
 import Foundation
-import NIOConcurrencyHelpers
 import Synchronization
 import TrafficCore
 
@@ -47,8 +46,8 @@ public final class CaptureEngine: Sendable {
     /// How long after a window's end a live capture waits for late packets before closing it.
     public let closeGrace: Int64
 
-    private let state = NIOLockedValueBox<Status>(.starting)
-    private let controls = NIOLockedValueBox<[Control]>([])
+    private let state = LockedValue<Status>(.starting)
+    private let controls = LockedValue<[Control]>([])
     private let hasControls = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
@@ -57,7 +56,7 @@ public final class CaptureEngine: Sendable {
     /// packet or poll timeout. -1 when no pipe could be made (the 100 ms timeout serves).
     private let wakeDescriptor: Int32
     private let wakeWriter: Int32
-    private let finished = NIOLockedValueBox<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let finished = LockedValue<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     public init(
         source: PacketSource, configuration: WindowAggregator.Configuration,
@@ -93,13 +92,13 @@ public final class CaptureEngine: Sendable {
         }
     }
 
-    public var status: Status { state.withLockedValue { $0 } }
+    public var status: Status { state.withLock { $0 } }
 
     /// Starts the capture thread.
     public func start() {
         let thread = Thread { [self] in
             self.run()
-            let waiters = self.finished.withLockedValue { f -> [CheckedContinuation<Void, Never>] in
+            let waiters = self.finished.withLock { f -> [CheckedContinuation<Void, Never>] in
                 f.done = true
                 defer { f.waiters = [] }
                 return f.waiters
@@ -115,7 +114,7 @@ public final class CaptureEngine: Sendable {
         stopRequested.store(true, ordering: .releasing)
         wakeUp()
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = finished.withLockedValue { f -> Bool in
+            let done = finished.withLock { f -> Bool in
                 if !f.done { f.waiters.append(c) }
                 return f.done
             }
@@ -131,23 +130,23 @@ public final class CaptureEngine: Sendable {
 
     /// The open window, folded to the configured top (`nil` when none is open).
     public func currentWindow() async -> WindowRecord? {
-        if finished.withLockedValue({ $0.done }) { return nil }
+        if finished.withLock({ $0.done }) { return nil }
         return await withCheckedContinuation { c in
             enqueue(.snapshot(c))
             // The thread may have ended between the check and the enqueue.
-            if finished.withLockedValue({ $0.done }) { drainAfterFinish() }
+            if finished.withLock({ $0.done }) { drainAfterFinish() }
         }
     }
 
     private func enqueue(_ control: Control) {
-        controls.withLockedValue { $0.append(control) }
+        controls.withLock { $0.append(control) }
         hasControls.store(true, ordering: .releasing)
         wakeUp()
     }
 
     /// Answers whatever is queued once the thread is gone.
     private func drainAfterFinish() {
-        let pending = controls.withLockedValue { list -> [Control] in
+        let pending = controls.withLock { list -> [Control] in
             defer { list = [] }
             return list
         }
@@ -164,7 +163,7 @@ public final class CaptureEngine: Sendable {
         do {
             pump = try PacketPump(source: source, aggregator: aggregator)
         } catch {
-            state.withLockedValue { $0 = .failed(error.description) }
+            state.withLock { $0 = .failed(error.description) }
             drainAfterFinish()
             return
         }
@@ -175,13 +174,13 @@ public final class CaptureEngine: Sendable {
             runReplay(pump: pump, aggregator: aggregator)
         }
         aggregator.finish()
-        state.withLockedValue { if case .failed = $0 {} else { $0 = .stopped } }
-        finished.withLockedValue { $0.done = true }
+        state.withLock { if case .failed = $0 {} else { $0 = .stopped } }
+        finished.withLock { $0.done = true }
         drainAfterFinish()
     }
 
     private func runLive(pump: PacketPump, aggregator: WindowAggregator) {
-        state.withLockedValue { $0 = .capturing }
+        state.withLock { $0 = .capturing }
         aggregator.dropCounter = { [source] in
             let s = source.statistics()
             return (s?.kernelDropped ?? 0, s?.interfaceDropped ?? 0)
@@ -204,7 +203,7 @@ public final class CaptureEngine: Sendable {
             do {
                 try pump.dispatch(maxPackets: -1)
             } catch {
-                state.withLockedValue { $0 = .failed(error.description) }
+                state.withLock { $0 = .failed(error.description) }
                 return
             }
             let now = Self.now()
@@ -214,13 +213,13 @@ public final class CaptureEngine: Sendable {
     }
 
     private func runReplay(pump: PacketPump, aggregator: WindowAggregator) {
-        state.withLockedValue { $0 = .replaying }
+        state.withLock { $0 = .replaying }
         while !stopRequested.load(ordering: .acquiring) {
             let n: Int
             do {
                 n = try pump.dispatch(maxPackets: 10_000)
             } catch {
-                state.withLockedValue { $0 = .failed(error.description) }
+                state.withLock { $0 = .failed(error.description) }
                 aggregator.finish()
                 break
             }
@@ -228,7 +227,7 @@ public final class CaptureEngine: Sendable {
             handleControls(aggregator: aggregator, clock: time == .min ? Self.now() : time)
             if n == 0 {
                 aggregator.finish()
-                state.withLockedValue { $0 = .replayed }
+                state.withLock { $0 = .replayed }
                 break
             }
         }
@@ -243,7 +242,7 @@ public final class CaptureEngine: Sendable {
 
     private func handleControls(aggregator: WindowAggregator, clock: Int64) {
         guard hasControls.load(ordering: .acquiring) else { return }
-        let pending = controls.withLockedValue { list -> [Control] in
+        let pending = controls.withLock { list -> [Control] in
             hasControls.store(false, ordering: .releasing)
             defer { list = [] }
             return list

@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 
 /// Everything one window counts: the scalar totals and the hash tables. The
 /// aggregator fills one set while a window is open and hands it over whole when the
@@ -89,7 +88,7 @@ final class WindowTables: @unchecked Sendable {
 
 /// A few spare table sets, so steady-state operation allocates no tables.
 final class WindowTablesPool: Sendable {
-    private let spares = NIOLockedValueBox<[WindowTables]>([])
+    private let spares = LockedValue<[WindowTables]>([])
     let flowCapacity: Int
     let clientCapacity: Int
 
@@ -99,12 +98,12 @@ final class WindowTablesPool: Sendable {
     }
 
     func take() -> WindowTables {
-        spares.withLockedValue { $0.popLast() } ?? WindowTables(flowCapacity: flowCapacity, clientCapacity: clientCapacity)
+        spares.withLock { $0.popLast() } ?? WindowTables(flowCapacity: flowCapacity, clientCapacity: clientCapacity)
     }
 
     func give(_ tables: WindowTables) {
         tables.reset()
-        spares.withLockedValue { list in
+        spares.withLock { list in
             if list.count < 2 { list.append(tables) }
         }
     }

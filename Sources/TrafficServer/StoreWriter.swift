@@ -1,6 +1,5 @@
 import Logging
 import ServiceLifecycle
-import NIOConcurrencyHelpers
 import TrafficCore
 import TrafficStore
 
@@ -19,7 +18,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     let logger: Logger
     /// Told once the last window is committed.
     let onFlushed: (@Sendable () -> Void)?
-    private let pending = NIOLockedValueBox<[WindowRecord]>([])
+    private let pending = LockedValue<[WindowRecord]>([])
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
@@ -32,7 +31,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     }
 
     public func publish(_ record: WindowRecord) async {
-        pending.withLockedValue { $0.append(record) }
+        pending.withLock { $0.append(record) }
         wakeContinuation.yield()
     }
 
@@ -57,7 +56,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     }
 
     private func writePending() async {
-        let batch = pending.withLockedValue { list -> [WindowRecord] in
+        let batch = pending.withLock { list -> [WindowRecord] in
             defer { list = [] }
             return list
         }

@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 import Synchronization
 import TrafficCore
 
@@ -16,7 +15,7 @@ import TrafficCore
 /// ```
 public final class StreamHub: WindowSubscriber {
     public let queueLimit: Int
-    private let clients = NIOLockedValueBox<[UInt64: Client]>([:])
+    private let clients = LockedValue<[UInt64: Client]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let dropped = Atomic<Int>(0)
 
@@ -33,19 +32,19 @@ public final class StreamHub: WindowSubscriber {
         self.queueLimit = queueLimit
     }
 
-    public var clientCount: Int { clients.withLockedValue { $0.count } }
+    public var clientCount: Int { clients.withLock { $0.count } }
 
     /// Registers a client; its stream yields one JSON record per closed window.
     public func subscribe() -> (id: UInt64, messages: AsyncStream<String>) {
         let id = nextID.add(1, ordering: .relaxed).oldValue
         let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingOldest(queueLimit))
-        clients.withLockedValue { $0[id] = Client(continuation: continuation) }
+        clients.withLock { $0[id] = Client(continuation: continuation) }
         return (id, stream)
     }
 
     /// What to do (besides ending its stream) when a client is dropped: cancel its writer.
     public func onKick(_ id: UInt64, _ action: @escaping @Sendable () -> Void) {
-        let kicked = clients.withLockedValue { list -> Bool in
+        let kicked = clients.withLock { list -> Bool in
             guard list[id] != nil else { return true }
             list[id]?.onKick = action
             return list[id]?.tooSlow ?? false
@@ -55,18 +54,18 @@ public final class StreamHub: WindowSubscriber {
 
     /// Whether the hub dropped this client for falling behind.
     public func wasTooSlow(_ id: UInt64) -> Bool {
-        clients.withLockedValue { $0[id]?.tooSlow ?? false }
+        clients.withLock { $0[id]?.tooSlow ?? false }
     }
 
     public func unsubscribe(_ id: UInt64) {
-        let client = clients.withLockedValue { $0.removeValue(forKey: id) }
+        let client = clients.withLock { $0.removeValue(forKey: id) }
         client?.continuation.finish()
     }
 
     public func publish(_ record: WindowRecord) async {
         let text = record.jsonString
         var kicks: [@Sendable () -> Void] = []
-        clients.withLockedValue { list in
+        clients.withLock { list in
             for (id, client) in list where !client.tooSlow {
                 if case .dropped = client.continuation.yield(text) {
                     list[id]?.tooSlow = true
@@ -81,7 +80,7 @@ public final class StreamHub: WindowSubscriber {
 
     /// Shutdown: every client's stream ends (they get a normal close).
     public func finish() async {
-        let all = clients.withLockedValue { list -> [Client] in Array(list.values) }
+        let all = clients.withLock { list -> [Client] in Array(list.values) }
         for client in all { client.continuation.finish() }
     }
 }

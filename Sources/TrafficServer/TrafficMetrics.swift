@@ -1,6 +1,5 @@
 import Foundation
 import Prometheus
-import NIOConcurrencyHelpers
 import TrafficCore
 
 /// The Prometheus side of trafficmon: cumulative counters and last-window gauges,
@@ -33,7 +32,7 @@ public final class TrafficMetrics: Sendable {
 
     let registry = PrometheusCollectorRegistry()
     let top: Int
-    private let lock = NIOLockedValueBox<State>(State())
+    private let lock = LockedValue<State>(State())
     private let processMetrics = ProcessMetrics()
 
     struct State {
@@ -122,7 +121,7 @@ public final class TrafficMetrics: Sendable {
 
     /// Adds a closed window to the counters and makes it the window the gauges describe.
     public func record(_ r: WindowRecord) {
-        lock.withLockedValue { state in
+        lock.withLock { state in
             for (d, c) in [(Direction.inbound, r.in), (.outbound, r.out)] {
                 packets[d]?.increment(by: Int64(clamping: c.packets))
                 bytes[d]?.increment(by: Int64(clamping: c.bytes))
@@ -217,7 +216,7 @@ public final class TrafficMetrics: Sendable {
 
     /// The whole exposition: trafficmon's families, then the `process_*` family.
     public func exposition(format: Format) -> [UInt8] {
-        var text = lock.withLockedValue { state in registry.emitToBuffer() + state.windowText }
+        var text = lock.withLock { state in registry.emitToBuffer() + state.windowText }
         processMetrics.append(to: &text)
         switch format {
         case .prometheus: return text

@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 import Synchronization
 import TrafficCapture
 import TrafficCore
@@ -18,7 +17,7 @@ public final class TrafficState: Sendable {
     public let windowLength: Int64
     /// The SQLite store, when persistence is on.
     public let store: WindowStore?
-    private let ring: NIOLockedValueBox<WindowHistory>
+    private let ring: LockedValue<WindowHistory>
     private let shuttingDown = Atomic<Bool>(false)
 
     /// Whether a graceful shutdown (SIGINT/SIGTERM) has begun.
@@ -39,23 +38,23 @@ public final class TrafficState: Sendable {
         self.windowLength = windowLength
         self.store = store
         self.metrics = TrafficMetrics(top: configuration.top, version: configuration.version)
-        self.ring = NIOLockedValueBox(WindowHistory(capacity: configuration.historySize))
+        self.ring = LockedValue(WindowHistory(capacity: configuration.historySize))
     }
 
     /// Adds a closed window to the in-memory history.
     public func append(_ record: WindowRecord) {
-        ring.withLockedValue { $0.append(record) }
+        ring.withLock { $0.append(record) }
     }
 
     /// The last `limit` closed windows, oldest first.
     public func history(limit: Int) -> [WindowRecord] {
-        ring.withLockedValue { $0.last(limit) }
+        ring.withLock { $0.last(limit) }
     }
 
     /// Closed windows starting in `since..<until`, oldest first, at most `limit` (the newest
     /// of them). Ranges that reach back before the memory ring are read from SQLite.
     public func history(since: Int64?, until: Int64?, limit: Int) async throws -> [WindowRecord] {
-        let (oldest, fromMemory) = ring.withLockedValue { ($0.oldest?.start, $0.windows(since: since, until: until, limit: limit)) }
+        let (oldest, fromMemory) = ring.withLock { ($0.oldest?.start, $0.windows(since: since, until: until, limit: limit)) }
         let reachesBack = since.map { s in oldest.map { s < $0 } ?? true } ?? true
         if let store, reachesBack {
             return try await store.windows(since: since, until: until, limit: limit)
@@ -64,13 +63,13 @@ public final class TrafficState: Sendable {
     }
 
     /// The oldest window start held in memory.
-    public var oldestInMemory: Int64? { ring.withLockedValue { $0.oldest?.start } }
+    public var oldestInMemory: Int64? { ring.withLock { $0.oldest?.start } }
 
     /// The open window; when none is open (a replay that has ended), the last closed one;
     /// before anything was seen, an empty record of the current wall-clock window.
     public func currentWindow() async -> WindowRecord {
         if let open = await engine.currentWindow() { return open }
-        if let newest = ring.withLockedValue({ $0.newest }) { return newest }
+        if let newest = ring.withLock({ $0.newest }) { return newest }
         let now = Int64(Date().timeIntervalSince1970 * 1e9)
         let start = Timestamp.floorDiv(now, windowLength) * windowLength
         return WindowRecord(start: start, end: start + windowLength, partial: true)

@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import NIOConcurrencyHelpers
 import Synchronization
 import Testing
 import TrafficCapture
@@ -158,10 +157,10 @@ enum Rig {
 
 /// A thread-safe list (what WebSocket client handlers collect).
 final class WSCollector<T: Sendable>: Sendable {
-    private let items = NIOLockedValueBox<[T]>([])
-    func append(_ item: T) { items.withLockedValue { $0.append(item) } }
-    var all: [T] { items.withLockedValue { $0 } }
-    var count: Int { items.withLockedValue { $0.count } }
+    private let items = LockedValue<[T]>([])
+    func append(_ item: T) { items.withLock { $0.append(item) } }
+    var all: [T] { items.withLock { $0 } }
+    var count: Int { items.withLock { $0.count } }
 }
 
 /// A flag that WebSocket client handlers poll to know when to close.
