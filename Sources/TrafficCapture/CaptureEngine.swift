@@ -50,10 +50,9 @@ public final class CaptureEngine: Sendable {
     private let controls = LockedValue<[Control]>([])
     private let hasControls = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
-    private let wake = DispatchSemaphore(value: 0)
-    /// A pipe whose read end the live loop polls beside the capture descriptor, so a
-    /// request (a snapshot, an inject, stop) is served at once rather than at the next
-    /// packet or poll timeout. -1 when no pipe could be made (the 100 ms timeout serves).
+    /// A pipe whose read end the capture thread polls (beside the capture descriptor while
+    /// live), so a request (a snapshot, an inject, stop) is served at once rather than at
+    /// the next packet or poll timeout. -1 when no pipe could be made (the timeout serves).
     private let wakeDescriptor: Int32
     private let wakeWriter: Int32
     private let finished = LockedValue<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
@@ -85,7 +84,6 @@ public final class CaptureEngine: Sendable {
 
     /// Wakes the capture thread wherever it waits.
     private func wakeUp() {
-        wake.signal()
         if wakeWriter >= 0 {
             var byte: UInt8 = 1
             _ = write(wakeWriter, &byte, 1)  // a full pipe already means "wake up"
@@ -186,20 +184,10 @@ public final class CaptureEngine: Sendable {
             return (s?.kernelDropped ?? 0, s?.interfaceDropped ?? 0)
         }
         aggregator.advance(to: Self.now(), emitEmpty: true)
-        var descriptors = [
-            pollfd(fd: source.selectableDescriptor, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0),
-        ]
+        let captureDescriptor = source.selectableDescriptor
         while !stopRequested.load(ordering: .acquiring) {
-            if descriptors[0].fd >= 0 {
-                _ = poll(&descriptors, descriptors[1].fd >= 0 ? 2 : 1, 100)
-                if descriptors[1].revents & Int16(POLLIN) != 0 {
-                    var drained = [UInt8](repeating: 0, count: 64)
-                    while read(wakeDescriptor, &drained, drained.count) > 0 {}
-                }
-            } else {
-                usleep(10_000)
-            }
+            // A capture that cannot be polled is read every 10 ms.
+            waitForWork(captureDescriptor: captureDescriptor, milliseconds: captureDescriptor >= 0 ? 100 : 10)
             do {
                 try pump.dispatch(maxPackets: -1)
             } catch {
@@ -233,11 +221,25 @@ public final class CaptureEngine: Sendable {
         }
         // After the file: injects on the wall clock, windows closed as it passes them.
         while !stopRequested.load(ordering: .acquiring) {
-            _ = wake.wait(timeout: .now() + .milliseconds(100))
+            waitForWork(captureDescriptor: -1, milliseconds: 100)
             let now = Self.now()
             handleControls(aggregator: aggregator, clock: now)
             aggregator.advance(to: now - closeGrace, emitEmpty: false)
         }
+    }
+
+    /// Sleeps until the capture descriptor has packets (when not -1), a request wakes the
+    /// thread, or `milliseconds` pass.
+    private func waitForWork(captureDescriptor: Int32, milliseconds: Int32) {
+        var descriptors = (
+            pollfd(fd: captureDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0))
+        let ready = withUnsafeMutableBytes(of: &descriptors) { raw in
+            poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, milliseconds)
+        }
+        guard ready > 0, descriptors.1.revents & Int16(POLLIN) != 0 else { return }
+        var drained: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        while withUnsafeMutableBytes(of: &drained, { read(wakeDescriptor, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     private func handleControls(aggregator: WindowAggregator, clock: Int64) {

@@ -1,9 +1,11 @@
 import CPcap
 import TrafficCore
 
-/// Moves packets from one `PacketSource` through a `PacketDecoder` into a
-/// `WindowAggregator`, a batch per `pcap_dispatch` call, with no copy of the
-/// packet bytes and no allocation per packet.
+/// Moves packets from one `PacketSource` into a `WindowAggregator` on the calling thread:
+/// each frame is decoded and attributed in libpcap's callback into a batch of prepared
+/// packets (never a copy of the packet bytes), and the batch is counted when it is full
+/// and at the end of every `pcap_dispatch`, so every packet read has been counted when
+/// `dispatch` returns. No allocation and no lock per packet.
 ///
 /// ```swift
 /// let pump = try PacketPump(source: source, aggregator: aggregator)
@@ -12,21 +14,29 @@ import TrafficCore
 public final class PacketPump {
     public let source: PacketSource
     let decoder: PacketDecoder
-    let aggregator: WindowAggregator
     let subsecondScale: Int64
+    let aggregator: WindowAggregator
+    /// Prepared packets waiting to be counted, allocated once (128 x 56 bytes stays in L1;
+    /// measured faster than 256 or 1,024).
+    static let batchSize = 128
+    let batch: UnsafeMutablePointer<PreparedPacket>
+    var batched = 0
     /// Frames read so far.
     public private(set) var framesRead: UInt64 = 0
     /// Wire bytes read so far.
     public private(set) var bytesRead: UInt64 = 0
 
     public init(source: PacketSource, aggregator: WindowAggregator) throws(CaptureError) {
-        guard let decoder = PacketDecoder(linkType: source.linkType) else {
-            throw .unsupportedLinkType(source: source.origin.name, name: source.linkType.description, number: source.linkType.rawValue)
-        }
         self.source = source
-        self.decoder = decoder
         self.aggregator = aggregator
-        self.subsecondScale = source.subsecondScale
+        decoder = try source.decoder()
+        subsecondScale = source.subsecondScale
+        batch = .allocate(capacity: Self.batchSize)
+        batch.initialize(repeating: PreparedPacket(), count: Self.batchSize)
+    }
+
+    deinit {
+        batch.deallocate()
     }
 
     /// Processes up to `maxPackets` packets (`-1`: everything available). Returns how many were
@@ -35,14 +45,11 @@ public final class PacketPump {
     public func dispatch(maxPackets: Int32) throws(CaptureError) -> Int {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
-        aggregator.drainQueue()
+        countBatch()
         source.releaseReadPages()
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }
-        switch source.origin {
-        case .file(let path): throw .readFailed(path: path, reason: source.lastError)
-        case .interface(let name): throw .captureFailed(interface: name, reason: source.lastError)
-        }
+        throw source.readError()
     }
 
     /// Reads a capture file to its end.
@@ -50,15 +57,22 @@ public final class PacketPump {
         while try dispatch(maxPackets: batch) > 0 {}
     }
 
+    func countBatch() {
+        guard batched > 0 else { return }
+        aggregator.count(UnsafeMutableBufferPointer(start: batch, count: batched))
+        batched = 0
+    }
+
     @inline(__always)
     func handle(_ header: UnsafePointer<pcap_pkthdr>, _ bytes: UnsafePointer<UInt8>) {
-        let caplen = Int(header.pointee.caplen)
         let wire = Int(header.pointee.len)
-        let timestamp = Int64(header.pointee.ts.tv_sec) &* 1_000_000_000 &+ Int64(header.pointee.ts.tv_usec) &* subsecondScale
         framesRead &+= 1
         bytesRead &+= UInt64(truncatingIfNeeded: wire)
-        aggregator.enqueue(
-            frame: UnsafeRawBufferPointer(start: bytes, count: caplen), decoder: decoder, timestamp: timestamp, wireLength: wire)
+        batch[batched] = aggregator.prepare(
+            frame: UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)), decoder: decoder,
+            timestamp: PacketSource.nanoseconds(header, scale: subsecondScale), wireLength: wire)
+        batched &+= 1
+        if batched == Self.batchSize { countBatch() }
     }
 }
 

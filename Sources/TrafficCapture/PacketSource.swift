@@ -157,6 +157,30 @@ public final class PacketSource: @unchecked Sendable {
         }
     }
 
+    /// The decoder for this source's link type (checked supported at open).
+    func decoder() throws(CaptureError) -> PacketDecoder {
+        guard let decoder = PacketDecoder(linkType: linkType) else {
+            throw .unsupportedLinkType(source: origin.name, name: linkType.description, number: linkType.rawValue)
+        }
+        return decoder
+    }
+
+    /// A packet header's timestamp in nanoseconds since the Unix epoch, for a source whose
+    /// `subsecondScale` is `scale` (a static function, so the packet path does not retain
+    /// the source to call it).
+    @inline(__always)
+    static func nanoseconds(_ header: UnsafePointer<pcap_pkthdr>, scale: Int64) -> Int64 {
+        Int64(header.pointee.ts.tv_sec) &* 1_000_000_000 &+ Int64(header.pointee.ts.tv_usec) &* scale
+    }
+
+    /// The error a failed `pcap_dispatch` on this source means.
+    func readError() -> CaptureError {
+        switch origin {
+        case .file(let path): .readFailed(path: path, reason: lastError)
+        case .interface(let name): .captureFailed(interface: name, reason: lastError)
+        }
+    }
+
     /// Lets go of the mapped pages libpcap has read past, in 2 MiB steps, so a long capture
     /// file does not stay resident (the page cache keeps them; a re-read refaults them).
     /// One `ftell` when there is nothing to release; call it between batches.

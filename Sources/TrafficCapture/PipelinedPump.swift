@@ -3,7 +3,7 @@ import Foundation
 import TrafficCore
 
 /// Reads a capture file on two threads: the calling thread runs libpcap, decodes and
-/// attributes each frame (`PacketPreparer`), and a counting thread adds the prepared
+/// attributes each frame (`WindowAggregator.prepare`), and a counting thread adds the prepared
 /// packets to the `WindowAggregator`, so reading and counting overlap on two cores.
 ///
 /// Prepared packets (56 bytes each, never the packet bytes) travel in chunks of 4,096
@@ -18,9 +18,9 @@ import TrafficCore
 /// ```
 public final class PipelinedPump: @unchecked Sendable {
     public let source: PacketSource
-    let preparer: PacketPreparer
-    let aggregator: WindowAggregator
+    let decoder: PacketDecoder
     let subsecondScale: Int64
+    let aggregator: WindowAggregator
 
     static let chunkSize = 4096
     static let chunkCount = 8
@@ -40,13 +40,10 @@ public final class PipelinedPump: @unchecked Sendable {
     public static var isUseful: Bool { ProcessInfo.processInfo.activeProcessorCount >= 2 }
 
     public init(source: PacketSource, aggregator: WindowAggregator) throws(CaptureError) {
-        guard let decoder = PacketDecoder(linkType: source.linkType) else {
-            throw .unsupportedLinkType(source: source.origin.name, name: source.linkType.description, number: source.linkType.rawValue)
-        }
         self.source = source
         self.aggregator = aggregator
-        self.preparer = PacketPreparer(aggregator: aggregator, decoder: decoder)
-        self.subsecondScale = source.subsecondScale
+        decoder = try source.decoder()
+        subsecondScale = source.subsecondScale
         ring = .allocate(capacity: Self.chunkSize * Self.chunkCount)
         ring.initialize(repeating: PreparedPacket(), count: Self.chunkSize * Self.chunkCount)
     }
@@ -76,13 +73,7 @@ public final class PipelinedPump: @unchecked Sendable {
             let n = pcap_dispatch(source.handle, 10_000, pipelinedHandler, context)
             source.releaseReadPages()
             if n > 0 { continue }
-            if n < 0 && n != PCAP_ERROR_BREAK {
-                if case .file(let path) = source.origin {
-                    failure = .readFailed(path: path, reason: source.lastError)
-                } else {
-                    failure = .captureFailed(interface: source.origin.name, reason: source.lastError)
-                }
-            }
+            if n < 0 && n != PCAP_ERROR_BREAK { failure = source.readError() }
             break
         }
         if fillCount > 0 { publish() }
@@ -96,10 +87,9 @@ public final class PipelinedPump: @unchecked Sendable {
 
     @inline(__always)
     func handle(_ header: UnsafePointer<pcap_pkthdr>, _ bytes: UnsafePointer<UInt8>) {
-        let timestamp = Int64(header.pointee.ts.tv_sec) &* 1_000_000_000 &+ Int64(header.pointee.ts.tv_usec) &* subsecondScale
-        ring[fillChunk &* Self.chunkSize &+ fillCount] = preparer.prepare(
-            frame: UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)),
-            timestamp: timestamp, wireLength: Int(header.pointee.len))
+        ring[fillChunk &* Self.chunkSize &+ fillCount] = aggregator.prepare(
+            frame: UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)), decoder: decoder,
+            timestamp: PacketSource.nanoseconds(header, scale: subsecondScale), wireLength: Int(header.pointee.len))
         fillCount &+= 1
         if fillCount == Self.chunkSize { publish() }
     }

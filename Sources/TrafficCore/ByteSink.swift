@@ -16,6 +16,23 @@ extension ByteSink {
     public mutating func append(_ text: StaticString) {
         text.withUTF8Buffer { append(bytes: UnsafeRawBufferPointer($0)) }
     }
+
+    /// Appends `value` in decimal, without building a String.
+    @inline(__always)
+    public mutating func appendDecimal(_ value: some UnsignedInteger) {
+        var v = UInt64(value)
+        // Digits are written from the end of a 20-byte stack buffer (UInt64.max has 20).
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var i = 20
+            repeat {
+                i &-= 1
+                buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            append(bytes: UnsafeRawBufferPointer(rebasing: buffer[i..<20]))
+        }
+    }
 }
 
 extension Array: ByteSink where Element == UInt8 {
@@ -80,26 +97,5 @@ struct RawByteBuffer: ByteSink {
         reserve(bytes.count)
         UnsafeMutableRawPointer(base + count).copyMemory(from: source, byteCount: bytes.count)
         count &+= bytes.count
-    }
-
-    /// Appends `value` in decimal.
-    @inline(__always)
-    mutating func appendDecimal(_ value: UInt64) {
-        if value < 10 {
-            append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value))
-            return
-        }
-        var digits = 1
-        var probe = value / 10
-        while probe > 0 { digits &+= 1; probe /= 10 }
-        reserve(digits)
-        var v = value
-        var i = count &+ digits &- 1
-        while i >= count {
-            base[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
-            v /= 10
-            i &-= 1
-        }
-        count &+= digits
     }
 }

@@ -54,7 +54,7 @@ extension IPAddress: CustomStringConvertible {
         if !isIPv6 {
             let v = ipv4Value
             for shift in stride(from: 24, through: 0, by: -8) {
-                appendDecimal(UInt8(truncatingIfNeeded: v >> UInt32(shift)), to: &out)
+                out.appendDecimal(UInt8(truncatingIfNeeded: v >> UInt32(shift)))
                 if shift != 0 { out.append(UInt8(ascii: ".")) }
             }
             return
@@ -94,13 +94,6 @@ extension IPAddress: CustomStringConvertible {
             i += 1
         }
     }
-}
-
-@inline(__always)
-private func appendDecimal(_ value: UInt8, to out: inout some ByteSink) {
-    if value >= 100 { out.append(UInt8(ascii: "0") + value / 100) }
-    if value >= 10 { out.append(UInt8(ascii: "0") + (value / 10) % 10) }
-    out.append(UInt8(ascii: "0") + value % 10)
 }
 
 @inline(__always)

@@ -81,26 +81,13 @@ public struct Service: Hashable, Sendable, Comparable, CustomStringConvertible {
         case IPProtocol.sctp: name = "SCTP"
         default:
             out.append("IP/")
-            Self.appendDecimal(UInt32(ipProtocol), to: &out)
+            out.appendDecimal(ipProtocol)
             return
         }
         out.append(name)
         if let port {
             out.append(UInt8(ascii: "/"))
-            Self.appendDecimal(UInt32(port), to: &out)
-        }
-    }
-
-    private static func appendDecimal(_ value: UInt32, to out: inout some ByteSink) {
-        var divisor: UInt32 = 10_000
-        var started = false
-        while divisor > 0 {
-            let digit = value / divisor % 10
-            if digit != 0 || started || divisor == 1 {
-                out.append(UInt8(ascii: "0") + UInt8(digit))
-                started = true
-            }
-            divisor /= 10
+            out.appendDecimal(port)
         }
     }
 

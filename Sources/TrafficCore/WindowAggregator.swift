@@ -79,13 +79,8 @@ public final class WindowAggregator {
     static let entryMarker: UInt64 = 1 << 40
     static let ipv6Marker: UInt64 = 1 << 33
 
-    /// Packets decoded and attributed but not yet counted: `enqueue` prefetches each one's
-    /// table slot and counts it `lookahead` packets later, so the cache misses of several
-    /// packets overlap. A ring of `lookahead` entries, allocated once.
+    /// How many packets ahead `count(_:)` hashes and prefetches table slots.
     static let lookahead = 8
-    let queue: UnsafeMutablePointer<PendingPacket>
-    var queueHead = 0
-    var queueCount = 0
 
     public init(configuration: Configuration, onClose: @escaping (ClosedWindow) -> Void) {
         self.configuration = configuration
@@ -100,13 +95,10 @@ public final class WindowAggregator {
         tables = first
         flows = first.flows
         clients = first.clients
-        queue = .allocate(capacity: Self.lookahead)
-        queue.initialize(repeating: PendingPacket(), count: Self.lookahead)
     }
 
     deinit {
         writeBackTables()
-        queue.deallocate()
     }
 
     private func bindTables() {
@@ -135,116 +127,81 @@ public final class WindowAggregator {
 
     /// Counts one captured frame of `wireLength` bytes at `timestamp` (nanoseconds).
     public func add(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
-        ingest(packet, timestamp: timestamp, wireLength: wireLength)
+        var p = prepare(packet, timestamp: timestamp, wireLength: wireLength)
+        p.hash = CounterTable.hash(p.key)
+        count(p)
     }
 
-    /// Decodes and counts one captured frame: the packet path in one call, so the decoder
-    /// and the counting inline into one function. `frame` holds the captured bytes only;
+    /// Decodes and counts one captured frame. `frame` holds the captured bytes only;
     /// `wireLength` is the length on the wire.
     public func add(frame: UnsafeRawBufferPointer, decoder: PacketDecoder, timestamp: Int64, wireLength: Int) {
-        ingest(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
+        add(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
     }
 
-    /// Decodes and attributes one frame now, and counts it a few frames later (the slot it
-    /// needs is prefetched meanwhile). Call `drainQueue()` at the end of every batch: the
-    /// other entry points drain first, so packets are always counted in order.
+    /// Decodes and attributes one frame for a later `count(_:)`. It reads only immutable
+    /// configuration, so a reading thread may call it while another thread counts.
     ///
     /// ```swift
-    /// for frame in batch { aggregator.enqueue(frame: frame.bytes, decoder: decoder, timestamp: frame.time, wireLength: frame.length) }
-    /// aggregator.drainQueue()
+    /// buffer[i] = aggregator.prepare(frame: bytes, decoder: decoder, timestamp: nanos, wireLength: 1514)
+    /// buffer.withUnsafeMutableBufferPointer { aggregator.count($0) }
     /// ```
     @inline(__always)
-    public func enqueue(frame: UnsafeRawBufferPointer, decoder: PacketDecoder, timestamp: Int64, wireLength: Int) {
-        let p = pending(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
-        if p.kind == .ip {
-            flows.prefetch(hash: p.hash)
-            let clientKey = CounterTable.Key(a: p.key.a, b: p.key.b, c: p.key.c & (Self.entryMarker | Self.ipv6Marker))
-            clients.prefetch(hash: CounterTable.hash(clientKey))
-        }
-        let mask = Self.lookahead - 1
-        if queueCount == Self.lookahead {
-            count(queue[queueHead])
-            queue[queueHead] = p
-            queueHead = (queueHead &+ 1) & mask
-        } else {
-            queue[(queueHead &+ queueCount) & mask] = p
-            queueCount &+= 1
-        }
+    public func prepare(frame: UnsafeRawBufferPointer, decoder: PacketDecoder, timestamp: Int64, wireLength: Int) -> PreparedPacket {
+        prepare(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
     }
 
-    /// Counts packets prepared on another thread (`PacketPreparer`), in order. The hashes
-    /// are computed here, a few packets ahead, with a prefetch of the slots they point at,
-    /// so the reading thread does less and the cache misses overlap. Drains the
-    /// look-ahead queue first.
+    @inline(__always)
+    func prepare(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) -> PreparedPacket {
+        var p = PreparedPacket()
+        p.timestamp = timestamp
+        p.bytes = UInt64(truncatingIfNeeded: wireLength)
+        p.kind = packet.kind
+        p.reason = packet.malformedReason
+        if packet.kind == .ip { p.key = Self.flowKey(attributor.attribute(packet)) }
+        return p
+    }
+
+    /// Counts a batch of prepared packets (`prepare`, on this thread or another), in
+    /// order. Each packet's hashes are computed `lookahead` packets ahead, with a prefetch
+    /// of the table slots they point at, so the cache misses of several packets overlap.
     ///
     /// ```swift
     /// prepared.withUnsafeMutableBufferPointer { aggregator.count($0) }
     /// ```
     public func count(_ batch: UnsafeMutableBufferPointer<PreparedPacket>) {
-        if queueCount > 0 { drainQueue() }
         let n = batch.count
         for i in 0..<min(Self.lookahead, n) { hashAndPrefetch(&batch[i]) }
         for i in 0..<n {
             if i &+ Self.lookahead < n { hashAndPrefetch(&batch[i &+ Self.lookahead]) }
-            count(batch[i].pending)
+            count(batch[i])
         }
     }
 
     @inline(__always)
     func hashAndPrefetch(_ p: inout PreparedPacket) {
-        guard p.pending.kind == .ip else { return }
-        let key = p.pending.key
-        p.pending.hash = CounterTable.hash(key)
-        flows.prefetch(hash: p.pending.hash)
-        clients.prefetch(hash: CounterTable.hash(CounterTable.Key(a: key.a, b: key.b, c: key.c & (Self.entryMarker | Self.ipv6Marker))))
-    }
-
-    /// Counts every queued packet, oldest first.
-    public func drainQueue() {
-        while queueCount > 0 {
-            count(queue[queueHead])
-            queueHead = (queueHead &+ 1) & (Self.lookahead - 1)
-            queueCount &-= 1
-        }
-    }
-
-    @inline(__always)
-    func ingest(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
-        if queueCount > 0 { drainQueue() }
-        count(pending(packet, timestamp: timestamp, wireLength: wireLength))
-    }
-
-    @inline(__always)
-    func pending(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) -> PendingPacket {
-        Self.pending(packet, attributor: attributor, timestamp: timestamp, wireLength: wireLength)
-    }
-
-    @inline(__always)
-    static func pending(
-        _ packet: DecodedPacket, attributor: Attributor, timestamp: Int64, wireLength: Int, hashed: Bool = true
-    ) -> PendingPacket {
-        var p = PendingPacket()
-        p.timestamp = timestamp
-        p.bytes = UInt64(truncatingIfNeeded: wireLength)
-        p.kind = packet.kind
-        p.reason = packet.malformedReason
-        p.captured = true
-        if packet.kind == .ip {
-            let a = attributor.attribute(packet)
-            p.key = Self.flowKey(a)
-            if hashed { p.hash = CounterTable.hash(p.key) }
-        }
-        return p
+        guard p.kind == .ip else { return }
+        p.hash = CounterTable.hash(p.key)
+        flows.prefetch(hash: p.hash)
+        clients.prefetch(hash: CounterTable.hash(Self.clientKey(p.key)))
     }
 
     /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
     /// client bookkeeping, but not a captured frame.
     public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
-        if queueCount > 0 { drainQueue() }
-        let key = Self.flowKey(attribution)
-        count(PendingPacket(
-            key: key, hash: CounterTable.hash(key), timestamp: timestamp,
-            bytes: UInt64(truncatingIfNeeded: wireLength), kind: .ip, reason: .truncatedLink, captured: false))
+        var p = PreparedPacket()
+        p.key = Self.flowKey(attribution)
+        p.hash = CounterTable.hash(p.key)
+        p.timestamp = timestamp
+        p.bytes = UInt64(truncatingIfNeeded: wireLength)
+        p.kind = .ip
+        p.captured = false
+        count(p)
+    }
+
+    /// The clients-table key of a flow key: the client's address and family.
+    @inline(__always)
+    static func clientKey(_ flowKey: CounterTable.Key) -> CounterTable.Key {
+        CounterTable.Key(a: flowKey.a, b: flowKey.b, c: flowKey.c & (entryMarker | ipv6Marker))
     }
 
     @inline(__always)
@@ -256,7 +213,7 @@ public final class WindowAggregator {
     }
 
     @inline(__always)
-    func count(_ p: PendingPacket) {
+    func count(_ p: PreparedPacket) {
         if p.timestamp < windowStart || p.timestamp >= windowEnd { moveClock(to: p.timestamp) }
         if p.timestamp > latestTime { latestTime = p.timestamp }
         if p.captured { hot.received &+= 1 }
@@ -276,8 +233,7 @@ public final class WindowAggregator {
 
     /// The first packet of a (client, direction, service) in this window.
     func addNewFlow(_ flowKey: CounterTable.Key, bytes: UInt64) {
-        let family = flowKey.c & (Self.entryMarker | Self.ipv6Marker)
-        let clientKey = CounterTable.Key(a: flowKey.a, b: flowKey.b, c: family)
+        let clientKey = Self.clientKey(flowKey)
         if !clients.contains(clientKey) {
             guard clients.count < maxClients else {
                 if flowKey.c & (1 << 32) == 0 { hot.otherInbound.add(bytes: bytes) } else { hot.otherOutbound.add(bytes: bytes) }
@@ -324,7 +280,6 @@ public final class WindowAggregator {
     /// `emitEmpty`, the following window opens right away, so a quiet period still
     /// yields one (empty) record per window, as a live capture must.
     public func advance(to now: Int64, emitEmpty: Bool) {
-        if queueCount > 0 { drainQueue() }
         if now > latestTime { latestTime = now }
         guard isOpen else {
             if emitEmpty { open(containing: now, midWindow: true) }
@@ -347,14 +302,12 @@ public final class WindowAggregator {
 
     /// Closes the open window, marked partial: end of file, or shutdown.
     public func finish() {
-        if queueCount > 0 { drainQueue() }
         guard isOpen else { return }
         close(partial: true)
     }
 
     /// The open window as a record (marked partial: it has not run its length), or `nil`.
     public func snapshot() -> WindowRecord? {
-        if queueCount > 0 { drainQueue() }
         guard isOpen else { return nil }
         let saved = tables.drops
         tables.drops = currentDrops()
@@ -403,44 +356,12 @@ public final class WindowAggregator {
     }
 }
 
-/// A frame decoded and attributed but not yet counted: what a reading thread hands a
-/// counting thread (`PacketPreparer.prepare` makes it, `WindowAggregator.count(_:)`
-/// hashes and counts it). 56 bytes, no references.
+/// A frame decoded and attributed but not yet counted (`WindowAggregator.prepare` makes it,
+/// `WindowAggregator.count(_:)` hashes and counts it, on the same thread or another).
+/// 56 bytes, no references: never the packet bytes.
 public struct PreparedPacket: Sendable {
-    var pending = PendingPacket()
-
-    public init() {}
-}
-
-/// Decodes and attributes frames for a `WindowAggregator` that counts them on another
-/// thread. It holds only immutable configuration, so it runs anywhere.
-///
-/// ```swift
-/// let preparer = PacketPreparer(aggregator: aggregator, decoder: decoder)
-/// buffer[i] = preparer.prepare(frame: bytes, timestamp: nanos, wireLength: 1514)   // reader thread
-/// buffer.withUnsafeMutableBufferPointer { aggregator.count($0) }                   // counting thread
-/// ```
-public struct PacketPreparer: Sendable {
-    let attributor: Attributor
-    let decoder: PacketDecoder
-
-    public init(aggregator: WindowAggregator, decoder: PacketDecoder) {
-        attributor = aggregator.attributor
-        self.decoder = decoder
-    }
-
-    @inline(__always)
-    public func prepare(frame: UnsafeRawBufferPointer, timestamp: Int64, wireLength: Int) -> PreparedPacket {
-        var prepared = PreparedPacket()
-        prepared.pending = WindowAggregator.pending(
-            decoder.decode(frame), attributor: attributor, timestamp: timestamp, wireLength: wireLength, hashed: false)
-        return prepared
-    }
-}
-
-/// A decoded, attributed packet on its way into the tables.
-struct PendingPacket: Sendable {
     var key = CounterTable.Key(a: 0, b: 0, c: 0)
+    /// The key's hash, filled in by the aggregator just before it is needed.
     var hash = 0
     var timestamp: Int64 = 0
     var bytes: UInt64 = 0
@@ -448,6 +369,9 @@ struct PendingPacket: Sendable {
     var reason: MalformedReason = .truncatedLink
     /// A captured frame (counted in `capture.received`), not an inject.
     var captured = true
+
+    public init() {}
+
 }
 
 /// The open window's scalar counters, kept inline in the aggregator.

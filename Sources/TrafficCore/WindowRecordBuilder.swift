@@ -120,7 +120,7 @@ struct WindowRecordBuilder {
 
     @inline(__always)
     private func clientIndex(_ flowKey: CounterTable.Key) -> Int {
-        let key = CounterTable.Key(a: flowKey.a, b: flowKey.b, c: flowKey.c & (WindowAggregator.entryMarker | WindowAggregator.ipv6Marker))
+        let key = WindowAggregator.clientKey(flowKey)
         return Int(tables.clients.entry(key)?.packets ?? 0)
     }
 

@@ -96,23 +96,31 @@ struct PumpResult {
 }
 
 enum Pump {
-    /// Reads `url` to its end (or its first read error) and closes the last window.
+    /// Reads `url` to its end (or its first read error) and closes the last window, with
+    /// `PacketPump`, or with `PipelinedPump` (reading and counting on two threads; it
+    /// keeps no frame counts, so `framesRead`/`bytesRead` stay 0).
     static func file(
         _ url: URL, filter: String? = nil,
-        configuration: WindowAggregator.Configuration = .init()
+        configuration: WindowAggregator.Configuration = .init(), pipelined: Bool = false
     ) throws(CaptureError) -> PumpResult {
         let source = try PacketSource.openFile(url.path, filter: filter)
         var result = PumpResult()
         let aggregator = WindowAggregator(configuration: configuration) { (record: WindowRecord) in result.records.append(record) }
-        let pump = try PacketPump(source: source, aggregator: aggregator)
         do {
-            try pump.drain()
+            if pipelined {
+                try PipelinedPump(source: source, aggregator: aggregator).drain()
+            } else {
+                let pump = try PacketPump(source: source, aggregator: aggregator)
+                defer {
+                    result.framesRead = pump.framesRead
+                    result.bytesRead = pump.bytesRead
+                }
+                try pump.drain()
+            }
         } catch {
             result.failure = error
         }
         aggregator.finish()
-        result.framesRead = pump.framesRead
-        result.bytesRead = pump.bytesRead
         return result
     }
 }

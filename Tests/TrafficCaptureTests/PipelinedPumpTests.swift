@@ -9,20 +9,6 @@ import TrafficTestSupport
 /// and a read error must come after every packet before it was counted.
 @Suite("PipelinedPump: two threads, the same windows")
 struct PipelinedPumpTests {
-    static func pipelined(_ url: URL, configuration: WindowAggregator.Configuration) throws -> PumpResult {
-        let source = try PacketSource.openFile(url.path)
-        var result = PumpResult()
-        let aggregator = WindowAggregator(configuration: configuration) { (record: WindowRecord) in result.records.append(record) }
-        let pump = try PipelinedPump(source: source, aggregator: aggregator)
-        do {
-            try pump.drain()
-        } catch {
-            result.failure = error
-        }
-        aggregator.finish()
-        return result
-    }
-
     static func configuration(maxClients: Int = 100_000, top: Int? = nil) throws -> WindowAggregator.Configuration {
         .init(localNetworks: LocalNetworks(try SyntheticTraffic.localNetworks.map { try NetworkPrefix(parsing: $0) }),
               maxClients: maxClients, top: top)
@@ -37,7 +23,7 @@ struct PipelinedPumpTests {
         let url = dir.appendingPathComponent("many.pcap")
         let truth = try SyntheticTraffic.write(to: url, packets: 50_000, clients: 2_000, seconds: 40, seed: 5, snapLength: 128)
         let configuration = try Self.configuration(maxClients: maxClients, top: top)
-        let pipelined = try Self.pipelined(url, configuration: configuration)
+        let pipelined = try Pump.file(url, configuration: configuration, pipelined: true)
         let single = try Pump.file(url, configuration: configuration)
         #expect(pipelined.failure == nil)
         #expect(pipelined.records.count == single.records.count)
@@ -56,7 +42,7 @@ struct PipelinedPumpTests {
         let cut = dir.appendingPathComponent("cut.pcap")
         try Data(data.prefix(data.count * 2 / 3)).write(to: cut)
         let configuration = try Self.configuration()
-        let pipelined = try Self.pipelined(cut, configuration: configuration)
+        let pipelined = try Pump.file(cut, configuration: configuration, pipelined: true)
         let single = try Pump.file(cut, configuration: configuration)
         guard case .readFailed? = pipelined.failure else {
             Issue.record("expected readFailed, got \(String(describing: pipelined.failure))")
