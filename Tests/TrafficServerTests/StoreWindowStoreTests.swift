@@ -105,17 +105,13 @@ import TrafficTestSupport
         }
         _ = try await Rig.sqlite(path, "INSERT INTO grdb_migrations (identifier) VALUES ('v99')")
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        do {
-            _ = try WindowStore(path: path)
-            Issue.record("a database with schema v99 was opened")
-        } catch {
-            guard case .newerSchema(_, let found, _) = error else {
-                Issue.record("expected newerSchema, got \(error)")
-                return
-            }
-            #expect(found == "v99")
-            #expect(error.description.contains(path))
+        let error = Self.openFailure(path)
+        guard case .newerSchema(_, let found, _)? = error else {
+            Issue.record("expected newerSchema, got \(String(describing: error))")
+            return
         }
+        #expect(found == "v99")
+        #expect(error?.description.contains(path) == true)
         let after = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(after == before, "refusing the file changed it: \(before.count) -> \(after.count) bytes")
         #expect(try await Rig.sqlite(path, "SELECT COUNT(*) FROM window") == "1")
@@ -128,28 +124,31 @@ import TrafficTestSupport
         var rng = SplitMix64(seed: 99)
         let garbage = Data((0..<8192).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
         try garbage.write(to: URL(fileURLWithPath: path))
-        do {
-            _ = try WindowStore(path: path)
-            Issue.record("a file of random bytes was opened as a database")
-        } catch {
-            guard case .corrupt = error else {
-                Issue.record("expected corrupt, got \(error)")
-                return
-            }
+        let error = Self.openFailure(path)
+        guard case .corrupt? = error else {
+            Issue.record("expected corrupt, got \(String(describing: error))")
+            return
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
     }
 
     @Test func aMissingDirectoryIsACannotOpen() throws {
         let path = "/nonexistent-h6-\(UUID().uuidString)/w.sqlite"
-        #expect(throws: StoreError.self) { _ = try WindowStore(path: path) }
+        let error = Self.openFailure(path)
+        guard case .cannotOpen? = error else {
+            Issue.record("expected cannotOpen, got \(String(describing: error))")
+            return
+        }
+    }
+
+    /// The error opening `path` fails with; `nil` (and an issue) when it opens.
+    static func openFailure(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> StoreError? {
         do {
             _ = try WindowStore(path: path)
+            Issue.record("\(path) was opened", sourceLocation: sourceLocation)
+            return nil
         } catch {
-            guard case .cannotOpen = error else {
-                Issue.record("expected cannotOpen, got \(error)")
-                return
-            }
+            return error
         }
     }
 
