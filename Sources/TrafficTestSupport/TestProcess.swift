@@ -106,3 +106,31 @@ public enum TestProcess {
 private final class DataBox: @unchecked Sendable {
     var data = Data()
 }
+
+extension TestProcess {
+    struct PortError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A free TCP port on 127.0.0.1 (bound to port 0, read back, released). Another
+    /// process may take it before the caller binds it; tests that start a server retry
+    /// or pick again on "address in use".
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw PortError(description: "socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                guard bind(fd, p, length) == 0 else { return -1 }
+                return getsockname(fd, p, &length)
+            }
+        }
+        guard result == 0 else { throw PortError(description: "bind()/getsockname() failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -33,7 +33,7 @@ struct LivePrometheusTests {
             let name = index == 0 ? "sensor-a" : "sensor-b"
             let file = dir.appendingPathComponent("\(name).pcap")
             try traffic.pcap().write(to: file)
-            let address = "127.0.0.1:\(try freePort())"
+            let address = "127.0.0.1:\(try TestProcess.freePort())"
             var arguments = ["serve", "--read", file.path, "--enable-debug-inject", "--window", "1s", "--listen", address, "--no-db"]
             for net in SyntheticTraffic.localNetworks { arguments += ["--local-net", net] }
             let process = try ManagedProcess(name: name, executable: TestProcess.trafficmon, arguments: arguments, directory: dir)
@@ -48,7 +48,7 @@ struct LivePrometheusTests {
 
         // Prometheus with the shipped prometheus.yml, sped up (1 s scrapes and rule
         // evaluations), scraping both sensors and loading the shipped rule files.
-        let prometheusPort = try freePort()
+        let prometheusPort = try TestProcess.freePort()
         let config = try prometheusConfig(
             targets: sensors.map(\.address), prometheusAddress: "127.0.0.1:\(prometheusPort)")
         let configURL = dir.appendingPathComponent("prometheus.yml")

@@ -160,23 +160,6 @@ enum PTools {
         try JSONDecoder().decode(History.self, from: Data(body.utf8)).windows
     }
 
-    /// A free TCP port on 127.0.0.1 (bound, read, released).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                guard bind(fd, p, length) == 0 else { return -1 }
-                return getsockname(fd, p, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// Writes `traffic` as a pcap file.
     static func capture(_ traffic: SyntheticTraffic, in dir: URL, name: String = "capture.pcap", snapLength: Int = 262_144) throws -> URL {
         let url = dir.appendingPathComponent(name)
@@ -202,7 +185,7 @@ enum PTools {
     static func makeDatabase(_ db: String, in dir: URL) async throws {
         let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 41, windowLength: second)
         let capture = try capture(traffic, in: dir, name: "seed-\(UUID().uuidString).pcap")
-        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + localNets, port: freePort(), in: dir)
+        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + localNets, port: try TestProcess.freePort(), in: dir)
         defer { serve.stop() }
         _ = try await serve.waitForStableHistory()
         serve.signal(SIGTERM)
@@ -225,7 +208,7 @@ enum PTools {
         let truth = traffic.truth
         let capture = try PTools.capture(traffic, in: dir)
         let db = dir.appendingPathComponent("t.sqlite").path
-        let port = PTools.freePort()
+        let port = try TestProcess.freePort()
         let arguments = ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets
 
         let first = try ServedTrafficmon(arguments, port: port, in: dir)
@@ -274,7 +257,7 @@ enum PTools {
         let starts = traffic.truth(snapLength: 64).windowStarts.sorted()
         let capture = try PTools.capture(traffic, in: dir, snapLength: 64)
         let db = dir.appendingPathComponent("t.sqlite").path
-        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: PTools.freePort(), in: dir)
+        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: try TestProcess.freePort(), in: dir)
         defer { serve.stop() }
         // SIGTERM as soon as the replay is seen running.
         var status: String?
@@ -316,7 +299,7 @@ enum PTools {
         let db = dir.appendingPathComponent("t.sqlite").path
         let serve = try ServedTrafficmon(
             ["--read", capture.path, "--db", db, "--window", "1s", "--retention", "20s"] + PTools.localNets,
-            port: PTools.freePort(), in: dir)
+            port: try TestProcess.freePort(), in: dir)
         defer { serve.stop() }
         let history = try await serve.waitForStableHistory()
         #expect(history.map(\.start) == starts, "the memory history keeps everything")
@@ -350,7 +333,7 @@ enum PTools {
             let cwd = try TestProcess.temporaryDirectory("h6-nodb")
             defer { try? FileManager.default.removeItem(at: cwd) }
             let serve = try ServedTrafficmon(
-                ["--read", capture.path, "--window", "1s"] + (noDB ? ["--no-db"] : []) + PTools.localNets, port: PTools.freePort(), in: cwd)
+                ["--read", capture.path, "--window", "1s"] + (noDB ? ["--no-db"] : []) + PTools.localNets, port: try TestProcess.freePort(), in: cwd)
             defer { serve.stop() }
             let history = try await serve.waitForStableHistory()
             serve.signal(SIGTERM)
@@ -381,7 +364,7 @@ enum PTools {
             SyntheticTraffic(packets: 200, clients: 5, seconds: 2, seed: 35, windowLength: PTools.second), in: dir,
             name: "c-\(UUID().uuidString).pcap")
         let serve = try ServedTrafficmon(
-            ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: PTools.freePort(), in: dir, launcher: launcher)
+            ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: try TestProcess.freePort(), in: dir, launcher: launcher)
         defer { serve.stop() }
         let exit = try await serve.waitForExit(timeout: timeout)
         let stderr = serve.stderr
@@ -479,7 +462,7 @@ enum PTools {
         defer { try? FileManager.default.removeItem(at: dir) }
         let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 61, windowLength: PTools.second)
         let db = dir.appendingPathComponent("t.sqlite").path
-        let port = PTools.freePort()
+        let port = try TestProcess.freePort()
         let serve = try ServedTrafficmon(
             ["--read", try PTools.capture(traffic, in: dir).path, "--db", db, "--window", "1s"] + PTools.localNets, port: port, in: dir)
         defer { serve.stop() }

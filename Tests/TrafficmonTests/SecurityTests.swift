@@ -33,7 +33,7 @@ import Glibc
         try "# ops\nfirst-token-111\nsecond-token-222\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         let serve = try ServedTrafficmon(
             ["--read", try Self.smallCapture(in: dir).path, "--no-db", "--auth-token-file", tokens, "--enable-debug-inject"] + PTools.localNets,
-            port: PTools.freePort(), in: dir)
+            port: try TestProcess.freePort(), in: dir)
         defer { serve.stop() }
         try await serve.waitForHTTP()
         let inject = ["-X", "POST", "-H", "Content-Type: application/json", "--data",
@@ -66,7 +66,7 @@ import Glibc
         try "# no tokens yet\n\n".write(toFile: empty, atomically: true, encoding: .utf8)
         for file in [dir.appendingPathComponent("missing").path, empty] {
             let result = try await PTools.trafficmon([
-                "serve", "--read", capture.path, "--no-db", "--listen", "127.0.0.1:\(PTools.freePort())", "--auth-token-file", file,
+                "serve", "--read", capture.path, "--no-db", "--listen", "127.0.0.1:\(try TestProcess.freePort())", "--auth-token-file", file,
             ])
             #expect(result.status != 0)
             let lines = PTools.lines(result.stderr)
@@ -78,7 +78,7 @@ import Glibc
         let dir = try TestProcess.temporaryDirectory("h6-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Self.certificate(in: dir)
-        let port = PTools.freePort()
+        let port = try TestProcess.freePort()
         let serve = try ServedTrafficmon(
             ["--read", try Self.smallCapture(in: dir).path, "--no-db", "--tls-cert", cert, "--tls-key", key] + PTools.localNets,
             port: port, in: dir, scheme: "https")
@@ -111,7 +111,7 @@ import Glibc
         ]
         for (c, k, flag) in cases {
             let result = try await PTools.trafficmon([
-                "serve", "--read", capture.path, "--no-db", "--listen", "127.0.0.1:\(PTools.freePort())", "--tls-cert", c, "--tls-key", k,
+                "serve", "--read", capture.path, "--no-db", "--listen", "127.0.0.1:\(try TestProcess.freePort())", "--tls-cert", c, "--tls-key", k,
             ])
             #expect(result.status != 0, "--tls-cert \(c) --tls-key \(k) exited 0")
             let lines = PTools.lines(result.stderr)
@@ -136,7 +136,7 @@ import Glibc
             ("0.0.0.0", false, true), ("0.0.0.0", true, false), ("127.0.0.1", false, false),
         ]
         for c in cases {
-            let port = PTools.freePort()
+            let port = try TestProcess.freePort()
             let serve = try ServedTrafficmon(
                 ["--read", capture.path, "--no-db", "--listen", "\(c.listen):\(port)"] + (c.auth ? ["--auth-token-file", tokens] : [])
                     + PTools.localNets,
@@ -166,7 +166,7 @@ import Glibc
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: capture.path)
         let db = dbDir.appendingPathComponent("t.sqlite").path
         let serve = try ServedTrafficmon(
-            ["--read", capture.path, "--db", db, "--window", "1s", "--user", "nobody"] + PTools.localNets, port: PTools.freePort(), in: dir)
+            ["--read", capture.path, "--db", db, "--window", "1s", "--user", "nobody"] + PTools.localNets, port: try TestProcess.freePort(), in: dir)
         defer { serve.stop() }
         let history = try await serve.waitForStableHistory()
         #expect(!history.isEmpty)
@@ -191,7 +191,7 @@ import Glibc
         let dir = try TestProcess.temporaryDirectory("h6-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let result = try await PTools.trafficmon([
-            "serve", "--read", try Self.smallCapture(in: dir).path, "--no-db", "--listen", "127.0.0.1:\(PTools.freePort())",
+            "serve", "--read", try Self.smallCapture(in: dir).path, "--no-db", "--listen", "127.0.0.1:\(try TestProcess.freePort())",
             "--user", "nosuchuser-h6",
         ])
         #expect(result.status != 0)

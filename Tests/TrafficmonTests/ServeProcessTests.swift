@@ -47,13 +47,6 @@ enum ServeHarness {
         return fd
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
-    static func freePort() throws -> Int {
-        let fd = try boundSocket(type: Int32(SOCK_STREAM.rawValue))
-        defer { close(fd) }
-        return try boundPort(fd)
-    }
-
     struct Reply {
         var status: Int
         var headers: [String: String]
@@ -327,7 +320,7 @@ enum ServeHarness {
         let receiver = try ServeHarness.boundSocket(type: Int32(SOCK_DGRAM.rawValue))
         defer { close(receiver) }
         let udpPort = try ServeHarness.boundPort(receiver)
-        let port = try ServeHarness.freePort()
+        let port = try TestProcess.freePort()
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try ServeHarness.Server(
@@ -370,7 +363,7 @@ enum ServeHarness {
         // 1 million frames (76 MB) over 600 s of packet time: 600 windows of 1 s with 1 667
         // clients each; a debug build replays it in several seconds.
         try ServeHarness.writeUDPCapture(to: capture, packets: 1_000_000, clients: 5_000, seconds: 600)
-        let port = try ServeHarness.freePort()
+        let port = try TestProcess.freePort()
         let server = try ServeHarness.Server(
             ["serve", "--read", capture.path, "--window", "1s", "--local-net", "10.0.0.0/29", "--listen", "127.0.0.1:\(port)"]
                 + (withDB ? [] : ["--no-db"]),
@@ -400,7 +393,7 @@ enum ServeHarness {
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = dir.appendingPathComponent("small.pcap")
         try SyntheticTraffic(packets: 2_000, clients: 50, seconds: 12, seed: 9).pcap().write(to: capture)
-        let port = try ServeHarness.freePort()
+        let port = try TestProcess.freePort()
         let server = try ServeHarness.Server(
             ["serve", "--read", capture.path, "--listen", "127.0.0.1:\(port)"] + (withDB ? [] : ["--no-db"]),
             port: port, directory: dir)
@@ -426,7 +419,7 @@ enum ServeHarness {
         var servers: [ServeHarness.Server] = []
         defer { for server in servers { server.stop() } }
         for _ in 0..<8 {
-            let port = try ServeHarness.freePort()
+            let port = try TestProcess.freePort()
             servers.append(try ServeHarness.Server(
                 ["serve", "--read", capture.path, "--listen", "127.0.0.1:\(port)", "--no-db"], port: port, directory: dir))
         }
@@ -448,7 +441,7 @@ enum ServeHarness {
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = dir.appendingPathComponent("small.pcap")
         try SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 8).pcap().write(to: capture)
-        let port = try ServeHarness.freePort()
+        let port = try TestProcess.freePort()
         let arguments = ["serve", "--read", capture.path, "--listen", "127.0.0.1:\(port)", "--no-db"]
         let first = try ServeHarness.Server(arguments, port: port, directory: dir)
         defer { first.stop() }
@@ -478,7 +471,7 @@ enum ServeHarness {
     }
 
     @Test func unknownInterfaceIsOneLineNamingIt() throws {
-        let port = try ServeHarness.freePort()
+        let port = try TestProcess.freePort()
         let result = try Self.run(["serve", "--interface", "nosuch0", "--listen", "127.0.0.1:\(port)", "--no-db"])
         #expect(result.status != 0)
         let lines = ServeHarness.lines(result.stderr)
@@ -492,7 +485,7 @@ enum ServeHarness {
     /// one line naming the interface and what to do, exit status 2.
     @Test(.enabled(if: isRoot && TestProcess.which("setpriv") != nil, "needs root to become another user"))
     func missingCapturePermissionIsOneClearLine() throws {
-        let port = try ServeHarness.freePort()
+        let port = try TestProcess.freePort()
         let setpriv = URL(fileURLWithPath: try #require(TestProcess.which("setpriv")))
         let result = try TestProcess.run(
             setpriv,
@@ -529,7 +522,7 @@ enum ServeHarness {
         let capture = dir.appendingPathComponent("c.pcap")
         try SyntheticTraffic(packets: 50, clients: 5, seconds: 1, seed: 1).pcap().write(to: capture)
         var args = ["serve", "--no-db"] + arguments.map { $0 == "CAPTURE" ? capture.path : $0 }
-        if !arguments.contains("--listen") { args += ["--listen", "127.0.0.1:\(try ServeHarness.freePort())"] }
+        if !arguments.contains("--listen") { args += ["--listen", "127.0.0.1:\(try TestProcess.freePort())"] }
         let result = try Self.run(args)
         #expect(result.status != 0, "\(what): exit 0")
         let lines = ServeHarness.lines(result.stderr)
@@ -544,7 +537,7 @@ enum ServeHarness {
         let capture = dir.appendingPathComponent("c.pcap")
         try SyntheticTraffic(packets: 50, clients: 5, seconds: 1, seed: 1).pcap().write(to: capture)
         // 192.0.2.1 (TEST-NET-1) is not an address of this machine.
-        let result = try Self.run(["serve", "--read", capture.path, "--listen", "192.0.2.1:\(try ServeHarness.freePort())", "--no-db"])
+        let result = try Self.run(["serve", "--read", capture.path, "--listen", "192.0.2.1:\(try TestProcess.freePort())", "--no-db"])
         #expect(result.status != 0)
         let errors = ServeHarness.lines(result.stderr).filter { $0.hasPrefix("trafficmon: ") }
         #expect(errors.count == 1, "stderr: \(result.stderr)")
@@ -560,7 +553,7 @@ enum ServeHarness {
         let traffic = SyntheticTraffic(packets: 3_000, clients: 80, seconds: 20, seed: 12)
         try traffic.pcap().write(to: capture)
         let truth = traffic.truth
-        let port = try ServeHarness.freePort()
+        let port = try TestProcess.freePort()
         let server = try ServeHarness.Server(
             ["serve"], port: port,
             environment: ServeHarness.environment([
