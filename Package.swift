@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
     ],
     targets: [
         .systemLibrary(
@@ -56,7 +57,10 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            // The live page: written here as plain files, compiled into the binary.
+            resources: [.embedInCode("Page/index.html"), .embedInCode("Page/app.js"), .embedInCode("Page/app.css")]
         ),
         .executableTarget(
             name: "trafficmon",
@@ -91,7 +95,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TrafficmonTests",
-            dependencies: ["trafficmon", "TrafficCore", "TrafficTestSupport"]
+            dependencies: [
+                "trafficmon", "TrafficCore", "TrafficTestSupport",
+                // The browser test drives headless Chromium over its DevTools WebSocket.
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ]
         ),
     ]
 )

@@ -92,6 +92,9 @@ public final class CaptureEngine: Sendable {
 
     public var status: Status { state.withLock { $0 } }
 
+    /// What is being read: an interface or a file.
+    public var origin: PacketSource.Origin { source.origin }
+
     /// Starts the capture thread.
     public func start() {
         let thread = Thread { [self] in

@@ -1,9 +1,11 @@
 import Foundation
 import Hummingbird
 
-/// Requires `Authorization: Bearer <token>` on every route but `/healthz`, comparing
-/// against every configured token in constant time (no early exit, no length leak
-/// beyond the token count).
+/// Requires `Authorization: Bearer <token>` on every route but `/healthz` and the live
+/// page's files, comparing against every configured token in constant time (no early
+/// exit, no length leak beyond the token count). A WebSocket upgrade may carry the token
+/// in `Sec-WebSocket-Protocol` instead, as `bearer.<base64url(token)>`: browsers cannot
+/// set `Authorization` on a WebSocket.
 ///
 /// ```swift
 /// router.add(middleware: BearerAuthMiddleware(tokens: try BearerAuthMiddleware.loadTokens(path)))
@@ -19,7 +21,9 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if openPaths.contains(request.uri.path) { return try await next(request, context) }
-        guard let offered = Self.bearerToken(request.headers[.authorization]), Self.matches(offered, any: tokens) else {
+        let offered = Self.bearerToken(request.headers[.authorization])
+            ?? (request.headers[.upgrade] == nil ? nil : Self.subprotocolToken(request.headers[.secWebSocketProtocol]))
+        guard let offered, Self.matches(offered, any: tokens) else {
             let hasHeader = request.headers[.authorization] != nil
             throw HTTPError(
                 .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"trafficmon\""],
@@ -38,6 +42,20 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let token = bytes[7...].drop { $0 == UInt8(ascii: " ") }
         return token.isEmpty ? nil : Array(token)
+    }
+
+    /// The token in a `Sec-WebSocket-Protocol` list entry `bearer.<base64url(token)>`.
+    static func subprotocolToken(_ header: String?) -> [UInt8]? {
+        guard let header else { return nil }
+        for entry in header.split(separator: ",") {
+            let value = entry.trimmingCharacters(in: .whitespaces)
+            guard value.hasPrefix("bearer."), value.count <= 4096 else { continue }
+            var base64 = String(value.dropFirst("bearer.".count))
+                .replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+            if let data = Data(base64Encoded: base64), !data.isEmpty { return [UInt8](data) }
+        }
+        return nil
     }
 
     /// Constant-time membership: every token is compared in full.

@@ -1,4 +1,5 @@
 import Hummingbird
+import TrafficCapture
 
 /// `GET /healthz` (the process answers) and `GET /readyz` (the capture runs).
 struct HealthRoutes<Context: RequestContext> {
@@ -10,21 +11,32 @@ struct HealthRoutes<Context: RequestContext> {
         }
         router.get("/readyz") { _, _ -> Response in
             let status = state.engine.status
-            let text: String
-            switch status {
-            case .starting: text = "starting"
-            case .capturing: text = "capturing"
-            case .replaying: text = "replaying"
-            case .replayed: text = "replayed"
-            case .failed: text = "failed"
-            case .stopped: text = "stopped"
-            }
-            var body = Array("{\"status\":\"\(text)\"".utf8)
-            if case .failed(let message) = status {
+            var body = Array("{\"status\":\"\(status.label)\"".utf8)
+            if let message = status.failure {
                 body += Array(",\"error\":".utf8) + Response.jsonString(message)
             }
             body += Array("}".utf8)
             return .json(body, status: state.isReady ? .ok : .serviceUnavailable)
         }
+    }
+}
+
+extension CaptureEngine.Status {
+    /// One word for JSON (`capturing`, `replayed`, `failed`...).
+    var label: String {
+        switch self {
+        case .starting: "starting"
+        case .capturing: "capturing"
+        case .replaying: "replaying"
+        case .replayed: "replayed"
+        case .failed: "failed"
+        case .stopped: "stopped"
+        }
+    }
+
+    /// Why reading failed, when it did.
+    var failure: String? {
+        if case .failed(let message) = self { return message }
+        return nil
     }
 }

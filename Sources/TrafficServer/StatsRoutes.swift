@@ -1,7 +1,9 @@
+import Foundation
 import Hummingbird
 import TrafficCore
 
-/// `GET /stats/current` and `GET /stats/history`: the MVP's JSON routes.
+/// `GET /stats/current` and `GET /stats/history` (the MVP's JSON routes), and
+/// `GET /stats/capture` (capture health, for the live page).
 struct StatsRoutes<Context: RequestContext> {
     let state: TrafficState
 
@@ -9,6 +11,9 @@ struct StatsRoutes<Context: RequestContext> {
         router.get("/stats/current") { _, _ -> Response in
             let record = await state.currentWindow()
             return .json(record.jsonBytes())
+        }
+        router.get("/stats/capture") { _, _ -> Response in
+            .json(CaptureSummary(state: state, now: Int64(Date().timeIntervalSince1970 * 1e9)).jsonBytes())
         }
         router.get("/stats/history") { request, _ -> Response in
             let query = request.uri.queryParameters

@@ -1,13 +1,23 @@
+import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
 
 /// `WS /stats/stream`: a text message (a window record) per closed window.
 struct StreamRoute {
+    /// The subprotocol the server answers with when a client offers it.
+    static let subprotocol = "trafficmon"
+
     let hub: StreamHub
 
     func add(to router: Router<TrafficRequestContext>) {
-        router.ws("/stats/stream") { inbound, outbound, context in
+        router.ws("/stats/stream", shouldUpgrade: { request, _ in
+            // A browser that offers subprotocols (the live page offers "trafficmon" beside
+            // its token) fails the connection unless the server picks one of them.
+            let offered = request.headers[.secWebSocketProtocol]?.split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? []
+            return offered.contains(Self.subprotocol) ? .upgrade([.secWebSocketProtocol: Self.subprotocol]) : .upgrade([:])
+        }) { inbound, outbound, context in
             let (id, messages) = hub.subscribe()
             defer { hub.unsubscribe(id) }
             let writer = Task {

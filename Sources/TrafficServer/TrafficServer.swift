@@ -69,12 +69,14 @@ public struct TrafficServer: Sendable {
 
         let router = Router(context: Context.self)
         router.add(middleware: JSONErrorMiddleware())
-        if !options.authTokens.isEmpty { router.add(middleware: BearerAuthMiddleware(tokens: options.authTokens)) }
+        if !options.authTokens.isEmpty {
+            router.add(middleware: BearerAuthMiddleware(tokens: options.authTokens, openPaths: LivePage<Context>.paths.union(["/healthz"])))
+        }
         MetricsRoute(state: state).add(to: router)
         StatsRoutes(state: state).add(to: router)
         StreamRoute(hub: hub).add(to: router)
         HealthRoutes(state: state).add(to: router)
-        LandingPage(state: state).add(to: router)
+        LivePage(version: configuration.version, authRequired: !options.authTokens.isEmpty).add(to: router)
         if configuration.enableDebugInject { InjectRoute(state: state).add(to: router) }
 
         var subscribers: [any WindowSubscriber] = [hub]

@@ -18,6 +18,9 @@ public final class TrafficState: Sendable {
     /// The SQLite store, when persistence is on.
     public let store: WindowStore?
     private let ring: LockedValue<WindowHistory>
+    private let runningTotals = LockedValue(CaptureTotals())
+    /// When this server started (Unix nanoseconds).
+    public let startedAt = Int64(Date().timeIntervalSince1970 * 1e9)
     private let shuttingDown = Atomic<Bool>(false)
 
     /// Whether a graceful shutdown (SIGINT/SIGTERM) has begun.
@@ -45,6 +48,14 @@ public final class TrafficState: Sendable {
     public func append(_ record: WindowRecord) {
         ring.withLock { $0.append(record) }
     }
+
+    /// Counts a window closed by this process (not one loaded from the store) into the totals.
+    public func count(_ record: WindowRecord) {
+        runningTotals.withLock { $0.add(record) }
+    }
+
+    /// Totals over the windows closed since start.
+    public var totals: CaptureTotals { runningTotals.withLock { $0 } }
 
     /// The last `limit` closed windows, oldest first.
     public func history(limit: Int) -> [WindowRecord] {

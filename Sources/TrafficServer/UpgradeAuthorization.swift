@@ -118,9 +118,11 @@ final class UpgradeAuthorizationHandler: ChannelInboundHandler, RemovableChannel
     }
 
     private func authorized(_ headers: HTTPHeaders) -> Bool {
-        guard let token = BearerAuthMiddleware<BasicRequestContext>.bearerToken(headers.first(name: "authorization")) else {
+        typealias Auth = BearerAuthMiddleware<BasicRequestContext>
+        let protocols = headers[canonicalForm: "sec-websocket-protocol"].joined(separator: ",")
+        guard let token = Auth.bearerToken(headers.first(name: "authorization")) ?? Auth.subprotocolToken(protocols) else {
             return false
         }
-        return BearerAuthMiddleware<BasicRequestContext>.matches(token, any: tokens)
+        return Auth.matches(token, any: tokens)
     }
 }

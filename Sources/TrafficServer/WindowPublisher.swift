@@ -70,6 +70,7 @@ public struct WindowPublisher: ServiceLifecycle.Service {
             channel.slots.release()
             state.append(record)
             state.metrics.record(record)
+            state.count(record)
             for subscriber in subscribers { await subscriber.publish(record) }
         }
         for subscriber in subscribers { await subscriber.finish() }

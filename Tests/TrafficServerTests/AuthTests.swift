@@ -43,7 +43,7 @@ import WSClient
         Route(method: .get, path: "/stats/history"),
         Route(method: .get, path: "/stats/history?limit=5"),
         Route(method: .get, path: "/stats/history?since=1700000000"),
-        Route(method: .get, path: "/"),
+        Route(method: .get, path: "/stats/capture"),
         Route(method: .get, path: "/readyz"),
         Route(method: .post, path: "/debug/inject", body: #"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":1200}"#),
     ]
@@ -96,6 +96,18 @@ import WSClient
             #expect(health.status == .ok)
             let healthWrong = try await client.execute(uri: "/healthz", method: .get, headers: [.authorization: "Bearer nope"], body: nil)
             #expect(healthWrong.status == .ok)
+            // The live page's files hold no data: served without a token, and the page
+            // knows it must ask for one.
+            for path in ["/", "/assets/app.js", "/assets/app.css"] {
+                let page = try await client.execute(uri: path, method: .get, headers: [:], body: nil)
+                #expect(page.status == .ok, "\(path) without a token: \(page.status.code)")
+            }
+            let page = try await client.execute(uri: "/", method: .get, headers: [:], body: nil)
+            #expect(Rig.text(page).contains(#"data-auth="required""#))
+            // A token in Sec-WebSocket-Protocol counts only on a WebSocket upgrade.
+            let protocolOnly = try await client.execute(
+                uri: "/stats/current", method: .get, headers: [.secWebSocketProtocol: Self.subprotocol(Self.alpha)], body: nil)
+            #expect(protocolOnly.status == .unauthorized)
             // An unknown path is not revealed without a token; with one it is a 404.
             let unknown = try await client.execute(uri: "/nope", method: .get, headers: [:], body: nil)
             #expect(unknown.status == .unauthorized)
@@ -137,6 +149,21 @@ import WSClient
                 #expect(answer.status == 401, "upgrade with \(label): \(answer.head.split(separator: "\r\n").first ?? "no answer")")
                 #expect(answer.head.lowercased().contains("www-authenticate: bearer"), "upgrade with \(label): \(answer.head)")
             }
+            // The browser's way (a token in the subprotocol list): a wrong one is refused...
+            for offered in ["trafficmon, \(Self.subprotocol("wrong"))", Self.subprotocol(String(Self.alpha.dropLast())), "trafficmon, bearer.!!!"] {
+                let socket = try RawSocket(port: port)
+                let answer = try await socket.upgraded(path: "/stats/stream", port: port, headers: ["Sec-WebSocket-Protocol: \(offered)"])
+                #expect(answer.status == 401, "upgrade offering '\(offered)': \(answer.head.split(separator: "\r\n").first ?? "no answer")")
+            }
+            // ...a right one upgrades, and the server picks "trafficmon" (a browser fails a
+            // connection whose offered subprotocols the server ignores).
+            let browserLike = try RawSocket(port: port)
+            let chosen = try await browserLike.upgraded(
+                path: "/stats/stream", port: port, headers: ["Sec-WebSocket-Protocol: trafficmon, \(Self.subprotocol(Self.beta))"])
+            #expect(chosen.status == 101, "upgrade with the token as a subprotocol: \(chosen.head)")
+            #expect(chosen.head.lowercased().contains("sec-websocket-protocol: trafficmon\r\n"), "\(chosen.head)")
+            browserLike.disconnect()
+            try await Rig.waitUntil("the browser-like client to leave") { server.hub.clientCount == 0 }
             // The WebSocket client refuses too, without a token.
             await #expect(throws: WebSocketClientError.webSocketUpgradeFailed) {
                 try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/stats/stream", logger: Rig.logger) { _, _, _ in }
@@ -162,6 +189,13 @@ import WSClient
             stop.set()
             _ = try? await listener.value
         }
+    }
+
+    /// `bearer.<base64url(token)>`, as the live page offers it.
+    static func subprotocol(_ token: String) -> String {
+        let base64 = Data(token.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return "bearer." + base64
     }
 
     /// A token followed by NUL bytes is not the token.

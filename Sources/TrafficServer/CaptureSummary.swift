@@ -1,0 +1,100 @@
+import Foundation
+import TrafficCapture
+import TrafficCore
+
+/// Running totals over the windows closed since start (what the live page's capture
+/// health panel shows; the same figures as the `/metrics` counters).
+public struct CaptureTotals: Sendable, Equatable {
+    public var windowsClosed: UInt64 = 0
+    public var received: UInt64 = 0
+    public var kernelDropped: UInt64 = 0
+    public var interfaceDropped: UInt64 = 0
+    public var malformed: UInt64 = 0
+    public var nonIP: UInt64 = 0
+    public var latePackets: UInt64 = 0
+
+    public init() {}
+
+    mutating func add(_ record: WindowRecord) {
+        windowsClosed &+= 1
+        received &+= record.capture.received
+        kernelDropped &+= record.capture.kernelDropped
+        interfaceDropped &+= record.capture.interfaceDropped
+        malformed &+= record.malformed.packets
+        nonIP &+= record.nonIP.packets
+        latePackets &+= record.latePackets
+    }
+}
+
+/// `GET /stats/capture`: what is captured and how healthy it is, as JSON.
+///
+/// ```json
+/// {"version":"1.0.0","status":"capturing","source":{"kind":"interface","name":"eth0"},
+///  "started":"2026-11-25T10:00:00Z","uptime_seconds":3600.5,"window_seconds":5,
+///  "windows_closed":720,"received":1200000,"dropped":{"kernel":0,"interface":0},
+///  "malformed":3,"non_ip":120,"late_packets":0,"top":50,"history_size":720}
+/// ```
+struct CaptureSummary: Encodable {
+    struct Source: Encodable {
+        var kind: String
+        var name: String
+    }
+
+    struct Dropped: Encodable {
+        var kernel: UInt64
+        var interface: UInt64
+    }
+
+    var version: String
+    var status: String
+    var error: String?
+    var source: Source
+    var started: String
+    var uptimeSeconds: Double
+    var windowSeconds: Double
+    var windowsClosed: UInt64
+    var received: UInt64
+    var dropped: Dropped
+    var malformed: UInt64
+    var nonIP: UInt64
+    var latePackets: UInt64
+    var top: Int
+    var historySize: Int
+
+    enum CodingKeys: String, CodingKey {
+        case version, status, error, source, started, received, dropped, malformed, top
+        case uptimeSeconds = "uptime_seconds", windowSeconds = "window_seconds", windowsClosed = "windows_closed"
+        case nonIP = "non_ip", latePackets = "late_packets", historySize = "history_size"
+    }
+
+    init(state: TrafficState, now: Int64) {
+        let status = state.engine.status
+        let totals = state.totals
+        let kind: String
+        switch state.engine.origin {
+        case .file: kind = "file"
+        case .interface: kind = "interface"
+        }
+        version = state.configuration.version
+        self.status = status.label
+        error = status.failure
+        source = Source(kind: kind, name: state.engine.origin.name)
+        started = Timestamp.rfc3339(state.startedAt / 1_000_000 * 1_000_000)
+        uptimeSeconds = (Double(max(0, now - state.startedAt)) / 1e6).rounded() / 1e3
+        windowSeconds = Double(state.windowLength) / 1e9
+        windowsClosed = totals.windowsClosed
+        received = totals.received
+        dropped = Dropped(kernel: totals.kernelDropped, interface: totals.interfaceDropped)
+        malformed = totals.malformed
+        nonIP = totals.nonIP
+        latePackets = totals.latePackets
+        top = state.configuration.top
+        historySize = state.configuration.historySize
+    }
+
+    func jsonBytes() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { [UInt8]($0) } ?? Array("{}".utf8)
+    }
+}

@@ -1,0 +1,582 @@
+// trafficmon's live page: loads /stats/history once, then follows /stats/stream over a
+// WebSocket; reconnects with backoff after a restart. No dependency, no build step.
+(() => {
+  'use strict';
+
+  const HISTORY_LIMIT = 720;
+  const TOP_ROWS = 10;
+  const TOKEN_KEY = 'trafficmon.token';
+  const MAX_RETRY_MS = 30000;
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    windows: [],          // closed windows, oldest first, at most HISTORY_LIMIT
+    capture: null,        // /stats/capture
+    captureAt: 0,         // when it was fetched (ms, this clock)
+    token: sessionStorage.getItem(TOKEN_KEY) || '',
+    authRequired: document.documentElement.dataset.auth === 'required',
+    generation: 0,        // bumps on every (re)connect; stale callbacks check it
+    ws: null,
+    retries: 0,
+    retryAt: 0,
+    retryTimer: null,
+    cursor: null,         // index into windows shown by the chart readout
+    lastMessageAt: 0,
+  };
+
+  class AuthError extends Error {}
+
+  // ---------- formatting ----------
+
+  function scaled(value, units) {
+    let v = Number(value) || 0;
+    let i = 0;
+    while (Math.abs(v) >= 999.5 && i < units.length - 1) { v /= 1000; i += 1; }
+    const digits = i === 0 ? 0 : Math.abs(v) < 9.995 ? 2 : Math.abs(v) < 99.95 ? 1 : 0;
+    return v.toFixed(digits) + (units[i] ? ' ' + units[i] : '');
+  }
+  const fmtBytes = (b) => scaled(b, ['B', 'kB', 'MB', 'GB', 'TB', 'PB']);
+  const fmtBits = (bps) => scaled(bps, ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s']);
+  const fmtCount = (n) => scaled(n, ['', 'k', 'M', 'G', 'T']);
+  const fmtPps = (pps) => (pps > 0 && pps < 10 ? pps.toFixed(1) : fmtCount(pps)) + ' pkt/s';
+  const fmtExact = (n) => Number(n).toLocaleString('en-US');
+  const fmtShare = (part, whole) => whole > 0 ? (100 * part / whole).toFixed(part === whole ? 0 : 1) + ' %' : '–';
+  const pad = (n) => String(n).padStart(2, '0');
+  const fmtClock = (ms, seconds = true) => {
+    const d = new Date(ms);
+    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + (seconds ? ':' + pad(d.getSeconds()) : '');
+  };
+  const fmtDay = (ms) => {
+    const d = new Date(ms);
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+  };
+  function fmtDuration(seconds) {
+    let s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + ' s';
+    const d = Math.floor(s / 86400); s -= d * 86400;
+    const h = Math.floor(s / 3600); s -= h * 3600;
+    const m = Math.floor(s / 60); s -= m * 60;
+    if (d > 0) return d + ' d ' + h + ' h';
+    if (h > 0) return h + ' h ' + m + ' min';
+    return m + ' min ' + s + ' s';
+  }
+  function fmtWindowLength(seconds) {
+    return seconds >= 1 && Number.isInteger(seconds) ? seconds + ' s' : (seconds * 1000).toFixed(0) + ' ms';
+  }
+
+  // ---------- windows ----------
+
+  /** A record plus the figures the page derives from it. */
+  function derive(w) {
+    const start = Date.parse(w.start);
+    const end = Date.parse(w.end);
+    const seconds = Math.max((end - start) / 1000, 0.001);
+    const inn = w.in || { packets: 0, bytes: 0 };
+    const out = w.out || { packets: 0, bytes: 0 };
+    return {
+      record: w, start, end, seconds,
+      inBits: inn.bytes * 8 / seconds, outBits: out.bytes * 8 / seconds,
+      inPps: inn.packets / seconds, outPps: out.packets / seconds,
+      pps: (w.packets || 0) / seconds,
+      ipBytes: inn.bytes + out.bytes,
+    };
+  }
+
+  /** Adds or replaces (same start) a window, keeping the list sorted and bounded. */
+  function addWindow(record) {
+    if (!record || typeof record.start !== 'string') return;
+    const w = derive(record);
+    if (!Number.isFinite(w.start)) return;
+    const list = state.windows;
+    let i = list.length;
+    while (i > 0 && list[i - 1].start > w.start) i -= 1;
+    if (i > 0 && list[i - 1].start === w.start) list[i - 1] = w; else list.splice(i, 0, w);
+    if (list.length > HISTORY_LIMIT) list.splice(0, list.length - HISTORY_LIMIT);
+    if (state.cursor !== null && state.cursor >= list.length) state.cursor = null;
+  }
+
+  // ---------- network ----------
+
+  async function api(path) {
+    const headers = state.token ? { Authorization: 'Bearer ' + state.token } : {};
+    const response = await fetch(path, { headers, cache: 'no-store' });
+    if (response.status === 401) throw new AuthError('the token was not accepted');
+    if (!response.ok) throw new Error(path + ' answered HTTP ' + response.status);
+    return response.json();
+  }
+
+  function base64url(text) {
+    const bytes = new TextEncoder().encode(text);
+    let binary = '';
+    for (const b of bytes) binary += String.fromCharCode(b);
+    return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  async function refreshCapture(generation) {
+    try {
+      const capture = await api('/stats/capture');
+      if (generation !== state.generation) return;
+      state.capture = capture;
+      state.captureAt = Date.now();
+      renderHealth();
+      renderSource();
+    } catch (error) {
+      if (error instanceof AuthError) needToken('The token was not accepted.');
+    }
+  }
+
+  /** (Re)loads everything, then follows the stream. */
+  async function connect() {
+    const generation = ++state.generation;
+    clearTimeout(state.retryTimer);
+    if (state.ws) { const old = state.ws; state.ws = null; old.close(); }
+    if (state.authRequired && !state.token) { needToken(); return; }
+    setConnection('connecting', 'connecting');
+    let history;
+    try {
+      const [h, capture] = await Promise.all([api('/stats/history?limit=' + HISTORY_LIMIT), api('/stats/capture')]);
+      history = h;
+      if (generation !== state.generation) return;
+      state.capture = capture;
+      state.captureAt = Date.now();
+    } catch (error) {
+      if (generation !== state.generation) return;
+      if (error instanceof AuthError) { needToken('The token was not accepted. Paste another one.'); return; }
+      retryLater(generation);
+      return;
+    }
+    state.windows = [];
+    for (const w of history.windows || []) addWindow(w);
+    render();
+    openStream(generation);
+  }
+
+  function openStream(generation) {
+    const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    // Browsers cannot set Authorization on a WebSocket: the token rides in the
+    // subprotocol list, and the server answers with "trafficmon".
+    const protocols = state.token ? ['trafficmon', 'bearer.' + base64url(state.token)] : ['trafficmon'];
+    let ws;
+    try {
+      ws = new WebSocket(scheme + location.host + '/stats/stream', protocols);
+    } catch (error) {
+      retryLater(generation);
+      return;
+    }
+    state.ws = ws;
+    ws.onopen = () => {
+      if (generation !== state.generation) { ws.close(); return; }
+      state.retries = 0;
+      setConnection('live', 'live');
+      // Windows that closed between the history request and now.
+      api('/stats/history?limit=20').then((h) => {
+        if (generation !== state.generation) return;
+        for (const w of h.windows || []) addWindow(w);
+        render();
+      }).catch(() => {});
+    };
+    ws.onmessage = (event) => {
+      if (generation !== state.generation) return;
+      let record;
+      try { record = JSON.parse(event.data); } catch (error) { return; }
+      state.lastMessageAt = Date.now();
+      addWindow(record);
+      render();
+      refreshCapture(generation);
+    };
+    ws.onclose = () => {
+      if (generation !== state.generation) return;
+      state.ws = null;
+      retryLater(generation);
+    };
+  }
+
+  function retryLater(generation) {
+    const delay = Math.min(MAX_RETRY_MS, 1000 * 2 ** state.retries) * (1 + Math.random() * 0.2);
+    state.retries = Math.min(state.retries + 1, 10);
+    state.retryAt = Date.now() + delay;
+    setConnection('disconnected', 'disconnected');
+    showRetryCountdown();
+    state.retryTimer = setTimeout(() => { if (generation === state.generation) connect(); }, delay);
+  }
+
+  function showRetryCountdown() {
+    if ($('connection').dataset.state !== 'disconnected') return;
+    const left = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
+    $('connection').textContent = 'disconnected · retrying in ' + left + ' s';
+  }
+
+  function setConnection(kind, text) {
+    const pill = $('connection');
+    pill.dataset.state = kind;
+    pill.textContent = text;
+    $('retry').hidden = kind !== 'disconnected';
+    const banner = $('banner');
+    const stale = kind === 'disconnected';
+    document.body.classList.toggle('stale', stale && state.windows.length > 0);
+    if (stale) {
+      const last = state.windows[state.windows.length - 1];
+      banner.textContent = 'Disconnected from trafficmon. ' +
+        (last ? 'The figures below stop at the window ending ' + fmtClock(last.end) + '. ' : '') +
+        'Reconnecting on its own.';
+    }
+    banner.hidden = !stale;
+  }
+
+  // ---------- the token ----------
+
+  function needToken(reason) {
+    clearTimeout(state.retryTimer);
+    state.token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    setConnection('unauthorized', 'token needed');
+    if (reason) $('auth-reason').textContent = reason;
+    const dialog = $('auth');
+    if (!dialog.open) dialog.showModal();
+    $('auth-token').focus();
+  }
+
+  $('auth-form').addEventListener('submit', () => {
+    const token = $('auth-token').value.trim();
+    $('auth-token').value = '';
+    if (!token) return;
+    state.token = token;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    connect();
+  });
+  $('auth').addEventListener('cancel', (event) => event.preventDefault());
+  $('retry').addEventListener('click', () => { state.retries = 0; connect(); });
+
+  // ---------- rendering ----------
+
+  function el(tag, attributes, text) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attributes || {})) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function render() {
+    renderSource();
+    renderWindow();
+    renderCharts();
+    renderClients();
+    renderServices();
+    renderHealth();
+  }
+
+  function renderSource() {
+    const c = state.capture;
+    if (!c) return;
+    $('version').textContent = c.version ? 'v' + c.version : '';
+    const kind = c.source && c.source.kind === 'interface' ? 'interface' : 'file';
+    const name = c.source ? c.source.name : '';
+    $('source').textContent = (kind === 'interface' ? 'Capturing on ' : 'Replayed from ') + name;
+    document.title = 'trafficmon · ' + name;
+  }
+
+  function renderWindow() {
+    const last = state.windows[state.windows.length - 1];
+    const total = $('window-total');
+    if (!last) {
+      $('last-window').textContent = 'No window has closed yet.';
+      total.textContent = '–';
+      total.dataset.bytes = '';
+      total.dataset.packets = '';
+      for (const id of ['rate-in', 'rate-out', 'pps', 'clients']) $(id).textContent = '–';
+      return;
+    }
+    const r = last.record;
+    const day = fmtDay(last.start) === fmtDay(Date.now()) ? '' : fmtDay(last.start) + ' ';
+    $('last-window').textContent = day + fmtClock(last.start) + ' – ' + fmtClock(last.end) +
+      ' (' + fmtWindowLength(last.seconds) + (r.partial ? ', partial' : '') + ')';
+    $('last-window').dataset.start = r.start;
+    total.dataset.bytes = String(r.bytes);
+    total.dataset.packets = String(r.packets);
+    total.textContent = fmtBytes(r.bytes) + ' in ' + fmtExact(r.packets) + ' packets';
+    total.title = fmtExact(r.bytes) + ' bytes';
+
+    $('rate-in').textContent = fmtBits(last.inBits);
+    $('rate-in-sub').textContent = fmtBytes(r.in.bytes) + ' · ' + fmtPps(last.inPps);
+    $('rate-out').textContent = fmtBits(last.outBits);
+    $('rate-out-sub').textContent = fmtBytes(r.out.bytes) + ' · ' + fmtPps(last.outPps);
+    $('pps').textContent = fmtPps(last.pps);
+    const extra = [];
+    if (r.non_ip && r.non_ip.packets) extra.push(fmtExact(r.non_ip.packets) + ' not IP');
+    if (r.malformed && r.malformed.packets) extra.push(fmtExact(r.malformed.packets) + ' malformed');
+    $('pps-sub').textContent = fmtExact(r.packets) + ' in the window' + (extra.length ? ' · ' + extra.join(', ') : '');
+    const listed = (r.clients || []).length;
+    const others = r.other ? r.other.clients || 0 : 0;
+    $('clients').textContent = fmtExact(listed + others);
+    $('clients-sub').textContent = others ? listed + ' listed, ' + fmtExact(others) + ' in other' : 'all listed';
+  }
+
+  function topService(client) {
+    const sums = new Map();
+    for (const s of client.services || []) sums.set(s.service, (sums.get(s.service) || 0) + s.bytes);
+    let best = null;
+    for (const [name, bytes] of sums) if (!best || bytes > best[1]) best = [name, bytes];
+    return best ? best[0] : '–';
+  }
+
+  function renderClients() {
+    const body = $('clients-table').tBodies[0];
+    const last = state.windows[state.windows.length - 1];
+    const rows = [];
+    if (last) {
+      const r = last.record;
+      for (const c of (r.clients || []).slice(0, TOP_ROWS)) {
+        const bytes = c.in.bytes + c.out.bytes;
+        const tr = el('tr', { 'data-ip': c.ip, 'data-bytes': String(bytes) });
+        tr.append(el('td', { class: 'ip' }, c.ip));
+        tr.append(el('td', { class: 'num', title: fmtExact(c.in.bytes) + ' bytes' }, fmtBytes(c.in.bytes)));
+        tr.append(el('td', { class: 'num', title: fmtExact(c.out.bytes) + ' bytes' }, fmtBytes(c.out.bytes)));
+        const share = el('td', { class: 'num' }, fmtShare(bytes, last.ipBytes));
+        const bar = el('span', { class: 'share', 'aria-hidden': 'true' });
+        bar.style.width = (last.ipBytes > 0 ? Math.max(1, Math.round(40 * bytes / last.ipBytes)) : 0) + 'px';
+        share.append(bar);
+        tr.append(share);
+        tr.append(el('td', {}, topService(c)));
+        rows.push(tr);
+      }
+      const listed = (r.clients || []).length;
+      const more = [];
+      if (listed > TOP_ROWS) more.push((listed - TOP_ROWS) + ' more listed in the record');
+      if (r.other && r.other.clients) {
+        more.push(fmtExact(r.other.clients) + ' folded into other (' + fmtBytes(r.other.in.bytes + r.other.out.bytes) + ')');
+      }
+      $('clients-more').textContent = more.join('; ');
+    }
+    if (rows.length === 0) {
+      const tr = el('tr');
+      tr.append(el('td', { colspan: '5', class: 'muted' }, last ? 'No IP traffic in this window.' : 'Waiting for the first window.'));
+      rows.push(tr);
+    }
+    body.replaceChildren(...rows);
+  }
+
+  function renderServices() {
+    const body = $('services-table').tBodies[0];
+    const last = state.windows[state.windows.length - 1];
+    const sums = new Map();
+    if (last) {
+      for (const c of last.record.clients || []) {
+        for (const s of c.services || []) {
+          const t = sums.get(s.service) || { in: 0, out: 0, packets: 0 };
+          if (s.direction === 'in') t.in += s.bytes; else t.out += s.bytes;
+          t.packets += s.packets;
+          sums.set(s.service, t);
+        }
+      }
+    }
+    const sorted = [...sums.entries()].sort((a, b) => (b[1].in + b[1].out) - (a[1].in + a[1].out)).slice(0, TOP_ROWS);
+    const rows = sorted.map(([name, t]) => {
+      const tr = el('tr', { 'data-service': name });
+      tr.append(el('td', {}, name));
+      tr.append(el('td', { class: 'num' }, fmtBytes(t.in)));
+      tr.append(el('td', { class: 'num' }, fmtBytes(t.out)));
+      tr.append(el('td', { class: 'num' }, fmtExact(t.packets)));
+      tr.append(el('td', { class: 'num' }, fmtShare(t.in + t.out, last.ipBytes)));
+      return tr;
+    });
+    if (rows.length === 0) {
+      const tr = el('tr');
+      tr.append(el('td', { colspan: '5', class: 'muted' }, last ? 'No service in this window.' : 'Waiting for the first window.'));
+      rows.push(tr);
+    }
+    body.replaceChildren(...rows);
+  }
+
+  function renderHealth() {
+    const c = state.capture;
+    if (!c) return;
+    const set = (id, text, bad) => { $(id).textContent = text; $(id).classList.toggle('bad', Boolean(bad)); };
+    set('h-status', c.status + (c.error ? ': ' + c.error : ''), c.status === 'failed');
+    set('h-received', fmtExact(c.received));
+    const dropped = c.dropped.kernel + c.dropped.interface;
+    set('h-dropped', fmtExact(dropped) + (dropped ? ' (kernel ' + fmtExact(c.dropped.kernel) + ', interface ' + fmtExact(c.dropped.interface) + ')' : ''), dropped > 0);
+    set('h-malformed', fmtExact(c.malformed));
+    set('h-nonip', fmtExact(c.non_ip));
+    set('h-late', fmtExact(c.late_packets));
+    set('h-windows', fmtExact(c.windows_closed));
+    set('h-window-length', fmtWindowLength(c.window_seconds));
+    tickUptime();
+  }
+
+  function tickUptime() {
+    const c = state.capture;
+    if (!c) return;
+    const live = $('connection').dataset.state === 'live';
+    const seconds = c.uptime_seconds + (live ? (Date.now() - state.captureAt) / 1000 : 0);
+    $('h-uptime').textContent = fmtDuration(seconds);
+  }
+
+  // ---------- charts ----------
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attributes) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attributes || {})) node.setAttribute(k, v);
+    return node;
+  }
+
+  function niceStep(raw) {
+    const power = 10 ** Math.floor(Math.log10(raw));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * power >= raw) return m * power;
+    return 10 * power;
+  }
+
+  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((s) => s * 1000);
+
+  function drawChart(container, series, format) {
+    const width = Math.max(container.clientWidth, 200);
+    const height = Math.max(container.clientHeight, 100);
+    const m = { left: 78, right: 12, top: 10, bottom: 24 };
+    const plotW = width - m.left - m.right;
+    const plotH = height - m.top - m.bottom;
+    const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none' });
+    const windows = state.windows;
+    if (windows.length === 0) {
+      const t = svg('text', { x: m.left + plotW / 2, y: m.top + plotH / 2, 'text-anchor': 'middle', class: 'empty' });
+      t.textContent = 'No closed window yet';
+      root.append(t);
+      container.replaceChildren(root);
+      return;
+    }
+    const t0 = windows[0].start;
+    const t1 = windows[windows.length - 1].end;
+    const span = Math.max(t1 - t0, 1);
+    const x = (t) => m.left + (t - t0) / span * plotW;
+    let max = 0;
+    for (const s of series) for (const w of windows) max = Math.max(max, s.value(w));
+    const step = max > 0 ? niceStep(max / 4) : 1;
+    const top = max > 0 ? Math.ceil(max / step) * step : 4;
+    const y = (v) => m.top + plotH - v / top * plotH;
+
+    const grid = svg('g', { class: 'grid' });
+    const axis = svg('g', { class: 'axis' });
+    for (let v = 0; v <= top + step / 2; v += step) {
+      grid.append(svg('line', { x1: m.left, x2: m.left + plotW, y1: y(v), y2: y(v) }));
+      const label = svg('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' });
+      label.textContent = format(v);
+      axis.append(label);
+    }
+    const wanted = span / Math.max(2, Math.floor(plotW / 90));
+    const tStep = TIME_STEPS.find((s) => s >= wanted) || Math.ceil(wanted / 86400000) * 86400000;
+    const offset = new Date(t0).getTimezoneOffset() * 60000;
+    for (let t = Math.ceil((t0 - offset) / tStep) * tStep + offset; t <= t1; t += tStep) {
+      axis.append(svg('line', { x1: x(t), x2: x(t), y1: m.top + plotH, y2: m.top + plotH + 4 }));
+      const label = svg('text', { x: x(t), y: height - 6, 'text-anchor': 'middle' });
+      label.textContent = fmtClock(t, tStep < 60000);
+      axis.append(label);
+    }
+    axis.append(svg('line', { x1: m.left, x2: m.left + plotW, y1: m.top + plotH, y2: m.top + plotH }));
+    root.append(grid, axis);
+
+    // A window is drawn at its middle; a gap longer than two windows breaks the line.
+    for (const s of series) {
+      let d = '';
+      let area = '';
+      let runStart = null;
+      let previous = null;
+      const closeArea = () => {
+        if (runStart !== null && previous !== null) {
+          area += `L${x(previous).toFixed(1)},${y(0).toFixed(1)}L${x(runStart).toFixed(1)},${y(0).toFixed(1)}Z`;
+        }
+      };
+      windows.forEach((w, i) => {
+        const mid = (w.start + w.end) / 2;
+        const px = x(mid).toFixed(1);
+        const py = y(s.value(w)).toFixed(1);
+        const gap = i > 0 && w.start - windows[i - 1].end > 2 * (w.end - w.start);
+        if (i === 0 || gap) {
+          closeArea();
+          d += `M${px},${py}`;
+          area += `M${px},${py}`;
+          runStart = mid;
+        } else {
+          d += `L${px},${py}`;
+          area += `L${px},${py}`;
+        }
+        previous = mid;
+        const lonely = (i === 0 || gap) && (i === windows.length - 1 || windows[i + 1].start - w.end > 2 * (w.end - w.start));
+        if (lonely) root.append(svg('circle', { cx: px, cy: py, r: 3, class: 'dot ' + s.cls }));
+      });
+      closeArea();
+      if (s.fill) root.append(svg('path', { d: area, class: 'area ' + s.cls }));
+      root.append(svg('path', { d, class: 'series ' + s.cls }));
+    }
+
+    if (state.cursor !== null && windows[state.cursor]) {
+      const w = windows[state.cursor];
+      const cx = x((w.start + w.end) / 2);
+      root.append(svg('line', { x1: cx, x2: cx, y1: m.top, y2: m.top + plotH, class: 'cursor' }));
+    }
+
+    root.addEventListener('mousemove', (event) => {
+      const box = root.getBoundingClientRect();
+      const t = t0 + ((event.clientX - box.left) * (width / box.width) - m.left) / plotW * span;
+      moveCursor(nearestWindow(t));
+    });
+    container.replaceChildren(root);
+  }
+
+  function nearestWindow(t) {
+    const windows = state.windows;
+    let best = 0;
+    for (let i = 0; i < windows.length; i += 1) {
+      if (Math.abs((windows[i].start + windows[i].end) / 2 - t) < Math.abs((windows[best].start + windows[best].end) / 2 - t)) best = i;
+    }
+    return best;
+  }
+
+  function moveCursor(index) {
+    if (state.windows.length === 0) return;
+    state.cursor = index === null ? null : Math.max(0, Math.min(state.windows.length - 1, index));
+    renderCharts();
+  }
+
+  function renderReadout() {
+    const readout = $('readout');
+    const i = state.cursor !== null ? state.cursor : state.windows.length - 1;
+    const w = state.windows[i];
+    if (!w) { readout.innerHTML = '&nbsp;'; return; }
+    readout.textContent = fmtClock(w.start) + ' – ' + fmtClock(w.end) + ': in ' + fmtBits(w.inBits) +
+      ', out ' + fmtBits(w.outBits) + ', ' + fmtPps(w.pps) + (state.cursor === null ? ' (last window)' : '');
+  }
+
+  function renderCharts() {
+    drawChart($('chart-bits'), [
+      { cls: 'in', fill: true, value: (w) => w.inBits },
+      { cls: 'out', fill: false, value: (w) => w.outBits },
+    ], fmtBits);
+    drawChart($('chart-packets'), [
+      { cls: 'in', fill: true, value: (w) => w.inPps },
+      { cls: 'out', fill: false, value: (w) => w.outPps },
+    ], fmtPps);
+    renderReadout();
+  }
+
+  for (const id of ['chart-bits', 'chart-packets']) {
+    const chart = $(id);
+    chart.addEventListener('mouseleave', () => moveCursor(null));
+    chart.addEventListener('keydown', (event) => {
+      const n = state.windows.length;
+      if (n === 0) return;
+      const current = state.cursor === null ? n - 1 : state.cursor;
+      const moves = { ArrowLeft: current - 1, ArrowRight: current + 1, Home: 0, End: n - 1, PageUp: current - 12, PageDown: current + 12 };
+      if (event.key in moves) { moveCursor(moves[event.key]); event.preventDefault(); }
+      if (event.key === 'Escape') moveCursor(null);
+    });
+  }
+
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(renderCharts, 100);
+  });
+
+  setInterval(() => { tickUptime(); showRetryCountdown(); }, 1000);
+  render();
+  connect();
+})();

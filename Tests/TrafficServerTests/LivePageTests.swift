@@ -1,0 +1,123 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TrafficCapture
+import TrafficCore
+import TrafficServer
+import TrafficTestSupport
+
+/// The live page's routes (`/`, `/assets/app.js`, `/assets/app.css`) and the JSON it reads
+/// besides the history (`/stats/capture`). The page itself, in a browser, is tested by
+/// `LivePageBrowserTests` (TrafficmonTests).
+@Suite struct LivePageTests {
+    struct Summary: Decodable {
+        struct Source: Decodable { var kind: String; var name: String }
+        struct Dropped: Decodable { var kernel: UInt64; var interface: UInt64 }
+        var version: String
+        var status: String
+        var source: Source
+        var started: String
+        var uptime_seconds: Double
+        var window_seconds: Double
+        var windows_closed: UInt64
+        var received: UInt64
+        var dropped: Dropped
+        var malformed: UInt64
+        var non_ip: UInt64
+        var late_packets: UInt64
+        var top: Int
+        var history_size: Int
+    }
+
+    @Test func pageAndAssetsAreServedWithValidatorsAndAPolicy() async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        try await server.application.test(.router) { client in
+            let page = try await HTTPHarness.get(client, "/")
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+            let policy = try #require(page.headers[.contentSecurityPolicy])
+            #expect(policy.contains("script-src 'self'") && policy.contains("default-src 'none'"), "\(policy)")
+            let html = HTTPHarness.text(page)
+            #expect(html.contains(#"data-auth="none""#))
+            #expect(html.contains("/assets/app.js?v=9.9.9-test") && html.contains("/assets/app.css?v=9.9.9-test"))
+            #expect(!html.contains("{{"), "an unfilled placeholder is left in the page")
+
+            for (path, type, marker) in [
+                ("/assets/app.js", "text/javascript; charset=utf-8", "/stats/stream"),
+                ("/assets/app.css", "text/css; charset=utf-8", "prefers-color-scheme: dark"),
+                ("/", "text/html; charset=utf-8", "<main"),
+            ] {
+                let response = try await HTTPHarness.get(client, path)
+                #expect(response.status == .ok, "\(path)")
+                #expect(response.headers[.contentType] == type, "\(path)")
+                #expect(HTTPHarness.text(response).contains(marker), "\(path) lacks \(marker)")
+                let etag = try #require(response.headers[.eTag], "\(path) has no ETag")
+                #expect(response.headers[.cacheControl] == "no-cache")
+                // Revalidation: the same ETag gets 304 and no body; another gets the file.
+                let same = try await HTTPHarness.get(client, path, headers: [.ifNoneMatch: etag])
+                #expect(same.status == .notModified, "\(path) with its own ETag: \(same.status.code)")
+                #expect(same.body.readableBytes == 0)
+                let other = try await HTTPHarness.get(client, path, headers: [.ifNoneMatch: "\"0000000000000000\""])
+                #expect(other.status == .ok)
+                // HEAD: the same headers, no body.
+                let head = try await client.execute(uri: path, method: .head, headers: [:], body: nil)
+                #expect(head.status == .ok, "HEAD \(path)")
+                #expect(head.headers[.contentLength] == String(response.body.readableBytes), "HEAD \(path)")
+                #expect(head.body.readableBytes == 0)
+            }
+            // The ETags differ between files.
+            let tags = try await ["/", "/assets/app.js", "/assets/app.css"].asyncMap { try await HTTPHarness.get(client, $0).headers[.eTag] }
+            #expect(Set(tags).count == 3)
+        }
+    }
+
+    /// `/stats/capture` after a replay: the totals equal the generator's oracle (not
+    /// trafficmon's own figures), the history's sums and the `/metrics` counters.
+    @Test func captureSummaryAddsUpEveryClosedWindow() async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let traffic = SyntheticTraffic(packets: 4_000, clients: 60, seconds: 8, seed: 77, windowLength: Rig.second)
+        let capture = try Rig.write(traffic, in: dir)
+        let truth = traffic.truth
+        let server = try await Rig.server(source: try PacketSource.openFile(capture.path))
+        try await server.application.test(.live) { client in
+            try await Rig.waitUntil("the replay") { server.state.engine.status == .replayed }
+            let history = try await HTTPHarness.history(client)
+            let response = try await HTTPHarness.get(client, "/stats/capture")
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+            let summary = try JSONDecoder().decode(Summary.self, from: Data(HTTPHarness.bytes(response)))
+            #expect(summary.status == "replayed")
+            #expect(summary.source.kind == "file" && summary.source.name == capture.path)
+            #expect(summary.version == "9.9.9-test")
+            #expect(summary.window_seconds == 1)
+            #expect(summary.top == 50 && summary.history_size == 720)
+            #expect(Timestamp.parse(summary.started) != nil, "started: \(summary.started)")
+            #expect(summary.uptime_seconds >= 0 && summary.uptime_seconds < 600)
+
+            #expect(summary.received == truth.total.packets)
+            #expect(summary.malformed == truth.malformed.packets)
+            #expect(summary.non_ip == truth.nonIP.packets)
+            #expect(summary.late_packets == truth.latePackets)
+            #expect(summary.windows_closed == UInt64(history.count))
+            #expect(summary.received == history.reduce(0) { $0 + $1.capture.received })
+            #expect(summary.dropped.kernel == 0 && summary.dropped.interface == 0)
+
+            let metrics = try await HTTPHarness.metrics(client)
+            #expect(metrics.sum("trafficmon_capture_received_packets_total") == Double(summary.received))
+            #expect(metrics.sum("trafficmon_windows_closed_total") == Double(summary.windows_closed))
+        }
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(count)
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
