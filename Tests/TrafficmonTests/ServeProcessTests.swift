@@ -89,6 +89,12 @@ enum ServeHarness {
             if n == 0 { break }
             guard n > 0 else { throw SocketError(what: "recv") }
             received += buffer[0..<n]
+            // A server that keeps the connection open (Chromium's DevTools) is done once
+            // Content-Length bytes of body are in.
+            if let reply = try? parseReply(received), let length = reply.headers["content-length"].flatMap({ Int($0) }),
+               reply.body.count >= length {
+                break
+            }
         }
         return try parseReply(received)
     }

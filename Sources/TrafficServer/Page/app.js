@@ -257,12 +257,10 @@
   }
 
   function render() {
-    renderSource();
-    renderWindow();
-    renderCharts();
-    renderClients();
-    renderServices();
-    renderHealth();
+    // One panel failing on an odd record must not stop the others or the stream.
+    for (const panel of [renderSource, renderWindow, renderCharts, renderClients, renderServices, renderHealth]) {
+      try { panel(); } catch (error) { console.error('trafficmon: drawing ' + panel.name + ' failed:', error); }
+    }
   }
 
   function renderSource() {
@@ -293,7 +291,7 @@
     $('last-window').dataset.start = r.start;
     total.dataset.bytes = String(r.bytes);
     total.dataset.packets = String(r.packets);
-    total.textContent = fmtBytes(r.bytes) + ' in ' + fmtExact(r.packets) + ' packets';
+    total.textContent = fmtBytes(r.bytes) + ' in ' + fmtExact(r.packets) + (r.packets === 1 ? ' packet' : ' packets');
     total.title = fmtExact(r.bytes) + ' bytes';
 
     $('rate-in').textContent = fmtBits(last.inBits);
@@ -325,7 +323,9 @@
     const rows = [];
     if (last) {
       const r = last.record;
-      for (const c of (r.clients || []).slice(0, TOP_ROWS)) {
+      const shown = (r.clients || []).slice(0, TOP_ROWS);
+      const largest = shown.reduce((max, c) => Math.max(max, c.in.bytes + c.out.bytes), 0);
+      for (const c of shown) {
         const bytes = c.in.bytes + c.out.bytes;
         const tr = el('tr', { 'data-ip': c.ip, 'data-bytes': String(bytes) });
         tr.append(el('td', { class: 'ip' }, c.ip));
@@ -333,7 +333,7 @@
         tr.append(el('td', { class: 'num', title: fmtExact(c.out.bytes) + ' bytes' }, fmtBytes(c.out.bytes)));
         const share = el('td', { class: 'num' }, fmtShare(bytes, last.ipBytes));
         const bar = el('span', { class: 'share', 'aria-hidden': 'true' });
-        bar.style.width = (last.ipBytes > 0 ? Math.max(1, Math.round(40 * bytes / last.ipBytes)) : 0) + 'px';
+        bar.style.width = (largest > 0 ? Math.max(1, Math.round(48 * bytes / largest)) : 0) + 'px';
         share.append(bar);
         tr.append(share);
         tr.append(el('td', {}, topService(c)));
@@ -360,8 +360,10 @@
     const last = state.windows[state.windows.length - 1];
     const sums = new Map();
     if (last) {
-      for (const c of last.record.clients || []) {
-        for (const s of c.services || []) {
+      // The window-wide list (every client, folded ones too) when the record has it.
+      const lists = Array.isArray(last.record.services) ? [last.record.services] : (last.record.clients || []).map((c) => c.services || []);
+      for (const list of lists) {
+        for (const s of list) {
           const t = sums.get(s.service) || { in: 0, out: 0, packets: 0 };
           if (s.direction === 'in') t.in += s.bytes; else t.out += s.bytes;
           t.packets += s.packets;
@@ -371,7 +373,7 @@
     }
     const sorted = [...sums.entries()].sort((a, b) => (b[1].in + b[1].out) - (a[1].in + a[1].out)).slice(0, TOP_ROWS);
     const rows = sorted.map(([name, t]) => {
-      const tr = el('tr', { 'data-service': name });
+      const tr = el('tr', { 'data-service': name, 'data-bytes': String(t.in + t.out) });
       tr.append(el('td', {}, name));
       tr.append(el('td', { class: 'num' }, fmtBytes(t.in)));
       tr.append(el('td', { class: 'num' }, fmtBytes(t.out)));
@@ -435,7 +437,7 @@
     const plotW = width - m.left - m.right;
     const plotH = height - m.top - m.bottom;
     const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none' });
-    const windows = state.windows;
+    const { windows, offset } = visibleWindows();
     if (windows.length === 0) {
       const t = svg('text', { x: m.left + plotW / 2, y: m.top + plotH / 2, 'text-anchor': 'middle', class: 'empty' });
       t.textContent = 'No closed window yet';
@@ -463,11 +465,13 @@
     }
     const wanted = span / Math.max(2, Math.floor(plotW / 90));
     const tStep = TIME_STEPS.find((s) => s >= wanted) || Math.ceil(wanted / 86400000) * 86400000;
-    const offset = new Date(t0).getTimezoneOffset() * 60000;
-    for (let t = Math.ceil((t0 - offset) / tStep) * tStep + offset; t <= t1; t += tStep) {
-      axis.append(svg('line', { x1: x(t), x2: x(t), y1: m.top + plotH, y2: m.top + plotH + 4 }));
-      const label = svg('text', { x: x(t), y: height - 6, 'text-anchor': 'middle' });
-      label.textContent = fmtClock(t, tStep < 60000);
+    const zone = new Date(t0).getTimezoneOffset() * 60000;
+    for (let t = Math.ceil((t0 - zone) / tStep) * tStep + zone; t <= t1; t += tStep) {
+      const px = x(t);
+      axis.append(svg('line', { x1: px, x2: px, y1: m.top + plotH, y2: m.top + plotH + 4 }));
+      const anchor = px > width - 32 ? 'end' : 'middle';
+      const label = svg('text', { x: px, y: height - 6, 'text-anchor': anchor });
+      label.textContent = tStep >= 86400000 ? fmtDay(t).slice(5) : fmtClock(t, tStep < 60000);
       axis.append(label);
     }
     axis.append(svg('line', { x1: m.left, x2: m.left + plotW, y1: m.top + plotH, y2: m.top + plotH }));
@@ -507,8 +511,8 @@
       root.append(svg('path', { d, class: 'series ' + s.cls }));
     }
 
-    if (state.cursor !== null && windows[state.cursor]) {
-      const w = windows[state.cursor];
+    if (state.cursor !== null && state.cursor >= offset && state.windows[state.cursor]) {
+      const w = state.windows[state.cursor];
       const cx = x((w.start + w.end) / 2);
       root.append(svg('line', { x1: cx, x2: cx, y1: m.top, y2: m.top + plotH, class: 'cursor' }));
     }
@@ -516,13 +520,24 @@
     root.addEventListener('mousemove', (event) => {
       const box = root.getBoundingClientRect();
       const t = t0 + ((event.clientX - box.left) * (width / box.width) - m.left) / plotW * span;
-      moveCursor(nearestWindow(t));
+      moveCursor(offset + nearestWindow(windows, t));
     });
     container.replaceChildren(root);
   }
 
-  function nearestWindow(t) {
-    const windows = state.windows;
+  /** The windows the charts show: those of the newest HISTORY_LIMIT window lengths (a
+   *  replay's windows and later injects, years apart, would squash each other). */
+  function visibleWindows() {
+    const all = state.windows;
+    if (all.length === 0) return { windows: all, offset: 0 };
+    const newest = all[all.length - 1];
+    const from = newest.end - HISTORY_LIMIT * (newest.end - newest.start);
+    let offset = all.length - 1;
+    while (offset > 0 && all[offset - 1].start >= from) offset -= 1;
+    return { windows: all.slice(offset), offset };
+  }
+
+  function nearestWindow(windows, t) {
     let best = 0;
     for (let i = 0; i < windows.length; i += 1) {
       if (Math.abs((windows[i].start + windows[i].end) / 2 - t) < Math.abs((windows[best].start + windows[best].end) / 2 - t)) best = i;
@@ -563,9 +578,10 @@
     chart.addEventListener('keydown', (event) => {
       const n = state.windows.length;
       if (n === 0) return;
+      const first = visibleWindows().offset;
       const current = state.cursor === null ? n - 1 : state.cursor;
-      const moves = { ArrowLeft: current - 1, ArrowRight: current + 1, Home: 0, End: n - 1, PageUp: current - 12, PageDown: current + 12 };
-      if (event.key in moves) { moveCursor(moves[event.key]); event.preventDefault(); }
+      const moves = { ArrowLeft: current - 1, ArrowRight: current + 1, Home: first, End: n - 1, PageUp: current - 12, PageDown: current + 12 };
+      if (event.key in moves) { moveCursor(Math.max(first, moves[event.key])); event.preventDefault(); }
       if (event.key === 'Escape') moveCursor(null);
     });
   }

@@ -1,0 +1,319 @@
+import Foundation
+import Testing
+import TrafficCore
+import TrafficTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The live page in a real browser: `trafficmon serve --read` on a generated capture, `/`
+/// loaded in headless Chromium (Debian's `chromium`, which scripts/test installs), the DOM
+/// read back and compared with what `/stats/history` says.
+///
+/// Screenshots go to the test's folder, which is kept (its path is printed); with
+/// `TRAFFICMON_SCREENSHOT_DIR=DIR` they go to DIR instead (README's docs/live-page.png
+/// comes from `scripts/screenshot-page`).
+@Suite(.serialized) struct LivePageBrowserTests {
+    static let hasBrowser = HeadlessChromium.executable != nil
+
+    struct History: Decodable {
+        var windows: [WindowRecord]
+    }
+
+    /// What the tests read off the page.
+    struct PageState: Decodable, CustomStringConvertible {
+        var connection: String
+        var windowStart: String?
+        var totalBytes: String
+        var totalPackets: String
+        var totalText: String
+        var topIP: String?
+        var topCellText: String?
+        var clientRows: Int
+        var serviceRows: Int
+        var topService: String?
+        var topServiceBytes: String?
+        var received: String
+        var chartPaths: Int
+
+        var description: String {
+            "connection=\(connection) start=\(windowStart ?? "-") total=\(totalBytes)/\(totalPackets) '\(totalText)' top=\(topIP ?? "-") rows=\(clientRows)"
+        }
+
+        static let script = """
+            (() => {
+              const q = (s) => document.querySelector(s);
+              const first = q('#clients-table tbody tr[data-ip]');
+              return {
+                connection: q('#connection').dataset.state,
+                windowStart: q('#last-window').dataset.start || null,
+                totalBytes: q('#window-total').dataset.bytes,
+                totalPackets: q('#window-total').dataset.packets,
+                totalText: q('#window-total').textContent,
+                topIP: first ? first.dataset.ip : null,
+                topCellText: first ? first.cells[0].textContent : null,
+                clientRows: document.querySelectorAll('#clients-table tbody tr[data-ip]').length,
+                serviceRows: document.querySelectorAll('#services-table tbody tr[data-service]').length,
+                topService: q('#services-table tbody tr[data-service]')?.dataset.service ?? null,
+                topServiceBytes: q('#services-table tbody tr[data-service]')?.dataset.bytes ?? null,
+                received: q('#h-received').textContent,
+                chartPaths: document.querySelectorAll('#chart-bits path.series').length,
+              };
+            })()
+            """
+    }
+
+    static func read(_ browser: HeadlessChromium) async throws -> PageState {
+        try await browser.evaluate(PageState.script)
+    }
+
+    static func grouped(_ n: UInt64) -> String {
+        let formatter = NumberFormatter()
+        formatter.locale = Locale(identifier: "en_US")
+        formatter.numberStyle = .decimal
+        return formatter.string(from: NSNumber(value: n)) ?? String(n)
+    }
+
+    /// A folder for one test's files; screenshots stay, the rest is removed by `cleanUp`.
+    static func folder(_ name: String) throws -> (work: URL, screenshots: URL) {
+        let work = try TestProcess.temporaryDirectory(name)
+        if let dir = ProcessInfo.processInfo.environment["TRAFFICMON_SCREENSHOT_DIR"], !dir.isEmpty {
+            let screenshots = URL(fileURLWithPath: dir)
+            try FileManager.default.createDirectory(at: screenshots, withIntermediateDirectories: true)
+            return (work, screenshots)
+        }
+        return (work, work)
+    }
+
+    static func cleanUp(_ work: URL, keeping screenshots: URL) {
+        let items = (try? FileManager.default.contentsOfDirectory(at: work, includingPropertiesForKeys: nil)) ?? []
+        for item in items where item.pathExtension != "png" { try? FileManager.default.removeItem(at: item) }
+        if screenshots != work { try? FileManager.default.removeItem(at: work) }
+    }
+
+    static func expectPNG(_ data: Data, _ what: String) {
+        #expect(data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "\(what) is not a PNG")
+        #expect(data.count > 10_000, "\(what) is only \(data.count) bytes")
+    }
+
+    /// A capture with a few dozen windows of 2 s and a clear order of clients.
+    static func writeCapture(in dir: URL) throws -> URL {
+        let url = dir.appendingPathComponent("capture.pcap")
+        let traffic = SyntheticTraffic(packets: 30_000, clients: 400, seconds: 60, seed: 2026, windowLength: 2_000_000_000)
+        try traffic.pcap().write(to: url)
+        return url
+    }
+
+    static func serveArguments(capture: URL, port: Int, extra: [String] = []) -> [String] {
+        ["serve", "--read", capture.path, "--listen", "127.0.0.1:\(port)", "--no-db", "--window", "2s", "--enable-debug-inject"]
+            + SyntheticTraffic.localNetworks.flatMap { ["--local-net", $0] } + extra
+    }
+
+    /// Waits until the file has been read to its end and its last window is in the history.
+    static func waitForReplay(_ server: ServeHarness.Server, token: String? = nil) throws {
+        let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            guard server.process.isRunning else {
+                throw HeadlessChromium.Failure(description: "trafficmon exited with \(server.process.terminationStatus): \(server.stderr)")
+            }
+            // Read to its end, and the file's last (partial) window published.
+            if let ready = try? server.get("/readyz", headers: headers), ready.text.contains("replayed"),
+               let reply = try? server.get("/stats/history?limit=1", headers: headers),
+               let last = try? JSONDecoder().decode(History.self, from: reply.body).windows.last, last.partial {
+                return
+            }
+            usleep(50_000)
+        }
+        throw HeadlessChromium.Failure(description: "the replay did not end within 60 s")
+    }
+
+    static func history(_ server: ServeHarness.Server) throws -> [WindowRecord] {
+        let reply = try server.get("/stats/history?limit=10000")
+        #expect(reply.status == 200)
+        return try JSONDecoder().decode(History.self, from: reply.body).windows
+    }
+
+    @Test(.enabled(if: hasBrowser, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(4)))
+    func pageShowsTheLastWindowFollowsTheStreamAndReconnects() async throws {
+        let (dir, shots) = try Self.folder("live-page-browser")
+        defer { Self.cleanUp(dir, keeping: shots) }
+        let capture = try Self.writeCapture(in: dir)
+        let port = try TestProcess.freePort()
+        let arguments = Self.serveArguments(capture: capture, port: port)
+        var server = try ServeHarness.Server(arguments, port: port, directory: dir)
+        defer { server.stop() }
+        try Self.waitForReplay(server)
+        let windows = try Self.history(server)
+        let last = try #require(windows.last)
+        let top = try #require(last.clients.first, "the last window has no client")
+
+        let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
+        defer { browser.close() }
+        try await browser.navigate("http://127.0.0.1:\(port)/")
+        let shown = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#window-total').dataset.bytes !== ''",
+            timeout: .seconds(20))
+        var page = try await Self.read(browser)
+        #expect(shown, "the page never showed a window: \(page)")
+
+        // 1. The last window, as /stats/history has it: its top client and its total.
+        #expect(page.windowStart == Timestamp.rfc3339(last.start))
+        #expect(page.topIP == top.ip.description && page.topCellText == top.ip.description, "\(page)")
+        #expect(page.totalBytes == String(last.bytes) && page.totalPackets == String(last.packets), "\(page)")
+        #expect(page.totalText.contains("\(Self.grouped(last.packets)) packets"), "\(page)")
+        #expect(page.clientRows == min(10, last.clients.count))
+        // The top service: the largest of the window-wide list, both directions added up
+        // (ties: any of the largest).
+        var serviceTotals: [String: UInt64] = [:]
+        for s in last.services { serviceTotals[s.service.label, default: 0] += s.bytes }
+        let largest = serviceTotals.values.max() ?? 0
+        #expect(page.serviceRows == min(10, serviceTotals.count))
+        #expect(page.topServiceBytes == String(largest), "\(page.topService ?? "-") \(page.topServiceBytes ?? "-"), largest \(largest)")
+        #expect(page.topService.flatMap { serviceTotals[$0] } == largest, "\(page.topService ?? "-")")
+        #expect(page.chartPaths == 2, "in and out lines")
+        let received = windows.reduce(0) { $0 + $1.capture.received }
+        #expect(page.received == Self.grouped(received), "capture health: \(page.received), history: \(received)")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page.png")), "the screenshot")
+
+        // Usable with the keyboard: the chart takes focus and arrow keys move its readout.
+        _ = try await browser.evaluate("(document.getElementById('chart-bits').focus(), document.activeElement.id)", as: String.self)
+        try await browser.press("ArrowLeft", code: 37)
+        let readout: String = try await browser.evaluate("document.getElementById('readout').textContent")
+        #expect(!readout.contains("(last window)") && readout.contains("bit/s"), "readout after ArrowLeft: \(readout)")
+        try await browser.press("Escape", code: 27)
+        _ = try await browser.evaluate("(document.activeElement.blur(), true)", as: Bool.self)
+
+        // Dark by prefers-color-scheme.
+        let lightBackground: String = try await browser.evaluate("getComputedStyle(document.body).backgroundColor")
+        try await browser.emulateColorScheme("dark")
+        let darkBackground: String = try await browser.evaluate("getComputedStyle(document.body).backgroundColor")
+        #expect(lightBackground != darkBackground, "light \(lightBackground), dark \(darkBackground)")
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page-dark.png")), "the dark screenshot")
+        try await browser.emulateColorScheme("")
+
+        // A phone: nothing wider than the screen.
+        try await browser.emulateViewport(width: 390, height: 844, scale: 2, mobile: true)
+        try await Task.sleep(for: .milliseconds(400))
+        let overflow: Int = try await browser.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        #expect(overflow <= 0, "the page is \(overflow) px wider than a phone's screen")
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page-phone.png")), "the phone screenshot")
+        try await browser.clearViewport()
+
+        // 2. An inject: a new window reaches the page over the stream, without a reload.
+        _ = try await browser.evaluate("(window.__loadedOnce = 'yes')", as: String.self)
+        let inject = try ServeHarness.http(
+            port: port, "/debug/inject", method: "POST",
+            body: Data(#"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":200000}"#.utf8))
+        #expect(inject.status == 202, "inject: \(inject.status) \(inject.text)")
+        let updated = try await browser.wait(
+            until: "document.querySelector('#clients-table tbody tr[data-ip]')?.dataset.ip === '10.10.10.10'", timeout: .seconds(20))
+        page = try await Self.read(browser)
+        #expect(updated, "the injected window never showed: \(page)")
+        #expect(page.totalBytes == "200000" && page.totalPackets == "1", "\(page)")
+        #expect(page.windowStart != Timestamp.rfc3339(last.start))
+        let marker: String? = try await browser.evaluate("window.__loadedOnce || null")
+        #expect(marker == "yes", "the page was reloaded")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page-after-inject.png")), "the screenshot")
+
+        // 3. A restart: the page says it is disconnected, then reconnects by itself and
+        // reloads the history of the new process (which never saw the inject).
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 10))
+        let disconnected = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'disconnected' && !document.getElementById('banner').hidden",
+            timeout: .seconds(10))
+        let whileAway = try await Self.read(browser)
+        #expect(disconnected, "no disconnected state: \(whileAway)")
+        server = try ServeHarness.Server(arguments, port: port, directory: dir)
+        try Self.waitForReplay(server)
+        let back = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'live' && document.getElementById('banner').hidden", timeout: .seconds(45))
+        page = try await Self.read(browser)
+        #expect(back, "the page did not reconnect: \(page)")
+        #expect(page.windowStart == Timestamp.rfc3339(last.start) && page.topIP == top.ip.description, "\(page)")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        // While the server was away the browser logs refused connections; nothing else.
+        let unexpected = browser.logErrors.filter { !$0.contains("ERR_CONNECTION_REFUSED") && !$0.contains("WebSocket") }
+        #expect(unexpected.isEmpty, "console/log errors: \(unexpected)")
+        if shots == dir { print("live page screenshots: \(shots.path)") }
+    }
+
+    /// With `--auth-token-file`: the page asks for the token (keyboard only), refuses a
+    /// wrong one, keeps the right one for the tab (a reload does not ask again), and the
+    /// stream works with it.
+    @Test(.enabled(if: hasBrowser, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    func pageAsksForTheTokenOnceAndKeepsItForTheTab() async throws {
+        let (dir, shots) = try Self.folder("live-page-auth")
+        defer { Self.cleanUp(dir, keeping: shots) }
+        let capture = try Self.writeCapture(in: dir)
+        let token = "page-token-\(UInt32.random(in: 0...UInt32.max))"
+        let tokenFile = dir.appendingPathComponent("tokens")
+        try "\(token)\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+        let port = try TestProcess.freePort()
+        let server = try ServeHarness.Server(
+            Self.serveArguments(capture: capture, port: port, extra: ["--auth-token-file", tokenFile.path]), port: port, directory: dir)
+        defer { server.stop() }
+        try Self.waitForReplay(server, token: token)
+        let windows = try JSONDecoder().decode(
+            History.self, from: try server.get("/stats/history?limit=10000", headers: ["Authorization": "Bearer \(token)"]).body).windows
+        let last = try #require(windows.last)
+
+        let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
+        defer { browser.close() }
+        try await browser.navigate("http://127.0.0.1:\(port)/")
+        let asked = try await browser.wait(
+            until: "document.getElementById('auth').open && document.activeElement.id === 'auth-token'", timeout: .seconds(10))
+        #expect(asked, "no token dialog with the focus in it")
+        #expect(browser.logErrors.isEmpty, "the page made requests before it had a token: \(browser.logErrors)")
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page-token.png")), "the screenshot")
+
+        // A wrong token: asked again, with the reason.
+        try await browser.type("not-the-token")
+        try await browser.press("Enter", code: 13)
+        let askedAgain = try await browser.wait(
+            until: "document.getElementById('auth').open && document.getElementById('auth-reason').textContent.includes('not accepted')",
+            timeout: .seconds(10))
+        #expect(askedAgain, "a wrong token was not refused on the page")
+
+        // The right one, typed.
+        try await browser.type(token)
+        try await browser.press("Enter", code: 13)
+        let live = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#window-total').dataset.bytes !== ''",
+            timeout: .seconds(20))
+        var page = try await Self.read(browser)
+        #expect(live, "the page did not go live with the token: \(page)")
+        #expect(page.windowStart == Timestamp.rfc3339(last.start) && page.totalBytes == String(last.bytes), "\(page)")
+        let kept: String? = try await browser.evaluate("sessionStorage.getItem('trafficmon.token')")
+        #expect(kept == token)
+
+        // A reload in the same tab: no question, straight to live.
+        try await browser.reload()
+        let liveAgain = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#window-total').dataset.bytes !== ''",
+            timeout: .seconds(20))
+        #expect(liveAgain)
+        let openedAgain: Bool = try await browser.evaluate("document.getElementById('auth').open")
+        #expect(!openedAgain, "the token was asked for again after a reload")
+
+        // The stream runs on the token too: an inject reaches the page.
+        let inject = try ServeHarness.http(
+            port: port, "/debug/inject", method: "POST", headers: ["Authorization": "Bearer \(token)"],
+            body: Data(#"{"client_ip":"10.10.10.11","direction":"out","proto":"UDP/53","size":4321}"#.utf8))
+        #expect(inject.status == 202)
+        let updated = try await browser.wait(
+            until: "document.querySelector('#clients-table tbody tr[data-ip]')?.dataset.ip === '10.10.10.11'", timeout: .seconds(20))
+        page = try await Self.read(browser)
+        #expect(updated && page.totalBytes == "4321", "\(page)")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        // The one refused request is the wrong token's.
+        let unexpected = browser.logErrors.filter { !$0.contains("401") }
+        #expect(unexpected.isEmpty, "console/log errors: \(unexpected)")
+    }
+}
