@@ -89,7 +89,7 @@ import TrafficTestSupport
         }
     }
 
-    @Test func landingPageLinksToMetrics() async throws {
+    @Test func livePageLinksToMetricsAndTheJSONRoutes() async throws {
         let traffic = SyntheticTraffic(packets: 100, clients: 5, seconds: 2, seed: 7)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -26,7 +26,7 @@ import Glibc
         return (cert, key)
     }
 
-    @Test(.timeLimit(.minutes(1))) func tokensGuardEveryRouteButHealthz() async throws {
+    @Test(.timeLimit(.minutes(1))) func tokensGuardEveryDataRoute() async throws {
         let dir = try TestProcess.temporaryDirectory("h6-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let tokens = dir.appendingPathComponent("tokens").path
@@ -38,8 +38,8 @@ import Glibc
         try await serve.waitForHTTP()
         let inject = ["-X", "POST", "-H", "Content-Type: application/json", "--data",
                       #"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":1200}"#]
-        for (path, extra) in [("/metrics", [String]()), ("/stats/current", []), ("/stats/history?limit=3", []), ("/", []),
-                              ("/readyz", []), ("/debug/inject", inject)] {
+        for (path, extra) in [("/metrics", [String]()), ("/stats/current", []), ("/stats/history?limit=3", []),
+                              ("/stats/capture", []), ("/readyz", []), ("/debug/inject", inject)] {
             let none = try await serve.get(path, extra: extra)
             #expect(none.status == 401, "\(path) without a token: \(none.status)")
             #expect(none.headers.lowercased().contains("www-authenticate: bearer"), "\(path): \(none.headers)")
@@ -51,6 +51,10 @@ import Glibc
             }
         }
         #expect(try await serve.get("/healthz").status == 200)
+        // The live page's files hold no data: they load without a token (the page asks for one).
+        for path in ["/", "/assets/app.js", "/assets/app.css"] {
+            #expect(try await serve.get(path).status == 200, "\(path) without a token")
+        }
         // The WebSocket upgrade, through curl: refused with 401 without a token.
         let upgrade = ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
                        "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]

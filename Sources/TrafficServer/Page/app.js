@@ -21,7 +21,6 @@
     retryAt: 0,
     retryTimer: null,
     cursor: null,         // index into windows shown by the chart readout
-    lastMessageAt: 0,
   };
 
   class AuthError extends Error {}
@@ -179,16 +178,35 @@
       if (generation !== state.generation) return;
       let record;
       try { record = JSON.parse(event.data); } catch (error) { return; }
-      state.lastMessageAt = Date.now();
       addWindow(record);
-      render();
-      refreshCapture(generation);
+      // A replay can push thousands of windows a second: draw and ask for the capture
+      // totals at most a few times a second, not per window.
+      scheduleRender();
+      scheduleCaptureRefresh(generation);
     };
     ws.onclose = () => {
       if (generation !== state.generation) return;
       state.ws = null;
       retryLater(generation);
     };
+  }
+
+  let renderTimer = null;
+  function scheduleRender() {
+    if (renderTimer !== null) return;
+    renderTimer = setTimeout(() => { renderTimer = null; render(); }, 100);
+  }
+
+  let captureTimer = null;
+  let captureAskedAt = 0;
+  function scheduleCaptureRefresh(generation) {
+    if (captureTimer !== null) return;
+    const wait = Math.max(0, captureAskedAt + 1000 - Date.now());
+    captureTimer = setTimeout(() => {
+      captureTimer = null;
+      captureAskedAt = Date.now();
+      refreshCapture(generation);
+    }, wait);
   }
 
   function retryLater(generation) {
