@@ -20,14 +20,15 @@ struct StatsRoutes<Context: RequestContext> {
             let limit = try Self.limit(query["limit"].map(String.init))
             let since = try Self.time(query["since"].map(String.init), name: "since")
             let until = try Self.time(query["until"].map(String.init), name: "until")
+            let top = try Self.top(query["top"].map(String.init))
             if let since, let until, since >= until {
                 throw badRequest("since must be earlier than until")
             }
             if since == nil && until == nil {
-                return .json(Self.historyBody(state.history(limit: limit)))
+                return .json(Self.historyBody(state.history(limit: limit), top: top))
             }
             do {
-                return .json(Self.historyBody(try await state.history(since: since, until: until, limit: limit)))
+                return .json(Self.historyBody(try await state.history(since: since, until: until, limit: limit), top: top))
             } catch {
                 throw HTTPError(.serviceUnavailable, message: "the history database cannot be read: \(error)")
             }
@@ -39,6 +40,16 @@ struct StatsRoutes<Context: RequestContext> {
         guard let text else { return 10 }
         guard let value = Int(text), (1...10_000).contains(value) else {
             throw badRequest("limit must be an integer from 1 to 10000, not '\(text.prefix(40))'")
+        }
+        return value
+    }
+
+    /// `top`: absent means the records as kept (`--top`); otherwise an integer in 0...10000,
+    /// the most clients (and services) listed per window, the rest folded into `other`.
+    static func top(_ text: String?) throws -> Int? {
+        guard let text else { return nil }
+        guard let value = Int(text), (0...10_000).contains(value) else {
+            throw badRequest("top must be an integer from 0 to 10000, not '\(text.prefix(40))'")
         }
         return value
     }
@@ -55,12 +66,12 @@ struct StatsRoutes<Context: RequestContext> {
     }
 
     /// `{"windows":[...]}`.
-    static func historyBody(_ windows: [WindowRecord]) -> [UInt8] {
+    static func historyBody(_ windows: [WindowRecord], top: Int? = nil) -> [UInt8] {
         var out = [UInt8]("{\"windows\":[".utf8)
-        out.reserveCapacity(windows.count * 2048)
+        out.reserveCapacity(windows.count * (top == 0 ? 640 : 2048))
         for (i, w) in windows.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            w.appendJSON(to: &out)
+            if let top { w.folded(top: top).appendJSON(to: &out) } else { w.appendJSON(to: &out) }
         }
         out += Array("]}".utf8)
         return out

@@ -113,6 +113,63 @@ import TrafficTestSupport
     }
 }
 
+extension LivePageTests {
+    /// `/stats/history?top=K` (what the page's charts load): the same windows with at most K
+    /// clients and services each, the rest in `other`; totals and conservation unchanged.
+    @Test(arguments: [0, 1, 7])
+    func historyFoldsToFewerClientsOnRequest(top: Int) async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let traffic = SyntheticTraffic(packets: 6_000, clients: 300, seconds: 6, seed: 5, windowLength: Rig.second)
+        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.write(traffic, in: dir).path))
+        try await server.application.test(.live) { client in
+            try await Rig.waitUntil("the replay") { server.state.engine.status == .replayed }
+            let full = try await HTTPHarness.history(client)
+            let response = try await HTTPHarness.get(client, "/stats/history?limit=10000&top=\(top)")
+            #expect(response.status == .ok)
+            let folded = try JSONDecoder().decode(HTTPHarness.History.self, from: Data(HTTPHarness.bytes(response))).windows
+            #expect(folded.count == full.count && full.count >= 5)
+            #expect(full.contains { $0.clients.count > top }, "nothing to fold")
+            for (f, w) in zip(folded, full) {
+                #expect(f.start == w.start && f.end == w.end && f.partial == w.partial)
+                #expect(f.packets == w.packets && f.bytes == w.bytes && f.in == w.in && f.out == w.out)
+                #expect(f.nonIP == w.nonIP && f.malformed == w.malformed && f.capture == w.capture && f.latePackets == w.latePackets)
+                #expect(f.clients.count == min(top, w.clients.count))
+                #expect(f.clients.map(\.ip) == w.clients.prefix(top).map(\.ip))
+                #expect(zip(f.clients, w.clients).allSatisfy { $0.in == $1.in && $0.out == $1.out })
+                let dropped = w.clients.dropFirst(top)
+                #expect(f.other.clients == w.other.clients + UInt64(dropped.count))
+                #expect(f.other.in == dropped.reduce(w.other.in) { $0 + $1.in })
+                #expect(f.other.out == dropped.reduce(w.other.out) { $0 + $1.out })
+                // Conservation, as DESIGN.md states it.
+                let listed = f.clients.reduce(Counts()) { $0 + $1.total }
+                #expect(f.packets == listed.packets + f.other.packets + f.nonIP.packets + f.malformed.packets)
+                #expect(f.bytes == listed.bytes + f.other.bytes + f.nonIP.bytes + f.malformed.bytes)
+                // Services: at most `top` named, the rest in `other`, the same bytes in all.
+                #expect(f.services.filter { $0.service != .other }.count <= top)
+                #expect(f.services.reduce(0) { $0 + $1.bytes } == w.services.reduce(0) { $0 + $1.bytes })
+                for c in f.clients {
+                    #expect(c.services.filter { $0.service != .other }.count <= top)
+                    #expect(c.services.reduce(0) { $0 + $1.bytes } == c.total.bytes)
+                }
+            }
+        }
+    }
+
+    @Test func historyRefusesABadTop() async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        try await server.application.test(.router) { client in
+            for bad in ["-1", "x", "10001", "", "1.5"] {
+                let response = try await HTTPHarness.get(client, "/stats/history?top=\(bad)")
+                #expect(response.status == .badRequest, "top=\(bad): \(response.status.code)")
+                #expect(Rig.errorMessage(response)?.contains("top") == true)
+            }
+        }
+    }
+}
+
 extension Array {
     func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
         var out: [T] = []

@@ -81,17 +81,32 @@
     };
   }
 
-  /** Adds or replaces (same start) a window, keeping the list sorted and bounded. */
-  function addWindow(record) {
+  /** Adds a window, keeping the list sorted and bounded. A window already there is
+   *  replaced only when `replace` (a full record over a summary). Only the newest window
+   *  keeps its client and service lists: the charts need totals. */
+  function addWindow(record, replace = true) {
     if (!record || typeof record.start !== 'string') return;
     const w = derive(record);
     if (!Number.isFinite(w.start)) return;
     const list = state.windows;
+    const newest = list[list.length - 1];
     let i = list.length;
     while (i > 0 && list[i - 1].start > w.start) i -= 1;
-    if (i > 0 && list[i - 1].start === w.start) list[i - 1] = w; else list.splice(i, 0, w);
+    if (i > 0 && list[i - 1].start === w.start) {
+      if (replace) list[i - 1] = w;
+    } else {
+      list.splice(i, 0, w);
+    }
     if (list.length > HISTORY_LIMIT) list.splice(0, list.length - HISTORY_LIMIT);
+    if (newest && newest !== list[list.length - 1]) slim(newest);
     if (state.cursor !== null && state.cursor >= list.length) state.cursor = null;
+  }
+
+  function slim(w) {
+    const r = w.record;
+    if ((r.clients && r.clients.length) || (r.services && r.services.length)) {
+      w.record = Object.assign({}, r, { clients: [], services: [] });
+    }
   }
 
   // ---------- network ----------
@@ -133,8 +148,11 @@
     setConnection('connecting', 'connecting');
     let history;
     try {
-      const [h, capture] = await Promise.all([api('/stats/history?limit=' + HISTORY_LIMIT), api('/stats/capture')]);
-      history = h;
+      // Totals for the charts (top=0: no client lists, a few kB a window), and the newest
+      // window in full for the tables.
+      const [h, newest, capture] = await Promise.all([
+        api('/stats/history?top=0&limit=' + HISTORY_LIMIT), api('/stats/history?limit=1'), api('/stats/capture')]);
+      history = { windows: (h.windows || []).concat(newest.windows || []) };
       if (generation !== state.generation) return;
       state.capture = capture;
       state.captureAt = Date.now();
@@ -168,9 +186,18 @@
       state.retries = 0;
       setConnection('live', 'live');
       // Windows that closed between the history request and now.
-      api('/stats/history?limit=20').then((h) => {
+      api('/stats/history?top=0&limit=20').then((h) => {
         if (generation !== state.generation) return;
-        for (const w of h.windows || []) addWindow(w);
+        for (const w of h.windows || []) addWindow(w, false);
+        const last = state.windows[state.windows.length - 1];
+        // A summary became the newest window: fetch that one in full for the tables.
+        if (last && last.ipBytes > 0 && !(last.record.clients || []).length) {
+          return api('/stats/history?limit=1').then((full) => {
+            if (generation !== state.generation) return;
+            for (const w of full.windows || []) addWindow(w);
+            render();
+          });
+        }
         render();
       }).catch(() => {});
     };
