@@ -15,8 +15,8 @@ extension WindowRecord {
             for client in clients[top...] {
                 record.other.in += client.in
                 record.other.out += client.out
-                record.other.clients &+= 1
             }
+            record.other.clients &+= UInt64(clients.count - top)
             record.clients.removeSubrange(top...)
         }
         for i in record.clients.indices where record.clients[i].services.count > top {

@@ -21,10 +21,11 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if openPaths.contains(request.uri.path) { return try await next(request, context) }
-        let offered = Self.bearerToken(request.headers[.authorization])
-            ?? (request.headers[.upgrade] == nil ? nil : Self.subprotocolToken(request.headers[.secWebSocketProtocol]))
+        let webSocketToken = Self.isStreamUpgrade(path: request.uri.path, upgrade: request.headers[.upgrade])
+            ? Self.subprotocolToken(request.headers[.secWebSocketProtocol]) : nil
+        let offered = Self.bearerToken(request.headers[.authorization]) ?? webSocketToken
         guard let offered, Self.matches(offered, any: tokens) else {
-            let hasHeader = request.headers[.authorization] != nil
+            let hasHeader = request.headers[.authorization] != nil || webSocketToken != nil
             throw HTTPError(
                 .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"trafficmon\""],
                 message: hasHeader ? "the bearer token is not valid" : "this route needs Authorization: Bearer <token>")
@@ -42,6 +43,14 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let token = bytes[7...].drop { $0 == UInt8(ascii: " ") }
         return token.isEmpty ? nil : Array(token)
+    }
+
+    /// Whether a request is a WebSocket upgrade to `/stats/stream`, the one place a token
+    /// may come in `Sec-WebSocket-Protocol`.
+    static func isStreamUpgrade(path: String, upgrade: String?) -> Bool {
+        path == "/stats/stream" && upgrade?.lowercased().split(separator: ",").contains(where: {
+            $0.trimmingCharacters(in: .whitespaces) == "websocket"
+        }) == true
     }
 
     /// The token in a `Sec-WebSocket-Protocol` list entry `bearer.<base64url(token)>`.

@@ -4,6 +4,11 @@ import TrafficCore
 
 /// Running totals over the windows closed since start (what the live page's capture
 /// health panel shows; the same figures as the `/metrics` counters).
+///
+/// ```swift
+/// state.count(record)                      // the publisher, per closed window
+/// let dropped = state.totals.kernelDropped
+/// ```
 public struct CaptureTotals: Sendable, Equatable {
     public var windowsClosed: UInt64 = 0
     public var received: UInt64 = 0
@@ -28,6 +33,10 @@ public struct CaptureTotals: Sendable, Equatable {
 
 /// `GET /stats/capture`: what is captured and how healthy it is, as JSON.
 ///
+/// ```swift
+/// router.get("/stats/capture") { _, _ in .json(CaptureSummary(state: state, now: now).jsonBytes()) }
+/// ```
+/// answers
 /// ```json
 /// {"version":"1.0.0","status":"capturing","source":{"kind":"interface","name":"eth0"},
 ///  "started":"2026-11-25T10:00:00Z","uptime_seconds":3600.5,"window_seconds":5,

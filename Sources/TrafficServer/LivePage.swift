@@ -8,7 +8,7 @@ import NIOCore
 /// when the data routes need one, and asks the user for the token itself.
 ///
 /// ```swift
-/// LivePage<TrafficRequestContext>(version: "1.0.0", authRequired: false).add(to: router)
+/// LivePage<TrafficRequestContext>(authRequired: false).add(to: router)
 /// ```
 struct LivePage<Context: RequestContext> {
     /// One file of the page, ready to send.
@@ -24,17 +24,16 @@ struct LivePage<Context: RequestContext> {
 
     let assets: [Asset]
 
-    init(version: String, authRequired: Bool) {
-        // The version keys the asset URLs, so an upgraded binary's page never mixes with a
-        // cached script of the old one.
+    init(authRequired: Bool) {
+        let script = Self.asset("/assets/app.js", "text/javascript; charset=utf-8", PackageResources.app_js)
+        let style = Self.asset("/assets/app.css", "text/css; charset=utf-8", PackageResources.app_css)
+        // The assets' hashes key their URLs, so a new binary's page never runs with a cached
+        // script of the old one (and the open page does not reveal the version).
         let html = String(decoding: PackageResources.index_html, as: UTF8.self)
             .replacingOccurrences(of: "{{auth}}", with: authRequired ? "required" : "none")
-            .replacingOccurrences(of: "{{version}}", with: Self.urlSafe(version))
-        assets = [
-            Self.asset("/", "text/html; charset=utf-8", Array(html.utf8)),
-            Self.asset("/assets/app.js", "text/javascript; charset=utf-8", PackageResources.app_js),
-            Self.asset("/assets/app.css", "text/css; charset=utf-8", PackageResources.app_css),
-        ]
+            .replacingOccurrences(of: "{{js}}", with: script.etag.filter { $0 != "\"" })
+            .replacingOccurrences(of: "{{css}}", with: style.etag.filter { $0 != "\"" })
+        assets = [Self.asset("/", "text/html; charset=utf-8", Array(html.utf8)), script, style]
     }
 
     func add(to router: Router<Context>) {
@@ -44,12 +43,12 @@ struct LivePage<Context: RequestContext> {
                     .contentType: asset.contentType,
                     .eTag: asset.etag,
                     .cacheControl: "no-cache",
-                    .xContentTypeOptions: "nosniff",
+                    PageHeaders.contentTypeOptions: "nosniff",
                 ]
                 if asset.path == "/" {
                     headers[.contentSecurityPolicy] =
-                        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-                    headers[.referrerPolicy] = "no-referrer"
+                        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+                    headers[PageHeaders.referrerPolicy] = "no-referrer"
                 }
                 if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
                     $0.trimmingCharacters(in: .whitespaces) == asset.etag
@@ -74,14 +73,11 @@ struct LivePage<Context: RequestContext> {
             path: path, contentType: contentType, body: ByteBuffer(bytes: bytes),
             etag: "\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\"")
     }
-
-    static func urlSafe(_ text: String) -> String {
-        String(text.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-+".unicodeScalars.contains($0)) }.map(Character.init))
-    }
 }
 
-extension HTTPField.Name {
-    // Literal, valid field names: the initialiser cannot fail on them.
-    static var xContentTypeOptions: Self { Self("X-Content-Type-Options")! }
-    static var referrerPolicy: Self { Self("Referrer-Policy")! }
+/// Header names swift-http-types does not predefine (literal, valid names: the
+/// initialiser cannot fail on them).
+enum PageHeaders {
+    static let contentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
 }

@@ -10,8 +10,27 @@ struct StreamRoute {
 
     let hub: StreamHub
 
+    /// Whether an upgrade with this `Origin` may read the stream: a browser's page origin
+    /// (`http(s)://host[:port]`, or `null` from a sandbox or a file) must name `host` (the
+    /// request's Host). Other values come from non-browser clients (some libraries send
+    /// `ws://host`) and are not a cross-site page.
+    static func sameOrigin(_ origin: String, host: String?) -> Bool {
+        let lowered = origin.lowercased()
+        if lowered == "null" { return false }
+        guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") else { return true }
+        guard let host, let schemeEnd = lowered.range(of: "://") else { return false }
+        let authority = lowered[schemeEnd.upperBound...].prefix { $0 != "/" }
+        return authority == host.lowercased()
+    }
+
     func add(to router: Router<TrafficRequestContext>) {
         router.ws("/stats/stream", shouldUpgrade: { request, _ in
+            // A page on another site must not read the stream through the visitor's
+            // browser (cross-site WebSocket hijacking): a browser's upgrade carries Origin,
+            // and it must name this server as the request's Host does.
+            if let origin = request.headers[.origin], !Self.sameOrigin(origin, host: request.head.authority) {
+                throw HTTPError(.forbidden, message: "a WebSocket from another site (Origin \(origin.prefix(80))) is not allowed")
+            }
             // A browser that offers subprotocols (the live page offers "trafficmon" beside
             // its token) fails the connection unless the server picks one of them.
             let offered = request.headers[.secWebSocketProtocol]?.split(separator: ",")

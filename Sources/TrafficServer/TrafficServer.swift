@@ -76,7 +76,7 @@ public struct TrafficServer: Sendable {
         StatsRoutes(state: state).add(to: router)
         StreamRoute(hub: hub).add(to: router)
         HealthRoutes(state: state).add(to: router)
-        LivePage(version: configuration.version, authRequired: !options.authTokens.isEmpty).add(to: router)
+        LivePage(authRequired: !options.authTokens.isEmpty).add(to: router)
         if configuration.enableDebugInject { InjectRoute(state: state).add(to: router) }
 
         var subscribers: [any WindowSubscriber] = [hub]

@@ -9,9 +9,11 @@ import NIOHTTP1
 /// right after the HTTP decoder:
 /// - a request NIO cannot parse (garbage, a NUL in a header) gets `400` with a JSON
 ///   error and the connection closes, instead of hanging;
-/// - with tokens, a WebSocket upgrade without a valid bearer token loses its `Upgrade`
-///   header and goes down the ordinary HTTP path, where `BearerAuthMiddleware` answers
-///   `401` like on every other route (the NIO upgrader alone would answer a bare `400`).
+/// - a WebSocket upgrade that must be refused loses its `Upgrade` header and goes down
+///   the ordinary HTTP path, where the router answers like on every other route (the NIO
+///   upgrader alone would answer a bare `400`): without a valid bearer token (with
+///   tokens), `BearerAuthMiddleware`'s `401`; from a page on another site (its `Origin`
+///   is not this server), the stream route's `403`.
 /// Idle keep-alive connections are closed after `idleTimeout`.
 ///
 /// ```swift
@@ -43,9 +45,7 @@ struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
         let negotiated = base.setup(channel: channel, logger: logger)
         do {
             let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            if !tokens.isEmpty {
-                try channel.pipeline.syncOperations.addHandler(UpgradeAuthorizationHandler(tokens: tokens), position: .after(decoder))
-            }
+            try channel.pipeline.syncOperations.addHandler(UpgradeGuardHandler(tokens: tokens), position: .after(decoder))
             try channel.pipeline.syncOperations.addHandler(BadRequestHandler(), position: .after(decoder))
         } catch {
             logger.error("cannot set up the connection's handlers: \(error)")
@@ -88,9 +88,10 @@ final class BadRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Strips `Upgrade` from upgrade requests that carry no valid bearer token; steps out
-/// of the pipeline once an authorized upgrade goes through (WebSocket frames follow).
-final class UpgradeAuthorizationHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Strips `Upgrade` from upgrade requests that carry no valid bearer token (when tokens
+/// are set) or come from another site's page; steps out of the pipeline once an allowed
+/// upgrade goes through (WebSocket frames follow).
+final class UpgradeGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
 
@@ -105,7 +106,10 @@ final class UpgradeAuthorizationHandler: ChannelInboundHandler, RemovableChannel
             context.fireChannelRead(data)
             return
         }
-        if authorized(head.headers) {
+        let sameSite = head.headers.first(name: "origin").map {
+            StreamRoute.sameOrigin($0, host: head.headers.first(name: "host"))
+        } ?? true
+        if sameSite && (tokens.isEmpty || authorized(head)) {
             context.fireChannelRead(data)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             return
@@ -117,10 +121,13 @@ final class UpgradeAuthorizationHandler: ChannelInboundHandler, RemovableChannel
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 
-    private func authorized(_ headers: HTTPHeaders) -> Bool {
+    private func authorized(_ head: HTTPRequestHead) -> Bool {
         typealias Auth = BearerAuthMiddleware<BasicRequestContext>
-        let protocols = headers[canonicalForm: "sec-websocket-protocol"].joined(separator: ",")
-        guard let token = Auth.bearerToken(headers.first(name: "authorization")) ?? Auth.subprotocolToken(protocols) else {
+        let headers = head.headers
+        let path = String(head.uri.prefix { $0 != "?" })
+        let protocolToken = Auth.isStreamUpgrade(path: path, upgrade: headers.first(name: "upgrade"))
+            ? Auth.subprotocolToken(headers[canonicalForm: "sec-websocket-protocol"].joined(separator: ",")) : nil
+        guard let token = Auth.bearerToken(headers.first(name: "authorization")) ?? protocolToken else {
             return false
         }
         return Auth.matches(token, any: tokens)

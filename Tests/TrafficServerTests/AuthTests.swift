@@ -108,6 +108,10 @@ import WSClient
             let protocolOnly = try await client.execute(
                 uri: "/stats/current", method: .get, headers: [.secWebSocketProtocol: Self.subprotocol(Self.alpha)], body: nil)
             #expect(protocolOnly.status == .unauthorized)
+            let otherUpgrade = try await client.execute(
+                uri: "/metrics", method: .get,
+                headers: [.upgrade: "websocket", .secWebSocketProtocol: Self.subprotocol(Self.alpha)], body: nil)
+            #expect(otherUpgrade.status == .unauthorized, "a subprotocol token counts on /stats/stream only")
             // An unknown path is not revealed without a token; with one it is a 404.
             let unknown = try await client.execute(uri: "/nope", method: .get, headers: [:], body: nil)
             #expect(unknown.status == .unauthorized)

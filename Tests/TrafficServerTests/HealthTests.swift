@@ -103,8 +103,12 @@ import TrafficTestSupport
             #expect(html.contains("href=\"/metrics\""))
             #expect(html.contains("/stats/history"))
             #expect(html.contains("/stats/current"))
-            // The inject route is only mentioned when it is served.
-            #expect(!html.contains("/debug/inject"))
+            #expect(html.contains("href=\"/stats/capture\""))
+            // The page's script and style, keyed by their content hash.
+            let script = try #require(html.range(of: #"/assets/app\.js\?v=[0-9a-f]{16}"#, options: .regularExpression))
+            let etag = try await HTTPHarness.get(client, "/assets/app.js").headers[.eTag]
+            #expect(etag == "\"" + html[script].suffix(16) + "\"")
+            #expect(html.range(of: #"/assets/app\.css\?v=[0-9a-f]{16}"#, options: .regularExpression) != nil)
         }
     }
 }

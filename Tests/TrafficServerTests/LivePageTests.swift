@@ -42,7 +42,8 @@ import TrafficTestSupport
             #expect(policy.contains("script-src 'self'") && policy.contains("default-src 'none'"), "\(policy)")
             let html = HTTPHarness.text(page)
             #expect(html.contains(#"data-auth="none""#))
-            #expect(html.contains("/assets/app.js?v=9.9.9-test") && html.contains("/assets/app.css?v=9.9.9-test"))
+            #expect(html.contains("/assets/app.js?v=") && html.contains("/assets/app.css?v="))
+            #expect(!html.contains("9.9.9-test"), "the open page reveals the version")
             #expect(!html.contains("{{"), "an unfilled placeholder is left in the page")
 
             for (path, type, marker) in [
@@ -152,6 +153,31 @@ extension LivePageTests {
                     #expect(c.services.filter { $0.service != .other }.count <= top)
                     #expect(c.services.reduce(0) { $0 + $1.bytes } == c.total.bytes)
                 }
+            }
+        }
+    }
+
+    /// A page on another site cannot read the stream through a visitor's browser: an
+    /// upgrade whose Origin is not this server is refused (403); the server's own page,
+    /// and clients that send no Origin (not browsers), are upgraded.
+    @Test(.timeLimit(.minutes(1))) func aWebSocketFromAnotherSiteIsRefused() async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        try await server.application.test(.live) { client in
+            let port = try #require(client.port)
+            for origin in ["http://evil.example", "http://127.0.0.1:\(port + 1)", "http://127.0.0.1.evil.example:\(port)", "null"] {
+                let socket = try RawSocket(port: port)
+                let answer = try await socket.upgraded(path: "/stats/stream", port: port, headers: ["Origin: \(origin)"])
+                #expect(answer.status == 403, "Origin \(origin): \(answer.head.split(separator: "\r\n").first ?? "no answer")")
+                socket.disconnect()
+            }
+            for headers in [["Origin: http://127.0.0.1:\(port)"], ["Origin: HTTP://127.0.0.1:\(port)"], []] {
+                let socket = try RawSocket(port: port)
+                let answer = try await socket.upgraded(path: "/stats/stream", port: port, headers: headers)
+                #expect(answer.status == 101, "\(headers): \(answer.head.split(separator: "\r\n").first ?? "no answer")")
+                socket.disconnect()
+                try await Rig.waitUntil("the client to leave") { server.hub.clientCount == 0 }
             }
         }
     }

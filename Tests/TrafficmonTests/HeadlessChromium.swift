@@ -79,8 +79,7 @@ final class HeadlessChromium: @unchecked Sendable {
             for domain in ["Page.enable", "Runtime.enable", "Log.enable"] { _ = try await browser.session.send(domain) }
             return browser
         } catch {
-            process.terminate()
-            process.waitUntilExit()
+            stop(process)
             throw error
         }
     }
@@ -179,12 +178,19 @@ final class HeadlessChromium: @unchecked Sendable {
 
     func close() {
         session.close()
+        Self.stop(process)
+    }
+
+    /// Ends Chromium and every process it started: Foundation starts a child in a process
+    /// group of its own, which the zygote and renderers share, so the group is signalled.
+    private static func stop(_ process: Process) {
+        let group = process.processIdentifier
         if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
+            kill(-group, SIGTERM)
             let deadline = Date().addingTimeInterval(5)
             while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
+        kill(-group, SIGKILL)
         process.waitUntilExit()
     }
 }
@@ -195,7 +201,14 @@ struct EvaluationBox<T: Decodable>: Decodable {
 }
 
 /// One DevTools WebSocket: numbered commands with their replies, and the events the
-/// tests care about.
+/// tests care about (exceptions, console and log errors, and a count of every event).
+///
+/// ```swift
+/// let session = DevToolsSession(url: "ws://127.0.0.1:9222/devtools/page/ID")
+/// let loaded = session.nextEvent("Page.loadEventFired")
+/// _ = try await session.send("Page.navigate", ["url": "http://127.0.0.1:9000/"])
+/// try await loaded.value
+/// ```
 final class DevToolsSession: @unchecked Sendable {
     private let lock = NSLock()
     private var nextID = 1

@@ -20,24 +20,35 @@
     retries: 0,
     retryAt: 0,
     retryTimer: null,
-    cursor: null,         // index into windows shown by the chart readout
+    cursorStart: null,    // start (ms) of the window the chart read-out shows; null: the newest
+    lastMessageAt: 0,     // when the stream last delivered a window (ms)
   };
 
   class AuthError extends Error {}
+  /** The server could not be reached or answered with an error: retry later. */
+  class NetworkError extends Error {}
+  const FETCH_TIMEOUT_MS = 10000;
 
   // ---------- formatting ----------
 
-  function scaled(value, units) {
+  /** `value` in the largest unit that keeps it under 1000. `step`, for axis labels, is the
+   *  spacing of the labels: enough decimals that neighbours differ. */
+  function scaled(value, units, step) {
     let v = Number(value) || 0;
+    let s = step;
     let i = 0;
-    while (Math.abs(v) >= 999.5 && i < units.length - 1) { v /= 1000; i += 1; }
-    const digits = i === 0 ? 0 : Math.abs(v) < 9.995 ? 2 : Math.abs(v) < 99.95 ? 1 : 0;
+    while (Math.abs(v) >= 999.5 && i < units.length - 1) { v /= 1000; if (s) s /= 1000; i += 1; }
+    let digits = i === 0 ? 0 : Math.abs(v) < 9.995 ? 2 : Math.abs(v) < 99.95 ? 1 : 0;
+    if (s) {
+      digits = 0;
+      while (digits < 3 && Math.abs(s * 10 ** digits - Math.round(s * 10 ** digits)) > 1e-6 * 10 ** digits) digits += 1;
+    }
+    else if (i === 0 && v !== 0 && Math.abs(v) < 10 && !Number.isInteger(v)) digits = 1;
     return v.toFixed(digits) + (units[i] ? ' ' + units[i] : '');
   }
   const fmtBytes = (b) => scaled(b, ['B', 'kB', 'MB', 'GB', 'TB', 'PB']);
-  const fmtBits = (bps) => scaled(bps, ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s']);
-  const fmtCount = (n) => scaled(n, ['', 'k', 'M', 'G', 'T']);
-  const fmtPps = (pps) => (pps > 0 && pps < 10 ? pps.toFixed(1) : fmtCount(pps)) + ' pkt/s';
+  const fmtBits = (bps, step) => scaled(bps, ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'], step);
+  const fmtPps = (pps, step) => scaled(pps, ['pkt/s', 'kpkt/s', 'Mpkt/s', 'Gpkt/s'], step);
   const fmtExact = (n) => Number(n).toLocaleString('en-US');
   const fmtShare = (part, whole) => whole > 0 ? (100 * part / whole).toFixed(part === whole ? 0 : 1) + ' %' : '–';
   const pad = (n) => String(n).padStart(2, '0');
@@ -70,10 +81,12 @@
     const start = Date.parse(w.start);
     const end = Date.parse(w.end);
     const seconds = Math.max((end - start) / 1000, 0.001);
-    const inn = w.in || { packets: 0, bytes: 0 };
-    const out = w.out || { packets: 0, bytes: 0 };
+    const counts = (c) => ({ packets: Number(c && c.packets) || 0, bytes: Number(c && c.bytes) || 0 });
+    const inn = counts(w.in);
+    const out = counts(w.out);
     return {
       record: w, start, end, seconds,
+      inBytes: inn.bytes, outBytes: out.bytes,
       inBits: inn.bytes * 8 / seconds, outBits: out.bytes * 8 / seconds,
       inPps: inn.packets / seconds, outPps: out.packets / seconds,
       pps: (w.packets || 0) / seconds,
@@ -85,9 +98,9 @@
    *  replaced only when `replace` (a full record over a summary). Only the newest window
    *  keeps its client and service lists: the charts need totals. */
   function addWindow(record, replace = true) {
-    if (!record || typeof record.start !== 'string') return;
+    if (!record || typeof record.start !== 'string' || typeof record.end !== 'string') return;
     const w = derive(record);
-    if (!Number.isFinite(w.start)) return;
+    if (!Number.isFinite(w.start) || !Number.isFinite(w.end) || w.end <= w.start) return;
     const list = state.windows;
     const newest = list[list.length - 1];
     let i = list.length;
@@ -99,7 +112,6 @@
     }
     if (list.length > HISTORY_LIMIT) list.splice(0, list.length - HISTORY_LIMIT);
     if (newest && newest !== list[list.length - 1]) slim(newest);
-    if (state.cursor !== null && state.cursor >= list.length) state.cursor = null;
   }
 
   function slim(w) {
@@ -113,10 +125,33 @@
 
   async function api(path) {
     const headers = state.token ? { Authorization: 'Bearer ' + state.token } : {};
-    const response = await fetch(path, { headers, cache: 'no-store' });
-    if (response.status === 401) throw new AuthError('the token was not accepted');
-    if (!response.ok) throw new Error(path + ' answered HTTP ' + response.status);
-    return response.json();
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
+    try {
+      let response;
+      try {
+        response = await fetch(path, { headers, cache: 'no-store', signal: abort.signal });
+      } catch (error) {
+        throw new NetworkError(path + ': ' + error.message);
+      }
+      if (response.status === 401) throw new AuthError('the token was not accepted');
+      if (!response.ok) throw new NetworkError(path + ' answered HTTP ' + response.status);
+      try {
+        return await response.json();
+      } catch (error) {
+        throw new NetworkError(path + ': ' + error.message);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** What a failed request means for the page; anything unexpected is logged, not hidden. */
+  function failed(error, generation) {
+    if (generation !== state.generation) return;
+    if (error instanceof AuthError) { needToken('The token was not accepted. Paste another one.'); return; }
+    if (!(error instanceof NetworkError)) console.error('trafficmon:', error);
+    retryLater(generation);
   }
 
   function base64url(text) {
@@ -135,15 +170,15 @@
       renderHealth();
       renderSource();
     } catch (error) {
-      if (error instanceof AuthError) needToken('The token was not accepted.');
+      if (generation !== state.generation) return;
+      if (error instanceof AuthError) needToken('The token was not accepted. Paste another one.');
+      else if (!(error instanceof NetworkError)) console.error('trafficmon:', error);
     }
   }
 
   /** (Re)loads everything, then follows the stream. */
   async function connect() {
-    const generation = ++state.generation;
-    clearTimeout(state.retryTimer);
-    if (state.ws) { const old = state.ws; state.ws = null; old.close(); }
+    const generation = stopAll();
     if (state.authRequired && !state.token) { needToken(); return; }
     setConnection('connecting', 'connecting');
     let history;
@@ -157,12 +192,11 @@
       state.capture = capture;
       state.captureAt = Date.now();
     } catch (error) {
-      if (generation !== state.generation) return;
-      if (error instanceof AuthError) { needToken('The token was not accepted. Paste another one.'); return; }
-      retryLater(generation);
+      failed(error, generation);
       return;
     }
     state.windows = [];
+    state.cursorStart = null;
     for (const w of history.windows || []) addWindow(w);
     render();
     openStream(generation);
@@ -184,6 +218,7 @@
     ws.onopen = () => {
       if (generation !== state.generation) { ws.close(); return; }
       state.retries = 0;
+      state.lastMessageAt = Date.now();
       setConnection('live', 'live');
       // Windows that closed between the history request and now.
       api('/stats/history?top=0&limit=20').then((h) => {
@@ -199,23 +234,56 @@
           });
         }
         render();
-      }).catch(() => {});
+      }).catch((error) => {
+        if (generation !== state.generation) return;
+        if (error instanceof AuthError) needToken('The token was not accepted. Paste another one.');
+        else if (!(error instanceof NetworkError)) console.error('trafficmon:', error);
+      });
     };
     ws.onmessage = (event) => {
       if (generation !== state.generation) return;
       let record;
       try { record = JSON.parse(event.data); } catch (error) { return; }
+      state.lastMessageAt = Date.now();
       addWindow(record);
       // A replay can push thousands of windows a second: draw and ask for the capture
       // totals at most a few times a second, not per window.
       scheduleRender();
       scheduleCaptureRefresh(generation);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (generation !== state.generation) return;
       state.ws = null;
+      // Dropped for falling behind (1008): wait longer before loading everything again.
+      if (event.code === 1008) state.retries = Math.max(state.retries, 3);
       retryLater(generation);
     };
+  }
+
+  /** Ends the current connection and its timers; returns the new generation. */
+  function stopAll() {
+    const generation = ++state.generation;
+    clearTimeout(state.retryTimer);
+    clearTimeout(renderTimer);
+    renderTimer = null;
+    clearTimeout(captureTimer);
+    captureTimer = null;
+    if (state.ws) {
+      const old = state.ws;
+      state.ws = null;
+      old.onclose = null;
+      old.close();
+    }
+    return generation;
+  }
+
+  /** A live capture closes a window every window length, empty or not: a stream silent
+   *  for three of them (a laptop that slept, a connection that died without a close)
+   *  is reconnected. */
+  function watchStream() {
+    const c = state.capture;
+    if ($('connection').dataset.state !== 'live' || !c || c.status !== 'capturing') return;
+    if (Date.now() - state.lastMessageAt > (3 * c.window_seconds + 5) * 1000) connect();
   }
 
   let renderTimer = null;
@@ -237,7 +305,7 @@
   }
 
   function retryLater(generation) {
-    const delay = Math.min(MAX_RETRY_MS, 1000 * 2 ** state.retries) * (1 + Math.random() * 0.2);
+    const delay = Math.min(MAX_RETRY_MS, 1000 * 2 ** state.retries * (1 + Math.random() * 0.2));
     state.retries = Math.min(state.retries + 1, 10);
     state.retryAt = Date.now() + delay;
     setConnection('disconnected', 'disconnected');
@@ -248,14 +316,15 @@
   function showRetryCountdown() {
     if ($('connection').dataset.state !== 'disconnected') return;
     const left = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
-    $('connection').textContent = 'disconnected · retrying in ' + left + ' s';
+    $('countdown').textContent = 'retrying in ' + left + ' s';
   }
 
   function setConnection(kind, text) {
     const pill = $('connection');
     pill.dataset.state = kind;
     pill.textContent = text;
-    $('retry').hidden = kind !== 'disconnected';
+    $('countdown').textContent = '';
+    $('retry').hidden = kind !== 'disconnected' && kind !== 'connecting';
     const banner = $('banner');
     const stale = kind === 'disconnected';
     document.body.classList.toggle('stale', stale && state.windows.length > 0);
@@ -271,7 +340,7 @@
   // ---------- the token ----------
 
   function needToken(reason) {
-    clearTimeout(state.retryTimer);
+    stopAll();
     state.token = '';
     sessionStorage.removeItem(TOKEN_KEY);
     setConnection('unauthorized', 'token needed');
@@ -339,15 +408,24 @@
     total.textContent = fmtBytes(r.bytes) + ' in ' + fmtExact(r.packets) + (r.packets === 1 ? ' packet' : ' packets');
     total.title = fmtExact(r.bytes) + ' bytes';
 
-    $('rate-in').textContent = fmtBits(last.inBits);
-    $('rate-in-sub').textContent = fmtBytes(r.in.bytes) + ' · ' + fmtPps(last.inPps);
-    $('rate-out').textContent = fmtBits(last.outBits);
-    $('rate-out-sub').textContent = fmtBytes(r.out.bytes) + ' · ' + fmtPps(last.outPps);
-    $('pps').textContent = fmtPps(last.pps);
+    // Rates come from the newest complete window: a partial one (the end of a file, the
+    // start or end of a capture) covers less than its length, so its rates read low.
+    let rated = last;
+    for (let i = state.windows.length - 1; i >= 0; i -= 1) {
+      if (!state.windows[i].record.partial) { rated = state.windows[i]; break; }
+    }
+    const q = rated.record;
+    $('rate-in').textContent = fmtBits(rated.inBits);
+    $('rate-in-sub').textContent = fmtBytes(rated.inBytes) + ' · ' + fmtPps(rated.inPps);
+    $('rate-out').textContent = fmtBits(rated.outBits);
+    $('rate-out-sub').textContent = fmtBytes(rated.outBytes) + ' · ' + fmtPps(rated.outPps);
+    $('pps').textContent = fmtPps(rated.pps);
     const extra = [];
-    if (r.non_ip && r.non_ip.packets) extra.push(fmtExact(r.non_ip.packets) + ' not IP');
-    if (r.malformed && r.malformed.packets) extra.push(fmtExact(r.malformed.packets) + ' malformed');
-    $('pps-sub').textContent = fmtExact(r.packets) + ' in the window' + (extra.length ? ' · ' + extra.join(', ') : '');
+    if (q.non_ip && q.non_ip.packets) extra.push(fmtExact(q.non_ip.packets) + ' not IP');
+    if (q.malformed && q.malformed.packets) extra.push(fmtExact(q.malformed.packets) + ' malformed');
+    $('pps-sub').textContent = fmtExact(q.packets) + ' in the window' + (extra.length ? ' · ' + extra.join(', ') : '');
+    $('rates-window').textContent = rated === last ? '' :
+      'Rates are of the newest complete window, ' + fmtClock(rated.start) + ' – ' + fmtClock(rated.end) + '.';
     const listed = (r.clients || []).length;
     const others = r.other ? r.other.clients || 0 : 0;
     $('clients').textContent = fmtExact(listed + others);
@@ -475,14 +553,36 @@
 
   const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((s) => s * 1000);
 
+  /** The windows the charts show: those of the newest HISTORY_LIMIT window lengths (a
+   *  replay's windows and later injects, years apart, would squash each other). */
+  function visibleWindows() {
+    const all = state.windows;
+    if (all.length === 0) return { windows: all, offset: 0 };
+    const newest = all[all.length - 1];
+    const from = newest.end - HISTORY_LIMIT * (newest.end - newest.start);
+    let offset = all.length - 1;
+    while (offset > 0 && all[offset - 1].start >= from) offset -= 1;
+    return { windows: all.slice(offset), offset };
+  }
+
+  /** The index of the window the read-out shows (the newest unless one was picked). */
+  function cursorIndex() {
+    const all = state.windows;
+    if (state.cursorStart !== null) {
+      for (let i = all.length - 1; i >= 0; i -= 1) if (all[i].start === state.cursorStart) return i;
+      state.cursorStart = null;
+    }
+    return all.length - 1;
+  }
+
   function drawChart(container, series, format) {
     const width = Math.max(container.clientWidth, 200);
     const height = Math.max(container.clientHeight, 100);
     const m = { left: 78, right: 12, top: 10, bottom: 24 };
     const plotW = width - m.left - m.right;
     const plotH = height - m.top - m.bottom;
-    const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none' });
-    const { windows, offset } = visibleWindows();
+    const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none', 'aria-hidden': 'true' });
+    const { windows } = visibleWindows();
     if (windows.length === 0) {
       const t = svg('text', { x: m.left + plotW / 2, y: m.top + plotH / 2, 'text-anchor': 'middle', class: 'empty' });
       t.textContent = 'No closed window yet';
@@ -497,21 +597,27 @@
     let max = 0;
     for (const s of series) for (const w of windows) max = Math.max(max, s.value(w));
     const step = max > 0 ? niceStep(max / 4) : 1;
-    const top = max > 0 ? Math.ceil(max / step) * step : 4;
+    const top = max > 0 ? Math.ceil(max / step - 1e-9) * step : 4;
     const y = (v) => m.top + plotH - v / top * plotH;
 
     const grid = svg('g', { class: 'grid' });
     const axis = svg('g', { class: 'axis' });
-    for (let v = 0; v <= top + step / 2; v += step) {
+    for (let k = 0; k * step <= top + step / 2; k += 1) {
+      const v = k * step;
       grid.append(svg('line', { x1: m.left, x2: m.left + plotW, y1: y(v), y2: y(v) }));
       const label = svg('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' });
-      label.textContent = format(v);
+      label.textContent = format(v, step);
       axis.append(label);
     }
     const wanted = span / Math.max(2, Math.floor(plotW / 90));
     const tStep = TIME_STEPS.find((s) => s >= wanted) || Math.ceil(wanted / 86400000) * 86400000;
-    const zone = new Date(t0).getTimezoneOffset() * 60000;
-    for (let t = Math.ceil((t0 - zone) / tStep) * tStep + zone; t <= t1; t += tStep) {
+    // Ticks on round local times; the zone offset is taken at each tick (DST changes).
+    const zone = (t) => new Date(t).getTimezoneOffset() * 60000;
+    for (let k = Math.ceil((t0 - zone(t0)) / tStep); ; k += 1) {
+      const local = k * tStep;
+      const t = local + zone(local);
+      if (t > t1) break;
+      if (t < t0) continue;
       const px = x(t);
       axis.append(svg('line', { x1: px, x2: px, y1: m.top + plotH, y2: m.top + plotH + 4 }));
       const anchor = px > width - 32 ? 'end' : 'middle';
@@ -556,53 +662,44 @@
       root.append(svg('path', { d, class: 'series ' + s.cls }));
     }
 
-    if (state.cursor !== null && state.cursor >= offset && state.windows[state.cursor]) {
-      const w = state.windows[state.cursor];
-      const cx = x((w.start + w.end) / 2);
-      root.append(svg('line', { x1: cx, x2: cx, y1: m.top, y2: m.top + plotH, class: 'cursor' }));
+    if (state.cursorStart !== null) {
+      const w = state.windows[cursorIndex()];
+      if (w && w.start >= t0) {
+        const cx = x((w.start + w.end) / 2);
+        root.append(svg('line', { x1: cx, x2: cx, y1: m.top, y2: m.top + plotH, class: 'cursor' }));
+      }
     }
 
-    root.addEventListener('mousemove', (event) => {
+    const pick = (event) => {
       const box = root.getBoundingClientRect();
       const t = t0 + ((event.clientX - box.left) * (width / box.width) - m.left) / plotW * span;
-      moveCursor(offset + nearestWindow(windows, t));
-    });
+      let best = windows[0];
+      for (const w of windows) if (Math.abs((w.start + w.end) / 2 - t) < Math.abs((best.start + best.end) / 2 - t)) best = w;
+      moveCursor(best.start);
+    };
+    root.addEventListener('pointermove', pick);
+    root.addEventListener('pointerdown', pick);
     container.replaceChildren(root);
   }
 
-  /** The windows the charts show: those of the newest HISTORY_LIMIT window lengths (a
-   *  replay's windows and later injects, years apart, would squash each other). */
-  function visibleWindows() {
-    const all = state.windows;
-    if (all.length === 0) return { windows: all, offset: 0 };
-    const newest = all[all.length - 1];
-    const from = newest.end - HISTORY_LIMIT * (newest.end - newest.start);
-    let offset = all.length - 1;
-    while (offset > 0 && all[offset - 1].start >= from) offset -= 1;
-    return { windows: all.slice(offset), offset };
-  }
-
-  function nearestWindow(windows, t) {
-    let best = 0;
-    for (let i = 0; i < windows.length; i += 1) {
-      if (Math.abs((windows[i].start + windows[i].end) / 2 - t) < Math.abs((windows[best].start + windows[best].end) / 2 - t)) best = i;
-    }
-    return best;
-  }
-
-  function moveCursor(index) {
+  let chartFrame = null;
+  /** Shows `start`'s window in the read-out (null: the newest); draws on the next frame. */
+  function moveCursor(start) {
     if (state.windows.length === 0) return;
-    state.cursor = index === null ? null : Math.max(0, Math.min(state.windows.length - 1, index));
-    renderCharts();
+    state.cursorStart = start;
+    renderReadout();
+    if (chartFrame === null) {
+      chartFrame = requestAnimationFrame(() => { chartFrame = null; renderCharts(); });
+    }
   }
 
   function renderReadout() {
     const readout = $('readout');
-    const i = state.cursor !== null ? state.cursor : state.windows.length - 1;
-    const w = state.windows[i];
-    if (!w) { readout.innerHTML = '&nbsp;'; return; }
+    const w = state.windows[cursorIndex()];
+    if (!w) { readout.textContent = '\u00a0'; return; }
     readout.textContent = fmtClock(w.start) + ' – ' + fmtClock(w.end) + ': in ' + fmtBits(w.inBits) +
-      ', out ' + fmtBits(w.outBits) + ', ' + fmtPps(w.pps) + (state.cursor === null ? ' (last window)' : '');
+      ', out ' + fmtBits(w.outBits) + ', ' + fmtPps(w.pps) +
+      (state.cursorStart === null ? (w.record.partial ? ' (last window, partial)' : ' (last window)') : (w.record.partial ? ' (partial)' : ''));
   }
 
   function renderCharts() {
@@ -619,14 +716,22 @@
 
   for (const id of ['chart-bits', 'chart-packets']) {
     const chart = $(id);
-    chart.addEventListener('mouseleave', () => moveCursor(null));
+    chart.addEventListener('pointerleave', (event) => { if (event.pointerType === 'mouse') moveCursor(null); });
+    // The read-out speaks only while a chart has the focus (not on every window).
+    chart.addEventListener('focus', () => $('readout').setAttribute('aria-live', 'polite'));
+    chart.addEventListener('blur', () => $('readout').removeAttribute('aria-live'));
     chart.addEventListener('keydown', (event) => {
-      const n = state.windows.length;
+      const all = state.windows;
+      const n = all.length;
       if (n === 0) return;
       const first = visibleWindows().offset;
-      const current = state.cursor === null ? n - 1 : state.cursor;
+      const current = cursorIndex();
       const moves = { ArrowLeft: current - 1, ArrowRight: current + 1, Home: first, End: n - 1, PageUp: current - 12, PageDown: current + 12 };
-      if (event.key in moves) { moveCursor(Math.max(first, moves[event.key])); event.preventDefault(); }
+      if (event.key in moves) {
+        const target = Math.max(first, Math.min(n - 1, moves[event.key]));
+        moveCursor(target === n - 1 && event.key === 'End' ? null : all[target].start);
+        event.preventDefault();
+      }
       if (event.key === 'Escape') moveCursor(null);
     });
   }
@@ -637,7 +742,8 @@
     resizeTimer = setTimeout(renderCharts, 100);
   });
 
-  setInterval(() => { tickUptime(); showRetryCountdown(); }, 1000);
+  if (state.authRequired) $('links-note').hidden = false;
+  setInterval(() => { tickUptime(); showRetryCountdown(); watchStream(); }, 1000);
   render();
   connect();
 })();
