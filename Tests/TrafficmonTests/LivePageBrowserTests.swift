@@ -280,6 +280,79 @@ import Glibc
         if shots == dir { print("live page screenshots: \(shots.path)") }
     }
 
+    /// A replay that starts while the page is open pushes its windows over the stream in a
+    /// burst (a FIFO holds the capture back until the page is live): the page ends on the
+    /// file's last window, but draws and asks for `/stats/capture` a few times, not per window.
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    func pageDrawsABurstOfWindowsAFewTimesNotPerWindow() async throws {
+        try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
+        let (dir, shots) = try Self.folder("live-page-burst")
+        defer { Self.cleanUp(dir, keeping: shots) }
+        let fifo = dir.appendingPathComponent("capture.pcap")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let traffic = SyntheticTraffic(packets: 30_000, clients: 400, seconds: 60, seed: 99, windowLength: 2_000_000_000)
+        let bytes = traffic.pcap().data
+        // The writer: the file header at once (trafficmon reads it at start), the packets
+        // when released.
+        let release = DispatchSemaphore(value: 0)
+        let written = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let fd = open(fifo.path, O_WRONLY)
+            defer { close(fd); written.signal() }
+            guard fd >= 0 else { return }
+            func put(_ slice: ArraySlice<UInt8>) {
+                var offset = slice.startIndex
+                while offset < slice.endIndex {
+                    let n = slice[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    if n <= 0 { return }
+                    offset += n
+                }
+            }
+            put(bytes[0..<24])
+            release.wait()
+            put(bytes[24...])
+        }
+        defer { release.signal() }
+        let port = try TestProcess.freePort()
+        let server = try ServeHarness.Server(Self.serveArguments(capture: fifo, port: port), port: port, directory: dir)
+        defer { server.stop() }
+        _ = try server.waitUntilReady()
+
+        let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
+        defer { browser.close() }
+        try await browser.navigate("http://127.0.0.1:\(port)/")
+        let live = try await browser.wait(until: "document.querySelector('#connection').dataset.state === 'live'", timeout: .seconds(20))
+        #expect(live)
+        let before: Int = try await browser.evaluate("""
+            (() => {
+              window.__renders = 0;
+              new MutationObserver(() => { window.__renders += 1; })
+                .observe(document.getElementById('window-total'), { childList: true, characterData: true, subtree: true });
+              return performance.getEntriesByType('resource').filter((e) => e.name.includes('/stats/capture')).length;
+            })()
+            """)
+        release.signal()
+        #expect(written.wait(timeout: .now() + 60) == .success, "the capture was not written")
+        try Self.waitForReplay(server)
+        let windows = try Self.history(server)
+        let last = try #require(windows.last)
+        let shown = try await browser.wait(
+            until: "document.querySelector('#last-window').dataset.start === '\(Timestamp.rfc3339(last.start))'", timeout: .seconds(20))
+        // Let any trailing timer run, then count.
+        try await Task.sleep(for: .milliseconds(1500))
+        let page = try await Self.read(browser)
+        #expect(shown, "the page never reached the file's last window: \(page)")
+        #expect(page.totalBytes == String(last.bytes) && page.topIP == last.clients.first?.ip.description, "\(page)")
+        let renders: Int = try await browser.evaluate("window.__renders")
+        let captureRequests: Int = try await browser.evaluate(
+            "performance.getEntriesByType('resource').filter((e) => e.name.includes('/stats/capture')).length")
+        #expect(windows.count >= 25, "only \(windows.count) windows")
+        #expect(renders >= 1 && renders <= 6, "\(renders) redraws for \(windows.count) windows")
+        #expect(captureRequests - before <= 4, "\(captureRequests - before) /stats/capture requests for \(windows.count) windows")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
+    }
+
     /// With `--auth-token-file`: the page asks for the token (keyboard only), refuses a
     /// wrong one, keeps the right one for the tab (a reload does not ask again), and the
     /// stream works with it.
