@@ -470,9 +470,14 @@
       }
       $('clients-more').textContent = more.join('; ');
     }
+    fillTable(body, rows, last ? 'No IP traffic in this window.' : 'Waiting for the first window.');
+  }
+
+  /** Puts `rows` in a table body, or one row saying why there is none. */
+  function fillTable(body, rows, emptyText) {
     if (rows.length === 0) {
       const tr = el('tr');
-      tr.append(el('td', { colspan: '5', class: 'muted' }, last ? 'No IP traffic in this window.' : 'Waiting for the first window.'));
+      tr.append(el('td', { colspan: '5', class: 'muted' }, emptyText));
       rows.push(tr);
     }
     body.replaceChildren(...rows);
@@ -498,18 +503,12 @@
     const rows = sorted.map(([name, t]) => {
       const tr = el('tr', { 'data-service': name, 'data-bytes': String(t.in + t.out) });
       tr.append(el('td', {}, name));
-      tr.append(el('td', { class: 'num' }, fmtBytes(t.in)));
-      tr.append(el('td', { class: 'num' }, fmtBytes(t.out)));
-      tr.append(el('td', { class: 'num' }, fmtExact(t.packets)));
-      tr.append(el('td', { class: 'num' }, fmtShare(t.in + t.out, last.ipBytes)));
+      for (const text of [fmtBytes(t.in), fmtBytes(t.out), fmtExact(t.packets), fmtShare(t.in + t.out, last.ipBytes)]) {
+        tr.append(el('td', { class: 'num' }, text));
+      }
       return tr;
     });
-    if (rows.length === 0) {
-      const tr = el('tr');
-      tr.append(el('td', { colspan: '5', class: 'muted' }, last ? 'No service in this window.' : 'Waiting for the first window.'));
-      rows.push(tr);
-    }
-    body.replaceChildren(...rows);
+    fillTable(body, rows, last ? 'No service in this window.' : 'Waiting for the first window.');
   }
 
   function renderHealth() {
