@@ -37,7 +37,7 @@ public final class CaptureEngine: Sendable {
 
     enum Control {
         case inject(Attribution, Int)
-        case snapshot(CheckedContinuation<WindowRecord?, Never>)
+        case snapshot(SnapshotReply)
     }
 
     let source: PacketSource
@@ -55,7 +55,10 @@ public final class CaptureEngine: Sendable {
     /// the next packet or poll timeout. -1 when no pipe could be made (the timeout serves).
     private let wakeDescriptor: Int32
     private let wakeWriter: Int32
-    private let finished = LockedValue<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let finished = LockedValue<(done: Bool, waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)], nextID: Int)>(
+        (false, [], 0))
+    /// The capture thread, so that `stop` can interrupt a read from a stalled pipe.
+    private let captureThread = LockedValue<pthread_t?>(nil)
 
     public init(
         source: PacketSource, configuration: WindowAggregator.Configuration,
@@ -98,30 +101,86 @@ public final class CaptureEngine: Sendable {
     /// Starts the capture thread.
     public func start() {
         let thread = Thread { [self] in
+            // The thread may start with signals blocked: let the interrupt in.
+            var interrupt = sigset_t()
+            sigemptyset(&interrupt)
+            sigaddset(&interrupt, Self.interruptSignal)
+            pthread_sigmask(SIG_UNBLOCK, &interrupt, nil)
+            self.captureThread.withLock { $0 = pthread_self() }
             self.run()
-            let waiters = self.finished.withLock { f -> [CheckedContinuation<Void, Never>] in
+            let waiters = self.finished.withLock { f -> [(id: Int, continuation: CheckedContinuation<Bool, Never>)] in
                 f.done = true
                 defer { f.waiters = [] }
                 return f.waiters
             }
-            for w in waiters { w.resume() }
+            for w in waiters { w.continuation.resume(returning: true) }
         }
         thread.name = "trafficmon-capture"
         thread.start()
     }
 
-    /// Stops capturing, closes the open window (marked partial) and waits for the thread to end.
-    public func stop() async {
+    /// Stops capturing, closes the open window (marked partial) and waits for the thread to
+    /// end. A replay blocked in a read from a pipe that delivers nothing (a stalled FIFO or
+    /// stdin) is interrupted: the read fails with EINTR, the open window closes as usual.
+    /// Returns false when the thread has not ended within `timeout` (it is then left
+    /// behind, its open window with it) or the wait was cancelled.
+    @discardableResult
+    public func stop(timeout: Duration = .seconds(1)) async -> Bool {
         stopRequested.store(true, ordering: .releasing)
         wakeUp()
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = finished.withLock { f -> Bool in
-                if !f.done { f.waiters.append(c) }
-                return f.done
+        let interrupter = source.readsCanStall ? Task.detached { [self] in await interruptReads(for: timeout) } : nil
+        defer { interrupter?.cancel() }
+        let id = finished.withLock { f -> Int in
+            f.nextID += 1
+            return f.nextID
+        }
+        let giveUp: @Sendable () -> Void = { [self] in
+            let waiter = finished.withLock { f -> CheckedContinuation<Bool, Never>? in
+                guard let i = f.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return f.waiters.remove(at: i).continuation
             }
-            if done { c.resume() }
+            waiter?.resume(returning: false)
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                let done = finished.withLock { f -> Bool in
+                    if !f.done { f.waiters.append((id, c)) }
+                    return f.done
+                }
+                if done {
+                    c.resume(returning: true)
+                    return
+                }
+                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds)), execute: giveUp)
+            }
+        } onCancel: {
+            giveUp()
         }
     }
+
+    /// Signals the capture thread (a no-op handler installed without SA_RESTART) every
+    /// 50 ms until it ends, so that a blocking read returns EINTR.
+    private func interruptReads(for timeout: Duration) async {
+        Self.installInterruptHandler
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline, !finished.withLock({ $0.done }), !Task.isCancelled {
+            if let thread = captureThread.withLock({ $0 }) { pthread_kill(thread, Self.interruptSignal) }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// SIGURG: ignored by default, so a stray one (out-of-band socket data) changes nothing.
+    static let interruptSignal = SIGURG
+
+    private static let installInterruptHandler: Void = {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0  // no SA_RESTART: a blocked read() returns EINTR
+        sigaction(interruptSignal, &action, nil)
+    }()
 
     /// Counts one already-attributed packet at the engine's current time (the packet
     /// time of a replay in progress, the wall clock otherwise).
@@ -133,7 +192,13 @@ public final class CaptureEngine: Sendable {
     public func currentWindow() async -> WindowRecord? {
         if finished.withLock({ $0.done }) { return nil }
         return await withCheckedContinuation { c in
-            enqueue(.snapshot(c))
+            let reply = SnapshotReply(c)
+            enqueue(.snapshot(reply))
+            // A replay blocked in a read from a stalled pipe cannot answer: after 1 s the
+            // caller gets nil (and shows the last closed window).
+            if source.readsCanStall {
+                DispatchQueue.global().asyncAfter(deadline: .now() + 1) { reply.resume(nil) }
+            }
             // The thread may have ended between the check and the enqueue.
             if finished.withLock({ $0.done }) { drainAfterFinish() }
         }
@@ -152,7 +217,7 @@ public final class CaptureEngine: Sendable {
             return list
         }
         for control in pending {
-            if case .snapshot(let c) = control { c.resume(returning: nil) }
+            if case .snapshot(let reply) = control { reply.resume(nil) }
         }
     }
 
@@ -210,7 +275,8 @@ public final class CaptureEngine: Sendable {
             do {
                 n = try pump.dispatch(maxPackets: 10_000)
             } catch {
-                state.withLock { $0 = .failed(error.description) }
+                // A read interrupted by `stop` (a stalled pipe) is the end asked for, not a failure.
+                if !stopRequested.load(ordering: .acquiring) { state.withLock { $0 = .failed(error.description) } }
                 aggregator.finish()
                 break
             }
@@ -261,9 +327,9 @@ public final class CaptureEngine: Sendable {
             case .inject(let attribution, let size):
                 aggregator.add(attribution, timestamp: clock, wireLength: size)
                 snapshot = nil
-            case .snapshot(let c):
+            case .snapshot(let reply):
                 if snapshot == nil { snapshot = .some(aggregator.snapshot()) }
-                c.resume(returning: snapshot ?? nil)
+                reply.resume(snapshot ?? nil)
             }
         }
     }
@@ -272,5 +338,24 @@ public final class CaptureEngine: Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+/// A snapshot request's continuation, resumed once: by the capture thread, or by the
+/// timeout when the thread is stuck in a read.
+final class SnapshotReply: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<WindowRecord?, Never>?
+
+    init(_ continuation: CheckedContinuation<WindowRecord?, Never>) {
+        self.continuation = continuation
+    }
+
+    func resume(_ record: WindowRecord?) {
+        let waiting = lock.withLock { () -> CheckedContinuation<WindowRecord?, Never>? in
+            defer { continuation = nil }
+            return continuation
+        }
+        waiting?.resume(returning: record)
     }
 }

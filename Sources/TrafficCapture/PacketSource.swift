@@ -32,6 +32,13 @@ public final class PacketSource: @unchecked Sendable {
     /// The memory map a capture file is read through (released after `pcap_close`).
     private let mapping: MappedFile?
 
+    /// Whether reading may block for as long as a writer pleases: a file read through a
+    /// pipe (a FIFO, stdin), not a memory-mapped regular file or a live capture (polled).
+    public var readsCanStall: Bool {
+        if case .file = origin { return mapping == nil }
+        return false
+    }
+
     /// Takes ownership of `handle` once its link type is known to be supported.
     private init(handle: OpaquePointer, origin: Origin, interfaceAddresses: [IPAddress], mapping: MappedFile? = nil) {
         self.handle = handle

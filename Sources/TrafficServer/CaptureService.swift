@@ -38,7 +38,9 @@ public struct CaptureService: ServiceLifecycle.Service {
             }
         }
         if Task.isShuttingDownGracefully { state.noteShutdown() }
-        await engine.stop()
+        if await !engine.stop() {
+            logger.warning("the capture did not stop within 1 s (a read that cannot be interrupted); its open window is not kept")
+        }
         channel.finish()
     }
 }

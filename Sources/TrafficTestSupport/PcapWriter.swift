@@ -60,6 +60,18 @@ public struct PcapWriter {
         count += 1
     }
 
+    /// Where packet `n` (0-based) starts in `data`, for the pcap formats (`data.count` past
+    /// the last one): `data[..<offset(ofPacket: n)]` is a valid capture of the first n packets.
+    public func offset(ofPacket n: Int) -> Int {
+        precondition(format != .pcapng, "offset(ofPacket:) reads classic pcap records")
+        var offset = 24
+        for _ in 0..<n where offset + 16 <= data.count {
+            let captured = Int(data[offset + 8]) | Int(data[offset + 9]) << 8 | Int(data[offset + 10]) << 16 | Int(data[offset + 11]) << 24
+            offset += 16 + captured
+        }
+        return min(offset, data.count)
+    }
+
     /// Hands over the bytes written so far and starts an empty buffer (for streaming to a file).
     public mutating func takeData() -> Data {
         defer { data.removeAll(keepingCapacity: true) }

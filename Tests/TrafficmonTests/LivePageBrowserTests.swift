@@ -288,31 +288,11 @@ import Glibc
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-burst")
         defer { Self.cleanUp(dir, keeping: shots) }
-        let fifo = dir.appendingPathComponent("capture.pcap")
-        #expect(mkfifo(fifo.path, 0o600) == 0)
         let traffic = SyntheticTraffic(packets: 30_000, clients: 400, seconds: 60, seed: 99, windowLength: 2_000_000_000)
-        let bytes = traffic.pcap().data
-        // The writer: the file header at once (trafficmon reads it at start), the packets
-        // when released.
-        let release = DispatchSemaphore(value: 0)
-        let written = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            let fd = open(fifo.path, O_WRONLY)
-            defer { close(fd); written.signal() }
-            guard fd >= 0 else { return }
-            func put(_ slice: ArraySlice<UInt8>) {
-                var offset = slice.startIndex
-                while offset < slice.endIndex {
-                    let n = slice[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                    if n <= 0 { return }
-                    offset += n
-                }
-            }
-            put(bytes[0..<24])
-            release.wait()
-            put(bytes[24...])
-        }
-        defer { release.signal() }
+        // The file header at once (trafficmon reads it at start), the packets when released.
+        let feeder = try FIFOFeeder(at: dir.appendingPathComponent("capture.pcap"), bytes: traffic.pcap().data, firstPart: 24)
+        defer { feeder.release() }
+        let fifo = feeder.url
         let port = try TestProcess.freePort()
         let server = try ServeHarness.Server(Self.serveArguments(capture: fifo, port: port), port: port, directory: dir)
         defer { server.stop() }
@@ -331,8 +311,8 @@ import Glibc
               return performance.getEntriesByType('resource').filter((e) => e.name.includes('/stats/capture')).length;
             })()
             """)
-        release.signal()
-        #expect(written.wait(timeout: .now() + 60) == .success, "the capture was not written")
+        feeder.release()
+        #expect(feeder.waitUntilWritten(timeout: 60), "the capture was not written")
         try Self.waitForReplay(server)
         let windows = try Self.history(server)
         let last = try #require(windows.last)

@@ -249,25 +249,40 @@ enum PTools {
         #expect(loaded == before, "after a restart on an empty capture: \(loaded.count) windows of \(before.count)")
     }
 
+    /// SIGTERM while a replay is under way: a FIFO holds the second half of the capture
+    /// back, so the replay is blocked in a read (as on a stalled pipe) when the signal comes.
+    /// The read is interrupted, the open window is stored marked partial, and every window
+    /// before it is complete.
     @Test(.timeLimit(.minutes(2))) func sigtermMidReplayWritesThePartialWindowLast() async throws {
         let dir = try TestProcess.temporaryDirectory("h6-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         // 300k packets over 600 s of packet time (600 windows of 1 s), cut at 64 bytes.
         let traffic = SyntheticTraffic(packets: 300_000, clients: 2000, seconds: 600, seed: 32, windowLength: PTools.second)
         let starts = traffic.truth(snapLength: 64).windowStarts.sorted()
-        let capture = try PTools.capture(traffic, in: dir, snapLength: 64)
+        let pcap = traffic.pcap(snapLength: 64)
+        let feeder = try FIFOFeeder(at: dir.appendingPathComponent("capture.pcap"), bytes: pcap.data, firstPart: pcap.offset(ofPacket: 150_000))
+        defer { feeder.release() }
         let db = dir.appendingPathComponent("t.sqlite").path
-        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: try TestProcess.freePort(), in: dir)
+        let serve = try ServedTrafficmon(
+            ["--read", feeder.url.path, "--db", db, "--window", "1s"] + PTools.localNets, port: try TestProcess.freePort(), in: dir)
         defer { serve.stop() }
-        // SIGTERM as soon as the replay is seen running.
-        var status: String?
+        // The first half read: windows are closing and the replay waits for the rest.
+        try await serve.waitForHTTP()
         let deadline = Date().addingTimeInterval(30)
+        var seen = 0
         while Date() < deadline {
-            status = await serve.readiness()
-            if status == "replaying" || status == "replayed" { break }
-            try await Task.sleep(for: .milliseconds(5))
+            let history = try? PTools.decodeHistory(try await serve.get("/stats/history?limit=10000").body)
+            if let count = history?.count, count > 100, count == seen { break }
+            seen = history?.count ?? 0
+            try await Task.sleep(for: .milliseconds(200))
         }
-        #expect(status == "replaying", "the replay was not seen running (status \(status ?? "none")); use a longer capture")
+        #expect(seen > 100, "the first half of the capture was not replayed (\(seen) windows)")
+        #expect(await serve.readiness() == "replaying")
+        // The capture thread is stuck in the read: /stats/current still answers (with the
+        // last closed window) instead of waiting for it.
+        let asked = Date()
+        let current = try await serve.get("/stats/current")
+        #expect(current.status == 200 && Date().timeIntervalSince(asked) < 5, "/stats/current: \(current.status) after \(Date().timeIntervalSince(asked)) s")
         serve.signal(SIGTERM)
         let exit = try await serve.waitForExit()
         #expect(exit?.status == 0 && exit?.signaled == false, "exit \(String(describing: exit)): \(serve.stderr)")
