@@ -85,7 +85,7 @@ import TrafficTestSupport
         let truth = traffic.truth
         let server = try await Rig.server(source: try PacketSource.openFile(capture.path))
         try await server.application.test(.live) { client in
-            try await Rig.waitUntil("the replay") { server.state.engine.status == .replayed }
+            try await Rig.waitForReplayEnd(server)
             let history = try await HTTPHarness.history(client)
             let response = try await HTTPHarness.get(client, "/stats/capture")
             #expect(response.status == .ok)
@@ -124,7 +124,7 @@ extension LivePageTests {
         let traffic = SyntheticTraffic(packets: 6_000, clients: 300, seconds: 6, seed: 5, windowLength: Rig.second)
         let server = try await Rig.server(source: try PacketSource.openFile(try Rig.write(traffic, in: dir).path))
         try await server.application.test(.live) { client in
-            try await Rig.waitUntil("the replay") { server.state.engine.status == .replayed }
+            try await Rig.waitForReplayEnd(server)
             let full = try await HTTPHarness.history(client)
             let response = try await HTTPHarness.get(client, "/stats/history?limit=10000&top=\(top)")
             #expect(response.status == .ok)

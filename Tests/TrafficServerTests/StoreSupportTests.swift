@@ -55,6 +55,15 @@ enum Rig {
         try await HTTPHarness.waitUntil(what, timeout: timeout, condition)
     }
 
+    /// Waits until a replay has been read to its end and its last window (marked partial)
+    /// has been published: the engine says `replayed` as soon as it has closed that window,
+    /// a moment before the publisher has handed it on.
+    static func waitForReplayEnd(_ server: TrafficServer, timeout: Duration = .seconds(60)) async throws {
+        try await waitUntil("the replay's last window in the history", timeout: timeout) {
+            server.state.engine.status == .replayed && server.state.history(limit: 1).last?.partial == true
+        }
+    }
+
     /// Counts one packet of `size` bytes from a distinct client per `index` (10.64.x.y), inbound TCP/8000.
     static func inject(_ server: TrafficServer, clientIndex: Int, size: Int = 1200) {
         let ip = IPAddress(ipv4: 0x0A40_0000 | UInt32(truncatingIfNeeded: clientIndex & 0x3F_FFFF))
