@@ -143,7 +143,7 @@ import TrafficTestSupport
             // window 2's client series go away.
             let injected = [("192.0.2.10", 1000), ("192.0.2.11", 2000), ("192.0.2.12", 3000)]
             // Inject early in a second so that the three land in one window.
-            try await HTTPHarness.waitUntil("the start of a second", timeout: .seconds(3)) {
+            try await HTTPHarness.waitUntil("the start of a second", timeout: .seconds(15)) {
                 let fraction = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 1)
                 return fraction > 0.02 && fraction < 0.4
             }

@@ -70,7 +70,8 @@ final class HeadlessChromium: @unchecked Sendable {
                     try await Task.sleep(for: .milliseconds(50))
                 }
             }
-            let targets = try ServeHarness.http(port: port ?? 0, "/json/list")
+            let devtools = port ?? 0
+            let targets = try await TestProcess.offload { try ServeHarness.http(port: devtools, "/json/list") }
             guard let list = try JSONSerialization.jsonObject(with: targets.body) as? [[String: Any]],
                   let page = list.first(where: { $0["type"] as? String == "page" }),
                   let url = page["webSocketDebuggerUrl"] as? String
@@ -181,16 +182,11 @@ final class HeadlessChromium: @unchecked Sendable {
         Self.stop(process)
     }
 
-    /// Ends Chromium and every process it started: Foundation starts a child in a process
-    /// group of its own, which the zygote and renderers share, so the group is signalled.
+    /// Ends Chromium and every process it started, at once (a test's browser keeps nothing
+    /// worth a graceful exit): Foundation starts a child in a process group of its own,
+    /// which the zygote and renderers share, so the group is killed.
     private static func stop(_ process: Process) {
-        let group = process.processIdentifier
-        if process.isRunning {
-            kill(-group, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-        }
-        kill(-group, SIGKILL)
+        kill(-process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }

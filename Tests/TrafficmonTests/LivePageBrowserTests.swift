@@ -143,7 +143,9 @@ import Glibc
     }
 
     /// Waits until the file has been read to its end and its last window is in the history.
-    static func waitForReplay(_ server: ServeHarness.Server, token: String? = nil) throws {
+    /// (HTTP on a thread of its own and `Task.sleep`: these tests must not hold the
+    /// cooperative pool, which the suite's timing-sensitive tests share.)
+    static func waitForReplay(_ server: ServeHarness.Server, token: String? = nil) async throws {
         let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
@@ -151,20 +153,32 @@ import Glibc
                 throw HeadlessChromium.Failure(description: "trafficmon exited with \(server.process.terminationStatus): \(server.stderr)")
             }
             // Read to its end, and the file's last (partial) window published.
-            if let ready = try? server.get("/readyz", headers: headers), ready.text.contains("replayed"),
-               let reply = try? server.get("/stats/history?limit=1", headers: headers),
-               let last = try? JSONDecoder().decode(History.self, from: reply.body).windows.last, last.partial {
-                return
+            let done = try await TestProcess.offload { () -> Bool in
+                guard let ready = try? server.get("/readyz", headers: headers), ready.text.contains("replayed"),
+                      let reply = try? server.get("/stats/history?limit=1", headers: headers),
+                      let last = try? JSONDecoder().decode(History.self, from: reply.body).windows.last
+                else { return false }
+                return last.partial
             }
-            usleep(50_000)
+            if done { return }
+            try await Task.sleep(for: .milliseconds(50))
         }
         throw HeadlessChromium.Failure(description: "the replay did not end within 60 s")
     }
 
-    static func history(_ server: ServeHarness.Server) throws -> [WindowRecord] {
-        let reply = try server.get("/stats/history?limit=10000")
+    static func history(_ server: ServeHarness.Server, token: String? = nil) async throws -> [WindowRecord] {
+        let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
+        let reply = try await TestProcess.offload { try server.get("/stats/history?limit=10000", headers: headers) }
         #expect(reply.status == 200)
         return try JSONDecoder().decode(History.self, from: reply.body).windows
+    }
+
+    /// `POST /debug/inject` off the cooperative pool.
+    static func inject(port: Int, _ body: String, token: String? = nil) async throws -> ServeHarness.Reply {
+        let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
+        return try await TestProcess.offload {
+            try ServeHarness.http(port: port, "/debug/inject", method: "POST", headers: headers, body: Data(body.utf8))
+        }
     }
 
     @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(4)))
@@ -177,8 +191,8 @@ import Glibc
         let arguments = Self.serveArguments(capture: capture, port: port)
         var server = try ServeHarness.Server(arguments, port: port, directory: dir)
         defer { server.stop() }
-        try Self.waitForReplay(server)
-        let windows = try Self.history(server)
+        try await Self.waitForReplay(server)
+        let windows = try await Self.history(server)
         let last = try #require(windows.last)
         let top = try #require(last.clients.first, "the last window has no client")
 
@@ -239,9 +253,7 @@ import Glibc
 
         // 2. An inject: a new window reaches the page over the stream, without a reload.
         _ = try await browser.evaluate("(window.__loadedOnce = 'yes')", as: String.self)
-        let inject = try ServeHarness.http(
-            port: port, "/debug/inject", method: "POST",
-            body: Data(#"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":200000}"#.utf8))
+        let inject = try await Self.inject(port: port, #"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":200000}"#)
         #expect(inject.status == 202, "inject: \(inject.status) \(inject.text)")
         let updated = try await browser.wait(
             until: "document.querySelector('#clients-table tbody tr[data-ip]')?.dataset.ip === '10.10.10.10'", timeout: .seconds(20))
@@ -260,14 +272,15 @@ import Glibc
         // 3. A restart: the page says it is disconnected, then reconnects by itself and
         // reloads the history of the new process (which never saw the inject).
         server.signal(SIGTERM)
-        #expect(server.waitForExit(timeout: 10))
+        let exited = try await TestProcess.offload { [server] in server.waitForExit(timeout: 10) }
+        #expect(exited)
         let disconnected = try await browser.wait(
             until: "document.querySelector('#connection').dataset.state === 'disconnected' && !document.getElementById('banner').hidden",
             timeout: .seconds(10))
         let whileAway = try await Self.read(browser)
         #expect(disconnected, "no disconnected state: \(whileAway)")
         server = try ServeHarness.Server(arguments, port: port, directory: dir)
-        try Self.waitForReplay(server)
+        try await Self.waitForReplay(server)
         let back = try await browser.wait(
             until: "document.querySelector('#connection').dataset.state === 'live' && document.getElementById('banner').hidden", timeout: .seconds(45))
         page = try await Self.read(browser)
@@ -296,7 +309,7 @@ import Glibc
         let port = try TestProcess.freePort()
         let server = try ServeHarness.Server(Self.serveArguments(capture: fifo, port: port), port: port, directory: dir)
         defer { server.stop() }
-        _ = try server.waitUntilReady()
+        _ = try await TestProcess.offload { try server.waitUntilReady() }
 
         let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
         defer { browser.close() }
@@ -312,9 +325,10 @@ import Glibc
             })()
             """)
         feeder.release()
-        #expect(feeder.waitUntilWritten(timeout: 60), "the capture was not written")
-        try Self.waitForReplay(server)
-        let windows = try Self.history(server)
+        let written = try await TestProcess.offload { feeder.waitUntilWritten(timeout: 60) }
+        #expect(written, "the capture was not written")
+        try await Self.waitForReplay(server)
+        let windows = try await Self.history(server)
         let last = try #require(windows.last)
         let shown = try await browser.wait(
             until: "document.querySelector('#last-window').dataset.start === '\(Timestamp.rfc3339(last.start))'", timeout: .seconds(20))
@@ -349,9 +363,8 @@ import Glibc
         let server = try ServeHarness.Server(
             Self.serveArguments(capture: capture, port: port, extra: ["--auth-token-file", tokenFile.path]), port: port, directory: dir)
         defer { server.stop() }
-        try Self.waitForReplay(server, token: token)
-        let windows = try JSONDecoder().decode(
-            History.self, from: try server.get("/stats/history?limit=10000", headers: ["Authorization": "Bearer \(token)"]).body).windows
+        try await Self.waitForReplay(server, token: token)
+        let windows = try await Self.history(server, token: token)
         let last = try #require(windows.last)
 
         let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
@@ -393,9 +406,7 @@ import Glibc
         #expect(!openedAgain, "the token was asked for again after a reload")
 
         // The stream runs on the token too: an inject reaches the page.
-        let inject = try ServeHarness.http(
-            port: port, "/debug/inject", method: "POST", headers: ["Authorization": "Bearer \(token)"],
-            body: Data(#"{"client_ip":"10.10.10.11","direction":"out","proto":"UDP/53","size":4321}"#.utf8))
+        let inject = try await Self.inject(port: port, #"{"client_ip":"10.10.10.11","direction":"out","proto":"UDP/53","size":4321}"#, token: token)
         #expect(inject.status == 202)
         let updated = try await browser.wait(
             until: "document.querySelector('#clients-table tbody tr[data-ip]')?.dataset.ip === '10.10.10.11'", timeout: .seconds(20))
