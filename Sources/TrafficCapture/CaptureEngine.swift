@@ -37,7 +37,7 @@ public final class CaptureEngine: Sendable {
 
     enum Control {
         case inject(Attribution, Int)
-        case snapshot(SnapshotReply)
+        case snapshot(ResumeOnce<WindowRecord?>)
     }
 
     let source: PacketSource
@@ -55,8 +55,8 @@ public final class CaptureEngine: Sendable {
     /// the next packet or poll timeout. -1 when no pipe could be made (the timeout serves).
     private let wakeDescriptor: Int32
     private let wakeWriter: Int32
-    private let finished = LockedValue<(done: Bool, waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)], nextID: Int)>(
-        (false, [], 0))
+    /// Whether the capture thread has ended, and who waits for it (`stop`).
+    private let finished = LockedValue<(done: Bool, waiters: [ResumeOnce<Bool>])>((false, []))
     /// The capture thread, so that `stop` can interrupt a read from a stalled pipe.
     private let captureThread = LockedValue<pthread_t?>(nil)
 
@@ -108,12 +108,12 @@ public final class CaptureEngine: Sendable {
             pthread_sigmask(SIG_UNBLOCK, &interrupt, nil)
             self.captureThread.withLock { $0 = pthread_self() }
             self.run()
-            let waiters = self.finished.withLock { f -> [(id: Int, continuation: CheckedContinuation<Bool, Never>)] in
+            let waiters = self.finished.withLock { f -> [ResumeOnce<Bool>] in
                 f.done = true
                 defer { f.waiters = [] }
                 return f.waiters
             }
-            for w in waiters { w.continuation.resume(returning: true) }
+            for w in waiters { w.resume(true) }
         }
         thread.name = "trafficmon-capture"
         thread.start()
@@ -128,44 +128,29 @@ public final class CaptureEngine: Sendable {
     public func stop(timeout: Duration = .seconds(1)) async -> Bool {
         stopRequested.store(true, ordering: .releasing)
         wakeUp()
-        let interrupter = source.readsCanStall ? Task.detached { [self] in await interruptReads(for: timeout) } : nil
+        let interrupter = source.readsCanStall ? Task.detached { [self] in await interruptReads() } : nil
         defer { interrupter?.cancel() }
-        let id = finished.withLock { f -> Int in
-            f.nextID += 1
-            return f.nextID
+        let waiter = ResumeOnce<Bool>()
+        let done = finished.withLock { f -> Bool in
+            if !f.done { f.waiters.append(waiter) }
+            return f.done
         }
-        let giveUp: @Sendable () -> Void = { [self] in
-            let waiter = finished.withLock { f -> CheckedContinuation<Bool, Never>? in
-                guard let i = f.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return f.waiters.remove(at: i).continuation
-            }
-            waiter?.resume(returning: false)
+        if done { return true }
+        // Whichever comes first: the thread's end (true), the timeout or a cancellation
+        // (false; the waiter then stays listed until the thread ends, resumed already).
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            waiter.resume(false)
         }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                let done = finished.withLock { f -> Bool in
-                    if !f.done { f.waiters.append((id, c)) }
-                    return f.done
-                }
-                if done {
-                    c.resume(returning: true)
-                    return
-                }
-                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds)), execute: giveUp)
-            }
-        } onCancel: {
-            giveUp()
-        }
+        defer { timer.cancel() }
+        return await withTaskCancellationHandler { await waiter.value() } onCancel: { waiter.resume(false) }
     }
 
     /// Signals the capture thread (a no-op handler installed without SA_RESTART) every
-    /// 50 ms until it ends, so that a blocking read returns EINTR.
-    private func interruptReads(for timeout: Duration) async {
+    /// 50 ms until it ends or `stop` stops waiting, so that a blocking read returns EINTR.
+    private func interruptReads() async {
         Self.installInterruptHandler
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline, !finished.withLock({ $0.done }), !Task.isCancelled {
+        while !finished.withLock({ $0.done }), !Task.isCancelled {
             if let thread = captureThread.withLock({ $0 }) { pthread_kill(thread, Self.interruptSignal) }
             try? await Task.sleep(for: .milliseconds(50))
         }
@@ -191,17 +176,18 @@ public final class CaptureEngine: Sendable {
     /// The open window, folded to the configured top (`nil` when none is open).
     public func currentWindow() async -> WindowRecord? {
         if finished.withLock({ $0.done }) { return nil }
-        return await withCheckedContinuation { c in
-            let reply = SnapshotReply(c)
-            enqueue(.snapshot(reply))
-            // A replay blocked in a read from a stalled pipe cannot answer: after 1 s the
-            // caller gets nil (and shows the last closed window).
-            if source.readsCanStall {
-                DispatchQueue.global().asyncAfter(deadline: .now() + 1) { reply.resume(nil) }
-            }
-            // The thread may have ended between the check and the enqueue.
-            if finished.withLock({ $0.done }) { drainAfterFinish() }
-        }
+        let reply = ResumeOnce<WindowRecord?>()
+        enqueue(.snapshot(reply))
+        // A replay blocked in a read from a stalled pipe cannot answer: after 1 s the
+        // caller gets nil (and shows the last closed window).
+        let timer = source.readsCanStall && status == .replaying ? Task {
+            try? await Task.sleep(for: .seconds(1))
+            reply.resume(nil)
+        } : nil
+        defer { timer?.cancel() }
+        // The thread may have ended between the check and the enqueue.
+        if finished.withLock({ $0.done }) { drainAfterFinish() }
+        return await reply.value()
     }
 
     private func enqueue(_ control: Control) {
@@ -341,21 +327,37 @@ public final class CaptureEngine: Sendable {
     }
 }
 
-/// A snapshot request's continuation, resumed once: by the capture thread, or by the
-/// timeout when the thread is stuck in a read.
-final class SnapshotReply: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<WindowRecord?, Never>?
+/// A reply that the first of several parties gives (the capture thread, a timeout, a
+/// cancellation) and later ones cannot change; `value()` waits for it, whether it came
+/// before or after the wait began.
+///
+/// ```swift
+/// let reply = ResumeOnce<Bool>()
+/// Task { reply.resume(true) }
+/// let answer = await reply.value()
+/// ```
+final class ResumeOnce<Value: Sendable>: Sendable {
+    /// The answer once given (`.some` even when `Value` is an optional holding nil), and
+    /// the waiter if it came first.
+    private let state = LockedValue<(answer: Value?, waiting: CheckedContinuation<Value, Never>?)>((nil, nil))
 
-    init(_ continuation: CheckedContinuation<WindowRecord?, Never>) {
-        self.continuation = continuation
+    func resume(_ value: Value) {
+        let waiting = state.withLock { s -> CheckedContinuation<Value, Never>? in
+            guard s.answer == nil else { return nil }
+            s.answer = value
+            defer { s.waiting = nil }
+            return s.waiting
+        }
+        waiting?.resume(returning: value)
     }
 
-    func resume(_ record: WindowRecord?) {
-        let waiting = lock.withLock { () -> CheckedContinuation<WindowRecord?, Never>? in
-            defer { continuation = nil }
-            return continuation
+    func value() async -> Value {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { s -> Value? in
+                if s.answer == nil { s.waiting = continuation }
+                return s.answer
+            }
+            if let ready { continuation.resume(returning: ready) }
         }
-        waiting?.resume(returning: record)
     }
 }

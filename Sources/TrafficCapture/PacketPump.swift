@@ -1,11 +1,12 @@
 import CPcap
 import TrafficCore
 
-/// Moves packets from one `PacketSource` into a `WindowAggregator` on the calling thread:
-/// each frame is decoded and attributed in libpcap's callback into a batch of prepared
-/// packets (never a copy of the packet bytes), and the batch is counted when it is full
-/// and at the end of every `pcap_dispatch`, so every packet read has been counted when
-/// `dispatch` returns. No allocation and no lock per packet.
+/// Moves packets from one `PacketSource` into a `WindowAggregator`: each frame is decoded
+/// and attributed in libpcap's callback into a batch of prepared packets (never a copy of
+/// the packet bytes). A batch is handed on when it is full and at the end of every
+/// `pcap_dispatch`: counted on the calling thread (so every packet read has been counted
+/// when `dispatch` returns), or, inside `PipelinedPump`, passed to a counting thread. No
+/// allocation and no lock per packet.
 ///
 /// ```swift
 /// let pump = try PacketPump(source: source, aggregator: aggregator)
@@ -16,27 +17,55 @@ public final class PacketPump {
     let decoder: PacketDecoder
     let subsecondScale: Int64
     let aggregator: WindowAggregator
-    /// Prepared packets waiting to be counted, allocated once (128 x 56 bytes stays in L1;
-    /// measured faster than 256 or 1,024).
+    /// Prepared packets counted at a time on the calling thread (128 x 56 bytes stays in L1).
     static let batchSize = 128
-    let batch: UnsafeMutablePointer<PreparedPacket>
+    /// Where the next prepared packets go, and how many fit there.
+    var batch: UnsafeMutablePointer<PreparedPacket>
+    let capacity: Int
     var batched = 0
+    /// Takes a batch and returns where to put the next one.
+    let takeBatch: (UnsafeMutableBufferPointer<PreparedPacket>) -> UnsafeMutablePointer<PreparedPacket>
+    /// The buffer this pump allocated itself (nil when the caller lends one).
+    private let ownBuffer: UnsafeMutablePointer<PreparedPacket>?
     /// Frames read so far.
     public private(set) var framesRead: UInt64 = 0
     /// Wire bytes read so far.
     public private(set) var bytesRead: UInt64 = 0
 
-    public init(source: PacketSource, aggregator: WindowAggregator) throws(CaptureError) {
+    /// A pump that counts its batches on the calling thread.
+    public convenience init(source: PacketSource, aggregator: WindowAggregator) throws(CaptureError) {
+        let buffer = UnsafeMutablePointer<PreparedPacket>.allocate(capacity: Self.batchSize)
+        buffer.initialize(repeating: PreparedPacket(), count: Self.batchSize)
+        try self.init(source: source, aggregator: aggregator, buffer: buffer, capacity: Self.batchSize, owned: true) { full in
+            aggregator.count(full)
+            return buffer
+        }
+    }
+
+    /// A pump that fills `capacity` prepared packets at `buffer` and hands each batch to
+    /// `takeBatch`, which returns the buffer to fill next (`PipelinedPump`'s ring chunks).
+    init(
+        source: PacketSource, aggregator: WindowAggregator, buffer: UnsafeMutablePointer<PreparedPacket>, capacity: Int,
+        owned: Bool = false,
+        takeBatch: @escaping (UnsafeMutableBufferPointer<PreparedPacket>) -> UnsafeMutablePointer<PreparedPacket>
+    ) throws(CaptureError) {
         self.source = source
         self.aggregator = aggregator
-        decoder = try source.decoder()
+        self.takeBatch = takeBatch
+        self.capacity = capacity
+        batch = buffer
+        ownBuffer = owned ? buffer : nil
+        do {
+            decoder = try source.decoder()
+        } catch {
+            ownBuffer?.deallocate()
+            throw error
+        }
         subsecondScale = source.subsecondScale
-        batch = .allocate(capacity: Self.batchSize)
-        batch.initialize(repeating: PreparedPacket(), count: Self.batchSize)
     }
 
     deinit {
-        batch.deallocate()
+        ownBuffer?.deallocate()
     }
 
     /// Processes up to `maxPackets` packets (`-1`: everything available). Returns how many were
@@ -45,7 +74,7 @@ public final class PacketPump {
     public func dispatch(maxPackets: Int32) throws(CaptureError) -> Int {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
-        countBatch()
+        handOnBatch()
         source.releaseReadPages()
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }
@@ -57,9 +86,9 @@ public final class PacketPump {
         while try dispatch(maxPackets: batch) > 0 {}
     }
 
-    func countBatch() {
+    func handOnBatch() {
         guard batched > 0 else { return }
-        aggregator.count(UnsafeMutableBufferPointer(start: batch, count: batched))
+        batch = takeBatch(UnsafeMutableBufferPointer(start: batch, count: batched))
         batched = 0
     }
 
@@ -72,7 +101,7 @@ public final class PacketPump {
             frame: UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)), decoder: decoder,
             timestamp: PacketSource.nanoseconds(header, scale: subsecondScale), wireLength: wire)
         batched &+= 1
-        if batched == Self.batchSize { countBatch() }
+        if batched == capacity { handOnBatch() }
     }
 }
 

@@ -34,7 +34,7 @@ public final class PacketSource: @unchecked Sendable {
 
     /// Whether reading may block for as long as a writer pleases: a file read through a
     /// pipe (a FIFO, stdin), not a memory-mapped regular file or a live capture (polled).
-    public var readsCanStall: Bool {
+    var readsCanStall: Bool {
         if case .file = origin { return mapping == nil }
         return false
     }

@@ -17,9 +17,10 @@ extension ByteSink {
         text.withUTF8Buffer { append(bytes: UnsafeRawBufferPointer($0)) }
     }
 
-    /// Appends `value` in decimal, without building a String.
+    /// Appends `value` in decimal, zero-padded to `minimumWidth` digits (at most 20),
+    /// without building a String.
     @inline(__always)
-    public mutating func appendDecimal(_ value: some UnsignedInteger) {
+    public mutating func appendDecimal(_ value: some UnsignedInteger, minimumWidth: Int = 1) {
         var v = UInt64(value)
         // Digits are written from the end of a 20-byte stack buffer (UInt64.max has 20).
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
@@ -29,7 +30,7 @@ extension ByteSink {
                 i &-= 1
                 buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
                 v /= 10
-            } while v > 0
+            } while v > 0 || 20 &- i < minimumWidth
             append(bytes: UnsafeRawBufferPointer(rebasing: buffer[i..<20]))
         }
     }

@@ -22,22 +22,22 @@ public enum Timestamp {
         let days = floorDiv(seconds, 86_400)
         let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = civil(fromDays: days)
-        appendDigits(year, width: 4, to: &out)
+        out.appendDecimal(UInt(year), minimumWidth: 4)
         out.append(UInt8(ascii: "-"))
-        appendDigits(month, width: 2, to: &out)
+        out.appendDecimal(UInt(month), minimumWidth: 2)
         out.append(UInt8(ascii: "-"))
-        appendDigits(day, width: 2, to: &out)
+        out.appendDecimal(UInt(day), minimumWidth: 2)
         out.append(UInt8(ascii: "T"))
-        appendDigits(secondOfDay / 3600, width: 2, to: &out)
+        out.appendDecimal(UInt(secondOfDay / 3600), minimumWidth: 2)
         out.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay / 60 % 60, width: 2, to: &out)
+        out.appendDecimal(UInt(secondOfDay / 60 % 60), minimumWidth: 2)
         out.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay % 60, width: 2, to: &out)
+        out.appendDecimal(UInt(secondOfDay % 60), minimumWidth: 2)
         if fraction != 0 {
             var width = 9
             while fraction % 10 == 0 { fraction /= 10; width -= 1 }
             out.append(UInt8(ascii: "."))
-            appendDigits(Int(fraction), width: width, to: &out)
+            out.appendDecimal(UInt64(fraction), minimumWidth: width)
         }
         out.append(UInt8(ascii: "Z"))
     }
@@ -124,16 +124,5 @@ public enum Timestamp {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         return (Int(m <= 2 ? y + 1 : y), Int(m), Int(d))
-    }
-
-    private static func appendDigits(_ value: Int, width: Int, to out: inout some ByteSink) {
-        var divisor = 1
-        for _ in 1..<max(1, width) { divisor *= 10 }
-        var v = abs(value)
-        if width > 0 && v >= divisor * 10 { v %= divisor * 10 }
-        while divisor > 0 {
-            out.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
-            divisor /= 10
-        }
     }
 }

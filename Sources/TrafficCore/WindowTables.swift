@@ -1,4 +1,3 @@
-
 /// Everything one window counts: the scalar totals and the hash tables. The
 /// aggregator fills one set while a window is open and hands it over whole when the
 /// window closes, so the record can be built on another thread while the next

@@ -21,11 +21,11 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if openPaths.contains(request.uri.path) { return try await next(request, context) }
-        let webSocketToken = Self.isStreamUpgrade(path: request.uri.path, upgrade: request.headers[.upgrade])
-            ? Self.subprotocolToken(request.headers[.secWebSocketProtocol]) : nil
-        let offered = Self.bearerToken(request.headers[.authorization]) ?? webSocketToken
+        let offered = Self.offeredToken(
+            path: request.uri.path, authorization: request.headers[.authorization], upgrade: request.headers[.upgrade],
+            webSocketProtocol: request.headers[.secWebSocketProtocol])
         guard let offered, Self.matches(offered, any: tokens) else {
-            let hasHeader = request.headers[.authorization] != nil || webSocketToken != nil
+            let hasHeader = request.headers[.authorization] != nil || offered != nil
             throw HTTPError(
                 .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"trafficmon\""],
                 message: hasHeader ? "the bearer token is not valid" : "this route needs Authorization: Bearer <token>")
@@ -45,12 +45,15 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         return token.isEmpty ? nil : Array(token)
     }
 
-    /// Whether a request is a WebSocket upgrade to `/stats/stream`, the one place a token
-    /// may come in `Sec-WebSocket-Protocol`.
-    static func isStreamUpgrade(path: String, upgrade: String?) -> Bool {
-        path == "/stats/stream" && upgrade?.lowercased().split(separator: ",").contains(where: {
+    /// The token a request offers: its `Authorization: Bearer` credentials, or on a
+    /// WebSocket upgrade to the stream (the one place), a `Sec-WebSocket-Protocol` entry.
+    /// Shared by this middleware and the channel handler that guards upgrades.
+    static func offeredToken(path: String, authorization: String?, upgrade: String?, webSocketProtocol: String?) -> [UInt8]? {
+        if let token = bearerToken(authorization) { return token }
+        let isStreamUpgrade = path == StreamRoute.path && upgrade?.lowercased().split(separator: ",").contains(where: {
             $0.trimmingCharacters(in: .whitespaces) == "websocket"
         }) == true
+        return isStreamUpgrade ? subprotocolToken(webSocketProtocol) : nil
     }
 
     /// The token in a `Sec-WebSocket-Protocol` list entry `bearer.<base64url(token)>`.

@@ -3,11 +3,10 @@ import TrafficCapture
 import TrafficCore
 
 /// Running totals over the windows closed since start (what the live page's capture
-/// health panel shows; the same figures as the `/metrics` counters).
+/// health panel shows): kept by `TrafficMetrics` beside the counters of the same names.
 ///
 /// ```swift
-/// state.count(record)                      // the publisher, per closed window
-/// let dropped = state.totals.kernelDropped
+/// let dropped = state.metrics.totals.kernelDropped
 /// ```
 public struct CaptureTotals: Sendable, Equatable {
     public var windowsClosed: UInt64 = 0
@@ -78,7 +77,7 @@ struct CaptureSummary: Encodable {
 
     init(state: TrafficState, now: Int64) {
         let status = state.engine.status
-        let totals = state.totals
+        let totals = state.metrics.totals
         let kind: String
         switch state.engine.origin {
         case .file: kind = "file"

@@ -19,21 +19,24 @@ struct LivePage<Context: RequestContext> {
         var etag: String
     }
 
+    static var pagePath: String { "/" }
+    static var scriptPath: String { "/assets/app.js" }
+    static var stylePath: String { "/assets/app.css" }
     /// The paths the page is served from (open even with `--auth-token-file`).
-    static var paths: Set<String> { ["/", "/assets/app.js", "/assets/app.css"] }
+    static var paths: Set<String> { [pagePath, scriptPath, stylePath] }
 
     let assets: [Asset]
 
     init(authRequired: Bool) {
-        let script = Self.asset("/assets/app.js", "text/javascript; charset=utf-8", PackageResources.app_js)
-        let style = Self.asset("/assets/app.css", "text/css; charset=utf-8", PackageResources.app_css)
+        let script = Self.asset(Self.scriptPath, "text/javascript; charset=utf-8", PackageResources.app_js)
+        let style = Self.asset(Self.stylePath, "text/css; charset=utf-8", PackageResources.app_css)
         // The assets' hashes key their URLs, so a new binary's page never runs with a cached
         // script of the old one (and the open page does not reveal the version).
         let html = String(decoding: PackageResources.index_html, as: UTF8.self)
             .replacingOccurrences(of: "{{auth}}", with: authRequired ? "required" : "none")
             .replacingOccurrences(of: "{{js}}", with: script.etag.filter { $0 != "\"" })
             .replacingOccurrences(of: "{{css}}", with: style.etag.filter { $0 != "\"" })
-        assets = [Self.asset("/", "text/html; charset=utf-8", Array(html.utf8)), script, style]
+        assets = [Self.asset(Self.pagePath, "text/html; charset=utf-8", Array(html.utf8)), script, style]
     }
 
     func add(to router: Router<Context>) {
@@ -45,7 +48,7 @@ struct LivePage<Context: RequestContext> {
                     .cacheControl: "no-cache",
                     PageHeaders.contentTypeOptions: "nosniff",
                 ]
-                if asset.path == "/" {
+                if asset.path == Self.pagePath {
                     headers[.contentSecurityPolicy] =
                         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
                     headers[PageHeaders.referrerPolicy] = "no-referrer"

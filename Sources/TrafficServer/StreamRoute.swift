@@ -5,6 +5,8 @@ import Logging
 
 /// `WS /stats/stream`: a text message (a window record) per closed window.
 struct StreamRoute {
+    /// Where the stream is served.
+    static let path = "/stats/stream"
     /// The subprotocol the server answers with when a client offers it.
     static let subprotocol = "trafficmon"
 
@@ -24,7 +26,7 @@ struct StreamRoute {
     }
 
     func add(to router: Router<TrafficRequestContext>) {
-        router.ws("/stats/stream", shouldUpgrade: { request, _ in
+        router.ws(RouterPath(Self.path), shouldUpgrade: { request, _ in
             // A page on another site must not read the stream through the visitor's
             // browser (cross-site WebSocket hijacking): a browser's upgrade carries Origin,
             // and it must name this server as the request's Host does.

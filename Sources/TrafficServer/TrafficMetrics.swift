@@ -36,6 +36,9 @@ public final class TrafficMetrics: Sendable {
     private let processMetrics = ProcessMetrics()
 
     struct State {
+        /// The counters' figures as JSON wants them (`/stats/capture`): kept beside the
+        /// Prometheus counters, which do not hand their values back.
+        var totals = CaptureTotals()
         /// The per-client and per-service gauges of the last window, rendered once when the
         /// window closes: a pure function of that record, so series of clients that left the
         /// top simply are not there, at no cost per series in the registry.
@@ -139,6 +142,7 @@ public final class TrafficMetrics: Sendable {
             droppedKernel.increment(by: Int64(clamping: r.capture.kernelDropped))
             droppedInterface.increment(by: Int64(clamping: r.capture.interfaceDropped))
             windowsClosed.increment()
+            state.totals.add(r)
             windowClients.set(Double(UInt64(r.clients.count) &+ r.other.clients))
             windowStart.set(Double(r.start) / 1e9)
             windowDuration.set(Double(r.end - r.start) / 1e9)
@@ -225,6 +229,9 @@ public final class TrafficMetrics: Sendable {
     }
 
     /// How many series the exposition holds (for bounds checks and self-monitoring).
+    /// Totals over the windows recorded since start: `metrics.totals.received`.
+    public var totals: CaptureTotals { lock.withLock { $0.totals } }
+
     public func seriesCount() -> Int {
         let text = exposition(format: .prometheus)
         return text.split(separator: UInt8(ascii: "\n")).filter { $0.first != UInt8(ascii: "#") }.count

@@ -18,7 +18,6 @@ public final class TrafficState: Sendable {
     /// The SQLite store, when persistence is on.
     public let store: WindowStore?
     private let ring: LockedValue<WindowHistory>
-    private let runningTotals = LockedValue(CaptureTotals())
     /// When this server started (Unix nanoseconds): `/stats/capture`'s `started` and uptime.
     public let startedAt = Int64(Date().timeIntervalSince1970 * 1e9)
     private let shuttingDown = Atomic<Bool>(false)
@@ -48,15 +47,6 @@ public final class TrafficState: Sendable {
     public func append(_ record: WindowRecord) {
         ring.withLock { $0.append(record) }
     }
-
-    /// Counts a window closed by this process (not one loaded from the store) into the
-    /// totals: `state.count(record)`, once per window, by the publisher.
-    public func count(_ record: WindowRecord) {
-        runningTotals.withLock { $0.add(record) }
-    }
-
-    /// Totals over the windows closed since start: `state.totals.received`.
-    public var totals: CaptureTotals { runningTotals.withLock { $0 } }
 
     /// The last `limit` closed windows, oldest first.
     public func history(limit: Int) -> [WindowRecord] {

@@ -124,12 +124,10 @@ final class UpgradeGuardHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func authorized(_ head: HTTPRequestHead) -> Bool {
         typealias Auth = BearerAuthMiddleware<BasicRequestContext>
         let headers = head.headers
-        let path = String(head.uri.prefix { $0 != "?" })
-        let protocolToken = Auth.isStreamUpgrade(path: path, upgrade: headers.first(name: "upgrade"))
-            ? Auth.subprotocolToken(headers[canonicalForm: "sec-websocket-protocol"].joined(separator: ",")) : nil
-        guard let token = Auth.bearerToken(headers.first(name: "authorization")) ?? protocolToken else {
-            return false
-        }
-        return Auth.matches(token, any: tokens)
+        let token = Auth.offeredToken(
+            path: String(head.uri.prefix { $0 != "?" }), authorization: headers.first(name: "authorization"),
+            upgrade: headers.first(name: "upgrade"),
+            webSocketProtocol: headers[canonicalForm: "sec-websocket-protocol"].joined(separator: ","))
+        return token.map { Auth.matches($0, any: tokens) } ?? false
     }
 }

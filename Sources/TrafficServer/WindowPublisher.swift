@@ -68,9 +68,8 @@ public struct WindowPublisher: ServiceLifecycle.Service {
             let record = closed.record()
             closed.recycle()
             channel.slots.release()
-            // Counters and totals first: once a window is in the history, they include it.
+            // Counters first: once a window is in the history, they include it.
             state.metrics.record(record)
-            state.count(record)
             state.append(record)
             for subscriber in subscribers { await subscriber.publish(record) }
         }

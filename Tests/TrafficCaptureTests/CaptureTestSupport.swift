@@ -97,8 +97,7 @@ struct PumpResult {
 
 enum Pump {
     /// Reads `url` to its end (or its first read error) and closes the last window, with
-    /// `PacketPump`, or with `PipelinedPump` (reading and counting on two threads; it
-    /// keeps no frame counts, so `framesRead`/`bytesRead` stay 0).
+    /// `PacketPump`, or with `PipelinedPump` (reading and counting on two threads).
     static func file(
         _ url: URL, filter: String? = nil,
         configuration: WindowAggregator.Configuration = .init(), pipelined: Bool = false
@@ -108,7 +107,12 @@ enum Pump {
         let aggregator = WindowAggregator(configuration: configuration) { (record: WindowRecord) in result.records.append(record) }
         do {
             if pipelined {
-                try PipelinedPump(source: source, aggregator: aggregator).drain()
+                let pump = try PipelinedPump(source: source, aggregator: aggregator)
+                defer {
+                    result.framesRead = pump.framesRead
+                    result.bytesRead = pump.bytesRead
+                }
+                try pump.drain()
             } else {
                 let pump = try PacketPump(source: source, aggregator: aggregator)
                 defer {

@@ -146,12 +146,13 @@
     }
   }
 
-  /** What a failed request means for the page; anything unexpected is logged, not hidden. */
-  function failed(error, generation) {
+  /** What a failed request means for the page: a refused token asks for another; a
+   *  failed load retries later (`retry`); anything unexpected is logged, not hidden. */
+  function failed(error, generation, retry = true) {
     if (generation !== state.generation) return;
     if (error instanceof AuthError) { needToken('The token was not accepted. Paste another one.'); return; }
     if (!(error instanceof NetworkError)) console.error('trafficmon:', error);
-    retryLater(generation);
+    if (retry) retryLater(generation);
   }
 
   function base64url(text) {
@@ -170,9 +171,7 @@
       renderHealth();
       renderSource();
     } catch (error) {
-      if (generation !== state.generation) return;
-      if (error instanceof AuthError) needToken('The token was not accepted. Paste another one.');
-      else if (!(error instanceof NetworkError)) console.error('trafficmon:', error);
+      failed(error, generation, false);
     }
   }
 
@@ -234,11 +233,7 @@
           });
         }
         render();
-      }).catch((error) => {
-        if (generation !== state.generation) return;
-        if (error instanceof AuthError) needToken('The token was not accepted. Paste another one.');
-        else if (!(error instanceof NetworkError)) console.error('trafficmon:', error);
-      });
+      }).catch((error) => failed(error, generation, false));
     };
     ws.onmessage = (event) => {
       if (generation !== state.generation) return;
