@@ -146,7 +146,6 @@ struct WindowRecordBuilder {
     /// `other` service itself, folds into one `other` entry per direction, listed last.
     static func sortedAndFolded(_ items: consuming [ServiceCounts], top: Int?) -> [ServiceCounts] {
         var sorted = items
-        if sorted.count < 2 && !(sorted.first?.service == .other) { return sorted }
         sorted.sort { a, b in
             if a.bytes != b.bytes { return a.bytes > b.bytes }
             if a.packets != b.packets { return a.packets > b.packets }
