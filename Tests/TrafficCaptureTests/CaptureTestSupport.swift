@@ -105,25 +105,21 @@ enum Pump {
         let source = try PacketSource.openFile(url.path, filter: filter)
         var result = PumpResult()
         let aggregator = WindowAggregator(configuration: configuration) { (record: WindowRecord) in result.records.append(record) }
+        var counts: () -> (frames: UInt64, bytes: UInt64) = { (0, 0) }
         do {
             if pipelined {
                 let pump = try PipelinedPump(source: source, aggregator: aggregator)
-                defer {
-                    result.framesRead = pump.framesRead
-                    result.bytesRead = pump.bytesRead
-                }
+                counts = { (pump.framesRead, pump.bytesRead) }
                 try pump.drain()
             } else {
                 let pump = try PacketPump(source: source, aggregator: aggregator)
-                defer {
-                    result.framesRead = pump.framesRead
-                    result.bytesRead = pump.bytesRead
-                }
+                counts = { (pump.framesRead, pump.bytesRead) }
                 try pump.drain()
             }
         } catch {
             result.failure = error
         }
+        (result.framesRead, result.bytesRead) = counts()
         aggregator.finish()
         return result
     }
