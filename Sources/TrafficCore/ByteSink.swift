@@ -1,5 +1,6 @@
 /// Somewhere text renderers append UTF-8 bytes: a `[UInt8]`, or the JSON writer's raw
-/// buffer (which renders a window record without Array's per-append bookkeeping).
+/// buffer (which renders a window record without Array's per-append bookkeeping and
+/// writes literals and numbers in place).
 ///
 /// ```swift
 /// var bytes = [UInt8]()
@@ -8,30 +9,76 @@
 public protocol ByteSink {
     mutating func append(_ byte: UInt8)
     mutating func append(bytes: UnsafeRawBufferPointer)
+    /// Appends a literal's UTF-8 bytes.
+    mutating func append(_ text: StaticString)
+    /// Appends `value` in decimal, zero-padded to `minimumWidth` digits (at most 20).
+    mutating func appendDecimalDigits(_ value: UInt64, minimumWidth: Int)
 }
 
 extension ByteSink {
-    /// Appends a literal's UTF-8 bytes.
     @inline(__always)
     public mutating func append(_ text: StaticString) {
         text.withUTF8Buffer { append(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    @inline(__always)
+    public mutating func appendDecimalDigits(_ value: UInt64, minimumWidth: Int) {
+        // UInt64.max has 20 digits: render into a stack buffer, then append.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            let width = Decimal.width(value, minimumWidth: minimumWidth)
+            Decimal.write(value, width: width, to: buffer.baseAddress!)
+            append(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<width]))
+        }
     }
 
     /// Appends `value` in decimal, zero-padded to `minimumWidth` digits (at most 20),
     /// without building a String.
     @inline(__always)
     public mutating func appendDecimal(_ value: some UnsignedInteger, minimumWidth: Int = 1) {
-        var v = UInt64(value)
-        // Digits are written from the end of a 20-byte stack buffer (UInt64.max has 20).
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var i = 20
-            repeat {
-                i &-= 1
-                buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
-                v /= 10
-            } while v > 0 || 20 &- i < minimumWidth
-            append(bytes: UnsafeRawBufferPointer(rebasing: buffer[i..<20]))
+        appendDecimalDigits(UInt64(value), minimumWidth: minimumWidth)
+    }
+}
+
+/// Decimal digits written in place, two at a time.
+enum Decimal {
+    /// "00" to "99".
+    static let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+    /// How many digits `value` takes, at least `minimumWidth` (clamped to 1...20).
+    @inline(__always)
+    static func width(_ value: UInt64, minimumWidth: Int) -> Int {
+        var n = 1
+        var limit: UInt64 = 10
+        while n < 20 && value >= limit {
+            n &+= 1
+            limit &*= 10
+        }
+        return max(n, min(max(minimumWidth, 1), 20))
+    }
+
+    /// Writes exactly `width` digits of `value` (zero-padded) at `start`.
+    @inline(__always)
+    static func write(_ value: UInt64, width: Int, to start: UnsafeMutableRawPointer) {
+        var v = value
+        var end = start + width
+        let table = UnsafeRawPointer(pairs.utf8Start)
+        while v >= 100 {
+            let pair = Int(truncatingIfNeeded: v % 100) &* 2
+            v /= 100
+            end -= 2
+            end.storeBytes(of: table.loadUnaligned(fromByteOffset: pair, as: UInt16.self), as: UInt16.self)
+        }
+        if v >= 10 {
+            end -= 2
+            end.storeBytes(of: table.loadUnaligned(fromByteOffset: Int(truncatingIfNeeded: v) &* 2, as: UInt16.self), as: UInt16.self)
+        } else {
+            end -= 1
+            end.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v), as: UInt8.self)
+        }
+        while end > start {
+            end -= 1
+            end.storeBytes(of: UInt8(ascii: "0"), as: UInt8.self)
         }
     }
 }
@@ -44,8 +91,8 @@ extension Array: ByteSink where Element == UInt8 {
 }
 
 /// A growable byte buffer over manually managed memory, for rendering large records:
-/// appends check capacity with one compare and copy with `memcpy`. Exactly one copy
-/// owns the memory; the owner calls `deallocate()`.
+/// appends check capacity with one compare, literals and numbers are written in place.
+/// Exactly one copy owns the memory; the owner calls `deallocate()`.
 ///
 /// ```swift
 /// var out = RawByteBuffer(capacity: 4096)
@@ -67,6 +114,9 @@ struct RawByteBuffer: ByteSink {
 
     /// The bytes written so far (valid until the next append).
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Forgets the bytes written and keeps the memory.
+    mutating func removeAll() { count = 0 }
 
     /// Makes room for `n` more bytes.
     @inline(__always)
@@ -99,4 +149,61 @@ struct RawByteBuffer: ByteSink {
         UnsafeMutableRawPointer(base + count).copyMemory(from: source, byteCount: bytes.count)
         count &+= bytes.count
     }
+
+    /// A literal's length is known where it is written, so the copy compiles to a few moves.
+    @inline(__always)
+    mutating func append(_ text: StaticString) {
+        let n = text.utf8CodeUnitCount
+        reserve(n)
+        UnsafeMutableRawPointer(base + count).copyMemory(from: text.utf8Start, byteCount: n)
+        count &+= n
+    }
+
+    @inline(__always)
+    mutating func appendDecimalDigits(_ value: UInt64, minimumWidth: Int) {
+        let width = Decimal.width(value, minimumWidth: minimumWidth)
+        reserve(width)
+        Decimal.write(value, width: width, to: base + count)
+        count &+= width
+    }
+}
+
+/// NDJSON for window records, rendered into one buffer kept from record to record: no
+/// copy of a rendered record and, once the buffer has grown, no allocation.
+///
+/// ```swift
+/// let lines = RecordLineBuffer()
+/// lines.append(record)                       // its JSON and "\n"
+/// lines.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
+/// lines.removeAll()
+/// ```
+public final class RecordLineBuffer {
+    private var out = RawByteBuffer(capacity: 1 << 16)
+
+    public init() {}
+
+    deinit { out.deallocate() }
+
+    /// Bytes waiting.
+    public var count: Int { out.count }
+
+    /// Appends `record` as one line of JSON and a newline.
+    public func append(_ record: WindowRecord) {
+        record.render(into: &out)
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    /// Appends text as UTF-8.
+    public func append(_ text: String) {
+        var text = text
+        text.withUTF8 { out.append(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Calls `body` with the bytes waiting (valid only inside `body`).
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(out.bytes)
+    }
+
+    /// Forgets the bytes waiting and keeps the memory.
+    public func removeAll() { out.removeAll() }
 }

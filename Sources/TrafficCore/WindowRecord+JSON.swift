@@ -18,8 +18,16 @@ extension WindowRecord {
 
     /// Appends the record as one line of JSON to `out`.
     public func appendJSON(to buffer: inout [UInt8]) {
-        var w = JSONWriter(out: RawByteBuffer(capacity: 512 + clients.count * 160 + services.count * 64))
-        defer { w.out.deallocate() }
+        var out = RawByteBuffer(capacity: 512 + clients.count * 320 + services.count * 96)
+        defer { out.deallocate() }
+        render(into: &out)
+        buffer.append(bytes: out.bytes)
+    }
+
+    /// Renders the record as one line of JSON (no newline) at the end of `buffer`.
+    func render(into buffer: inout RawByteBuffer) {
+        var w = JSONWriter(out: buffer)
+        defer { buffer = w.out }
         w.raw("{\"start\":\"")
         Timestamp.appendRFC3339(start, to: &w.out)
         w.raw("\",\"end\":\"")
@@ -84,7 +92,6 @@ extension WindowRecord {
         w.raw("},\"services\":")
         w.services(services)
         w.raw("}")
-        buffer.append(bytes: w.out.bytes)
     }
 }
 
