@@ -144,6 +144,14 @@ struct CounterTable: @unchecked Sendable {
         count = 0
     }
 
+    /// The slots holding entries, in storage order (read them through `storage`).
+    func occupiedSlots() -> [Int32] {
+        var slots = [Int32]()
+        slots.reserveCapacity(count)
+        for j in 0..<capacity where storage[j].key.c != 0 { slots.append(Int32(truncatingIfNeeded: j)) }
+        return slots
+    }
+
     /// Calls `body` for every entry, in storage order.
     func forEach(_ body: (Entry) -> Void) {
         guard count > 0 else { return }

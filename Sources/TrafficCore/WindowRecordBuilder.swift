@@ -5,10 +5,12 @@
 /// `other`; services are sorted the same way and folded into one `other` entry per
 /// direction past `top`.
 struct WindowRecordBuilder {
-    /// A client's place in the order: by bytes, then packets (then address, looked up).
+    /// A client's place in the order: by bytes, then packets, then address (kept beside
+    /// them, so comparing touches one array).
     struct ClientOrderKey {
         var bytes: UInt64
         var packets: UInt64
+        var address: IPAddress
         var index: Int32
     }
 
@@ -23,18 +25,28 @@ struct WindowRecordBuilder {
             addresses[Int(entry.packets)] = Self.address(entry.key)
         }
 
-        // Pass 1: per-client totals and per-service totals.
+        // Pass 1: per-client totals and per-service totals. Each flow's client is looked
+        // up in the clients table (its dense index rides in `packets`), with the slot a
+        // few flows ahead prefetched: that table outgrows the cache with many clients.
+        let flowSlots = t.flows.occupiedSlots()
+        let flowCount = flowSlots.count
+        let flowStorage = t.flows.storage
         var inbound = [Counts](repeating: .zero, count: clientCount)
         var outbound = [Counts](repeating: .zero, count: clientCount)
         var serviceCount = [Int32](repeating: 0, count: clientCount)
         var serviceTotals = CounterTable(minimumCapacity: 64)
         defer { serviceTotals.deallocate() }
-        // Each flow's client, in the tables' storage order (pass 2 walks the same order).
-        var flowClients = [Int32]()
-        flowClients.reserveCapacity(t.flows.count)
-        t.flows.forEach { entry in
+        // Each flow's client, in the order of `flowSlots` (pass 2 walks the same order).
+        var flowClients = [Int32](repeating: 0, count: flowCount)
+        let lookahead = WindowAggregator.lookahead
+        for k in 0..<flowCount {
+            if k &+ lookahead < flowCount {
+                let ahead = flowStorage[Int(flowSlots[k &+ lookahead])].key
+                t.clients.prefetch(hash: CounterTable.hash(WindowAggregator.clientKey(ahead)))
+            }
+            let entry = flowStorage[Int(flowSlots[k])]
             let i = clientIndex(entry.key)
-            flowClients.append(Int32(truncatingIfNeeded: i))
+            flowClients[k] = Int32(truncatingIfNeeded: i)
             if (entry.key.c >> 32) & 1 == 0 {
                 inbound[i].add(packets: entry.packets, bytes: entry.bytes)
             } else {
@@ -47,19 +59,18 @@ struct WindowRecordBuilder {
             serviceTotals.add(Self.serviceKey(entry.key), packets: entry.packets, bytes: entry.bytes)
         }
 
-        // Order the clients (sort keys side by side, so comparing touches one array) and
-        // decide which are listed.
+        // Order the clients and decide which are listed.
         var keys = [ClientOrderKey]()
         keys.reserveCapacity(clientCount)
         for i in 0..<clientCount {
             keys.append(ClientOrderKey(
                 bytes: inbound[i].bytes &+ outbound[i].bytes, packets: inbound[i].packets &+ outbound[i].packets,
-                index: Int32(truncatingIfNeeded: i)))
+                address: addresses[i], index: Int32(truncatingIfNeeded: i)))
         }
         keys.sort { a, b in
             if a.bytes != b.bytes { return a.bytes > b.bytes }
             if a.packets != b.packets { return a.packets > b.packets }
-            return addresses[Int(a.index)] < addresses[Int(b.index)]
+            return a.address < b.address
         }
         let listed = min(clientCount, top ?? Int.max)
         var other = OtherCounts(in: t.otherInbound, out: t.otherOutbound, clients: t.otherClientCount)
@@ -82,12 +93,10 @@ struct WindowRecordBuilder {
         var flat = [ServiceCounts](
             repeating: ServiceCounts(service: .other, direction: .inbound, packets: 0, bytes: 0), count: offsets[listed])
         var next = offsets
-        var flow = 0
-        t.flows.forEach { entry in
-            let p = position[Int(flowClients[flow])]
-            flow &+= 1
-            guard p >= 0 else { return }
-            flat[next[Int(p)]] = Self.serviceCounts(entry)
+        for k in 0..<flowCount {
+            let p = position[Int(flowClients[k])]
+            guard p >= 0 else { continue }
+            flat[next[Int(p)]] = Self.serviceCounts(flowStorage[Int(flowSlots[k])])
             next[Int(p)] &+= 1
         }
         var clients = [ClientRecord]()
@@ -95,7 +104,7 @@ struct WindowRecordBuilder {
         for p in 0..<listed {
             let i = Int(keys[p].index)
             clients.append(ClientRecord(
-                ip: addresses[i], in: inbound[i], out: outbound[i],
+                ip: keys[p].address, in: inbound[i], out: outbound[i],
                 services: Self.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top)))
         }
 
