@@ -35,7 +35,10 @@ let package = Package(
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
         .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
-        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
+        // C helpers for reading capture files (a memory stream that knows its position).
+        .target(name: "CTrafficCaptureShims"),
+        .target(
+            name: "TrafficCapture", dependencies: ["CPcap", "CTrafficCaptureShims", "TrafficCore"], swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
             dependencies: [

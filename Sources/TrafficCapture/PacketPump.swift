@@ -5,8 +5,9 @@ import TrafficCore
 /// and attributed in libpcap's callback into a batch of prepared packets (never a copy of
 /// the packet bytes). A batch is handed on when it is full and at the end of every
 /// `pcap_dispatch`: counted on the calling thread (so every packet read has been counted
-/// when `dispatch` returns), or, inside `PipelinedPump`, passed to a counting thread. No
-/// allocation and no lock per packet.
+/// when `dispatch` returns), or, inside `PipelinedPump`, passed to a counting thread, which
+/// may ask for the next batch's frames to be left undecoded where they lie in the file's
+/// memory map (`MappedFrames`) and decode them itself. No allocation and no lock per packet.
 ///
 /// ```swift
 /// let pump = try PacketPump(source: source, aggregator: aggregator)
@@ -23,8 +24,17 @@ public final class PacketPump {
     var batch: UnsafeMutablePointer<PreparedPacket>
     let capacity: Int
     var batched = 0
-    /// Takes a batch and returns where to put the next one.
-    let takeBatch: (UnsafeMutableBufferPointer<PreparedPacket>) -> UnsafeMutablePointer<PreparedPacket>
+    /// Takes a batch and returns where to put the next one, and whether to leave that one's
+    /// frames undecoded (when they can be found in the map).
+    let takeBatch: (UnsafeMutableBufferPointer<PreparedPacket>) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool)
+    /// Whether this pump lets go of the mapped pages libpcap has read past (else its
+    /// consumer does, once it is done with their frames).
+    let releasesReadPages: Bool
+    /// Where frames lie in the mapped file, for batches whose frames are left undecoded (only
+    /// for a consumer that decodes them: `mayDeferFrames`).
+    let mappedFrames: MappedFrames?
+    /// Whether this batch's frames are left undecoded where `mappedFrames` finds them.
+    var deferFrames = false
     /// The buffer this pump allocated itself (nil when the caller lends one).
     private let ownBuffer: UnsafeMutablePointer<PreparedPacket>?
     /// Frames read so far.
@@ -38,7 +48,7 @@ public final class PacketPump {
         buffer.initialize(repeating: PreparedPacket(), count: Self.batchSize)
         try self.init(source: source, aggregator: aggregator, buffer: buffer, capacity: Self.batchSize, owned: true) { full in
             aggregator.count(full)
-            return buffer
+            return (buffer, false)
         }
     }
 
@@ -46,12 +56,14 @@ public final class PacketPump {
     /// `takeBatch`, which returns the buffer to fill next (`PipelinedPump`'s ring chunks).
     init(
         source: PacketSource, aggregator: WindowAggregator, buffer: UnsafeMutablePointer<PreparedPacket>, capacity: Int,
-        owned: Bool = false,
-        takeBatch: @escaping (UnsafeMutableBufferPointer<PreparedPacket>) -> UnsafeMutablePointer<PreparedPacket>
+        owned: Bool = false, releasesReadPages: Bool = true, mayDeferFrames: Bool = false,
+        takeBatch: @escaping (UnsafeMutableBufferPointer<PreparedPacket>) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool)
     ) throws(CaptureError) {
         self.source = source
         self.aggregator = aggregator
         self.takeBatch = takeBatch
+        self.releasesReadPages = releasesReadPages
+        mappedFrames = mayDeferFrames ? source.mappedFrames : nil
         self.capacity = capacity
         batch = buffer
         ownBuffer = owned ? buffer : nil
@@ -75,7 +87,7 @@ public final class PacketPump {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
         handOnBatch()
-        source.releaseReadPages()
+        if releasesReadPages { source.releaseReadPages() }
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }
         throw source.readError()
@@ -88,18 +100,26 @@ public final class PacketPump {
 
     func handOnBatch() {
         guard batched > 0 else { return }
-        batch = takeBatch(UnsafeMutableBufferPointer(start: batch, count: batched))
+        (batch, deferFrames) = takeBatch(UnsafeMutableBufferPointer(start: batch, count: batched))
+        deferFrames = deferFrames && mappedFrames != nil
         batched = 0
     }
 
     @inline(__always)
     func handle(_ header: UnsafePointer<pcap_pkthdr>, _ bytes: UnsafePointer<UInt8>) {
         let wire = Int(header.pointee.len)
+        let captured = Int(header.pointee.caplen)
+        let timestamp = PacketSource.nanoseconds(header, scale: subsecondScale)
         framesRead &+= 1
         bytesRead &+= UInt64(truncatingIfNeeded: wire)
-        batch[batched] = aggregator.prepare(
-            frame: UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)), decoder: decoder,
-            timestamp: PacketSource.nanoseconds(header, scale: subsecondScale), wireLength: wire)
+        // Written in place by TrafficCore: a returned value would be copied over from a temporary.
+        if deferFrames, let frame = mappedFrames?.frame(capturedLength: captured, wireLength: wire) {
+            PreparedPacket.storeDeferred(frame: frame, capturedLength: captured, timestamp: timestamp, wireLength: wire, into: batch + batched)
+        } else {
+            aggregator.prepare(
+                frame: UnsafeRawBufferPointer(start: bytes, count: captured), decoder: decoder, timestamp: timestamp, wireLength: wire,
+                into: batch + batched)
+        }
         batched &+= 1
         if batched == capacity { handOnBatch() }
     }

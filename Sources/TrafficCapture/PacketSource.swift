@@ -1,4 +1,5 @@
 import CPcap
+import CTrafficCaptureShims
 import Foundation
 import TrafficCore
 
@@ -30,7 +31,14 @@ public final class PacketSource: @unchecked Sendable {
     /// The interface's own addresses (live captures only).
     public let interfaceAddresses: [IPAddress]
     /// The memory map a capture file is read through (released after `pcap_close`).
-    private let mapping: MappedFile?
+    let mapping: MappedFile?
+
+    /// Where the frames libpcap reads lie in the file's memory map: a classic pcap file
+    /// read through a map (see `MappedFrames`), else `nil`.
+    var mappedFrames: MappedFrames? {
+        guard let mapping else { return nil }
+        return MappedFrames(base: mapping.base, length: mapping.length, stream: mapping.stream.map { UnsafePointer($0) })
+    }
 
     /// Whether reading may block for as long as a writer pleases: a file read through a
     /// pipe (a FIFO, stdin), not a memory-mapped regular file or a live capture (polled).
@@ -75,14 +83,16 @@ public final class PacketSource: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw .unreadableFile(path: path, reason: "it is a directory")
         }
-        // A regular file is read through a memory map (libpcap reads it with stdio from an
-        // fmemopen stream): no read() system call and no kernel copy per 4 KiB, about a
+        // A regular file is read through a memory map (libpcap reads it with stdio from a
+        // memory stream): no read() system call and no kernel copy per 4 KiB, about a
         // third off libpcap's own reading time. Anything else goes to libpcap as a path.
         let mapping = MappedFile(path: path)
         let opened: OpaquePointer?
-        if let mapping, let stream = fmemopen(mapping.base, mapping.length, "rb") {
+        var state: UnsafeMutablePointer<trafficmon_memory_stream>?
+        if let mapping, let stream = trafficmon_memory_stream_open(mapping.base, mapping.length, &state) {
             opened = pcap_fopen_offline_with_tstamp_precision(stream, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
-            if opened == nil { fclose(stream) }
+            // The stream's state lives until pcap_close closes the stream.
+            if opened == nil { fclose(stream) } else { mapping.stream = state }
         } else {
             opened = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
         }
@@ -188,18 +198,15 @@ public final class PacketSource: @unchecked Sendable {
         }
     }
 
-    /// Lets go of the mapped pages libpcap has read past, in 2 MiB steps, so a long capture
-    /// file does not stay resident (the page cache keeps them; a re-read refaults them).
-    /// One `ftell` when there is nothing to release; call it between batches.
+    /// Lets go of the mapped pages libpcap has read past (see `MappedFile.release`). Call it
+    /// between batches, on the reading thread.
     func releaseReadPages() {
-        guard let mapping, let stream = pcap_file(handle) else { return }
-        let position = ftell(stream)
-        guard position > 0 else { return }
-        let step = 2 << 20
-        let upTo = min(Int(position), mapping.length) / step * step
-        guard upTo > mapping.released else { return }
-        _ = madvise(mapping.base + mapping.released, upTo - mapping.released, MADV_DONTNEED)
-        mapping.released = upTo
+        guard let mapping else { return }
+        if let state = mapping.stream {
+            mapping.release(before: trafficmon_memory_stream_offset(state))
+        } else if let stream = pcap_file(handle) {
+            mapping.release(before: ftell(stream))
+        }
     }
 
     /// The last libpcap error on this handle.
@@ -236,6 +243,8 @@ final class MappedFile: @unchecked Sendable {
     let length: Int
     /// How much of the front has been released (`PacketSource.releaseReadPages`).
     var released = 0
+    /// The memory stream libpcap reads the map through (owned by libpcap's handle).
+    var stream: UnsafeMutablePointer<trafficmon_memory_stream>?
 
     /// `nil` when `path` is not a non-empty regular file or cannot be mapped; the caller
     /// then opens it the ordinary way (and reports that way's error).
@@ -257,5 +266,39 @@ final class MappedFile: @unchecked Sendable {
 
     deinit {
         munmap(base, length)
+    }
+
+    /// Pages are released and mapped ahead in steps of this many bytes.
+    static let step = 2 << 20
+
+    /// Lets go of the pages before `offset` (in whole steps), so a long capture file does not
+    /// stay resident (the page cache keeps them; a re-read refaults them). One thread at a time.
+    func release(before offset: Int) {
+        let upTo = min(offset, length) / Self.step * Self.step
+        guard upTo > released else { return }
+        _ = madvise(base + released, upTo - released, MADV_DONTNEED)
+        released = upTo
+    }
+
+    /// How far `populate` has mapped the file in.
+    private(set) var populated = 0
+    /// `madvise` took `MADV_POPULATE_READ` (Linux 5.14 and later) so far.
+    private var canPopulate = true
+    /// Linux's MADV_POPULATE_READ (not in every libc's headers).
+    private static let populateRead: Int32 = 22
+
+    /// Maps in the next step of pages between `start` (where the reader is) and `end`, ahead
+    /// of their reader, so the reading thread takes no page faults there; returns `false`
+    /// when there is nothing to do or the kernel cannot. One thread at a time.
+    func populateStep(from start: Int, before end: Int) -> Bool {
+        let from = max(populated, released, start / Self.step * Self.step)
+        let to = min(from + Self.step, min(end, length))
+        guard canPopulate, to > from else { return false }
+        guard madvise(base + from, to - from, Self.populateRead) == 0 else {
+            canPopulate = false
+            return false
+        }
+        populated = to
+        return true
     }
 }

@@ -1,4 +1,5 @@
 import CPcap
+import CTrafficCaptureShims
 import Foundation
 import TrafficCore
 
@@ -11,6 +12,15 @@ import TrafficCore
 /// 4,096 through a ring of eight, allocated once: one lock round trip per chunk, none per
 /// packet, and bounded memory. The aggregator sees every packet in file order, so the
 /// windows are exactly those of `PacketPump`; its `onClose` runs on the counting thread.
+///
+/// The decoding moves to whichever thread has time: while fewer than
+/// `ChunkRing.deferBelow` chunks wait for the counter, the reader leaves the next chunk's
+/// frames undecoded where they lie in the file's memory map (a classic pcap file only) and
+/// the counting thread decodes them before counting; when the counter falls behind (a
+/// window's record being built beside it), the reader decodes again. With a mapped file
+/// the counting thread also does the reader's page work: it lets go of the pages of the
+/// chunks it has counted, and while it waits for the next chunk it maps in the pages the
+/// reader comes to next.
 ///
 /// ```swift
 /// let pump = try PipelinedPump(source: try PacketSource.openFile("big.pcap"), aggregator: aggregator)
@@ -25,16 +35,25 @@ public final class PipelinedPump {
     public static var isUseful: Bool { ProcessInfo.processInfo.activeProcessorCount >= 2 }
 
     public init(source: PacketSource, aggregator: WindowAggregator) throws(CaptureError) {
-        let ring = ChunkRing(aggregator: aggregator)
+        // The counting thread takes the page work over where it can tell the reading position.
+        let mapping = source.mapping.flatMap { $0.stream == nil ? nil : $0 }
+        let ring = ChunkRing(aggregator: aggregator, mapping: mapping)
         self.ring = ring
-        reader = try PacketPump(source: source, aggregator: aggregator, buffer: ring.first, capacity: ChunkRing.chunkSize) { chunk in
+        reader = try PacketPump(
+            source: source, aggregator: aggregator, buffer: ring.first, capacity: ChunkRing.chunkSize,
+            releasesReadPages: mapping == nil, mayDeferFrames: true
+        ) { chunk in
             ring.publish(chunk)
         }
+        ring.decoder = reader.decoder
     }
 
     /// Frames and wire bytes read so far.
     public var framesRead: UInt64 { reader.framesRead }
     public var bytesRead: UInt64 { reader.bytesRead }
+    /// Frames the reader left undecoded in the map and the counting thread decoded (read
+    /// it after `drain`).
+    public var framesDecodedByCounter: Int { ring.decodedByCounter }
 
     /// Reads the file to its end (or its first read error, thrown after every packet read
     /// before it has been counted). Once per pump.
@@ -60,20 +79,37 @@ public final class PipelinedPump {
 final class ChunkRing: @unchecked Sendable {
     static let chunkSize = 4096
     static let chunkCount = 8
+    /// The reader leaves a chunk's frames to the counter while fewer chunks than this wait.
+    static let deferBelow = 4
+    /// How far ahead of the reader the counting thread maps pages in.
+    static let populateAhead = 16 << 20
     let aggregator: WindowAggregator
+    /// Decodes deferred frames (set before the counting thread starts).
+    var decoder: PacketDecoder?
+    /// The file's memory map, when the counting thread does the page work.
+    let mapping: MappedFile?
     let base: UnsafeMutablePointer<PreparedPacket>
-    /// Guards `published`, `consumed`, `lengths`, `readerDone` and `counterDone`.
+    /// Guards `published`, `consumed`, `lengths`, `deferred`, `positions`, `readerDone` and
+    /// `counterDone`.
     let condition = NSCondition()
     var published = 0
     var consumed = 0
     var lengths = [Int](repeating: 0, count: ChunkRing.chunkCount)
+    /// Per chunk, whether some of its frames are left to decode.
+    var deferred = [Bool](repeating: false, count: ChunkRing.chunkCount)
+    /// Per chunk, the reading position in the mapped file when it was handed on: its frames
+    /// lie before it, the next chunk's after it.
+    var positions = [Int](repeating: 0, count: ChunkRing.chunkCount)
     var readerDone = false
     var counterDone = false
+    /// Deferred frames decoded so far (counting thread; read after `finishReading`).
+    var decodedByCounter = 0
     /// The chunk being filled (reading thread only).
     var fillChunk = 0
 
-    init(aggregator: WindowAggregator) {
+    init(aggregator: WindowAggregator, mapping: MappedFile?) {
         self.aggregator = aggregator
+        self.mapping = mapping
         base = .allocate(capacity: Self.chunkSize * Self.chunkCount)
         base.initialize(repeating: PreparedPacket(), count: Self.chunkSize * Self.chunkCount)
     }
@@ -85,16 +121,21 @@ final class ChunkRing: @unchecked Sendable {
     var first: UnsafeMutablePointer<PreparedPacket> { base }
 
     /// Hands a filled chunk to the counting thread; returns the next free chunk (waiting
-    /// while all are taken).
-    func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>) -> UnsafeMutablePointer<PreparedPacket> {
+    /// while all are taken), and whether to leave its frames to the counter.
+    func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool) {
+        let hasDeferred = chunk.contains(where: { $0.isDeferred })
+        let position = mapping?.stream.map { trafficmon_memory_stream_offset($0) } ?? 0
         condition.lock()
         lengths[fillChunk] = chunk.count
+        deferred[fillChunk] = hasDeferred
+        positions[fillChunk] = position
         published += 1
         condition.broadcast()
         while published - consumed >= Self.chunkCount { condition.wait() }
+        let deferFrames = published - consumed < Self.deferBelow
         condition.unlock()
         fillChunk = published % Self.chunkCount
-        return base + fillChunk * Self.chunkSize
+        return (base + fillChunk * Self.chunkSize, deferFrames)
     }
 
     /// No more chunks will come: waits until the counting thread has counted every one.
@@ -110,7 +151,17 @@ final class ChunkRing: @unchecked Sendable {
     func countLoop() {
         while true {
             condition.lock()
-            while consumed == published && !readerDone { condition.wait() }
+            while consumed == published && !readerDone {
+                // Rather than sleep, map in the pages the reader reaches next.
+                if let mapping, published > 0 {
+                    let reading = positions[(published - 1) % Self.chunkCount]
+                    condition.unlock()
+                    let mapped = mapping.populateStep(from: reading, before: reading + Self.populateAhead)
+                    condition.lock()
+                    if mapped { continue }
+                }
+                condition.wait()
+            }
             if consumed == published {
                 counterDone = true
                 condition.broadcast()
@@ -119,8 +170,14 @@ final class ChunkRing: @unchecked Sendable {
             }
             let chunk = consumed % Self.chunkCount
             let length = lengths[chunk]
+            let hasDeferred = deferred[chunk]
+            let position = positions[chunk]
             condition.unlock()
-            aggregator.count(UnsafeMutableBufferPointer(start: base + chunk * Self.chunkSize, count: length))
+            let packets = UnsafeMutableBufferPointer(start: base + chunk * Self.chunkSize, count: length)
+            if hasDeferred, let decoder { decodedByCounter += aggregator.prepareDeferred(packets, decoder: decoder) }
+            aggregator.count(packets)
+            // Every frame before this chunk's reading position has been counted.
+            mapping?.release(before: position)
             condition.lock()
             consumed += 1
             condition.broadcast()

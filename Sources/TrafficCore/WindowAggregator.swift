@@ -1,3 +1,5 @@
+import CTrafficCoreShims
+
 /// Adds up packets per client, direction and service in epoch-aligned tumbling
 /// windows, and hands every closed window to `onClose`.
 ///
@@ -150,6 +152,14 @@ public final class WindowAggregator {
         prepare(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
     }
 
+    /// `prepare(frame:decoder:timestamp:wireLength:)` written straight into a batch slot
+    /// (the packet path of another module: no temporary copied over).
+    public func prepare(
+        frame: UnsafeRawBufferPointer, decoder: PacketDecoder, timestamp: Int64, wireLength: Int, into slot: UnsafeMutablePointer<PreparedPacket>
+    ) {
+        slot.pointee = prepare(decoder.decode(frame), timestamp: timestamp, wireLength: wireLength)
+    }
+
     @inline(__always)
     func prepare(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) -> PreparedPacket {
         var p = PreparedPacket()
@@ -159,6 +169,33 @@ public final class WindowAggregator {
         p.reason = packet.malformedReason
         if packet.kind == .ip { p.key = Self.flowKey(attributor.attribute(packet)) }
         return p
+    }
+
+    /// Decodes and attributes, in place, the packets of `batch` that were left as frames
+    /// (`PreparedPacket.deferred`), so the batch can be counted. Like `prepare`, it reads
+    /// only immutable configuration: the counting thread calls it for a reader that left
+    /// it the work.
+    ///
+    /// ```swift
+    /// aggregator.prepareDeferred(batch, decoder: decoder)
+    /// aggregator.count(batch)
+    /// ```
+    /// Returns how many it decoded.
+    @discardableResult
+    public func prepareDeferred(_ batch: UnsafeMutableBufferPointer<PreparedPacket>, decoder: PacketDecoder) -> Int {
+        let n = batch.count
+        var decoded = 0
+        for i in 0..<n {
+            // The frames were read on the other core: start loading a later one's headers.
+            if i &+ Self.lookahead < n, batch[i &+ Self.lookahead].isDeferred {
+                trafficmon_prefetch_for_read(UnsafeRawPointer(bitPattern: UInt(batch[i &+ Self.lookahead].key.a)))
+            }
+            guard batch[i].isDeferred else { continue }
+            let p = batch[i]
+            batch[i] = prepare(frame: p.deferredFrame, decoder: decoder, timestamp: p.timestamp, wireLength: Int(p.bytes))
+            decoded &+= 1
+        }
+        return decoded
     }
 
     /// Counts a batch of prepared packets (`prepare`, on this thread or another), in
@@ -214,6 +251,7 @@ public final class WindowAggregator {
 
     @inline(__always)
     func count(_ p: PreparedPacket) {
+        assert(!p.isDeferred, "a deferred frame is decoded (prepareDeferred) before it is counted")
         if p.timestamp < windowStart || p.timestamp >= windowEnd { moveClock(to: p.timestamp) }
         if p.timestamp > latestTime { latestTime = p.timestamp }
         if p.captured { hot.received &+= 1 }
@@ -369,9 +407,36 @@ public struct PreparedPacket: Sendable {
     var reason: MalformedReason = .truncatedLink
     /// A captured frame (counted in `capture.received`), not an inject.
     var captured = true
+    /// Not decoded yet: `key.a` holds the frame's address and `key.b` its captured length
+    /// (`WindowAggregator.prepareDeferred` decodes it before it is counted).
+    public private(set) var isDeferred = false
 
     public init() {}
 
+    /// A frame left to be decoded and attributed later, on whichever thread counts it. Its
+    /// bytes must stay where they are until then (a capture file's memory map, not
+    /// libpcap's buffer).
+    @inline(__always)
+    public static func deferred(frame: UnsafeRawPointer, capturedLength: Int, timestamp: Int64, wireLength: Int) -> PreparedPacket {
+        var p = PreparedPacket()
+        p.key = CounterTable.Key(a: UInt64(UInt(bitPattern: frame)), b: UInt64(capturedLength), c: 0)
+        p.timestamp = timestamp
+        p.bytes = UInt64(truncatingIfNeeded: wireLength)
+        p.isDeferred = true
+        return p
+    }
+
+    /// `deferred(frame:capturedLength:timestamp:wireLength:)` written straight into a batch slot.
+    public static func storeDeferred(
+        frame: UnsafeRawPointer, capturedLength: Int, timestamp: Int64, wireLength: Int, into slot: UnsafeMutablePointer<PreparedPacket>
+    ) {
+        slot.pointee = deferred(frame: frame, capturedLength: capturedLength, timestamp: timestamp, wireLength: wireLength)
+    }
+
+    /// The frame of a deferred packet.
+    public var deferredFrame: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(key.a)), count: Int(key.b))
+    }
 }
 
 /// The open window's scalar counters, kept inline in the aggregator.

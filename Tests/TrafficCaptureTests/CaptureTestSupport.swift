@@ -71,6 +71,8 @@ struct PumpResult {
     /// The error `drain()` ended with, if any (the records before it are kept).
     var failure: CaptureError?
     var framesRead: UInt64 = 0
+    /// `PipelinedPump` only: frames left undecoded by the reader and decoded by the counter.
+    var framesDecodedByCounter = 0
     var bytesRead: UInt64 = 0
 
     var packets: UInt64 { records.reduce(0) { $0 + $1.packets } }
@@ -110,6 +112,7 @@ enum Pump {
             if pipelined {
                 let pump = try PipelinedPump(source: source, aggregator: aggregator)
                 counts = { (pump.framesRead, pump.bytesRead) }
+                defer { result.framesDecodedByCounter = pump.framesDecodedByCounter }
                 try pump.drain()
             } else {
                 let pump = try PacketPump(source: source, aggregator: aggregator)

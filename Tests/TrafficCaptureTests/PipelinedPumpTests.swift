@@ -53,3 +53,84 @@ struct PipelinedPumpTests {
         #expect(pipelined.packets > 7_000)
     }
 }
+
+/// The reader may leave frames undecoded where they lie in the file's memory map, for the
+/// counting thread to decode (`MappedFrames`): only for a classic pcap file whose record
+/// headers agree with what libpcap reported, and with exactly the windows of `PacketPump`.
+@Suite("PipelinedPump: frames decoded by the counting thread")
+struct DeferredDecodingTests {
+    enum Variant: String, CaseIterable, CustomTestStringConvertible {
+        case micro, nano, bigEndian, pcapng, cutToSnapLength, filtered
+        var testDescription: String { rawValue }
+    }
+
+    /// A little-endian classic pcap file rewritten in big-endian order (its header and each
+    /// record header), as a capture written on a big-endian machine.
+    static func bigEndian(_ data: Data) -> Data {
+        var bytes = [UInt8](data)
+        func swap32(at i: Int) { bytes[i..<i + 4].reverse() }
+        func swap16(at i: Int) { bytes[i..<i + 2].reverse() }
+        swap32(at: 0)
+        swap16(at: 4)
+        swap16(at: 6)
+        for field in stride(from: 8, to: 24, by: 4) { swap32(at: field) }
+        var at = 24
+        while at + 16 <= bytes.count {
+            let captured = Int(bytes[at + 8]) | Int(bytes[at + 9]) << 8 | Int(bytes[at + 10]) << 16 | Int(bytes[at + 11]) << 24
+            for field in stride(from: at, to: at + 16, by: 4) { swap32(at: field) }
+            at += 16 + captured
+        }
+        return Data(bytes)
+    }
+
+    @Test(arguments: Variant.allCases)
+    func sameRecordsAsThePacketPump(variant: Variant) throws {
+        let traffic = SyntheticTraffic(packets: 30_000, clients: 1_500, seconds: 30, seed: 21)
+        let format: PcapWriter.Format = switch variant {
+        case .nano: .pcapNano
+        case .pcapng: .pcapng
+        default: .pcapMicro
+        }
+        var data = Data(traffic.pcap(snapLength: 128, format: format).data)
+        switch variant {
+        case .bigEndian:
+            data = Self.bigEndian(data)
+        case .cutToSnapLength:
+            // The file header says 60 bytes, the records hold up to 128: libpcap cuts each
+            // longer one to 60, so its header no longer matches and it is decoded at once.
+            data.replaceSubrange(16..<20, with: [60, 0, 0, 0])
+        default:
+            break
+        }
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("capture")
+        try data.write(to: url)
+        let filter = variant == .filtered ? "tcp or vlan" : nil
+        let configuration = try PipelinedPumpTests.configuration()
+        let pipelined = try Pump.file(url, filter: filter, configuration: configuration, pipelined: true)
+        let single = try Pump.file(url, filter: filter, configuration: configuration)
+
+        #expect(pipelined.failure == nil)
+        #expect(single.failure == nil)
+        #expect(pipelined.records == single.records)
+        #expect(pipelined.framesRead == single.framesRead)
+        switch variant {
+        case .micro, .nano, .bigEndian, .filtered:
+            // The first chunk is decoded by the reader; while the counter keeps up, the next are left to it.
+            #expect(pipelined.framesDecodedByCounter > 0)
+        case .pcapng:
+            #expect(pipelined.framesDecodedByCounter == 0)
+        case .cutToSnapLength:
+            // Frames no longer than the cut keep matching headers; the others never leave the reader.
+            let longer = traffic.frames.filter { min($0.bytes.count, 128) > 60 }.count
+            #expect(pipelined.framesDecodedByCounter <= traffic.frames.count - longer)
+        }
+        if variant != .filtered {
+            let truth = traffic.truth(snapLength: 128).total
+            #expect(pipelined.records.reduce(Counts()) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) } == truth)
+        } else {
+            #expect(pipelined.framesRead < UInt64(traffic.frames.count))
+        }
+    }
+}

@@ -7,4 +7,10 @@ static inline void trafficmon_prefetch_for_write(const void *address) {
     __builtin_prefetch(address, 1, 3);
 }
 
+/// Asks the CPU to start loading the cache line at `address` for reading (a frame a few
+/// packets ahead). A hint only: it never faults.
+static inline void trafficmon_prefetch_for_read(const void *address) {
+    __builtin_prefetch(address, 0, 3);
+}
+
 #endif

@@ -1,0 +1,44 @@
+#ifndef C_TRAFFIC_CAPTURE_SHIMS_H
+#define C_TRAFFIC_CAPTURE_SHIMS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/// A read-only stdio stream over memory (a memory-mapped capture file), for
+/// `pcap_fopen_offline`, that can say at any moment which byte of that memory the
+/// stream's reader has got to: where libpcap has just read a packet's record, so the
+/// packet's bytes can be found in the map instead of in libpcap's copy of them.
+typedef struct trafficmon_memory_stream {
+    const unsigned char *base;
+    size_t length;
+    /// Bytes handed to stdio so far (stdio may not have handed them on yet).
+    size_t position;
+    FILE *file;
+} trafficmon_memory_stream;
+
+/// Opens a stream over `length` bytes at `base` (which must outlive it); `*state` is freed
+/// by `fclose` (that is, by `pcap_close`). Returns NULL when stdio cannot make one.
+FILE *trafficmon_memory_stream_open(const void *base, size_t length, trafficmon_memory_stream **state);
+
+/// The offset in the memory of the next byte the stream's reader will get (the end of
+/// what `fread` has returned so far), or -1 where stdio does not let us know it.
+static inline long trafficmon_memory_stream_offset(const trafficmon_memory_stream *state) {
+#if defined(__GLIBC__)
+    const FILE *f = state->file;
+    return (long)state->position - (long)(f->_IO_read_end - f->_IO_read_ptr);
+#else
+    (void)state;
+    return -1;
+#endif
+}
+
+/// Whether `trafficmon_memory_stream_offset` works on this C library.
+static inline int trafficmon_memory_stream_knows_offset(void) {
+#if defined(__GLIBC__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+#endif
