@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TrafficCapture
+@testable import TrafficCapture
 import TrafficCore
 import TrafficTestSupport
 
@@ -102,7 +102,7 @@ enum Pump {
     /// `PacketPump`, or with `PipelinedPump` (reading and counting on two threads).
     static func file(
         _ url: URL, filter: String? = nil,
-        configuration: WindowAggregator.Configuration = .init(), pipelined: Bool = false
+        configuration: WindowAggregator.Configuration = .init(), pipelined: Bool = false, ringChunks: Int? = nil
     ) throws(CaptureError) -> PumpResult {
         let source = try PacketSource.openFile(url.path, filter: filter)
         var result = PumpResult()
@@ -110,7 +110,8 @@ enum Pump {
         var counts: () -> (frames: UInt64, bytes: UInt64) = { (0, 0) }
         do {
             if pipelined {
-                let pump = try PipelinedPump(source: source, aggregator: aggregator)
+                let pump = try PipelinedPump(
+                    source: source, aggregator: aggregator, ringChunks: ringChunks ?? ChunkRing.defaultChunkCount)
                 counts = { (pump.framesRead, pump.bytesRead) }
                 defer { result.framesDecodedByCounter = pump.framesDecodedByCounter }
                 try pump.drain()

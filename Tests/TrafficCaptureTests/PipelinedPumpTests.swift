@@ -14,18 +14,19 @@ struct PipelinedPumpTests {
               maxClients: maxClients, top: top)
     }
 
-    /// 50,000 packets: more than six turns of the 8 x 4,096 ring, with late packets,
-    /// malformed frames and non-IP frames along the way.
-    @Test(arguments: [(100_000, nil), (300, 25)] as [(Int, Int?)])
-    func sameRecordsAsThePacketPump(maxClients: Int, top: Int?) throws {
+    /// 50,000 packets: more than three turns of a ring of 4 x 4,096 (and a part of a turn
+    /// of the default 32), with late packets, malformed frames and non-IP frames along the way.
+    @Test(arguments: [(100_000, nil, 4), (300, 25, 4), (100_000, nil, nil)] as [(Int, Int?, Int?)])
+    func sameRecordsAsThePacketPump(maxClients: Int, top: Int?, ringChunks: Int?) throws {
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("many.pcap")
         let truth = try SyntheticTraffic.write(to: url, packets: 50_000, clients: 2_000, seconds: 40, seed: 5, snapLength: 128)
         let configuration = try Self.configuration(maxClients: maxClients, top: top)
-        let pipelined = try Pump.file(url, configuration: configuration, pipelined: true)
+        let pipelined = try Pump.file(url, configuration: configuration, pipelined: true, ringChunks: ringChunks)
         let single = try Pump.file(url, configuration: configuration)
         #expect(pipelined.failure == nil)
+        #expect(pipelined.framesDecodedByCounter > 0)
         #expect(pipelined.records.count == single.records.count)
         #expect(pipelined.records == single.records)
         #expect(pipelined.packets == truth.total.packets)
@@ -42,7 +43,7 @@ struct PipelinedPumpTests {
         let cut = dir.appendingPathComponent("cut.pcap")
         try Data(data.prefix(data.count * 2 / 3)).write(to: cut)
         let configuration = try Self.configuration()
-        let pipelined = try Pump.file(cut, configuration: configuration, pipelined: true)
+        let pipelined = try Pump.file(cut, configuration: configuration, pipelined: true, ringChunks: 4)
         let single = try Pump.file(cut, configuration: configuration)
         guard case .readFailed? = pipelined.failure else {
             Issue.record("expected readFailed, got \(String(describing: pipelined.failure))")
