@@ -20,9 +20,10 @@ struct MappedFrames: @unchecked Sendable {
     let swapped: Bool
 
     /// For a classic pcap file (16-byte record headers) read through `stream`; `nil` for
-    /// pcapng, the modified pcap formats, or where stdio does not tell its position.
+    /// pcapng, the modified pcap formats, or without a stream state (off glibc, the
+    /// stream's position is unknown).
     init?(base: UnsafeRawPointer, length: Int, stream: UnsafePointer<trafficmon_memory_stream>?) {
-        guard let stream, trafficmon_memory_stream_knows_offset() != 0, length >= 24 else { return nil }
+        guard let stream, length >= 24 else { return nil }
         switch base.loadUnaligned(as: UInt32.self) {
         case 0xA1B2_C3D4, 0xA1B2_3C4D: swapped = false
         case 0xD4C3_B2A1, 0x4D3C_B2A1: swapped = true

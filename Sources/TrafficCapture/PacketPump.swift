@@ -101,7 +101,6 @@ public final class PacketPump {
     func handOnBatch() {
         guard batched > 0 else { return }
         (batch, deferFrames) = takeBatch(UnsafeMutableBufferPointer(start: batch, count: batched))
-        deferFrames = deferFrames && mappedFrames != nil
         batched = 0
     }
 

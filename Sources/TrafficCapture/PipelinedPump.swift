@@ -53,6 +53,7 @@ public final class PipelinedPump {
             ring.publish(chunk)
         }
         ring.decoder = reader.decoder
+        ring.canDefer = reader.mappedFrames != nil
     }
 
     /// Frames and wire bytes read so far.
@@ -94,6 +95,11 @@ final class ChunkRing: @unchecked Sendable {
     let aggregator: WindowAggregator
     /// Decodes deferred frames (set before the counting thread starts).
     var decoder: PacketDecoder?
+    /// Whether the reader can leave frames undecoded at all (a classic pcap file read
+    /// through a map; set before reading starts).
+    var canDefer = false
+    /// Whether the chunk being filled was asked to leave its frames (reading thread only).
+    var fillDefers = false
     /// The file's memory map, when the counting thread does the page work.
     let mapping: MappedFile?
     let base: UnsafeMutablePointer<PreparedPacket>
@@ -103,7 +109,8 @@ final class ChunkRing: @unchecked Sendable {
     var published = 0
     var consumed = 0
     var lengths: [Int]
-    /// Per chunk, whether some of its frames are left to decode.
+    /// Per chunk, whether the reader was asked to leave its frames (some may still have
+    /// been decoded at once: `MappedFrames` found no plain record for them).
     var deferred: [Bool]
     /// Per chunk, the reading position in the mapped file when it was handed on: its frames
     /// lie before it, the next chunk's after it.
@@ -136,19 +143,18 @@ final class ChunkRing: @unchecked Sendable {
     /// Hands a filled chunk to the counting thread; returns the next free chunk (waiting
     /// while all are taken), and whether to leave its frames to the counter.
     func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool) {
-        let hasDeferred = chunk.contains(where: { $0.isDeferred })
         let position = mapping?.stream.map { trafficmon_memory_stream_offset($0) } ?? 0
         condition.lock()
         lengths[fillChunk] = chunk.count
-        deferred[fillChunk] = hasDeferred
+        deferred[fillChunk] = fillDefers
         positions[fillChunk] = position
         published += 1
         condition.broadcast()
         while published - consumed >= chunkCount { condition.wait() }
-        let deferFrames = published - consumed < deferBelow
+        fillDefers = canDefer && published - consumed < deferBelow
         condition.unlock()
         fillChunk = published % chunkCount
-        return (base + fillChunk * Self.chunkSize, deferFrames)
+        return (base + fillChunk * Self.chunkSize, fillDefers)
     }
 
     /// No more chunks will come: waits until the counting thread has counted every one.

@@ -420,32 +420,26 @@ public struct PreparedPacket: Sendable {
     var captured = true
     /// Not decoded yet: `key.a` holds the frame's address and `key.b` its captured length
     /// (`WindowAggregator.prepareDeferred` decodes it before it is counted).
-    public internal(set) var isDeferred = false
+    var isDeferred = false
 
     public init() {}
 
-    /// A frame left to be decoded and attributed later, on whichever thread counts it. Its
-    /// bytes must stay where they are until then (a capture file's memory map, not
-    /// libpcap's buffer).
-    @inline(__always)
-    public static func deferred(frame: UnsafeRawPointer, capturedLength: Int, timestamp: Int64, wireLength: Int) -> PreparedPacket {
+    /// Stores in `slot` a frame left to be decoded and attributed later, on whichever thread
+    /// counts it (`WindowAggregator.prepareDeferred`). Its bytes must stay where they are
+    /// until then (a capture file's memory map, not libpcap's buffer).
+    public static func storeDeferred(
+        frame: UnsafeRawPointer, capturedLength: Int, timestamp: Int64, wireLength: Int, into slot: UnsafeMutablePointer<PreparedPacket>
+    ) {
         var p = PreparedPacket()
         p.key = CounterTable.Key(a: UInt64(UInt(bitPattern: frame)), b: UInt64(capturedLength), c: 0)
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
         p.isDeferred = true
-        return p
-    }
-
-    /// `deferred(frame:capturedLength:timestamp:wireLength:)` written straight into a batch slot.
-    public static func storeDeferred(
-        frame: UnsafeRawPointer, capturedLength: Int, timestamp: Int64, wireLength: Int, into slot: UnsafeMutablePointer<PreparedPacket>
-    ) {
-        slot.pointee = deferred(frame: frame, capturedLength: capturedLength, timestamp: timestamp, wireLength: wireLength)
+        slot.pointee = p
     }
 
     /// The frame of a deferred packet.
-    public var deferredFrame: UnsafeRawBufferPointer {
+    var deferredFrame: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(key.a)), count: Int(key.b))
     }
 }

@@ -17,11 +17,12 @@ typedef struct trafficmon_memory_stream {
 } trafficmon_memory_stream;
 
 /// Opens a stream over `length` bytes at `base` (which must outlive it); `*state` is freed
-/// by `fclose` (that is, by `pcap_close`). Returns NULL when stdio cannot make one.
+/// by `fclose` (that is, by `pcap_close`). Returns NULL when stdio cannot make one. Off
+/// glibc the stream is an `fmemopen` one and `*state` stays NULL: its position is unknown.
 FILE *trafficmon_memory_stream_open(const void *base, size_t length, trafficmon_memory_stream **state);
 
 /// The offset in the memory of the next byte the stream's reader will get (the end of
-/// what `fread` has returned so far), or -1 where stdio does not let us know it.
+/// what `fread` has returned so far). Only for a non-NULL `state` (glibc).
 static inline long trafficmon_memory_stream_offset(const trafficmon_memory_stream *state) {
 #if defined(__GLIBC__)
     const FILE *f = state->file;
@@ -29,15 +30,6 @@ static inline long trafficmon_memory_stream_offset(const trafficmon_memory_strea
 #else
     (void)state;
     return -1;
-#endif
-}
-
-/// Whether `trafficmon_memory_stream_offset` works on this C library.
-static inline int trafficmon_memory_stream_knows_offset(void) {
-#if defined(__GLIBC__)
-    return 1;
-#else
-    return 0;
 #endif
 }
 
