@@ -10,7 +10,8 @@ static ssize_t memory_read(void *cookie, char *buffer, size_t size) {
     trafficmon_memory_stream *s = cookie;
     size_t n = s->length - s->position;
     if (n > size) n = size;
-    memcpy(buffer, s->base + s->position, n);
+    // stdio's buffer is the memory itself (see setvbuf below): nothing to copy.
+    if ((const unsigned char *)buffer != s->base + s->position) memcpy(buffer, s->base + s->position, n);
     s->position += n;
     return (ssize_t)n;
 }
@@ -44,6 +45,9 @@ FILE *trafficmon_memory_stream_open(const void *base, size_t length, trafficmon_
         free(s);
         return NULL;
     }
+    // The memory is stdio's buffer: one read hands it all over, without a copy, and
+    // fread copies from it straight into libpcap's buffer.
+    setvbuf(file, (char *)base, _IOFBF, length);
     s->file = file;
     *state = s;
     return file;
