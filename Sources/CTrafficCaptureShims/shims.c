@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CTrafficCaptureShims.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -10,8 +11,18 @@ static ssize_t memory_read(void *cookie, char *buffer, size_t size) {
     trafficmon_memory_stream *s = cookie;
     size_t n = s->length - s->position;
     if (n > size) n = size;
-    // stdio's buffer is the memory itself (see setvbuf below): nothing to copy.
-    if ((const unsigned char *)buffer != s->base + s->position) memcpy(buffer, s->base + s->position, n);
+    const unsigned char *to = (const unsigned char *)buffer;
+    // stdio's buffer is the memory itself (see setvbuf below): nothing to copy. After a
+    // seek stdio would ask for bytes at its buffer's start, which is read-only memory:
+    // an error, not a write there.
+    if (to >= s->base && to < s->base + s->length) {
+        if (to != s->base + s->position) {
+            errno = ESPIPE;
+            return -1;
+        }
+    } else {
+        memcpy(buffer, s->base + s->position, n);
+    }
     s->position += n;
     return (ssize_t)n;
 }
