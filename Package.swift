@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(
             name: "TrafficCaptureTests",
-            dependencies: ["TrafficCore", "TrafficCapture", "TrafficTestSupport"],
+            dependencies: ["TrafficCore", "TrafficCapture", "CTrafficCaptureShims", "TrafficTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -11,6 +11,7 @@ static ssize_t memory_read(void *cookie, char *buffer, size_t size) {
     trafficmon_memory_stream *s = cookie;
     size_t n = s->length - s->position;
     if (n > size) n = size;
+    if (n == 0) return 0;
     const unsigned char *to = (const unsigned char *)buffer;
     // stdio's buffer is the memory itself (see setvbuf below): nothing to copy. After a
     // seek stdio would ask for bytes at its buffer's start, which is read-only memory:

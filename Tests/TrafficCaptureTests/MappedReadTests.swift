@@ -1,3 +1,4 @@
+import CTrafficCaptureShims
 import Foundation
 import Testing
 import TrafficCapture
@@ -86,6 +87,46 @@ struct MappedReadTests {
         let allowed = pipelined ? 20 * 1024 : 4 * 1024
         #expect(resident <= allowed, "\(resident) KiB of a \(size / 1024) KiB capture still resident")
         withExtendedLifetime(source) {}
+    }
+
+    /// The memory stream libpcap reads a mapped file through uses the (read-only) map as
+    /// stdio's buffer: reads come straight from it, the reading position stays known, and
+    /// the end is a clean end of file. Seeking is not for this stream (libpcap reads a
+    /// capture from start to end): a read after a seek out of stdio's window fails as a
+    /// read error rather than writing into the map.
+    @Test func memoryStreamReadsInReadOnlyMemory() throws {
+        let length = 3 * 4096 + 100
+        let map = try #require(mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        #expect(map != MAP_FAILED)
+        defer { munmap(map, length) }
+        let bytes = map.bindMemory(to: UInt8.self, capacity: length)
+        for i in 0..<length { bytes[i] = UInt8(i % 251) }
+        #expect(mprotect(map, length, PROT_READ) == 0)
+
+        var state: UnsafeMutablePointer<trafficmon_memory_stream>?
+        let stream = try #require(trafficmon_memory_stream_open(map, length, &state))
+        let position = try #require(state)
+        var buffer = [UInt8](repeating: 0, count: 5_000)
+        var read = 0
+        while read < length {
+            let n = fread(&buffer, 1, min(buffer.count, length - read), stream)
+            #expect(n > 0)
+            guard n > 0 else { break }
+            #expect(buffer[..<n].elementsEqual((read..<read + n).map { UInt8($0 % 251) }))
+            read += n
+            #expect(trafficmon_memory_stream_offset(position) == read)
+        }
+        #expect(fread(&buffer, 1, 64, stream) == 0)
+        #expect(feof(stream) != 0)
+        #expect(ferror(stream) == 0)
+        fclose(stream)
+
+        let seeking = try #require(trafficmon_memory_stream_open(map, length, &state))
+        #expect(fread(&buffer, 1, 8, seeking) == 8)
+        #expect(fseek(seeking, 5_000, SEEK_SET) == 0)
+        #expect(fread(&buffer, 1, 4, seeking) == 0)
+        #expect(ferror(seeking) != 0)
+        fclose(seeking)
     }
 
     /// The `Rss:` of the mapping of `path` in /proc/self/smaps, in KiB.

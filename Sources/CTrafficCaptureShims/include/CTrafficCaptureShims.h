@@ -8,6 +8,9 @@
 /// `pcap_fopen_offline`, that can say at any moment which byte of that memory the
 /// stream's reader has got to: where libpcap has just read a packet's record, so the
 /// packet's bytes can be found in the map instead of in libpcap's copy of them.
+/// On glibc the memory itself is stdio's buffer (no copy into a buffer of stdio's own);
+/// the stream is for reading from start to end, as libpcap does: a read after a seek out
+/// of stdio's window fails (ESPIPE) rather than write into the memory.
 typedef struct trafficmon_memory_stream {
     const unsigned char *base;
     size_t length;
