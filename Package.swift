@@ -35,10 +35,7 @@ let package = Package(
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
         .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
-        // C helpers for reading capture files (a memory stream that knows its position).
-        .target(name: "CTrafficCaptureShims"),
-        .target(
-            name: "TrafficCapture", dependencies: ["CPcap", "CTrafficCaptureShims", "TrafficCore"], swiftSettings: hotPathSettings),
+        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
             dependencies: [
@@ -81,7 +78,7 @@ let package = Package(
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(
             name: "TrafficCaptureTests",
-            dependencies: ["TrafficCore", "TrafficCapture", "CTrafficCaptureShims", "TrafficTestSupport"],
+            dependencies: ["TrafficCore", "TrafficCapture", "TrafficTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

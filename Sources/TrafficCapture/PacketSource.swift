@@ -1,5 +1,4 @@
 import CPcap
-import CTrafficCaptureShims
 import Foundation
 import TrafficCore
 
@@ -33,12 +32,9 @@ public final class PacketSource: @unchecked Sendable {
     /// The memory map a capture file is read through (released after `pcap_close`).
     let mapping: MappedFile?
 
-    /// Where the frames libpcap reads lie in the file's memory map: a classic pcap file
-    /// read through a map (see `MappedFrames`), else `nil`.
-    var mappedFrames: MappedFrames? {
-        guard let mapping else { return nil }
-        return MappedFrames(base: mapping.base, length: mapping.length, stream: mapping.stream.map { UnsafePointer($0) })
-    }
+    /// The installed BPF filter, kept for the records trafficmon reads from a file's map
+    /// itself (`MappedRecords`; libpcap applies its own copy to what it reads).
+    private(set) var filterProgram: UnsafeMutablePointer<bpf_program>?
 
     /// Whether reading may block for as long as a writer pleases: a file read through a
     /// pipe (a FIFO, stdin), not a memory-mapped regular file or a live capture (polled).
@@ -74,6 +70,14 @@ public final class PacketSource: @unchecked Sendable {
 
     deinit {
         pcap_close(handle)
+        freeFilterProgram()
+    }
+
+    private func freeFilterProgram() {
+        guard let filterProgram else { return }
+        pcap_freecode(filterProgram)
+        filterProgram.deallocate()
+        self.filterProgram = nil
     }
 
     /// Opens a pcap or pcapng file (micro- or nanosecond timestamps alike), with an optional BPF filter.
@@ -83,17 +87,18 @@ public final class PacketSource: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw .unreadableFile(path: path, reason: "it is a directory")
         }
-        // A regular file is read through a memory map (libpcap reads it with stdio from a
-        // memory stream): no read() system call and no kernel copy per 4 KiB, about a
-        // third off libpcap's own reading time. Anything else goes to libpcap as a path.
-        let mapping = MappedFile(path: path)
+        // A regular file is memory-mapped: trafficmon reads a classic pcap file's records
+        // where they lie (`MappedRecords`), and libpcap reads the header and anything else
+        // through a memory stream over the same map (no read() system call per 4 KiB).
+        // Anything else (a FIFO, stdin) goes to libpcap as a path.
+        var mapping = MappedFile(path: path)
         let opened: OpaquePointer?
-        var state: UnsafeMutablePointer<trafficmon_memory_stream>?
-        if let mapping, let stream = trafficmon_memory_stream_open(mapping.base, mapping.length, &state) {
+        if let map = mapping, let stream = fmemopen(map.base, map.length, "rb") {
             opened = pcap_fopen_offline_with_tstamp_precision(stream, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
-            // The stream's state lives until pcap_close closes the stream.
-            if opened == nil { fclose(stream) } else { mapping.stream = state }
+            // libpcap owns the stream from here: pcap_close closes it.
+            if opened == nil { fclose(stream) }
         } else {
+            mapping = nil
             opened = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
         }
         guard let handle = opened else {
@@ -164,14 +169,19 @@ public final class PacketSource: @unchecked Sendable {
 
     /// Compiles and installs a BPF filter (tcpdump syntax).
     public func setFilter(_ expression: String) throws(CaptureError) {
-        var program = bpf_program()
-        guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+        let program = UnsafeMutablePointer<bpf_program>.allocate(capacity: 1)
+        program.initialize(to: bpf_program())
+        guard pcap_compile(handle, program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            program.deallocate()
             throw .badFilter(filter: expression, reason: Self.clean(String(cString: pcap_geterr(handle))))
         }
-        defer { pcap_freecode(&program) }
-        guard pcap_setfilter(handle, &program) == 0 else {
+        guard pcap_setfilter(handle, program) == 0 else {
+            pcap_freecode(program)
+            program.deallocate()
             throw .badFilter(filter: expression, reason: Self.clean(String(cString: pcap_geterr(handle))))
         }
+        freeFilterProgram()
+        filterProgram = program
     }
 
     /// The decoder for this source's link type (checked supported at open).
@@ -191,22 +201,17 @@ public final class PacketSource: @unchecked Sendable {
     }
 
     /// The error a failed `pcap_dispatch` on this source means.
-    func readError() -> CaptureError {
+    func readError(reason: String? = nil) -> CaptureError {
         switch origin {
-        case .file(let path): .readFailed(path: path, reason: lastError)
-        case .interface(let name): .captureFailed(interface: name, reason: lastError)
+        case .file(let path): .readFailed(path: path, reason: reason ?? lastError)
+        case .interface(let name): .captureFailed(interface: name, reason: reason ?? lastError)
         }
     }
 
-    /// Lets go of the mapped pages libpcap has read past (see `MappedFile.release`). Call it
-    /// between batches, on the reading thread.
-    func releaseReadPages() {
-        guard let mapping else { return }
-        if let state = mapping.stream {
-            mapping.release(before: trafficmon_memory_stream_offset(state))
-        } else if let stream = pcap_file(handle) {
-            mapping.release(before: ftell(stream))
-        }
+    /// How far libpcap has read into the file's memory map (`nil` without one).
+    var libpcapReadPosition: Int? {
+        guard mapping != nil, let stream = pcap_file(handle) else { return nil }
+        return ftell(stream)
     }
 
     /// The last libpcap error on this handle.
@@ -241,10 +246,8 @@ public final class PacketSource: @unchecked Sendable {
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let length: Int
-    /// How much of the front has been released (`PacketSource.releaseReadPages`).
+    /// How much of the front has been released (`release(before:)`).
     var released = 0
-    /// The memory stream libpcap reads the map through (owned by libpcap's handle).
-    var stream: UnsafeMutablePointer<trafficmon_memory_stream>?
 
     /// `nil` when `path` is not a non-empty regular file or cannot be mapped; the caller
     /// then opens it the ordinary way (and reports that way's error).

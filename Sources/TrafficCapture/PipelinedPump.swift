@@ -1,5 +1,4 @@
 import CPcap
-import CTrafficCaptureShims
 import Foundation
 import TrafficCore
 
@@ -42,18 +41,18 @@ public final class PipelinedPump {
 
     /// A pump whose ring has `ringChunks` chunks (tests turn a small ring many times).
     init(source: PacketSource, aggregator: WindowAggregator, ringChunks: Int) throws(CaptureError) {
-        // The counting thread takes the page work over where it can tell the reading position.
-        let mapping = source.mapping.flatMap { $0.stream == nil ? nil : $0 }
+        // With a mapped file, the counting thread takes the page work over.
+        let mapping = source.mapping
         let ring = ChunkRing(aggregator: aggregator, mapping: mapping, chunkCount: ringChunks)
         self.ring = ring
         reader = try PacketPump(
             source: source, aggregator: aggregator, buffer: ring.first, capacity: ChunkRing.chunkSize,
             releasesReadPages: mapping == nil, mayDeferFrames: true
-        ) { chunk in
-            ring.publish(chunk)
+        ) { chunk, readPosition in
+            ring.publish(chunk, readPosition: readPosition)
         }
         ring.decoder = reader.decoder
-        ring.canDefer = reader.mappedFrames != nil
+        ring.canDefer = reader.records != nil
     }
 
     /// Frames and wire bytes read so far.
@@ -110,7 +109,7 @@ final class ChunkRing: @unchecked Sendable {
     var consumed = 0
     var lengths: [Int]
     /// Per chunk, whether the reader was asked to leave its frames (some may still have
-    /// been decoded at once: `MappedFrames` found no plain record for them).
+    /// been decoded at once: libpcap read them, not `MappedRecords`).
     var deferred: [Bool]
     /// Per chunk, the reading position in the mapped file when it was handed on: its frames
     /// lie before it, the next chunk's after it.
@@ -142,12 +141,11 @@ final class ChunkRing: @unchecked Sendable {
 
     /// Hands a filled chunk to the counting thread; returns the next free chunk (waiting
     /// while all are taken), and whether to leave its frames to the counter.
-    func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool) {
-        let position = mapping?.stream.map { trafficmon_memory_stream_offset($0) } ?? 0
+    func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>, readPosition: Int) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool) {
         condition.lock()
         lengths[fillChunk] = chunk.count
         deferred[fillChunk] = fillDefers
-        positions[fillChunk] = position
+        positions[fillChunk] = readPosition
         published += 1
         condition.broadcast()
         while published - consumed >= chunkCount { condition.wait() }

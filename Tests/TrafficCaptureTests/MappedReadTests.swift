@@ -1,40 +1,139 @@
-import CTrafficCaptureShims
 import Foundation
 import Testing
 import TrafficCapture
 import TrafficCore
 import TrafficTestSupport
 
-/// A regular capture file is read through a memory map; anything else (a FIFO here) goes
-/// to libpcap by path. Both must give the same records, and the oracle's totals.
+/// A regular capture file is read through a memory map (a classic pcap file's plain
+/// records from the map itself, `MappedRecords`, the rest by libpcap); anything else (a
+/// FIFO here) goes to libpcap by path, which reads every record itself. Both must give the
+/// same records, the same frame counts and the same failure.
 @Suite("Capture files: memory-mapped and streamed reads agree")
 struct MappedReadTests {
-    @Test(arguments: [PcapWriter.Format.pcapMicro, .pcapNano, .pcapng])
-    func fifoAndRegularFileGiveTheSameRecords(format: PcapWriter.Format) throws {
-        let traffic = SyntheticTraffic(packets: 3_000, clients: 200, seconds: 25, seed: 11)
-        let data = Data(traffic.pcap(snapLength: 96, format: format).data)
+    enum Variant: String, CaseIterable, CustomTestStringConvertible {
+        case micro, nano, pcapng, bigEndian, filtered
+        /// The file header's snapshot length is below some records': libpcap cuts them,
+        /// so the map is read up to the first such record and libpcap reads the rest.
+        case cutToSnapLength
+        /// A record claims 1 GiB mid-file: libpcap's "invalid packet capture length".
+        case oversizeRecord
+        /// A record runs past the end of the file: libpcap's "truncated dump file".
+        case cutMidRecord
+        /// Version 2.3, whose lengths libpcap may swap (one record's are): libpcap reads it all.
+        case version23
+        /// A snapshot length past libpcap's maximum (kept as it is) and a record longer than
+        /// that maximum: libpcap refuses it ("invalid packet capture length").
+        case hugeSnapLength
+        /// A record whose seconds field is 2^31 or more (read as signed by libpcap 1.10.3,
+        /// unsigned by later releases): libpcap reads it and the rest.
+        case farTimestamp
+        var testDescription: String { rawValue }
+    }
+
+    /// Reads `data` as a regular file and through a FIFO, with `filter`.
+    static func readBothWays(_ data: Data, filter: String? = nil) throws -> (mapped: PumpResult, streamed: PumpResult) {
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("capture")
         try data.write(to: file)
-        let fifo = dir.appendingPathComponent("fifo")
-        #expect(mkfifo(fifo.path, 0o600) == 0)
+        // The feeder's writes fail quietly if libpcap stops reading at an error.
+        let feeder = try FIFOFeeder(at: dir.appendingPathComponent("fifo"), bytes: [UInt8](data), firstPart: data.count)
+        feeder.release()
+        let streamed = try Pump.file(feeder.url, filter: filter)
+        let mapped = try Pump.file(file, filter: filter)
+        return (mapped, streamed)
+    }
 
-        let writer = Thread {
-            guard let handle = FileHandle(forWritingAtPath: fifo.path) else { return }
-            handle.write(data)
-            try? handle.close()
+    /// The reason of a read failure (`nil` for none or another error).
+    static func readFailure(_ error: CaptureError?) -> String? {
+        guard case .readFailed(_, let reason)? = error else { return nil }
+        return reason
+    }
+
+    @Test(arguments: Variant.allCases)
+    func mappedReadMatchesLibpcapsOwn(variant: Variant) throws {
+        let traffic = SyntheticTraffic(packets: 3_000, clients: 200, seconds: 25, seed: 11)
+        let format: PcapWriter.Format = switch variant {
+        case .nano: .pcapNano
+        case .pcapng: .pcapng
+        default: .pcapMicro
         }
-        writer.start()
-        let streamed = try Pump.file(fifo)
-        let mapped = try Pump.file(file)
+        var data = Data(traffic.pcap(snapLength: 96, format: format).data)
+        // The offset of record `n`'s header in a classic (little-endian) file.
+        func recordOffset(_ n: Int) -> Int {
+            var at = 24
+            for _ in 0..<n { at += 16 + Int(data[at + 8]) | Int(data[at + 9]) << 8 | Int(data[at + 10]) << 16 }
+            return at
+        }
+        switch variant {
+        case .bigEndian: data = DeferredDecodingTests.bigEndian(data)
+        case .cutToSnapLength:
+            // 30 bytes: the IPv4 header is cut, so a frame read whole would count differently.
+            data.replaceSubrange(16..<20, with: [30, 0, 0, 0])
+        case .oversizeRecord:
+            let at = recordOffset(1_234)
+            data.replaceSubrange(at + 8..<at + 12, with: [0, 0, 0, 0x40])
+        case .cutMidRecord:
+            let at = recordOffset(2_000)
+            data = data.prefix(at + 16 + 10)
+        case .version23:
+            // A roomy snapshot length, and one record written the old way (its two lengths
+            // swapped): libpcap swaps them back, as a captured length over the wire length.
+            data.replaceSubrange(6..<8, with: [3, 0])
+            data.replaceSubrange(16..<20, with: [0, 0, 1, 0])
+            func field(_ at: Int) -> Int { Int(data[at]) | Int(data[at + 1]) << 8 | Int(data[at + 2]) << 16 }
+            let cut = (100..<3_000).map(recordOffset).first { at in field(at + 8) == 96 && field(at + 12) > 96 }
+            let swapped = try #require(cut)
+            let lengths = Array(data[swapped + 8..<swapped + 16])
+            data.replaceSubrange(swapped + 8..<swapped + 16, with: lengths[4..<8] + lengths[0..<4])
+        case .hugeSnapLength:
+            data.replaceSubrange(16..<20, with: [0xFF, 0xFF, 0xFF, 0x7F])
+            let at = recordOffset(100)
+            data.replaceSubrange(at + 8..<at + 12, with: [0xE0, 0x93, 0x04, 0])  // 300,000
+        case .farTimestamp:
+            let at = recordOffset(500)
+            data.replaceSubrange(at..<at + 4, with: [0, 0, 0, 0x90])
+        default: break
+        }
+        let filter = variant == .filtered ? "tcp or vlan" : nil
+        let (mapped, streamed) = try Self.readBothWays(data, filter: filter)
 
-        #expect(streamed.failure == nil)
-        #expect(mapped.failure == nil)
-        #expect(mapped.framesRead == UInt64(traffic.frames.count))
-        #expect(streamed.records == mapped.records)
-        let truth = traffic.truth(snapLength: 96).total
-        #expect(mapped.records.reduce(Counts()) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) } == truth)
+        // The same failure, but for the file's name.
+        #expect(Self.readFailure(mapped.failure) == Self.readFailure(streamed.failure))
+        #expect((mapped.failure == nil) == (streamed.failure == nil))
+        #expect(mapped.framesRead == streamed.framesRead)
+        #expect(mapped.bytesRead == streamed.bytesRead)
+        #expect(mapped.records == streamed.records)
+        switch variant {
+        case .micro, .nano, .pcapng, .bigEndian, .version23, .farTimestamp:
+            #expect(mapped.failure == nil)
+            #expect(mapped.framesRead == UInt64(traffic.frames.count))
+            let truth = traffic.truth(snapLength: 96).total
+            #expect(mapped.records.reduce(Counts()) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) } == truth)
+        case .filtered:
+            #expect(mapped.failure == nil)
+            #expect(mapped.framesRead > 0 && mapped.framesRead < UInt64(traffic.frames.count))
+        case .cutToSnapLength:
+            #expect(mapped.failure == nil)
+            #expect(mapped.framesRead == UInt64(traffic.frames.count))
+        case .oversizeRecord:
+            #expect(mapped.framesRead == 1_234)
+            guard case .readFailed(_, let reason)? = mapped.failure else {
+                Issue.record("expected readFailed, got \(String(describing: mapped.failure))")
+                return
+            }
+            #expect(reason.contains("invalid packet capture length"))
+        case .hugeSnapLength:
+            #expect(mapped.framesRead == 100)
+            #expect(Self.readFailure(mapped.failure)?.contains("invalid packet capture length") == true)
+        case .cutMidRecord:
+            #expect(mapped.framesRead == 2_000)
+            guard case .readFailed(_, let reason)? = mapped.failure else {
+                Issue.record("expected readFailed, got \(String(describing: mapped.failure))")
+                return
+            }
+            #expect(reason.contains("truncated"))
+        }
     }
 
     /// A mapped file cut short mid-record fails with libpcap's read error, after the
@@ -87,46 +186,6 @@ struct MappedReadTests {
         let allowed = pipelined ? 20 * 1024 : 4 * 1024
         #expect(resident <= allowed, "\(resident) KiB of a \(size / 1024) KiB capture still resident")
         withExtendedLifetime(source) {}
-    }
-
-    /// The memory stream libpcap reads a mapped file through uses the (read-only) map as
-    /// stdio's buffer: reads come straight from it, the reading position stays known, and
-    /// the end is a clean end of file. Seeking is not for this stream (libpcap reads a
-    /// capture from start to end): a read after a seek out of stdio's window fails as a
-    /// read error rather than writing into the map.
-    @Test func memoryStreamReadsInReadOnlyMemory() throws {
-        let length = 3 * 4096 + 100
-        let map = try #require(mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
-        #expect(map != MAP_FAILED)
-        defer { munmap(map, length) }
-        let bytes = map.bindMemory(to: UInt8.self, capacity: length)
-        for i in 0..<length { bytes[i] = UInt8(i % 251) }
-        #expect(mprotect(map, length, PROT_READ) == 0)
-
-        var state: UnsafeMutablePointer<trafficmon_memory_stream>?
-        let stream = try #require(trafficmon_memory_stream_open(map, length, &state))
-        let position = try #require(state)
-        var buffer = [UInt8](repeating: 0, count: 5_000)
-        var read = 0
-        while read < length {
-            let n = fread(&buffer, 1, min(buffer.count, length - read), stream)
-            #expect(n > 0)
-            guard n > 0 else { break }
-            #expect(buffer[..<n].elementsEqual((read..<read + n).map { UInt8($0 % 251) }))
-            read += n
-            #expect(trafficmon_memory_stream_offset(position) == read)
-        }
-        #expect(fread(&buffer, 1, 64, stream) == 0)
-        #expect(feof(stream) != 0)
-        #expect(ferror(stream) == 0)
-        fclose(stream)
-
-        let seeking = try #require(trafficmon_memory_stream_open(map, length, &state))
-        #expect(fread(&buffer, 1, 8, seeking) == 8)
-        #expect(fseek(seeking, 5_000, SEEK_SET) == 0)
-        #expect(fread(&buffer, 1, 4, seeking) == 0)
-        #expect(ferror(seeking) != 0)
-        fclose(seeking)
     }
 
     /// The `Rss:` of the mapping of `path` in /proc/self/smaps, in KiB.

@@ -56,8 +56,8 @@ struct PipelinedPumpTests {
 }
 
 /// The reader may leave frames undecoded where they lie in the file's memory map, for the
-/// counting thread to decode (`MappedFrames`): only for a classic pcap file whose record
-/// headers agree with what libpcap reported, and with exactly the windows of `PacketPump`.
+/// counting thread to decode: only the records `MappedRecords` reads in a classic pcap
+/// file (not those libpcap reads), and with exactly the windows of `PacketPump`.
 @Suite("PipelinedPump: frames decoded by the counting thread")
 struct DeferredDecodingTests {
     enum Variant: String, CaseIterable, CustomTestStringConvertible {
@@ -97,8 +97,8 @@ struct DeferredDecodingTests {
         case .bigEndian:
             data = Self.bigEndian(data)
         case .cutToSnapLength:
-            // The file header says 60 bytes, the records hold up to 128: libpcap cuts each
-            // longer one to 60, so its header no longer matches and it is decoded at once.
+            // The file header says 60 bytes, the records hold up to 128: the map is read up
+            // to the first longer record, then libpcap reads (and cuts) the rest.
             data.replaceSubrange(16..<20, with: [60, 0, 0, 0])
         default:
             break
@@ -123,7 +123,7 @@ struct DeferredDecodingTests {
         case .pcapng:
             #expect(pipelined.framesDecodedByCounter == 0)
         case .cutToSnapLength:
-            // Frames no longer than the cut keep matching headers; the others never leave the reader.
+            // Only frames before the first longer one are read from the map.
             let longer = traffic.frames.filter { min($0.bytes.count, 128) > 60 }.count
             #expect(pipelined.framesDecodedByCounter <= traffic.frames.count - longer)
         }
