@@ -82,33 +82,39 @@ struct CounterTable: @unchecked Sendable {
         trafficmon_prefetch_for_write(storage + (hash & mask))
     }
 
-    /// Adds to an existing entry; returns `false` (and changes nothing) when `key` is absent.
+    /// Adds to an existing entry and returns its slot; when `key` is absent, changes nothing
+    /// and returns the empty slot where it would go, as `-1 - slot` (for `insert(_:hash:at:...)`).
     @inline(__always)
-    mutating func addIfPresent(_ key: Key, hash: Int, packets: UInt64 = 1, bytes: UInt64) -> Bool {
+    mutating func addOrFindSlot(_ key: Key, hash: Int, packets: UInt64 = 1, bytes: UInt64) -> Int {
         let i = slot(of: key, hash: hash)
-        guard i >= 0 else { return false }
-        storage[i].packets &+= packets
-        storage[i].bytes &+= bytes
-        return true
+        if i >= 0 {
+            storage[i].packets &+= packets
+            storage[i].bytes &+= bytes
+        }
+        return i
+    }
+
+    /// Inserts an absent `key` with `hash` at `emptySlot` (`-1 - slot`, as a lookup on this
+    /// table, unchanged since, returned it): no second probe unless the table must grow.
+    @inline(__always)
+    mutating func insert(_ key: Key, hash: Int, at emptySlot: Int, packets: UInt64 = 1, bytes: UInt64) {
+        var i = emptySlot
+        if (count + 1) * 4 > capacity * 3 {
+            grow()
+            i = slot(of: key, hash: hash)
+        }
+        storage[-1 - i] = Entry(key: key, packets: packets, bytes: bytes)
+        count += 1
     }
 
     /// Adds to `key`'s counters, inserting it first when absent. Returns `true` when it was inserted.
     @discardableResult
     @inline(__always)
     mutating func add(_ key: Key, packets: UInt64 = 1, bytes: UInt64) -> Bool {
-        var i = slot(of: key)
-        if i >= 0 {
-            storage[i].packets &+= packets
-            storage[i].bytes &+= bytes
-            return false
-        }
-        if (count + 1) * 4 > capacity * 3 {
-            grow()
-            i = slot(of: key)
-        }
-        i = -1 - i
-        storage[i] = Entry(key: key, packets: packets, bytes: bytes)
-        count += 1
+        let hash = Self.hash(key)
+        let i = addOrFindSlot(key, hash: hash, packets: packets, bytes: bytes)
+        guard i < 0 else { return false }
+        insert(key, hash: hash, at: i, packets: packets, bytes: bytes)
         return true
     }
 

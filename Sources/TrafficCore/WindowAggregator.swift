@@ -270,8 +270,9 @@ public final class WindowAggregator {
         switch p.kind {
         case .ip:
             if p.key.c & (1 << 32) == 0 { hot.inbound.add(bytes: p.bytes) } else { hot.outbound.add(bytes: p.bytes) }
-            if flows.addIfPresent(p.key, hash: p.hash, bytes: p.bytes) { return }
-            addNewFlow(p.key, bytes: p.bytes)
+            let slot = flows.addOrFindSlot(p.key, hash: p.hash, bytes: p.bytes)
+            if slot >= 0 { return }
+            addNewFlow(p.key, hash: p.hash, emptySlot: slot, bytes: p.bytes)
         case .nonIP:
             hot.nonIP.add(bytes: p.bytes)
         case .malformed:
@@ -280,10 +281,13 @@ public final class WindowAggregator {
         }
     }
 
-    /// The first packet of a (client, direction, service) in this window.
-    func addNewFlow(_ flowKey: CounterTable.Key, bytes: UInt64) {
+    /// The first packet of a (client, direction, service) in this window; `emptySlot` is
+    /// where the lookup that missed it would insert it in `flows`.
+    func addNewFlow(_ flowKey: CounterTable.Key, hash: Int, emptySlot: Int, bytes: UInt64) {
         let clientKey = Self.clientKey(flowKey)
-        if !clients.contains(clientKey) {
+        let clientHash = CounterTable.hash(clientKey)
+        let clientSlot = clients.slot(of: clientKey, hash: clientHash)
+        if clientSlot < 0 {
             guard clients.count < maxClients else {
                 if flowKey.c & (1 << 32) == 0 { hot.otherInbound.add(bytes: bytes) } else { hot.otherOutbound.add(bytes: bytes) }
                 tables.countOtherClient(clientKey)
@@ -295,13 +299,15 @@ public final class WindowAggregator {
                 return
             }
             // The client's dense index rides in the `packets` field.
-            clients.add(clientKey, packets: UInt64(clients.count), bytes: 0)
+            clients.insert(clientKey, hash: clientHash, at: clientSlot, packets: UInt64(clients.count), bytes: 0)
         }
-        var key = flowKey
-        if flows.count >= maxFlows {
+        guard flows.count < maxFlows else {
+            var key = flowKey
             key.c = (flowKey.c & ~UInt64(0xFFFF_FFFF)) | UInt64(Service.other.rawValue)
+            flows.add(key, bytes: bytes)
+            return
         }
-        flows.add(key, bytes: bytes)
+        flows.insert(flowKey, hash: hash, at: emptySlot, bytes: bytes)
     }
 
     /// The slow path of the clock: opens the first window, moves to a later one, or

@@ -32,12 +32,12 @@ struct CounterTableTests {
         #expect(seen == expected.count)
         let missing = CounterTable.Key(a: 1000, b: 1000, c: 1)
         #expect(!table.contains(missing) && table.entry(missing) == nil)
-        let addedMissing = table.addIfPresent(missing, hash: CounterTable.hash(missing), bytes: 5)
-        #expect(!addedMissing)
+        let missingSlot = table.addOrFindSlot(missing, hash: CounterTable.hash(missing), bytes: 5)
+        #expect(missingSlot < 0)
         #expect(table.entry(missing) == nil)
         let present = expected.keys.first!
-        let addedPresent = table.addIfPresent(present, hash: CounterTable.hash(present), bytes: 5)
-        #expect(addedPresent)
+        let presentSlot = table.addOrFindSlot(present, hash: CounterTable.hash(present), bytes: 5)
+        #expect(presentSlot >= 0)
         #expect(table.entry(present)?.packets == expected[present]!.0 + 1)
 
         let capacity = table.capacity
@@ -47,5 +47,35 @@ struct CounterTableTests {
         var after = 0
         table.forEach { _ in after += 1 }
         #expect(after == 0)
+    }
+
+    /// The packet path's insert: a lookup that misses gives the empty slot, and the insert
+    /// goes there without a second probe, or re-probes after the table grows.
+    @Test func insertsWhereTheMissingLookupPointed() {
+        var table = CounterTable(minimumCapacity: 4)
+        defer { table.deallocate() }
+        var expected: [CounterTable.Key: (UInt64, UInt64)] = [:]
+        var rng = SplitMix64(seed: 7)
+        var grew = 0
+        for _ in 0..<5000 {
+            let key = CounterTable.Key(a: rng.next() % 300, b: rng.next() % 7, c: 1 + rng.next() % 2)
+            let hash = CounterTable.hash(key)
+            let bytes = rng.next() % 1500
+            let slot = table.addOrFindSlot(key, hash: hash, bytes: bytes)
+            #expect((slot < 0) == (expected[key] == nil))
+            if slot < 0 {
+                let capacity = table.capacity
+                table.insert(key, hash: hash, at: slot, bytes: bytes)
+                if table.capacity > capacity { grew += 1 }
+            }
+            expected[key, default: (0, 0)].0 += 1
+            expected[key, default: (0, 0)].1 += bytes
+        }
+        #expect(grew >= 3)
+        #expect(table.count == expected.count)
+        for (key, (packets, bytes)) in expected {
+            let e = table.entry(key)
+            #expect(e?.packets == packets && e?.bytes == bytes)
+        }
     }
 }
