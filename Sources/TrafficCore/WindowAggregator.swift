@@ -403,7 +403,7 @@ public final class WindowAggregator {
         hot = HotCounters()
         closedUntil = max(closedUntil, windowEnd)
         let closed = ClosedWindow(tables: tables, pool: pool, top: configuration.top, partial: partial)
-        tables = pool.take()
+        tables = pool.take(sizedLike: closed.tables)
         isOpen = false
         windowStart = .max
         windowEnd = .min

@@ -96,8 +96,14 @@ final class WindowTablesPool: Sendable {
         self.clientCapacity = clientCapacity
     }
 
-    func take() -> WindowTables {
-        spares.withLock { $0.popLast() } ?? WindowTables(flowCapacity: flowCapacity, clientCapacity: clientCapacity)
+    /// A set for the next window: a spare, or a new set whose tables have the capacities of
+    /// `sizedLike` (the set of the window that just closed), so that it does not grow through
+    /// every doubling again (each a rehash and a fresh allocation, on the counting thread).
+    func take(sizedLike previous: WindowTables? = nil) -> WindowTables {
+        if let spare = spares.withLock({ $0.popLast() }) { return spare }
+        return WindowTables(
+            flowCapacity: max(flowCapacity, (previous?.flows.capacity ?? 0) / 2),
+            clientCapacity: max(clientCapacity, (previous?.clients.capacity ?? 0) / 2))
     }
 
     func give(_ tables: WindowTables) {
