@@ -78,4 +78,25 @@ struct CounterTableTests {
             #expect(e?.packets == packets && e?.bytes == bytes)
         }
     }
+
+    /// A new table set for the next window starts as large as the last window's grew, and a
+    /// spare set is handed out before any new one is made.
+    @Test func poolSizesANewSetLikeThePreviousOne() {
+        let pool = WindowTablesPool(flowCapacity: 16, clientCapacity: 16)
+        let previous = pool.take()
+        let small = previous.flows.capacity
+        for i in 0..<5000 {
+            previous.flows.add(CounterTable.Key(a: UInt64(i), b: 1, c: 1), bytes: 1)
+            previous.clients.add(CounterTable.Key(a: UInt64(i), b: 2, c: 1), bytes: 1)
+        }
+        #expect(previous.flows.capacity > small)
+        let next = pool.take(sizedLike: previous)
+        #expect(next.flows.capacity == previous.flows.capacity)
+        #expect(next.clients.capacity == previous.clients.capacity)
+        #expect(next.flows.count == 0 && next.clients.count == 0)
+        pool.give(previous)
+        let spare = pool.take(sizedLike: next)
+        #expect(spare === previous)
+        #expect(spare.flows.count == 0)
+    }
 }
