@@ -136,6 +136,68 @@ struct MappedReadTests {
         }
     }
 
+    /// Record and file headers rewritten at random (seeded: the same files every run) with
+    /// the values where libpcap's checks and `MappedRecords`' guards sit: lengths around the
+    /// snapshot length and libpcap's maximum, zero, past the end of the file, time fields
+    /// around 2^31, another minor version. Whatever the bytes, the mapped read and libpcap's
+    /// own give the same records, counts and failure.
+    @Test(arguments: 0..<24)
+    func randomlyRewrittenHeadersReadAlike(seed: Int) throws {
+        var rng = SplitMix64(seed: UInt64(seed) &+ 0x5EED)
+        let traffic = SyntheticTraffic(packets: 400, clients: 40, seconds: 12, seed: UInt64(seed))
+        var data = Data(traffic.pcap(snapLength: 96, format: seed % 2 == 0 ? .pcapMicro : .pcapNano).data)
+        var headers: [Int] = []
+        var at = 24
+        while at + 16 <= data.count {
+            headers.append(at)
+            at += 16 + (Int(data[at + 8]) | Int(data[at + 9]) << 8 | Int(data[at + 10]) << 16)
+        }
+        func put(_ value: UInt32, at offset: Int) {
+            data.replaceSubrange(offset..<offset + 4, with: withUnsafeBytes(of: value.littleEndian) { Array($0) })
+        }
+        let lengths: [UInt32] = [0, 1, 13, 95, 96, 97, 1_500, 65_535, 262_143, 262_144, 262_145, 1 << 30, .max,
+                                 UInt32(data.count), UInt32.random(in: 0...4_096, using: &rng)]
+        let times: [UInt32] = [0, (1 << 31) - 1, 1 << 31, .max, 999_999, 1_000_000, 999_999_999, 1_000_000_000]
+        for _ in 0..<Int.random(in: 1...3, using: &rng) {
+            let record = headers[Int.random(in: 0..<headers.count, using: &rng)]
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0: put(lengths.randomElement(using: &rng) ?? 0, at: record + 8)        // captured length
+            case 1: put(lengths.randomElement(using: &rng) ?? 0, at: record + 12)       // wire length
+            case 2: put(times.randomElement(using: &rng) ?? 0, at: record)              // seconds
+            case 3: put(times.randomElement(using: &rng) ?? 0, at: record + 4)          // sub-seconds
+            case 4: put(lengths.randomElement(using: &rng) ?? 0, at: 16)                // snapshot length
+            default: data.replaceSubrange(6..<8, with: [UInt8.random(in: 0...5, using: &rng), 0])  // minor version
+            }
+        }
+        if Bool.random(using: &rng) { data = data.prefix(Int.random(in: 24...data.count, using: &rng)) }
+
+        // Opened both ways by hand: a rewritten file header may be refused at open, and
+        // both must refuse it alike.
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("capture")
+        try data.write(to: file)
+        let feeder = try FIFOFeeder(at: dir.appendingPathComponent("fifo"), bytes: [UInt8](data), firstPart: data.count)
+        feeder.release()
+        let streamedRead = Result { () throws(CaptureError) in try Pump.file(feeder.url) }
+        let mappedRead = Result { () throws(CaptureError) in try Pump.file(file) }
+        func text(_ error: CaptureError) -> String {
+            "\(error)".replacingOccurrences(of: feeder.url.path, with: "FILE").replacingOccurrences(of: file.path, with: "FILE")
+        }
+        switch (mappedRead, streamedRead) {
+        case (.failure(let m), .failure(let s)):
+            #expect(text(m) == text(s))
+        case (.success(let mapped), .success(let streamed)):
+            #expect(mapped.failure.map(text) == streamed.failure.map(text))
+            #expect(mapped.framesRead == streamed.framesRead)
+            #expect(mapped.bytesRead == streamed.bytesRead)
+            let sameRecords = mapped.records == streamed.records
+            #expect(sameRecords, "\(mapped.records.count) records mapped, \(streamed.records.count) streamed")
+        default:
+            Issue.record("opened one way only: mapped \(mappedRead), streamed \(streamedRead)")
+        }
+    }
+
     /// A mapped file cut short mid-record fails with libpcap's read error, after the
     /// records before the cut, as the streamed read does.
     @Test func fileCutMidRecordFailsLikeTheStreamedRead() throws {
