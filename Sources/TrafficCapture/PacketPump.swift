@@ -35,8 +35,6 @@ public final class PacketPump {
     /// The plain records of a classic pcap file, read from its map until the first that is
     /// not plain; then `nil` and libpcap reads on.
     var records: MappedRecords?
-    /// Whether mapped frames may be left undecoded (for a consumer that decodes them).
-    let mayDeferFrames: Bool
     /// Whether this batch's mapped frames are left undecoded.
     var deferFrames = false
     /// The buffer this pump allocated itself (nil when the caller lends one).
@@ -60,14 +58,13 @@ public final class PacketPump {
     /// `takeBatch`, which returns the buffer to fill next (`PipelinedPump`'s ring chunks).
     init(
         source: PacketSource, aggregator: WindowAggregator, buffer: UnsafeMutablePointer<PreparedPacket>, capacity: Int,
-        owned: Bool = false, releasesReadPages: Bool = true, mayDeferFrames: Bool = false,
+        owned: Bool = false, releasesReadPages: Bool = true,
         takeBatch: @escaping (UnsafeMutableBufferPointer<PreparedPacket>, _ readPosition: Int) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool)
     ) throws(CaptureError) {
         self.source = source
         self.aggregator = aggregator
         self.takeBatch = takeBatch
         self.releasesReadPages = releasesReadPages
-        self.mayDeferFrames = mayDeferFrames
         records = MappedRecords(source: source)
         self.capacity = capacity
         batch = buffer
@@ -152,7 +149,6 @@ public final class PacketPump {
     func handOnBatch() {
         guard batched > 0 else { return }
         (batch, deferFrames) = takeBatch(UnsafeMutableBufferPointer(start: batch, count: batched), readPosition ?? 0)
-        deferFrames = deferFrames && mayDeferFrames
         batched = 0
     }
 

@@ -47,7 +47,7 @@ public final class PipelinedPump {
         self.ring = ring
         reader = try PacketPump(
             source: source, aggregator: aggregator, buffer: ring.first, capacity: ChunkRing.chunkSize,
-            releasesReadPages: mapping == nil, mayDeferFrames: true
+            releasesReadPages: false
         ) { chunk, readPosition in
             ring.publish(chunk, readPosition: readPosition)
         }
