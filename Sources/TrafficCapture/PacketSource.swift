@@ -32,6 +32,21 @@ public final class PacketSource: @unchecked Sendable {
     /// The memory map a capture file is read through (released after `pcap_close`).
     let mapping: MappedFile?
 
+    /// Captured frames longer than this on the wire were merged by segmentation offload
+    /// (GRO/LRO) before the capture: the interface MTU plus the longest link header. `nil`
+    /// for files and where the MTU is not known (the `any` pseudo-interface).
+    public var oversizedAbove: Int? {
+        guard case .interface(let name) = origin, let mtu = Self.mtu(of: name) else { return nil }
+        return mtu + linkType.maximumHeaderLength
+    }
+
+    /// The interface's MTU, from sysfs.
+    static func mtu(of interface: String) -> Int? {
+        guard !interface.contains("/"), interface != "." , interface != "..",
+              let text = try? String(contentsOfFile: "/sys/class/net/\(interface)/mtu", encoding: .utf8) else { return nil }
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     /// The installed BPF filter, kept for the records trafficmon reads from a file's map
     /// itself (`MappedRecords`; libpcap applies its own copy to what it reads).
     private(set) var filterProgram: UnsafeMutablePointer<bpf_program>?

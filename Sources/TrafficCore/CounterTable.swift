@@ -1,11 +1,20 @@
 import CTrafficCoreShims
 
-/// An open-addressing hash table from a 192-bit key to packet and byte counters.
+/// What a `CounterTable` key provides: an empty value (all zero bytes, so a table can be
+/// cleared by zeroing it), whether a slot holds a key, and a hash.
+protocol TableKey: Hashable {
+    static var empty: Self { get }
+    var isOccupied: Bool { get }
+    var hash: Int { get }
+}
+
+/// An open-addressing hash table from a packed key (`FlowKey`, `PartyKey`) to packet and
+/// byte counters and one word of the owner's (`aux`: a dense index, say).
 ///
-/// It exists for the packet path: a lookup hashes three words with a couple of
-/// multiplies, probes linearly, and touches one cache line in the common case.
-/// Storage grows by doubling and is kept across `removeAll()`, so once a window
-/// has seen its busiest traffic no further allocation happens.
+/// It exists for the packet path: a lookup hashes a few words with a couple of
+/// multiplies, probes linearly, and touches one cache line in the common case (a flow's
+/// entry is 64 bytes). Storage grows by doubling and is kept across `removeAll()`, so
+/// once a window has seen its busiest traffic no further allocation happens.
 ///
 /// It is a plain struct over manually managed storage, so the packet path does no
 /// reference counting: exactly one copy owns the storage at a time (the window's
@@ -13,22 +22,17 @@ import CTrafficCoreShims
 /// that owner calls `deallocate()`.
 ///
 /// ```swift
-/// var table = CounterTable(minimumCapacity: 1024)
-/// table.add(CounterTable.Key(a: 1, b: 2, c: 3), bytes: 60)
+/// var table = CounterTable<PartyKey>(minimumCapacity: 1024)
+/// table.add(PartyKey(address), bytes: 60)
 /// table.deallocate()
 /// ```
-struct CounterTable: @unchecked Sendable {
-    struct Key: Hashable {
-        var a: UInt64
-        var b: UInt64
-        /// Never zero: a zero `c` marks an empty slot.
-        var c: UInt64
-    }
-
+struct CounterTable<Key: TableKey>: @unchecked Sendable {
     struct Entry {
         var key: Key
         var packets: UInt64
         var bytes: UInt64
+        /// The owner's word: left as inserted, never summed.
+        var aux: UInt64
     }
 
     private(set) var storage: UnsafeMutablePointer<Entry>
@@ -41,28 +45,25 @@ struct CounterTable: @unchecked Sendable {
         while cap < minimumCapacity * 2 { cap <<= 1 }
         capacity = cap
         mask = cap - 1
-        storage = .allocate(capacity: cap)
-        storage.initialize(repeating: Entry(key: Key(a: 0, b: 0, c: 0), packets: 0, bytes: 0), count: cap)
+        storage = Self.allocateEmpty(cap)
+    }
+
+    private static func allocateEmpty(_ capacity: Int) -> UnsafeMutablePointer<Entry> {
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: capacity * MemoryLayout<Entry>.stride, alignment: max(64, MemoryLayout<Entry>.alignment))
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * MemoryLayout<Entry>.stride)
+        return raw.bindMemory(to: Entry.self, capacity: capacity)
     }
 
     /// Frees the storage; the value must not be used afterwards.
     func deallocate() {
-        storage.deallocate()
-    }
-
-    @inline(__always)
-    static func hash(_ key: Key) -> Int {
-        var h = key.a &* 0x9E37_79B9_7F4A_7C15
-        h ^= key.b &+ (key.c &* 0xC2B2_AE3D_27D4_EB4F)
-        h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 29
-        return Int(truncatingIfNeeded: h)
+        UnsafeMutableRawPointer(storage).deallocate()
     }
 
     /// The slot holding `key`, or the empty slot where it would be inserted (negated, minus one).
     @inline(__always)
     func slot(of key: Key) -> Int {
-        slot(of: key, hash: Self.hash(key))
+        slot(of: key, hash: key.hash)
     }
 
     @inline(__always)
@@ -70,7 +71,7 @@ struct CounterTable: @unchecked Sendable {
         var i = hash & mask
         while true {
             let k = storage[i].key
-            if k.c == 0 { return -1 - i }
+            if !k.isOccupied { return -1 - i }
             if k == key { return i }
             i = (i &+ 1) & mask
         }
@@ -97,24 +98,25 @@ struct CounterTable: @unchecked Sendable {
     /// Inserts an absent `key` with `hash` at `emptySlot` (`-1 - slot`, as a lookup on this
     /// table, unchanged since, returned it): no second probe unless the table must grow.
     @inline(__always)
-    mutating func insert(_ key: Key, hash: Int, at emptySlot: Int, packets: UInt64 = 1, bytes: UInt64) {
+    mutating func insert(_ key: Key, hash: Int, at emptySlot: Int, packets: UInt64 = 1, bytes: UInt64, aux: UInt64 = 0) {
         var i = emptySlot
         if (count + 1) * 4 > capacity * 3 {
             grow()
             i = slot(of: key, hash: hash)
         }
-        storage[-1 - i] = Entry(key: key, packets: packets, bytes: bytes)
+        storage[-1 - i] = Entry(key: key, packets: packets, bytes: bytes, aux: aux)
         count += 1
     }
 
-    /// Adds to `key`'s counters, inserting it first when absent. Returns `true` when it was inserted.
+    /// Adds to `key`'s counters, inserting it first (with `aux`) when absent. Returns `true`
+    /// when it was inserted.
     @discardableResult
     @inline(__always)
-    mutating func add(_ key: Key, packets: UInt64 = 1, bytes: UInt64) -> Bool {
-        let hash = Self.hash(key)
+    mutating func add(_ key: Key, packets: UInt64 = 1, bytes: UInt64, aux: UInt64 = 0) -> Bool {
+        let hash = key.hash
         let i = addOrFindSlot(key, hash: hash, packets: packets, bytes: bytes)
         guard i < 0 else { return false }
-        insert(key, hash: hash, at: i, packets: packets, bytes: bytes)
+        insert(key, hash: hash, at: i, packets: packets, bytes: bytes, aux: aux)
         return true
     }
 
@@ -134,13 +136,12 @@ struct CounterTable: @unchecked Sendable {
         let oldCapacity = capacity
         capacity <<= 1
         mask = capacity - 1
-        storage = .allocate(capacity: capacity)
-        storage.initialize(repeating: Entry(key: Key(a: 0, b: 0, c: 0), packets: 0, bytes: 0), count: capacity)
-        for j in 0..<oldCapacity where old[j].key.c != 0 {
+        storage = Self.allocateEmpty(capacity)
+        for j in 0..<oldCapacity where old[j].key.isOccupied {
             let i = -1 - slot(of: old[j].key)
             storage[i] = old[j]
         }
-        old.deallocate()
+        UnsafeMutableRawPointer(old).deallocate()
     }
 
     /// Empties the table and keeps its storage.
@@ -154,13 +155,13 @@ struct CounterTable: @unchecked Sendable {
     func occupiedSlots() -> [Int32] {
         var slots = [Int32]()
         slots.reserveCapacity(count)
-        for j in 0..<capacity where storage[j].key.c != 0 { slots.append(Int32(truncatingIfNeeded: j)) }
+        for j in 0..<capacity where storage[j].key.isOccupied { slots.append(Int32(truncatingIfNeeded: j)) }
         return slots
     }
 
     /// Calls `body` for every entry, in storage order.
     func forEach(_ body: (Entry) -> Void) {
         guard count > 0 else { return }
-        for j in 0..<capacity where storage[j].key.c != 0 { body(storage[j]) }
+        for j in 0..<capacity where storage[j].key.isOccupied { body(storage[j]) }
     }
 }

@@ -36,6 +36,19 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
 
     public var isSupported: Bool { Self.supported.contains(self) }
 
+    /// The longest link header a frame of this type carries before its network packet, with
+    /// room for two VLAN tags on Ethernet: a frame longer on the wire than the interface
+    /// MTU plus this was merged (GRO/LRO) before the capture saw it.
+    public var maximumHeaderLength: Int {
+        switch self {
+        case .ethernet: 14 + 8
+        case .linuxSLL: 16
+        case .linuxSLL2: 20
+        case .null, .loop: 4
+        default: 0
+        }
+    }
+
     public var description: String {
         switch self {
         case .null: "NULL"

@@ -19,6 +19,9 @@ public struct DecodedPacket: Sendable, Equatable {
     public var hasPorts = false
     /// A fragment other than the first: no transport header.
     public var isLaterFragment = false
+    /// An ICMP or ICMPv6 reply or error (echo reply, unreachable, ...): its source is the
+    /// server side. `false` when the type byte was not captured.
+    public var isReply = false
 
     public init() {}
 
@@ -195,8 +198,26 @@ public struct PacketDecoder: Sendable {
             p.sourcePort = data.u16(t)
             p.destinationPort = data.u16(t + 2)
             p.hasPorts = true
+        } else if proto == IPProtocol.icmp && !p.isLaterFragment {
+            let t = o + headerLength
+            if n > t { p.isReply = Self.isICMPReply(data[t]) }
         }
         return p
+    }
+
+    /// ICMP types sent in answer to something (echo, timestamp, information and address
+    /// mask replies) or about it (unreachable, source quench, redirect, time exceeded,
+    /// parameter problem).
+    @inline(__always)
+    static func isICMPReply(_ type: UInt8) -> Bool {
+        type < 32 && (UInt32(1) << UInt32(type)) & 0x5_5839 != 0
+    }
+
+    /// ICMPv6 errors (1-4), echo reply (129), router and neighbor advertisements (134,
+    /// 136) and node information reply (140).
+    @inline(__always)
+    static func isICMPv6Reply(_ type: UInt8) -> Bool {
+        (1...4).contains(type) || type == 129 || type == 134 || type == 136 || type == 140
     }
 
     @inline(__always)
@@ -243,6 +264,8 @@ public struct PacketDecoder: Sendable {
             p.sourcePort = data.u16(t)
             p.destinationPort = data.u16(t + 2)
             p.hasPorts = true
+        } else if next == IPProtocol.icmpv6 && !p.isLaterFragment {
+            if n > t { p.isReply = Self.isICMPv6Reply(data[t]) }
         }
         return p
     }

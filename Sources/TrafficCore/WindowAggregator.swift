@@ -1,6 +1,6 @@
 import CTrafficCoreShims
 
-/// Adds up packets per client, direction and service in epoch-aligned tumbling
+/// Adds up packets per client, server, direction and service in epoch-aligned tumbling
 /// windows, and hands every closed window to `onClose`.
 ///
 /// It is single-threaded by design: the capture thread owns it, so the packet path
@@ -20,24 +20,33 @@ public final class WindowAggregator {
         /// Window length in nanoseconds.
         public var windowLength: Int64
         public var localNetworks: LocalNetworks
-        /// Distinct clients tracked one by one per window; later new clients go to `other`.
+        /// Ports that are the server side whenever they appear (`--service-port`).
+        public var servicePorts: ServicePorts
+        /// Distinct clients (and, apart, distinct servers) tracked one by one per window;
+        /// later new ones go to `other` (`other_servers`).
         public var maxClients: Int
-        /// Distinct (client, direction, service) entries per window; past it a tracked
-        /// client's new services are counted under the service `other`.
+        /// Distinct (client, server, direction, service) entries per window; past it a
+        /// tracked client's new flows are counted under the server and service `other`.
         public var maxFlows: Int
-        /// List only this many clients (and services) per record, folding the rest into
-        /// `other`; `nil` lists everything.
+        /// List only this many clients, servers (and services) per record, folding the rest
+        /// into `other`; `nil` lists everything.
         public var top: Int?
+        /// Captured frames longer than this on the wire are counted as oversized (a live
+        /// interface's MTU plus link header: merged GRO/LRO frames); `nil`: not checked.
+        public var oversizedAbove: Int?
 
         public init(
             windowLength: Int64 = 5 * Timestamp.nanosPerSecond, localNetworks: LocalNetworks = LocalNetworks(),
-            maxClients: Int = 100_000, maxFlows: Int? = nil, top: Int? = nil
+            servicePorts: ServicePorts = ServicePorts(), maxClients: Int = 100_000, maxFlows: Int? = nil, top: Int? = nil,
+            oversizedAbove: Int? = nil
         ) {
             self.windowLength = max(1, windowLength)
             self.localNetworks = localNetworks
+            self.servicePorts = servicePorts
             self.maxClients = max(0, maxClients)
             self.maxFlows = maxFlows ?? max(4 * self.maxClients, 65_536)
             self.top = top
+            self.oversizedAbove = oversizedAbove
         }
     }
 
@@ -46,7 +55,8 @@ public final class WindowAggregator {
     let windowLength: Int64
     let maxClients: Int
     let maxFlows: Int
-    let maxOtherServices = 65_536
+    /// `configuration.oversizedAbove` as the packet path compares it.
+    let oversizedAbove: UInt64
     let pool: WindowTablesPool
 
     /// Receives each closed window, on the thread that drives the aggregator.
@@ -58,11 +68,12 @@ public final class WindowAggregator {
     var tables: WindowTables {
         didSet { bindTables() }
     }
-    /// The working copies of `tables`' two big hash tables: the packet path updates these
-    /// (no reference counting), and `writeBackTables()` stores them back before anyone
-    /// else reads `tables`.
-    var flows: CounterTable
-    var clients: CounterTable
+    /// The working copies of `tables`' hash tables: the packet path updates these (no
+    /// reference counting), and `writeBackTables()` stores them back before anyone else
+    /// reads `tables`.
+    var flows: CounterTable<FlowKey>
+    var clients: CounterTable<PartyKey>
+    var servers: CounterTable<PartyKey>
     /// The open window's hot counters, stored inline (copied into `tables` at close).
     var hot = HotCounters()
     public private(set) var isOpen = false
@@ -78,25 +89,24 @@ public final class WindowAggregator {
     /// The end of the last closed window: time before it belongs to closed windows.
     var closedUntil: Int64 = .min
 
-    static let entryMarker: UInt64 = 1 << 40
-    static let ipv6Marker: UInt64 = 1 << 33
-
     /// How many packets ahead `count(_:)` hashes and prefetches table slots.
     static let lookahead = 8
 
     public init(configuration: Configuration, onClose: @escaping (ClosedWindow) -> Void) {
         self.configuration = configuration
-        self.attributor = Attributor(localNetworks: configuration.localNetworks)
+        self.attributor = Attributor(localNetworks: configuration.localNetworks, servicePorts: configuration.servicePorts)
         self.windowLength = configuration.windowLength
         self.maxClients = configuration.maxClients
         self.maxFlows = configuration.maxFlows
+        self.oversizedAbove = configuration.oversizedAbove.map { UInt64(max(0, $0)) } ?? .max
         self.onClose = onClose
         pool = WindowTablesPool(
-            flowCapacity: min(configuration.maxFlows, 4096), clientCapacity: min(configuration.maxClients, 1024))
+            flowCapacity: min(configuration.maxFlows, 4096), partyCapacity: min(configuration.maxClients, 1024))
         let first = pool.take()
         tables = first
         flows = first.flows
         clients = first.clients
+        servers = first.servers
     }
 
     deinit {
@@ -106,12 +116,14 @@ public final class WindowAggregator {
     private func bindTables() {
         flows = tables.flows
         clients = tables.clients
+        servers = tables.servers
     }
 
     /// Makes `tables` hold the current state of the working copies (they may have grown).
     func writeBackTables() {
         tables.flows = flows
         tables.clients = clients
+        tables.servers = servers
     }
 
     /// Convenience: receive each closed window as a finished record, built on this thread.
@@ -130,7 +142,7 @@ public final class WindowAggregator {
     /// Counts one captured frame of `wireLength` bytes at `timestamp` (nanoseconds).
     public func add(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
         var p = prepare(packet, timestamp: timestamp, wireLength: wireLength)
-        p.hash = CounterTable.hash(p.key)
+        p.hash = p.key.hash
         count(p)
     }
 
@@ -172,7 +184,7 @@ public final class WindowAggregator {
     /// field by field (a store-forwarding stall per packet, measured).
     @inline(__always)
     func prepare(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int, into p: inout PreparedPacket) {
-        p.key = packet.kind == .ip ? Self.flowKey(attributor.attribute(packet)) : CounterTable.Key(a: 0, b: 0, c: 0)
+        p.key = packet.kind == .ip ? attributor.flowKey(packet) : .empty
         p.hash = 0
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
@@ -199,7 +211,7 @@ public final class WindowAggregator {
         for i in 0..<n {
             // The frames were read on the other core: start loading a later one's headers.
             if i &+ Self.lookahead < n, batch[i &+ Self.lookahead].isDeferred {
-                trafficmon_prefetch_for_read(UnsafeRawPointer(bitPattern: UInt(batch[i &+ Self.lookahead].key.a)))
+                trafficmon_prefetch_for_read(batch[i &+ Self.lookahead].deferredFrame.baseAddress)
             }
             guard batch[i].isDeferred else { continue }
             let frame = batch[i].deferredFrame
@@ -228,17 +240,16 @@ public final class WindowAggregator {
     @inline(__always)
     func hashAndPrefetch(_ p: inout PreparedPacket) {
         guard p.kind == .ip else { return }
-        p.hash = CounterTable.hash(p.key)
+        p.hash = p.key.hash
         flows.prefetch(hash: p.hash)
-        clients.prefetch(hash: CounterTable.hash(Self.clientKey(p.key)))
     }
 
     /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
-    /// client bookkeeping, but not a captured frame.
+    /// party bookkeeping, but not a captured frame.
     public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
         var p = PreparedPacket()
-        p.key = Self.flowKey(attribution)
-        p.hash = CounterTable.hash(p.key)
+        p.key = FlowKey(attribution)
+        p.hash = p.key.hash
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
         p.kind = .ip
@@ -246,30 +257,18 @@ public final class WindowAggregator {
         count(p)
     }
 
-    /// The clients-table key of a flow key: the client's address and family.
-    @inline(__always)
-    static func clientKey(_ flowKey: CounterTable.Key) -> CounterTable.Key {
-        CounterTable.Key(a: flowKey.a, b: flowKey.b, c: flowKey.c & (entryMarker | ipv6Marker))
-    }
-
-    @inline(__always)
-    static func flowKey(_ a: Attribution) -> CounterTable.Key {
-        let family = a.client.isIPv6 ? entryMarker | ipv6Marker : entryMarker
-        return CounterTable.Key(
-            a: a.client.high, b: a.client.low,
-            c: family | UInt64(a.direction.rawValue) << 32 | UInt64(a.service.rawValue))
-    }
-
     @inline(__always)
     func count(_ p: PreparedPacket) {
         assert(!p.isDeferred, "a deferred frame is decoded (prepareDeferred) before it is counted")
         if p.timestamp < windowStart || p.timestamp >= windowEnd { moveClock(to: p.timestamp) }
         if p.timestamp > latestTime { latestTime = p.timestamp }
-        if p.captured { hot.received &+= 1 }
+        if p.captured {
+            hot.received &+= 1
+            if p.bytes > oversizedAbove { hot.oversized &+= 1 }
+        }
         hot.total.add(bytes: p.bytes)
         switch p.kind {
         case .ip:
-            if p.key.c & (1 << 32) == 0 { hot.inbound.add(bytes: p.bytes) } else { hot.outbound.add(bytes: p.bytes) }
             let slot = flows.addOrFindSlot(p.key, hash: p.hash, bytes: p.bytes)
             if slot >= 0 { return }
             addNewFlow(p.key, hash: p.hash, emptySlot: slot, bytes: p.bytes)
@@ -281,33 +280,47 @@ public final class WindowAggregator {
         }
     }
 
-    /// The first packet of a (client, direction, service) in this window; `emptySlot` is
-    /// where the lookup that missed it would insert it in `flows`.
-    func addNewFlow(_ flowKey: CounterTable.Key, hash: Int, emptySlot: Int, bytes: UInt64) {
-        let clientKey = Self.clientKey(flowKey)
-        let clientHash = CounterTable.hash(clientKey)
-        let clientSlot = clients.slot(of: clientKey, hash: clientHash)
-        if clientSlot < 0 {
-            guard clients.count < maxClients else {
-                if flowKey.c & (1 << 32) == 0 { hot.otherInbound.add(bytes: bytes) } else { hot.otherOutbound.add(bytes: bytes) }
-                tables.countOtherClient(clientKey)
-                var serviceKey = CounterTable.Key(a: 0, b: 0, c: flowKey.c & ~Self.ipv6Marker)
-                if tables.otherServices.count >= maxOtherServices && !tables.otherServices.contains(serviceKey) {
-                    serviceKey.c = Self.entryMarker | (flowKey.c & (1 << 32)) | UInt64(Service.other.rawValue)
-                }
-                tables.otherServices.add(serviceKey, bytes: bytes)
-                return
+    /// The first packet of a (client, server, direction, service) in this window; `emptySlot`
+    /// is where the lookup that missed it would insert it in `flows`. Admits its client and
+    /// server (each up to `maxClients`; past it the party counts as `other`), and past
+    /// `maxFlows` folds the flow's server and service into `other`.
+    func addNewFlow(_ key: FlowKey, hash: Int, emptySlot: Int, bytes: UInt64) {
+        var stored = key
+        let client = Self.admit(key.clientParty, into: &clients, limit: maxClients)
+        if client == PartyIndex.other {
+            tables.otherClients.insert(key.clientParty)
+            stored = stored.withOtherClient
+        }
+        var server = PartyIndex.other
+        if !key.tag.isServerOther {
+            if flows.count >= maxFlows {
+                tables.otherServers.insert(key.serverParty)
+            } else {
+                server = Self.admit(key.serverParty, into: &servers, limit: maxClients)
+                if server == PartyIndex.other { tables.otherServers.insert(key.serverParty) }
             }
-            // The client's dense index rides in the `packets` field.
-            clients.insert(clientKey, hash: clientHash, at: clientSlot, packets: UInt64(clients.count), bytes: 0)
+            if server == PartyIndex.other { stored = stored.withOtherServer }
         }
-        guard flows.count < maxFlows else {
-            var key = flowKey
-            key.c = (flowKey.c & ~UInt64(0xFFFF_FFFF)) | UInt64(Service.other.rawValue)
-            flows.add(key, bytes: bytes)
-            return
+        if flows.count >= maxFlows { stored = stored.withOtherServer.withOtherService }
+        let aux = PartyIndex.pack(client: client, server: server)
+        if stored == key {
+            flows.insert(key, hash: hash, at: emptySlot, bytes: bytes, aux: aux)
+        } else {
+            flows.add(stored, bytes: bytes, aux: aux)
         }
-        flows.insert(flowKey, hash: hash, at: emptySlot, bytes: bytes)
+    }
+
+    /// A party's dense index, admitting it when new and fewer than `limit` are tracked;
+    /// `PartyIndex.other` past the limit.
+    @inline(__always)
+    static func admit(_ party: PartyKey, into table: inout CounterTable<PartyKey>, limit: Int) -> UInt32 {
+        let hash = party.hash
+        let slot = table.slot(of: party, hash: hash)
+        if slot >= 0 { return UInt32(truncatingIfNeeded: table.storage[slot].aux) }
+        guard table.count < limit else { return PartyIndex.other }
+        let index = UInt32(table.count)
+        table.insert(party, hash: hash, at: slot, packets: 0, bytes: 0, aux: UInt64(index))
+        return index
     }
 
     /// The slow path of the clock: opens the first window, moves to a later one, or
@@ -369,7 +382,8 @@ public final class WindowAggregator {
         hot.store(into: tables)
         writeBackTables()
         defer { tables.drops = saved }
-        return WindowRecordBuilder(tables: tables, top: configuration.top).record(partial: true)
+        return WindowRecordBuilder(tables: tables, top: configuration.top, localNetworks: configuration.localNetworks)
+            .build(partial: true, tracking: TrackedParties()).record
     }
 
     func open(containing timestamp: Int64, midWindow: Bool) {
@@ -402,7 +416,8 @@ public final class WindowAggregator {
         writeBackTables()
         hot = HotCounters()
         closedUntil = max(closedUntil, windowEnd)
-        let closed = ClosedWindow(tables: tables, pool: pool, top: configuration.top, partial: partial)
+        let closed = ClosedWindow(
+            tables: tables, pool: pool, top: configuration.top, partial: partial, localNetworks: configuration.localNetworks)
         tables = pool.take(sizedLike: closed.tables)
         isOpen = false
         windowStart = .max
@@ -413,9 +428,9 @@ public final class WindowAggregator {
 
 /// A frame decoded and attributed but not yet counted (`WindowAggregator.prepare` makes it,
 /// `WindowAggregator.count(_:)` hashes and counts it, on the same thread or another).
-/// 56 bytes, no references: never the packet bytes.
+/// 72 bytes, no references: never the packet bytes.
 public struct PreparedPacket: Sendable {
-    var key = CounterTable.Key(a: 0, b: 0, c: 0)
+    var key = FlowKey.empty
     /// The key's hash, filled in by the aggregator just before it is needed.
     var hash = 0
     var timestamp: Int64 = 0
@@ -424,8 +439,8 @@ public struct PreparedPacket: Sendable {
     var reason: MalformedReason = .truncatedLink
     /// A captured frame (counted in `capture.received`), not an inject.
     var captured = true
-    /// Not decoded yet: `key.a` holds the frame's address and `key.b` its captured length
-    /// (`WindowAggregator.prepareDeferred` decodes it before it is counted).
+    /// Not decoded yet: `key.clientHigh` holds the frame's address and `key.clientLow` its
+    /// captured length (`WindowAggregator.prepareDeferred` decodes it before it is counted).
     var isDeferred = false
 
     public init() {}
@@ -437,7 +452,8 @@ public struct PreparedPacket: Sendable {
         frame: UnsafeRawPointer, capturedLength: Int, timestamp: Int64, wireLength: Int, into slot: UnsafeMutablePointer<PreparedPacket>
     ) {
         var p = PreparedPacket()
-        p.key = CounterTable.Key(a: UInt64(UInt(bitPattern: frame)), b: UInt64(capturedLength), c: 0)
+        p.key.clientHigh = UInt64(UInt(bitPattern: frame))
+        p.key.clientLow = UInt64(capturedLength)
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
         p.isDeferred = true
@@ -446,31 +462,25 @@ public struct PreparedPacket: Sendable {
 
     /// The frame of a deferred packet.
     var deferredFrame: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(key.a)), count: Int(key.b))
+        UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(key.clientHigh)), count: Int(key.clientLow))
     }
 }
 
 /// The open window's scalar counters, kept inline in the aggregator.
 struct HotCounters {
     var total = Counts()
-    var inbound = Counts()
-    var outbound = Counts()
     var nonIP = Counts()
     var malformed = Counts()
-    var otherInbound = Counts()
-    var otherOutbound = Counts()
     var late: UInt64 = 0
     var received: UInt64 = 0
+    var oversized: UInt64 = 0
 
     func store(into t: WindowTables) {
         t.total = total
-        t.inbound = inbound
-        t.outbound = outbound
         t.nonIP = nonIP
         t.malformed = malformed
-        t.otherInbound = otherInbound
-        t.otherOutbound = otherOutbound
         t.late = late
         t.received = received
+        t.oversized = oversized
     }
 }

@@ -1,5 +1,6 @@
 /// A small JSON writer for the window record: numbers and ASCII-safe strings
-/// straight into a byte buffer, keys in DESIGN.md's order.
+/// straight into a byte buffer, keys in DESIGN.md's order, added keys after them
+/// (`services`, `servers`, `other_servers`; `local` in each party).
 extension WindowRecord {
     /// The record as one line of JSON (no trailing newline).
     ///
@@ -8,7 +9,7 @@ extension WindowRecord {
     /// ```
     public func jsonBytes() -> [UInt8] {
         var out = [UInt8]()
-        out.reserveCapacity(512 + clients.count * 160 + services.count * 64)
+        out.reserveCapacity(640 + (clients.count + servers.count) * 160 + services.count * 64)
         appendJSON(to: &out)
         return out
     }
@@ -18,7 +19,7 @@ extension WindowRecord {
 
     /// Appends the record as one line of JSON to `out`.
     public func appendJSON(to buffer: inout [UInt8]) {
-        var out = RawByteBuffer(capacity: 512 + clients.count * 320 + services.count * 96)
+        var out = RawByteBuffer(capacity: 640 + (clients.count + servers.count) * 320 + services.count * 96)
         defer { out.deallocate() }
         render(into: &out)
         buffer.append(bytes: out.bytes)
@@ -42,21 +43,9 @@ extension WindowRecord {
         w.counts(self.in)
         w.raw(",\"out\":")
         w.counts(out)
-        w.raw(",\"clients\":[")
-        for (i, client) in clients.enumerated() {
-            if i > 0 { w.raw(",") }
-            w.raw("{\"ip\":\"")
-            client.ip.appendText(to: &w.out)
-            w.raw("\"")
-            w.raw(",\"in\":")
-            w.counts(client.in)
-            w.raw(",\"out\":")
-            w.counts(client.out)
-            w.raw(",\"services\":")
-            w.services(client.services)
-            w.raw("}")
-        }
-        w.raw("],\"other\":{\"packets\":")
+        w.raw(",\"clients\":")
+        w.parties(clients)
+        w.raw(",\"other\":{\"packets\":")
         w.number(other.packets)
         w.raw(",\"bytes\":")
         w.number(other.bytes)
@@ -89,9 +78,23 @@ extension WindowRecord {
         w.number(capture.kernelDropped)
         w.raw(",\"interface_dropped\":")
         w.number(capture.interfaceDropped)
+        w.raw(",\"oversized\":")
+        w.number(capture.oversized)
         w.raw("},\"services\":")
         w.services(services)
-        w.raw("}")
+        w.raw(",\"servers\":")
+        w.parties(servers)
+        w.raw(",\"other_servers\":{\"packets\":")
+        w.number(otherServers.packets)
+        w.raw(",\"bytes\":")
+        w.number(otherServers.bytes)
+        w.raw(",\"servers\":")
+        w.number(otherServers.servers)
+        w.raw(",\"in\":")
+        w.counts(otherServers.in)
+        w.raw(",\"out\":")
+        w.counts(otherServers.out)
+        w.raw("}}")
     }
 }
 
@@ -133,6 +136,24 @@ struct JSONWriter {
         raw(",\"bytes\":")
         number(c.bytes)
         raw("}")
+    }
+
+    /// A `clients` or `servers` list.
+    mutating func parties(_ list: [PartyRecord]) {
+        raw("[")
+        for (i, party) in list.enumerated() {
+            if i > 0 { raw(",") }
+            raw("{\"ip\":\"")
+            party.ip.appendText(to: &out)
+            raw("\",\"in\":")
+            counts(party.in)
+            raw(",\"out\":")
+            counts(party.out)
+            raw(",\"services\":")
+            services(party.services)
+            raw(party.local ? ",\"local\":true}" : ",\"local\":false}")
+        }
+        raw("]")
     }
 
     mutating func services(_ list: [ServiceCounts]) {

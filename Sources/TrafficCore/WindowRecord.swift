@@ -39,31 +39,50 @@ public struct ServiceCounts: Codable, Hashable, Sendable {
     }
 }
 
-/// One client's traffic in a window.
-public struct ClientRecord: Codable, Hashable, Sendable {
-    /// The client address (canonical text form in JSON, RFC 5952 for IPv6).
+/// One party's traffic in a window: a client (with the services it used) or a server
+/// (with the services it offered).
+public struct PartyRecord: Codable, Hashable, Sendable {
+    /// The address (canonical text form in JSON, RFC 5952 for IPv6).
     public var ip: IPAddress
+    /// Whether the address is in a local network (`--local-net`, a live interface's own).
+    public var local: Bool
     public var `in`: Counts
     public var out: Counts
     /// Sorted by bytes, descending.
     public var services: [ServiceCounts]
 
-    public init(ip: IPAddress, in: Counts, out: Counts, services: [ServiceCounts]) {
+    public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts]) {
         self.ip = ip
+        self.local = local
         self.in = `in`
         self.out = out
         self.services = services
     }
 
     public var total: Counts { self.in + out }
+
+    enum CodingKeys: String, CodingKey { case ip, local, `in`, out, services }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ip = try c.decode(IPAddress.self, forKey: .ip)
+        // Records stored before parties were marked have no `local`.
+        local = try c.decodeIfPresent(Bool.self, forKey: .local) ?? false
+        self.in = try c.decode(Counts.self, forKey: .in)
+        out = try c.decode(Counts.self, forKey: .out)
+        services = try c.decode([ServiceCounts].self, forKey: .services)
+    }
 }
 
-/// Traffic of the clients that are not listed one by one: folded past `--top`, or
-/// past `--max-clients`.
+/// A client's traffic in a window.
+public typealias ClientRecord = PartyRecord
+
+/// Traffic of the parties that are not listed one by one: folded past `--top`, or past
+/// `--max-clients` (`other` for clients, `other_servers` for servers).
 public struct OtherCounts: Codable, Hashable, Sendable {
-    /// How many distinct clients it holds: exact for folded clients, and for the clients
+    /// How many distinct parties it holds: exact for folded parties, and for the parties
     /// past `--max-clients` up to 4,096 of them; beyond that a HyperLogLog estimate
-    /// (about 1.6% standard error).
+    /// (about 1.6% standard error). (`clients` in `other`, `servers` in `other_servers`.)
     public var clients: UInt64
     public var `in`: Counts
     public var out: Counts
@@ -74,14 +93,20 @@ public struct OtherCounts: Codable, Hashable, Sendable {
         self.clients = clients
     }
 
+    /// The party count under the name `other_servers` gives it.
+    public var servers: UInt64 {
+        get { clients }
+        set { clients = newValue }
+    }
+
     public var packets: UInt64 { self.in.packets &+ out.packets }
     public var bytes: UInt64 { self.in.bytes &+ out.bytes }
 
-    enum CodingKeys: String, CodingKey { case packets, bytes, clients, `in`, out }
+    enum CodingKeys: String, CodingKey { case packets, bytes, clients, servers, `in`, out }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        clients = try c.decode(UInt64.self, forKey: .clients)
+        clients = try c.decodeIfPresent(UInt64.self, forKey: .clients) ?? c.decode(UInt64.self, forKey: .servers)
         if let inbound = try c.decodeIfPresent(Counts.self, forKey: .in),
            let outbound = try c.decodeIfPresent(Counts.self, forKey: .out) {
             self.in = inbound
@@ -130,20 +155,24 @@ public struct MalformedCounts: Codable, Hashable, Sendable {
 public struct CaptureCounts: Codable, Hashable, Sendable {
     /// Frames the capture delivered into this window.
     public var received: UInt64
-    /// Frames the kernel or the interface dropped (`kernel_dropped + interface_dropped`).
-    public var dropped: UInt64
     public var kernelDropped: UInt64
     public var interfaceDropped: UInt64
+    /// Frames longer on the wire than the interface's MTU and link header: merged by
+    /// GRO/LRO before the capture saw them (live captures only).
+    public var oversized: UInt64
 
-    public init(received: UInt64 = 0, kernelDropped: UInt64 = 0, interfaceDropped: UInt64 = 0) {
+    /// Frames the kernel or the interface dropped (`kernel_dropped + interface_dropped`).
+    public var dropped: UInt64 { kernelDropped &+ interfaceDropped }
+
+    public init(received: UInt64 = 0, kernelDropped: UInt64 = 0, interfaceDropped: UInt64 = 0, oversized: UInt64 = 0) {
         self.received = received
         self.kernelDropped = kernelDropped
         self.interfaceDropped = interfaceDropped
-        self.dropped = kernelDropped &+ interfaceDropped
+        self.oversized = oversized
     }
 
     enum CodingKeys: String, CodingKey {
-        case received, dropped
+        case received, dropped, oversized
         case kernelDropped = "kernel_dropped"
         case interfaceDropped = "interface_dropped"
     }
@@ -151,16 +180,28 @@ public struct CaptureCounts: Codable, Hashable, Sendable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         received = try c.decode(UInt64.self, forKey: .received)
-        dropped = try c.decode(UInt64.self, forKey: .dropped)
+        let dropped = try c.decode(UInt64.self, forKey: .dropped)
+        // Records stored before the split hold only the sum: count it as the kernel's.
         kernelDropped = try c.decodeIfPresent(UInt64.self, forKey: .kernelDropped) ?? dropped
         interfaceDropped = try c.decodeIfPresent(UInt64.self, forKey: .interfaceDropped) ?? 0
+        oversized = try c.decodeIfPresent(UInt64.self, forKey: .oversized) ?? 0
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(received, forKey: .received)
+        try c.encode(dropped, forKey: .dropped)
+        try c.encode(kernelDropped, forKey: .kernelDropped)
+        try c.encode(interfaceDropped, forKey: .interfaceDropped)
+        try c.encode(oversized, forKey: .oversized)
     }
 }
 
 /// One closed (or the open) window: DESIGN.md's JSON record.
 ///
 /// Conservation holds for every record the aggregator makes:
-/// `packets == Σ clients + other + non_ip + malformed`, and the same for bytes.
+/// `packets == Σ clients + other + non_ip + malformed`, the same with `servers` and
+/// `other_servers`, and the same for bytes.
 ///
 /// ```swift
 /// let line = record.jsonBytes()                       // one NDJSON line, without "\n"
@@ -178,8 +219,11 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     public var `in`: Counts
     public var out: Counts
     /// Sorted by total bytes, descending.
-    public var clients: [ClientRecord]
+    public var clients: [PartyRecord]
     public var other: OtherCounts
+    /// The servers, sorted by total bytes, descending.
+    public var servers: [PartyRecord]
+    public var otherServers: OtherCounts
     public var nonIP: Counts
     public var malformed: MalformedCounts
     public var latePackets: UInt64
@@ -189,7 +233,8 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
 
     public init(
         start: Int64, end: Int64, partial: Bool = false, packets: UInt64 = 0, bytes: UInt64 = 0,
-        in: Counts = .zero, out: Counts = .zero, clients: [ClientRecord] = [], other: OtherCounts = .init(),
+        in: Counts = .zero, out: Counts = .zero, clients: [PartyRecord] = [], other: OtherCounts = .init(),
+        servers: [PartyRecord] = [], otherServers: OtherCounts = .init(),
         nonIP: Counts = .zero, malformed: MalformedCounts = .init(), latePackets: UInt64 = 0,
         capture: CaptureCounts = .init(), services: [ServiceCounts] = []
     ) {
@@ -202,6 +247,8 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         self.out = out
         self.clients = clients
         self.other = other
+        self.servers = servers
+        self.otherServers = otherServers
         self.nonIP = nonIP
         self.malformed = malformed
         self.latePackets = latePackets
@@ -210,7 +257,8 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case start, end, partial, packets, bytes, `in`, out, clients, other
+        case start, end, partial, packets, bytes, `in`, out, clients, other, servers
+        case otherServers = "other_servers"
         case nonIP = "non_ip"
         case malformed
         case latePackets = "late_packets"
@@ -234,8 +282,12 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         bytes = try c.decode(UInt64.self, forKey: .bytes)
         self.in = try c.decode(Counts.self, forKey: .in)
         out = try c.decode(Counts.self, forKey: .out)
-        clients = try c.decode([ClientRecord].self, forKey: .clients)
+        clients = try c.decode([PartyRecord].self, forKey: .clients)
         other = try c.decode(OtherCounts.self, forKey: .other)
+        // Records stored before servers were listed have neither key: their IP traffic is
+        // then all in `other_servers`, so conservation still holds.
+        servers = try c.decodeIfPresent([PartyRecord].self, forKey: .servers) ?? []
+        otherServers = try c.decodeIfPresent(OtherCounts.self, forKey: .otherServers) ?? OtherCounts(in: self.in, out: out)
         nonIP = try c.decode(Counts.self, forKey: .nonIP)
         malformed = try c.decode(MalformedCounts.self, forKey: .malformed)
         latePackets = try c.decode(UInt64.self, forKey: .latePackets)
@@ -248,13 +300,17 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
 
     /// Whether the record satisfies DESIGN.md's conservation rule.
     public var isConserved: Bool {
-        var p = other.packets &+ nonIP.packets &+ malformed.packets
-        var b = other.bytes &+ nonIP.bytes &+ malformed.bytes
-        for client in clients {
-            p &+= client.in.packets &+ client.out.packets
-            b &+= client.in.bytes &+ client.out.bytes
+        func sides(_ parties: [PartyRecord], _ other: OtherCounts) -> (Counts, Counts) {
+            var inbound = other.in, outbound = other.out
+            for party in parties {
+                inbound += party.in
+                outbound += party.out
+            }
+            return (inbound, outbound)
         }
-        return p == packets && b == bytes
+        let clientSides = sides(clients, other)
+        let serverSides = sides(servers, otherServers)
+        return clientSides == (self.in, out) && serverSides == (self.in, out)
             && self.in.packets &+ out.packets &+ nonIP.packets &+ malformed.packets == packets
             && self.in.bytes &+ out.bytes &+ nonIP.bytes &+ malformed.bytes == bytes
     }

@@ -1,154 +1,67 @@
 /// Turns a window's tables into a `WindowRecord`: once per window, never per packet.
 ///
-/// Clients are grouped through the dense index the aggregator stored at admission,
-/// sorted by total bytes (then packets, then address), and past `top` folded into
-/// `other`; services are sorted the same way and folded into one `other` entry per
-/// direction past `top`.
+/// One walk of the flows table adds each (client, server, direction, service) entry to
+/// its client, its server and its service, through the dense indexes the aggregator
+/// stored in the entry at admission. Each side's parties are then sorted by total bytes
+/// (then packets, then address) and past `top` folded into `other`; a listed party's
+/// services are its entries merged by (service, direction), sorted the same way and folded
+/// into one `other` entry per direction past `top`.
 struct WindowRecordBuilder {
-    /// A client's place in the order: by bytes, then packets, then address (kept beside
-    /// them, so comparing touches one array).
-    struct ClientOrderKey {
-        var bytes: UInt64
-        var packets: UInt64
-        var address: IPAddress
-        var index: Int32
-    }
-
     let tables: WindowTables
     let top: Int?
+    let localNetworks: LocalNetworks
 
-    func record(partial: Bool) -> WindowRecord {
+    func build(partial: Bool, tracking tracked: TrackedParties) -> BuiltWindow {
         let t = tables
-        let clientCount = t.clients.count
-        var addresses = [IPAddress](repeating: IPAddress(ipv4: 0), count: clientCount)
-        t.clients.forEach { entry in
-            addresses[Int(entry.packets)] = Self.address(entry.key)
-        }
-
-        // Pass 1: per-client totals and per-service totals. Each flow's client is looked
-        // up in the clients table (its dense index rides in `packets`), with the slot a
-        // few flows ahead prefetched: that table outgrows the cache with many clients.
         let flowSlots = t.flows.occupiedSlots()
-        let flowCount = flowSlots.count
-        let flowStorage = t.flows.storage
-        var inbound = [Counts](repeating: .zero, count: clientCount)
-        var outbound = [Counts](repeating: .zero, count: clientCount)
-        var serviceCount = [Int32](repeating: 0, count: clientCount)
-        var serviceTotals = CounterTable(minimumCapacity: 64)
+        let flows = t.flows.storage
+        var clients = PartySide(table: t.clients)
+        var servers = PartySide(table: t.servers)
+        var windowIn = Counts(), windowOut = Counts()
+        var serviceTotals = CounterTable<PartyKey>(minimumCapacity: 64)
         defer { serviceTotals.deallocate() }
-        // Each flow's client, in the order of `flowSlots` (pass 2 walks the same order).
-        var flowClients = [Int32](repeating: 0, count: flowCount)
-        let lookahead = WindowAggregator.lookahead
-        for k in 0..<flowCount {
-            if k &+ lookahead < flowCount {
-                let ahead = flowStorage[Int(flowSlots[k &+ lookahead])].key
-                t.clients.prefetch(hash: CounterTable.hash(WindowAggregator.clientKey(ahead)))
-            }
-            let entry = flowStorage[Int(flowSlots[k])]
-            let i = clientIndex(entry.key)
-            flowClients[k] = Int32(truncatingIfNeeded: i)
-            if (entry.key.c >> 32) & 1 == 0 {
-                inbound[i].add(packets: entry.packets, bytes: entry.bytes)
-            } else {
-                outbound[i].add(packets: entry.packets, bytes: entry.bytes)
-            }
-            serviceCount[i] &+= 1
-            serviceTotals.add(Self.serviceKey(entry.key), packets: entry.packets, bytes: entry.bytes)
+        for slot in flowSlots {
+            let entry = flows[Int(slot)]
+            let counts = Counts(packets: entry.packets, bytes: entry.bytes)
+            let outbound = entry.key.tag.direction == .outbound
+            if outbound { windowOut += counts } else { windowIn += counts }
+            clients.add(index: PartyIndex.client(entry.aux), outbound: outbound, counts)
+            servers.add(index: PartyIndex.server(entry.aux), outbound: outbound, counts)
+            serviceTotals.add(entry.key.tag.serviceKey, packets: entry.packets, bytes: entry.bytes)
         }
-        t.otherServices.forEach { entry in
-            serviceTotals.add(Self.serviceKey(entry.key), packets: entry.packets, bytes: entry.bytes)
-        }
-
-        // Order the clients and decide which are listed.
-        var keys = [ClientOrderKey]()
-        keys.reserveCapacity(clientCount)
-        for i in 0..<clientCount {
-            keys.append(ClientOrderKey(
-                bytes: inbound[i].bytes &+ outbound[i].bytes, packets: inbound[i].packets &+ outbound[i].packets,
-                address: addresses[i], index: Int32(truncatingIfNeeded: i)))
-        }
-        keys.sort { a, b in
-            if a.bytes != b.bytes { return a.bytes > b.bytes }
-            if a.packets != b.packets { return a.packets > b.packets }
-            return a.address < b.address
-        }
-        let listed = min(clientCount, top ?? Int.max)
-        var other = OtherCounts(in: t.otherInbound, out: t.otherOutbound, clients: t.otherClientCount)
-        for key in keys[listed...] {
-            let i = Int(key.index)
-            other.in += inbound[i]
-            other.out += outbound[i]
-            other.clients &+= 1
-        }
-
-        // Pass 2: the listed clients' services, placed by a counting sort into one flat
-        // array (each client's run starts at `offsets[position]`).
-        var position = [Int32](repeating: -1, count: clientCount)
-        var offsets = [Int](repeating: 0, count: listed + 1)
-        for p in 0..<listed {
-            let i = Int(keys[p].index)
-            position[i] = Int32(p)
-            offsets[p + 1] = offsets[p] + Int(serviceCount[i])
-        }
-        var flat = [ServiceCounts](
-            repeating: ServiceCounts(service: .other, direction: .inbound, packets: 0, bytes: 0), count: offsets[listed])
-        var next = offsets
-        for k in 0..<flowCount {
-            let p = position[Int(flowClients[k])]
-            guard p >= 0 else { continue }
-            flat[next[Int(p)]] = Self.serviceCounts(flowStorage[Int(flowSlots[k])])
-            next[Int(p)] &+= 1
-        }
-        var clients = [ClientRecord]()
-        clients.reserveCapacity(listed)
-        for p in 0..<listed {
-            let i = Int(keys[p].index)
-            clients.append(ClientRecord(
-                ip: keys[p].address, in: inbound[i], out: outbound[i],
-                services: Self.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top)))
-        }
+        let (listedClients, other) = clients.fold(
+            top: top, otherParties: t.otherClients.count, localNetworks: localNetworks, flowSlots: flowSlots, flows: flows
+        ) { PartyIndex.client($0) }
+        let (listedServers, otherServers) = servers.fold(
+            top: top, otherParties: t.otherServers.count, localNetworks: localNetworks, flowSlots: flowSlots, flows: flows
+        ) { PartyIndex.server($0) }
 
         var windowServices = [ServiceCounts]()
         windowServices.reserveCapacity(serviceTotals.count)
-        serviceTotals.forEach { windowServices.append(Self.serviceCounts($0)) }
+        serviceTotals.forEach { entry in
+            let (service, direction) = entry.key.serviceAndDirection
+            windowServices.append(ServiceCounts(service: service, direction: direction, packets: entry.packets, bytes: entry.bytes))
+        }
 
         var reasons = [String: UInt64]()
         for reason in MalformedReason.allCases where t.malformedByReason[Int(reason.rawValue)] > 0 {
             reasons[reason.label] = t.malformedByReason[Int(reason.rawValue)]
         }
 
-        return WindowRecord(
+        let record = WindowRecord(
             start: t.start, end: t.end, partial: partial,
-            packets: t.total.packets, bytes: t.total.bytes, in: t.inbound, out: t.outbound,
-            clients: clients, other: other, nonIP: t.nonIP,
+            packets: t.total.packets, bytes: t.total.bytes, in: windowIn, out: windowOut,
+            clients: listedClients, other: other, servers: listedServers, otherServers: otherServers,
+            nonIP: t.nonIP,
             malformed: MalformedCounts(packets: t.malformed.packets, bytes: t.malformed.bytes, reasons: reasons),
             latePackets: t.late,
-            capture: CaptureCounts(received: t.received, kernelDropped: t.drops.kernel, interfaceDropped: t.drops.interface),
+            capture: CaptureCounts(
+                received: t.received, kernelDropped: t.drops.kernel, interfaceDropped: t.drops.interface, oversized: t.oversized),
             services: Self.sortedAndFolded(windowServices, top: top))
-    }
-
-    @inline(__always)
-    private func clientIndex(_ flowKey: CounterTable.Key) -> Int {
-        let key = WindowAggregator.clientKey(flowKey)
-        return Int(tables.clients.entry(key)?.packets ?? 0)
-    }
-
-    private static func address(_ key: CounterTable.Key) -> IPAddress {
-        key.c & WindowAggregator.ipv6Marker != 0
-            ? IPAddress(ipv6High: key.a, low: key.b)
-            : IPAddress(ipv4: UInt32(truncatingIfNeeded: key.b))
-    }
-
-    /// A (service, direction) key from a flow or service key.
-    private static func serviceKey(_ key: CounterTable.Key) -> CounterTable.Key {
-        CounterTable.Key(a: 0, b: 0, c: key.c & (WindowAggregator.entryMarker | 1 << 32 | 0x01FF_FFFF))
-    }
-
-    private static func serviceCounts(_ entry: CounterTable.Entry) -> ServiceCounts {
-        ServiceCounts(
-            service: Service(rawValue: UInt32(truncatingIfNeeded: entry.key.c) & 0x01FF_FFFF),
-            direction: (entry.key.c >> 32) & 1 == 0 ? .inbound : .outbound,
-            packets: entry.packets, bytes: entry.bytes)
+        return BuiltWindow(
+            record: record,
+            clientTotals: tracked.clients.map { clients.totals(of: $0, in: t.clients, foldedPastLimit: t.otherClients.count > 0) },
+            serverTotals: tracked.servers.map { servers.totals(of: $0, in: t.servers, foldedPastLimit: t.otherServers.count > 0) })
     }
 
     /// Sorts by bytes (then packets, service, direction); past `top`, and for the
@@ -179,5 +92,140 @@ struct WindowRecordBuilder {
             result.append(ServiceCounts(service: .other, direction: direction, packets: c.packets, bytes: c.bytes))
         }
         return result
+    }
+
+    /// Merges entries of the same (service, direction) (a party's flows with different
+    /// counterparts), in place; the order is then by service and direction.
+    static func merged(_ items: inout [ServiceCounts]) {
+        guard items.count > 1 else { return }
+        items.sort { a, b in a.service != b.service ? a.service < b.service : a.direction.rawValue < b.direction.rawValue }
+        var kept = 0
+        for i in 1..<items.count {
+            if items[i].service == items[kept].service && items[i].direction == items[kept].direction {
+                items[kept].packets &+= items[i].packets
+                items[kept].bytes &+= items[i].bytes
+            } else {
+                kept += 1
+                items[kept] = items[i]
+            }
+        }
+        items.removeSubrange((kept + 1)...)
+    }
+}
+
+/// One side's parties (the clients, or the servers) of a window while its record is
+/// built: each party's totals by direction, in the dense-index order of admission.
+struct PartySide {
+    /// A party's place in the order: by bytes, then packets, then address (kept beside
+    /// them, so comparing touches one array).
+    struct OrderKey {
+        var bytes: UInt64
+        var packets: UInt64
+        var address: IPAddress
+        var index: Int32
+    }
+
+    var addresses: [IPAddress]
+    var inbound: [Counts]
+    var outbound: [Counts]
+    /// Flow entries per party (its services before merging).
+    var flowCount: [Int32]
+    /// The traffic of the parties past `maxClients`.
+    var otherIn = Counts()
+    var otherOut = Counts()
+
+    init(table: CounterTable<PartyKey>) {
+        let n = table.count
+        var addresses = [IPAddress](repeating: IPAddress(ipv4: 0), count: n)
+        table.forEach { entry in addresses[Int(entry.aux)] = entry.key.address }
+        self.addresses = addresses
+        inbound = [Counts](repeating: .zero, count: n)
+        outbound = [Counts](repeating: .zero, count: n)
+        flowCount = [Int32](repeating: 0, count: n)
+    }
+
+    @inline(__always)
+    mutating func add(index: UInt32, outbound isOut: Bool, _ counts: Counts) {
+        if index == PartyIndex.other {
+            if isOut { otherOut += counts } else { otherIn += counts }
+            return
+        }
+        let i = Int(index)
+        if isOut { outbound[i] += counts } else { inbound[i] += counts }
+        flowCount[i] &+= 1
+    }
+
+    /// The listed parties (at most `top`, with their services) and `other`: the unlisted
+    /// ones plus the `otherParties` counted past `maxClients`. `partyIndex` picks this
+    /// side's index out of a flow entry's `aux`.
+    func fold(
+        top: Int?, otherParties: UInt64, localNetworks: LocalNetworks, flowSlots: [Int32],
+        flows: UnsafeMutablePointer<CounterTable<FlowKey>.Entry>, partyIndex: (UInt64) -> UInt32
+    ) -> ([PartyRecord], OtherCounts) {
+        let count = addresses.count
+        var keys = [OrderKey]()
+        keys.reserveCapacity(count)
+        for i in 0..<count {
+            keys.append(OrderKey(
+                bytes: inbound[i].bytes &+ outbound[i].bytes, packets: inbound[i].packets &+ outbound[i].packets,
+                address: addresses[i], index: Int32(truncatingIfNeeded: i)))
+        }
+        keys.sort { a, b in
+            if a.bytes != b.bytes { return a.bytes > b.bytes }
+            if a.packets != b.packets { return a.packets > b.packets }
+            return a.address < b.address
+        }
+        let listed = min(count, top ?? Int.max)
+        var other = OtherCounts(in: otherIn, out: otherOut, clients: otherParties)
+        for key in keys[listed...] {
+            let i = Int(key.index)
+            other.in += inbound[i]
+            other.out += outbound[i]
+            other.clients &+= 1
+        }
+
+        // The listed parties' flows, placed by a counting sort into one flat array (each
+        // party's run starts at `offsets[position]`), then merged by service per party.
+        var position = [Int32](repeating: -1, count: count)
+        var offsets = [Int](repeating: 0, count: listed + 1)
+        for p in 0..<listed {
+            let i = Int(keys[p].index)
+            position[i] = Int32(p)
+            offsets[p + 1] = offsets[p] + Int(flowCount[i])
+        }
+        var flat = [ServiceCounts](
+            repeating: ServiceCounts(service: .other, direction: .inbound, packets: 0, bytes: 0), count: offsets[listed])
+        var next = offsets
+        if listed > 0 {
+            for slot in flowSlots {
+                let entry = flows[Int(slot)]
+                let index = partyIndex(entry.aux)
+                guard index != PartyIndex.other else { continue }
+                let p = position[Int(index)]
+                guard p >= 0 else { continue }
+                flat[next[Int(p)]] = ServiceCounts(
+                    service: entry.key.tag.service, direction: entry.key.tag.direction, packets: entry.packets, bytes: entry.bytes)
+                next[Int(p)] &+= 1
+            }
+        }
+        var parties = [PartyRecord]()
+        parties.reserveCapacity(listed)
+        for p in 0..<listed {
+            let i = Int(keys[p].index)
+            var services = Array(flat[offsets[p]..<offsets[p + 1]])
+            WindowRecordBuilder.merged(&services)
+            parties.append(PartyRecord(
+                ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
+                services: WindowRecordBuilder.sortedAndFolded(services, top: top)))
+        }
+        return (parties, other)
+    }
+
+    /// A party's totals: zero when it sent nothing, `nil` when it may hide in `other`
+    /// (some parties were folded past `maxClients`).
+    func totals(of address: IPAddress, in table: CounterTable<PartyKey>, foldedPastLimit: Bool) -> PartyTotals? {
+        guard let entry = table.entry(PartyKey(address)) else { return foldedPastLimit ? nil : PartyTotals() }
+        let i = Int(entry.aux)
+        return PartyTotals(in: inbound[i], out: outbound[i])
     }
 }

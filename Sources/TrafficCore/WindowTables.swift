@@ -11,89 +11,110 @@ final class WindowTables: @unchecked Sendable {
     var end: Int64 = 0
     var openedMidWindow = false
     var total = Counts()
-    var inbound = Counts()
-    var outbound = Counts()
     var nonIP = Counts()
     var malformed = Counts()
     var malformedByReason = [UInt64](repeating: 0, count: MalformedReason.allCases.count)
-    /// Traffic of the clients past `maxClients`, by direction.
-    var otherInbound = Counts()
-    var otherOutbound = Counts()
     var late: UInt64 = 0
     var received: UInt64 = 0
+    /// Captured frames longer on the wire than the interface's MTU and link header.
+    var oversized: UInt64 = 0
     var drops: (kernel: UInt64, interface: UInt64) = (0, 0)
-    /// Distinct clients past `maxClients`: counted exactly up to `exactOtherLimit`, then
-    /// estimated by the sketch.
-    var otherClients = DistinctCounter()
-    var exactOtherClients = CounterTable(minimumCapacity: 64)
-    var exactOtherSaturated = false
-    static let exactOtherLimit = 4096
-    /// (client, direction, service) -> counters.
-    var flows: CounterTable
-    /// client -> dense index (in `packets`), assigned at admission.
-    var clients: CounterTable
-    /// (service, direction) -> counters, for the clients past `maxClients`.
-    var otherServices = CounterTable(minimumCapacity: 64)
+    /// (client, server, direction, service) -> counters; `aux` holds the client's dense
+    /// index (low half) and the server's (high half), `PartyIndex.other` for `other`.
+    var flows: CounterTable<FlowKey>
+    /// Client -> dense index (in `aux`), assigned at admission.
+    var clients: CounterTable<PartyKey>
+    /// Server -> dense index (in `aux`), assigned at admission.
+    var servers: CounterTable<PartyKey>
+    /// Distinct clients and servers counted in `other` past `maxClients`.
+    var otherClients = DistinctParties()
+    var otherServers = DistinctParties()
 
-    init(flowCapacity: Int, clientCapacity: Int) {
+    init(flowCapacity: Int, clientCapacity: Int, serverCapacity: Int) {
         flows = CounterTable(minimumCapacity: flowCapacity)
         clients = CounterTable(minimumCapacity: clientCapacity)
+        servers = CounterTable(minimumCapacity: serverCapacity)
     }
 
     deinit {
         flows.deallocate()
         clients.deallocate()
-        otherServices.deallocate()
-        exactOtherClients.deallocate()
-    }
-
-    /// Notes a client counted in `other` because `maxClients` were tracked already.
-    func countOtherClient(_ key: CounterTable.Key) {
-        otherClients.insert(hash: UInt64(bitPattern: Int64(CounterTable.hash(key))))
-        guard !exactOtherSaturated else { return }
-        if exactOtherClients.count < Self.exactOtherLimit {
-            exactOtherClients.add(key, packets: 0, bytes: 0)
-        } else if !exactOtherClients.contains(key) {
-            exactOtherSaturated = true
-        }
-    }
-
-    /// How many distinct clients went to `other` past `maxClients`.
-    var otherClientCount: UInt64 {
-        exactOtherSaturated ? max(otherClients.estimate, UInt64(Self.exactOtherLimit)) : UInt64(exactOtherClients.count)
+        servers.deallocate()
+        otherClients.deallocate()
+        otherServers.deallocate()
     }
 
     func reset() {
         total = Counts()
-        inbound = Counts()
-        outbound = Counts()
         nonIP = Counts()
         malformed = Counts()
         for i in malformedByReason.indices { malformedByReason[i] = 0 }
-        otherInbound = Counts()
-        otherOutbound = Counts()
         late = 0
         received = 0
+        oversized = 0
         drops = (0, 0)
         openedMidWindow = false
         otherClients.removeAll()
-        exactOtherClients.removeAll()
-        exactOtherSaturated = false
+        otherServers.removeAll()
         flows.removeAll()
         clients.removeAll()
-        otherServices.removeAll()
+        servers.removeAll()
     }
+}
+
+/// A party's dense index in a window (the order of admission), stored in flow entries.
+enum PartyIndex {
+    /// The index of `other`: a party past `maxClients`, or a server not known.
+    static let other: UInt32 = .max
+
+    @inline(__always)
+    static func pack(client: UInt32, server: UInt32) -> UInt64 { UInt64(client) | UInt64(server) << 32 }
+    @inline(__always)
+    static func client(_ aux: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: aux) }
+    @inline(__always)
+    static func server(_ aux: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: aux >> 32) }
+}
+
+/// How many distinct parties went to `other` past `maxClients`: counted exactly up to
+/// `exactLimit`, then estimated by a HyperLogLog sketch.
+struct DistinctParties {
+    static let exactLimit = 4096
+    var sketch = DistinctCounter()
+    var exact = CounterTable<PartyKey>(minimumCapacity: 64)
+    var saturated = false
+
+    mutating func insert(_ key: PartyKey) {
+        sketch.insert(hash: UInt64(bitPattern: Int64(key.hash)))
+        guard !saturated else { return }
+        if exact.count < Self.exactLimit {
+            exact.add(key, packets: 0, bytes: 0)
+        } else if !exact.contains(key) {
+            saturated = true
+        }
+    }
+
+    var count: UInt64 {
+        saturated ? max(sketch.estimate, UInt64(Self.exactLimit)) : UInt64(exact.count)
+    }
+
+    mutating func removeAll() {
+        sketch.removeAll()
+        exact.removeAll()
+        saturated = false
+    }
+
+    func deallocate() { exact.deallocate() }
 }
 
 /// A few spare table sets, so steady-state operation allocates no tables.
 final class WindowTablesPool: Sendable {
     private let spares = LockedValue<[WindowTables]>([])
     let flowCapacity: Int
-    let clientCapacity: Int
+    let partyCapacity: Int
 
-    init(flowCapacity: Int, clientCapacity: Int) {
+    init(flowCapacity: Int, partyCapacity: Int) {
         self.flowCapacity = flowCapacity
-        self.clientCapacity = clientCapacity
+        self.partyCapacity = partyCapacity
     }
 
     /// A set for the next window: a spare, or a new set whose tables have the capacities of
@@ -103,7 +124,8 @@ final class WindowTablesPool: Sendable {
         if let spare = spares.withLock({ $0.popLast() }) { return spare }
         return WindowTables(
             flowCapacity: max(flowCapacity, (previous?.flows.capacity ?? 0) / 2),
-            clientCapacity: max(clientCapacity, (previous?.clients.capacity ?? 0) / 2))
+            clientCapacity: max(partyCapacity, (previous?.clients.capacity ?? 0) / 2),
+            serverCapacity: max(min(partyCapacity, 256), (previous?.servers.capacity ?? 0) / 2))
     }
 
     func give(_ tables: WindowTables) {
@@ -129,18 +151,61 @@ public struct ClosedWindow: @unchecked Sendable {
     public let top: Int?
     /// Whether the window did not run its whole length.
     public let partial: Bool
+    /// Marks the listed parties `local`.
+    let localNetworks: LocalNetworks
 
     /// Window start, nanoseconds since the Unix epoch.
     public var start: Int64 { tables.start }
     public var end: Int64 { tables.end }
 
-    /// Builds the record (sorting clients, folding past `top` into `other`).
+    /// Builds the record (sorting parties, folding past `top` into `other`).
     public func record() -> WindowRecord {
-        WindowRecordBuilder(tables: tables, top: top).record(partial: partial)
+        build().record
+    }
+
+    /// Builds the record, and the window's exact totals of the `tracked` parties, listed
+    /// or not (zero for one that sent nothing; `nil` for one folded into `other` past
+    /// `--max-clients`, whose own figure is not known).
+    ///
+    /// ```swift
+    /// let built = closed.build(tracking: TrackedParties(clients: [a], servers: []))
+    /// built.clientTotals[0]?.out.bytes
+    /// ```
+    public func build(tracking tracked: TrackedParties = TrackedParties()) -> BuiltWindow {
+        WindowRecordBuilder(tables: tables, top: top, localNetworks: localNetworks).build(partial: partial, tracking: tracked)
     }
 
     /// Returns the tables to the aggregator's pool. The value must not be used afterwards.
     public func recycle() {
         pool.give(tables)
+    }
+}
+
+/// Parties whose exact totals a window's build also reports (the sticky per-party counters).
+public struct TrackedParties: Sendable {
+    public var clients: [IPAddress]
+    public var servers: [IPAddress]
+
+    public init(clients: [IPAddress] = [], servers: [IPAddress] = []) {
+        self.clients = clients
+        self.servers = servers
+    }
+}
+
+/// A built window: its record, and the totals of the tracked parties in their order.
+public struct BuiltWindow: Sendable {
+    public var record: WindowRecord
+    public var clientTotals: [PartyTotals?]
+    public var serverTotals: [PartyTotals?]
+}
+
+/// One party's packets and bytes in a window, by direction.
+public struct PartyTotals: Sendable, Hashable {
+    public var `in`: Counts
+    public var out: Counts
+
+    public init(in: Counts = .zero, out: Counts = .zero) {
+        self.in = `in`
+        self.out = out
     }
 }

@@ -4,8 +4,9 @@ import NIOCore
 import TrafficCore
 
 /// `POST /debug/inject`: the MVP's body, `{"client_ip":"10.10.10.10","direction":"in",
-/// "proto":"TCP/8000","size":1200}`, counted through the same windows as captured packets.
-/// Registered only with `--enable-debug-inject`.
+/// "proto":"TCP/8000","size":1200}`, counted through the same windows as captured packets,
+/// with an optional `"server_ip"` (without one, the packet counts among the servers not
+/// listed one by one, `other_servers`). Registered only with `--enable-debug-inject`.
 struct InjectRoute<Context: RequestContext> {
     let state: TrafficState
 
@@ -47,6 +48,14 @@ struct InjectRoute<Context: RequestContext> {
         guard let client = IPAddress(clientText) else {
             throw badRequest("client_ip must be an IPv4 or IPv6 address, not '\(clientText.prefix(64))'")
         }
+        var server: IPAddress?
+        if let value = fields["server_ip"], !(value is NSNull) {
+            guard let text = value as? String else { throw badRequest("field 'server_ip' must be a string") }
+            guard let address = IPAddress(text) else {
+                throw badRequest("server_ip must be an IPv4 or IPv6 address, not '\(text.prefix(64))'")
+            }
+            server = address
+        }
         guard let direction = Direction(label: directionText) else {
             throw badRequest("direction must be \"in\" or \"out\", not '\(directionText.prefix(32))'")
         }
@@ -58,6 +67,6 @@ struct InjectRoute<Context: RequestContext> {
         guard (1...maxSize).contains(size) else {
             throw badRequest("size must be an integer from 1 to \(maxSize), not \(size)")
         }
-        return (Attribution(client: client, direction: direction, service: service), size)
+        return (Attribution(client: client, server: server, direction: direction, service: service), size)
     }
 }

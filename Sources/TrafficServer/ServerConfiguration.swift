@@ -9,8 +9,13 @@ import TrafficCore
 public struct ServerConfiguration: Sendable {
     /// Address and port to listen on (the MVP's 127.0.0.1:9000 by default).
     public var listen = ListenAddress(host: "127.0.0.1", port: 9000)
-    /// Clients (and services) listed one by one in records and per-window metrics.
+    /// Clients, servers (and services) listed one by one in records and per-window metrics.
     public var top = 50
+    /// How long a party keeps its sticky counters after it was last in a window's top
+    /// (nanoseconds, `--party-ttl`).
+    public var partyTTL: Int64 = 600 * 1_000_000_000
+    /// Parties with sticky counters, per side (`--max-party-series`).
+    public var maxPartySeries = 1000
     /// Closed windows kept in memory for `/stats/history`.
     public var historySize = 720
     /// Serve `POST /debug/inject`.

@@ -2,8 +2,9 @@ import Foundation
 import Prometheus
 import TrafficCore
 
-/// The Prometheus side of trafficmon: cumulative counters and last-window gauges,
-/// updated once per closed window, rendered by swift-prometheus.
+/// The Prometheus side of trafficmon: cumulative counters, last-window gauges and the
+/// sticky per-party counters, updated once per closed window; the fixed families are
+/// rendered by swift-prometheus, the per-party ones by hand (their series come and go).
 ///
 /// A window's update and a scrape never interleave (one lock around both), so a
 /// scrape always sees one whole window: `sum by (direction) (trafficmon_window_client_bytes)`
@@ -11,7 +12,8 @@ import TrafficCore
 ///
 /// ```swift
 /// let metrics = TrafficMetrics(top: 50, version: "1.0.0")
-/// metrics.record(windowRecord)
+/// let built = closed.build(tracking: metrics.trackedParties())
+/// metrics.record(built)
 /// let text = metrics.exposition(format: .prometheus)
 /// ```
 public final class TrafficMetrics: Sendable {
@@ -32,17 +34,19 @@ public final class TrafficMetrics: Sendable {
 
     let registry = PrometheusCollectorRegistry()
     let top: Int
-    private let lock = LockedValue<State>(State())
+    private let lock: LockedValue<State>
     private let processMetrics = ProcessMetrics()
 
     struct State {
         /// The counters' figures as JSON wants them (`/stats/capture`): kept beside the
         /// Prometheus counters, which do not hand their values back.
         var totals = CaptureTotals()
-        /// The per-client and per-service gauges of the last window, rendered once when the
-        /// window closes: a pure function of that record, so series of clients that left the
-        /// top simply are not there, at no cost per series in the registry.
+        /// The per-party and per-service gauges of the last window and the sticky per-party
+        /// counters, rendered once when the window closes: series of parties that left
+        /// simply are not there, at no cost per series in the registry.
         var windowText: [UInt8] = []
+        var clientSeries: PartySeries
+        var serverSeries: PartySeries
         var serviceCounters: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
         /// Services with a counter of their own (at most `top`); the rest count as `other`.
         var labelledServices: Set<String> = []
@@ -66,17 +70,28 @@ public final class TrafficMetrics: Sendable {
     let droppedInterface: Counter
     let windowsClosed: Counter
     let injectedPackets: Counter
+    let oversizedFrames: Counter
+    let partySeriesRefused: [String: Counter]
     // Gauges of the last closed window.
     let windowPackets: [Direction: Gauge]
     let windowBytes: [Direction: Gauge]
     let windowClients: Gauge
+    let windowServers: Gauge
+    let partySeries: [String: Gauge]
     let windowStart: Gauge
     let windowDuration: Gauge
     let windowLate: Gauge
     let up: Gauge
 
-    public init(top: Int, version: String) {
+    /// - Parameters:
+    ///   - partyTTL: how long (nanoseconds of event time) a party keeps its sticky counters
+    ///     after it was last listed in a window's top (`--party-ttl`).
+    ///   - maxPartySeries: at most this many parties per side have sticky counters.
+    public init(top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000) {
         self.top = max(1, top)
+        lock = LockedValue(State(
+            clientSeries: PartySeries(label: "client", ttl: partyTTL, limit: maxPartySeries),
+            serverSeries: PartySeries(label: "server", ttl: partyTTL, limit: maxPartySeries)))
         let r = registry
         func counter(_ d: MetricNameDescriptor, _ labels: [(String, String)] = []) -> Counter {
             labels.isEmpty ? r.makeCounter(descriptor: d) : r.makeCounter(descriptor: d, labels: labels)
@@ -108,7 +123,17 @@ public final class TrafficMetrics: Sendable {
         droppedInterface = counter(Names.droppedPackets, [("where", "interface")])
         windowsClosed = counter(Names.windowsClosed)
         injectedPackets = counter(Names.injectedPackets)
+        oversizedFrames = counter(Names.oversizedFrames)
+        partySeriesRefused = [
+            "client": counter(Names.partySeriesRefused, [("side", "client")]),
+            "server": counter(Names.partySeriesRefused, [("side", "server")]),
+        ]
+        partySeries = [
+            "client": gauge(Names.partySeries, [("side", "client")]),
+            "server": gauge(Names.partySeries, [("side", "server")]),
+        ]
         windowClients = gauge(Names.windowClients)
+        windowServers = gauge(Names.windowServers)
         windowStart = gauge(Names.windowStart)
         windowDuration = gauge(Names.windowDuration)
         windowLate = gauge(Names.windowLatePackets)
@@ -122,8 +147,31 @@ public final class TrafficMetrics: Sendable {
         injectedPackets.increment()
     }
 
-    /// Adds a closed window to the counters and makes it the window the gauges describe.
+    /// The parties whose exact totals the next window's build must report (`ClosedWindow.build(tracking:)`).
+    public func trackedParties() -> TrackedParties {
+        lock.withLock { TrackedParties(clients: $0.clientSeries.addresses, servers: $0.serverSeries.addresses) }
+    }
+
+    /// Adds a closed window (built with `trackedParties()`) to the counters and makes it
+    /// the window the gauges describe.
+    public func record(_ built: BuiltWindow) {
+        record(built.record, clientTotals: built.clientTotals, serverTotals: built.serverTotals)
+    }
+
+    /// Adds a record whose lists hold every party (an inject test, a record read back):
+    /// the sticky counters take tracked parties' totals from the lists.
     public func record(_ r: WindowRecord) {
+        let tracked = trackedParties()
+        func totals(_ addresses: [IPAddress], _ parties: [PartyRecord]) -> [PartyTotals?] {
+            let byAddress = Dictionary(parties.map { ($0.ip, PartyTotals(in: $0.in, out: $0.out)) }, uniquingKeysWith: { a, _ in a })
+            return addresses.map { byAddress[$0] ?? PartyTotals() }
+        }
+        record(r, clientTotals: totals(tracked.clients, r.clients), serverTotals: totals(tracked.servers, r.servers))
+    }
+
+    private func record(_ whole: WindowRecord, clientTotals: [PartyTotals?], serverTotals: [PartyTotals?]) {
+        // Series for this exposition's top (records built by `serve` are folded to it already).
+        let r = whole.folded(top: top)
         lock.withLock { state in
             for (d, c) in [(Direction.inbound, r.in), (.outbound, r.out)] {
                 packets[d]?.increment(by: Int64(clamping: c.packets))
@@ -141,39 +189,51 @@ public final class TrafficMetrics: Sendable {
             receivedPackets.increment(by: Int64(clamping: r.capture.received))
             droppedKernel.increment(by: Int64(clamping: r.capture.kernelDropped))
             droppedInterface.increment(by: Int64(clamping: r.capture.interfaceDropped))
+            oversizedFrames.increment(by: Int64(clamping: r.capture.oversized))
             windowsClosed.increment()
             state.totals.add(r)
             windowClients.set(Double(UInt64(r.clients.count) &+ r.other.clients))
+            windowServers.set(Double(UInt64(r.servers.count) &+ r.otherServers.servers))
             windowStart.set(Double(r.start) / 1e9)
             windowDuration.set(Double(r.end - r.start) / 1e9)
             windowLate.set(Double(r.latePackets))
 
-            // Clients: the listed ones plus "other"; series of clients that left the top go away.
-            var clients: [SeriesKey: Counts] = [:]
-            for c in r.clients.prefix(top) {
-                clients[SeriesKey(name: c.ip.description, direction: .inbound), default: .zero] += c.in
-                clients[SeriesKey(name: c.ip.description, direction: .outbound), default: .zero] += c.out
-            }
-            var otherIn = r.other.in, otherOut = r.other.out
-            for c in r.clients.dropFirst(top) {
-                otherIn += c.in
-                otherOut += c.out
-            }
-            clients[SeriesKey(name: "other", direction: .inbound), default: .zero] += otherIn
-            clients[SeriesKey(name: "other", direction: .outbound), default: .zero] += otherOut
+            // Per-window gauges of the record's lists (already folded to `top`) plus "other".
             var text = ""
-            Self.render(clients, labelName: "client", packets: Names.windowClientPackets, bytes: Names.windowClientBytes, into: &text)
+            for (parties, other, label, packetsName, bytesName) in [
+                (r.clients, r.other, "client", Names.windowClientPackets, Names.windowClientBytes),
+                (r.servers, r.otherServers, "server", Names.windowServerPackets, Names.windowServerBytes),
+            ] {
+                var values: [SeriesKey: Counts] = [:]
+                for p in parties {
+                    values[SeriesKey(name: p.ip.description, direction: .inbound), default: .zero] += p.in
+                    values[SeriesKey(name: p.ip.description, direction: .outbound), default: .zero] += p.out
+                }
+                values[SeriesKey(name: "other", direction: .inbound), default: .zero] += other.in
+                values[SeriesKey(name: "other", direction: .outbound), default: .zero] += other.out
+                Self.render(values, labelName: label, packets: packetsName, bytes: bytesName, into: &text)
+            }
 
-            // Services of the window: the top ones plus "other".
+            // Services of the window: the listed ones plus "other".
             var services: [SeriesKey: Counts] = [:]
-            var windowServiceCount = 0
             for s in r.services {
-                let listed = s.service != .other && windowServiceCount < top
-                if listed { windowServiceCount += 1 }
-                services[SeriesKey(name: listed ? s.service.label : "other", direction: s.direction), default: .zero]
-                    += Counts(packets: s.packets, bytes: s.bytes)
+                services[SeriesKey(name: s.service.label, direction: s.direction), default: .zero] += Counts(packets: s.packets, bytes: s.bytes)
             }
             Self.render(services, labelName: "service", packets: Names.windowServicePackets, bytes: Names.windowServiceBytes, into: &text)
+
+            // Sticky per-party counters.
+            let refusedClients = state.clientSeries.add(window: r.end, listed: r.clients, totals: clientTotals)
+            let refusedServers = state.serverSeries.add(window: r.end, listed: r.servers, totals: serverTotals)
+            partySeriesRefused["client"]?.increment(by: Int64(refusedClients))
+            partySeriesRefused["server"]?.increment(by: Int64(refusedServers))
+            for series in [state.clientSeries, state.serverSeries] {
+                let names = series.label == "client"
+                    ? (Names.clientPackets, Names.clientBytes) : (Names.serverPackets, Names.serverBytes)
+                series.render(
+                    packets: names.0.name, packetsHelp: names.0.helpText ?? "", bytes: names.1.name, bytesHelp: names.1.helpText ?? "",
+                    into: &text)
+                partySeries[series.label]?.set(Double(series.count))
+            }
             state.windowText = Array(text.utf8)
 
             // Cumulative service counters: the first `top` services seen keep their own label.
@@ -264,7 +324,17 @@ enum Names {
     static var windowClientBytes: MetricNameDescriptor { d("trafficmon_window_client_bytes", "IP wire bytes of each top client in the last closed window (client=\"other\" holds the rest).") }
     static var windowServicePackets: MetricNameDescriptor { d("trafficmon_window_service_packets", "IP packets of each top service in the last closed window (service=\"other\" holds the rest).") }
     static var windowServiceBytes: MetricNameDescriptor { d("trafficmon_window_service_bytes", "IP wire bytes of each top service in the last closed window (service=\"other\" holds the rest).") }
+    static var windowServerPackets: MetricNameDescriptor { d("trafficmon_window_server_packets", "IP packets of each top server in the last closed window (server=\"other\" holds the rest).") }
+    static var windowServerBytes: MetricNameDescriptor { d("trafficmon_window_server_bytes", "IP wire bytes of each top server in the last closed window (server=\"other\" holds the rest).") }
     static var windowClients: MetricNameDescriptor { d("trafficmon_window_clients", "Distinct clients in the last closed window.") }
+    static var windowServers: MetricNameDescriptor { d("trafficmon_window_servers", "Distinct servers in the last closed window.") }
+    static var clientPackets: MetricNameDescriptor { d("trafficmon_client_packets_total", "IP packets of each client that was in some window's top within --party-ttl, counted in every window since it entered (a counter reset when it comes back).") }
+    static var clientBytes: MetricNameDescriptor { d("trafficmon_client_bytes_total", "IP wire bytes of each client that was in some window's top within --party-ttl, counted in every window since it entered (a counter reset when it comes back).") }
+    static var serverPackets: MetricNameDescriptor { d("trafficmon_server_packets_total", "IP packets of each server that was in some window's top within --party-ttl, counted in every window since it entered (a counter reset when it comes back).") }
+    static var serverBytes: MetricNameDescriptor { d("trafficmon_server_bytes_total", "IP wire bytes of each server that was in some window's top within --party-ttl, counted in every window since it entered (a counter reset when it comes back).") }
+    static var partySeries: MetricNameDescriptor { d("trafficmon_party_series", "Parties with sticky counters (trafficmon_client_*_total, trafficmon_server_*_total), by side; at most --max-party-series.") }
+    static var partySeriesRefused: MetricNameDescriptor { d("trafficmon_party_series_refused_total", "Parties listed in a window's top but refused sticky counters because --max-party-series were tracked.") }
+    static var oversizedFrames: MetricNameDescriptor { d("trafficmon_capture_oversized_frames_total", "Captured frames longer than the interface MTU plus link header: merged by GRO/LRO/TSO before the capture (turn offloads off with ethtool -K).") }
     static var windowStart: MetricNameDescriptor { d("trafficmon_window_start_timestamp_seconds", "Start of the last closed window, Unix seconds.") }
     static var windowDuration: MetricNameDescriptor { d("trafficmon_window_duration_seconds", "Length of the last closed window in seconds.") }
     static var windowLatePackets: MetricNameDescriptor { d("trafficmon_window_late_packets", "Late packets in the last closed window.") }

@@ -39,7 +39,9 @@ public final class TrafficState: Sendable {
         self.engine = engine
         self.windowLength = windowLength
         self.store = store
-        self.metrics = TrafficMetrics(top: configuration.top, version: configuration.version)
+        self.metrics = TrafficMetrics(
+            top: configuration.top, version: configuration.version, partyTTL: configuration.partyTTL,
+            maxPartySeries: configuration.maxPartySeries)
         self.ring = LockedValue(WindowHistory(capacity: configuration.historySize))
     }
 

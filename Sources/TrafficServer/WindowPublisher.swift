@@ -65,11 +65,12 @@ public struct WindowPublisher: ServiceLifecycle.Service {
         // Not cancelled on graceful shutdown: it ends when the capture has closed its
         // last window and finished the channel, so that window still reaches everyone.
         for await closed in channel.stream {
-            let record = closed.record()
+            let built = closed.build(tracking: state.metrics.trackedParties())
+            let record = built.record
             closed.recycle()
             channel.slots.release()
             // Counters first: once a window is in the history, they include it.
-            state.metrics.record(record)
+            state.metrics.record(built)
             state.append(record)
             for subscriber in subscribers { await subscriber.publish(record) }
         }

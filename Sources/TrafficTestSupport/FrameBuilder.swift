@@ -101,8 +101,9 @@ public enum FrameBuilder {
         return b
     }
 
-    public static func icmpEcho(payload: Int = 56) -> [UInt8] {
-        [8, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0xAB, count: payload)
+    /// An ICMP echo message: `type` 8 (request) or 0 (reply); for ICMPv6, 128 or 129.
+    public static func icmpEcho(payload: Int = 56, type: UInt8 = 8) -> [UInt8] {
+        [type, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0xAB, count: payload)
     }
 
     public static let arp: [UInt8] = ethernet(

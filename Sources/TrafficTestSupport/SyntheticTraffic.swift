@@ -2,17 +2,23 @@ import Foundation
 import TrafficCore
 
 /// A deterministic synthetic capture with an exact oracle, written by the tests
-/// themselves (the Swift counterpart of the project's gen_pcap.py): monitored
-/// servers talk to a Zipf-distributed pool of IPv4 and IPv6 clients over TCP, UDP, SCTP,
-/// ICMP, ICMPv6 and GRE, with VLAN and QinQ tags, IPv4 options, first and later
-/// fragments, IPv6 extension headers, ARP, truncated frames and a few reordered
-/// timestamps. The oracle follows from how each frame was built, not from
-/// trafficmon's code.
+/// themselves (the Swift counterpart of the project's gen_pcap.py), in one of two places
+/// trafficmon is put (`Layout`): watching servers (local servers talk to a
+/// Zipf-distributed pool of remote IPv4 and IPv6 clients) or watching an uplink (a
+/// Zipf-distributed pool of local machines uses remote servers). Clients use ephemeral
+/// ports (32768-60999) to reach TCP, UDP and SCTP services, and ICMP, ICMPv6 (requests to
+/// the server, replies from it) and GRE; with VLAN and QinQ tags, IPv4 options, first and
+/// later fragments, IPv6 extension headers, ARP, truncated frames and a few reordered
+/// timestamps. The oracle follows from how each frame was built, not from trafficmon's
+/// code: the client and server sides are the ones the frame was built between, except for
+/// frames without ports (GRE, a later fragment, IP/89), whose server side is their
+/// destination, as the attribution rule says.
 ///
 /// ```swift
 /// let traffic = SyntheticTraffic(packets: 20_000, seed: 7)
 /// try traffic.pcap(snapLength: 64).write(to: url)
 /// traffic.truth.flows[.init(client: "198.51.100.7", direction: "in", service: "TCP/443")]
+/// traffic.truth.serverFlows[.init(client: "10.0.0.1", direction: "in", service: "TCP/443")]
 /// ```
 public struct SyntheticTraffic {
     public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
@@ -29,8 +35,24 @@ public struct SyntheticTraffic {
         public var description: String { "\(client) \(direction) \(service)" }
     }
 
+    /// Where the capture is taken.
+    public enum Layout: Sendable {
+        /// Local servers (`localNetworks`), remote clients.
+        case servers
+        /// Local machines (`uplinkLocalNetworks`) using remote servers (web, DNS, NTP, ...).
+        case uplink
+
+        /// The `--local-net` values of the layout.
+        public var localNetworks: [String] {
+            self == .servers ? SyntheticTraffic.localNetworks : SyntheticTraffic.uplinkLocalNetworks
+        }
+    }
+
     public struct Truth: Sendable {
+        /// Per (client, direction, service).
         public var flows: [FlowKey: Counts] = [:]
+        /// Per (server, direction, service): the server's address in `FlowKey.client`.
+        public var serverFlows: [FlowKey: Counts] = [:]
         public var nonIP = Counts()
         public var malformed = Counts()
         public var total = Counts()
@@ -45,6 +67,12 @@ public struct SyntheticTraffic {
         public var wireLength: Int
         /// What the frame must count as: a flow, or nil for the non-IP / malformed buckets.
         public var flow: FlowKey?
+        /// The same frame per (server, direction, service).
+        public var serverFlow: FlowKey?
+        /// An ICMP reply's type byte sits at this offset: cut before it, the frame counts as
+        /// a request (its destination the server side), under `cutFlows`.
+        public var typeOffset = Int.max
+        public var cutFlows: (client: FlowKey, server: FlowKey)?
         public var isNonIP = false
         /// Captured bytes attribution needs (through the ports, or the whole IP header chain).
         public var bytesNeeded = 0
@@ -52,6 +80,8 @@ public struct SyntheticTraffic {
 
     /// The monitored servers: pass these as `--local-net`.
     public static let localNetworks = ["10.0.0.0/29", "2001:db8::1/128"]
+    /// The office behind the uplink: pass these as `--local-net` for `Layout.uplink`.
+    public static let uplinkLocalNetworks = ["192.168.1.0/24", "2001:db8:1::/64"]
     public static let servers4: [IPAddress] = (1...4).map { IPAddress(ipv4: 0x0A00_0000 | UInt32($0)) }
     public static let server6 = IPAddress(ipv6High: 0x2001_0DB8_0000_0000, low: 1)
 
@@ -73,13 +103,13 @@ public struct SyntheticTraffic {
     public init(
         packets: Int, clients: Int = 500, seconds: Double = 30, seed: UInt64 = 1,
         start: Int64 = 1_700_000_000 * 1_000_000_000, windowLength: Int64 = 5_000_000_000,
-        reorder: Bool = true, malformed: Bool = true
+        reorder: Bool = true, malformed: Bool = true, layout: Layout = .servers
     ) {
         var frames: [Frame] = []
         frames.reserveCapacity(packets)
         timing = Self.generate(
             packets: packets, clients: clients, seconds: seconds, seed: seed, start: start,
-            windowLength: windowLength, reorder: reorder, malformed: malformed) { frames.append($0) }
+            windowLength: windowLength, reorder: reorder, malformed: malformed, layout: layout) { frames.append($0) }
         self.frames = frames
     }
 
@@ -87,7 +117,8 @@ public struct SyntheticTraffic {
     /// (for captures of millions of packets) and returns the oracle for `snapLength`.
     public static func write(
         to url: URL, packets: Int, clients: Int = 500, seconds: Double = 30, seed: UInt64 = 1,
-        snapLength: Int = 262_144, format: PcapWriter.Format = .pcapMicro, reorder: Bool = true, malformed: Bool = true
+        snapLength: Int = 262_144, format: PcapWriter.Format = .pcapMicro, reorder: Bool = true, malformed: Bool = true,
+        layout: Layout = .servers
     ) throws -> Truth {
         FileManager.default.createFile(atPath: url.path, contents: nil)
         let handle = try FileHandle(forWritingTo: url)
@@ -97,7 +128,7 @@ public struct SyntheticTraffic {
         var writeError: (any Error)?
         let timing = generate(
             packets: packets, clients: clients, seconds: seconds, seed: seed, start: 1_700_000_000 * 1_000_000_000,
-            windowLength: 5_000_000_000, reorder: reorder, malformed: malformed
+            windowLength: 5_000_000_000, reorder: reorder, malformed: malformed, layout: layout
         ) { f in
             writer.append(f.bytes, timestamp: f.timestamp, wireLength: f.wireLength)
             count(f, snapLength: snapLength, into: &truth)
@@ -116,8 +147,14 @@ public struct SyntheticTraffic {
         t.total.add(bytes: UInt64(f.wireLength))
         if f.isNonIP {
             t.nonIP.add(bytes: UInt64(f.wireLength))
-        } else if let flow = f.flow, f.bytesNeeded <= min(snapLength, f.bytes.count) {
+        } else if var flow = f.flow, f.bytesNeeded <= min(snapLength, f.bytes.count) {
+            var serverFlow = f.serverFlow
+            if let cut = f.cutFlows, min(snapLength, f.bytes.count) <= f.typeOffset {
+                flow = cut.client
+                serverFlow = cut.server
+            }
             t.flows[flow, default: .zero].add(bytes: UInt64(f.wireLength))
+            if let serverFlow { t.serverFlows[serverFlow, default: .zero].add(bytes: UInt64(f.wireLength)) }
         } else {
             t.malformed.add(bytes: UInt64(f.wireLength))
         }
@@ -127,18 +164,38 @@ public struct SyntheticTraffic {
     /// (late packets, window starts).
     static func generate(
         packets: Int, clients: Int, seconds: Double, seed: UInt64, start: Int64, windowLength: Int64,
-        reorder: Bool, malformed: Bool, emit: (Frame) -> Void
+        reorder: Bool, malformed: Bool, layout: Layout, emit: (Frame) -> Void
     ) -> Truth {
         var timing = Truth()
         var rng = SplitMix64(seed: seed)
         var pool: [IPAddress] = []
-        for i in 0..<max(1, clients) {
-            if i % 7 == 6 {
-                pool.append(IPAddress(ipv6High: 0x2001_0db8_1000_0000 | (rng.next() & 0xFFFF), low: rng.next() | 1))
-            } else {
-                let bases: [UInt32] = [0xC633_6400, 0xCB00_7100, 0x6440_0000, 0x0B00_0000]
-                pool.append(IPAddress(ipv4: bases[Int(rng.next() % 4)] | UInt32(truncatingIfNeeded: rng.next() & 0xFFFF) | 1))
+        // Servers: the local ones, or a pool of remote ones for an uplink.
+        var servers4 = Self.servers4
+        var servers6 = [Self.server6]
+        switch layout {
+        case .servers:
+            for i in 0..<max(1, clients) {
+                if i % 7 == 6 {
+                    pool.append(IPAddress(ipv6High: 0x2001_0db8_1000_0000 | (rng.next() & 0xFFFF), low: rng.next() | 1))
+                } else {
+                    let bases: [UInt32] = [0xC633_6400, 0xCB00_7100, 0x6440_0000, 0x0B00_0000]
+                    pool.append(IPAddress(ipv4: bases[Int(rng.next() % 4)] | UInt32(truncatingIfNeeded: rng.next() & 0xFFFF) | 1))
+                }
             }
+        case .uplink:
+            // Up to 254 IPv4 machines in 192.168.1.0/24, IPv6 ones in 2001:db8:1::/64.
+            for i in 0..<max(1, clients) {
+                if i % 7 == 6 || i >= 254 {
+                    pool.append(IPAddress(ipv6High: 0x2001_0db8_0001_0000, low: rng.next() | 1))
+                } else {
+                    pool.append(IPAddress(ipv4: 0xC0A8_0100 | UInt32(i + 1)))
+                }
+            }
+            let bases: [UInt32] = [0x8EFA_0000, 0x9765_0000, 0x6810_0000, 0x0808_0000]
+            servers4 = (0..<max(4, clients / 4)).map { _ in
+                IPAddress(ipv4: bases[Int(rng.next() % 4)] | UInt32(truncatingIfNeeded: rng.next() & 0xFFFF) | 1)
+            }
+            servers6 = (0..<max(2, clients / 16)).map { _ in IPAddress(ipv6High: 0x2A00_1450_4001_0800, low: rng.next() | 1) }
         }
         // Zipf popularity (s = 1.1), the usual model of who talks how much: a few clients
         // carry most packets, a long tail appears now and then.
@@ -174,6 +231,9 @@ public struct SyntheticTraffic {
             var frame: [UInt8]
             var wire: Int
             var flow: FlowKey?
+            var serverFlow: FlowKey?
+            var typeOffset = Int.max
+            var cutFlows: (client: FlowKey, server: FlowKey)?
             var needed = 0
             var isNonIP = false
             if r > 0.995 {
@@ -185,12 +245,14 @@ public struct SyntheticTraffic {
                 frame = Array(FrameBuilder.ethernet(ip: FrameBuilder.ipv4(src: client, dst: Self.servers4[0], proto: 6, payload: FrameBuilder.ports(1, 2, headerLength: 20))).prefix(14 + 10))
                 wire = 60
             } else {
-                let inbound = rng.unit() < 0.45
-                let server = client.isIPv6 ? Self.server6 : Self.servers4[Int(rng.next() % 4)]
-                let (src, dst) = inbound ? (client, server) : (server, client)
+                let towardsServer = rng.unit() < 0.45
+                let server = client.isIPv6 ? servers6[Int(rng.next() % UInt64(servers6.count))] : servers4[Int(rng.next() % UInt64(servers4.count))]
+                let (src, dst) = towardsServer ? (client, server) : (server, client)
+                // Exactly one side is local: the direction says whether the frame goes to it.
+                let inbound = (layout == .servers) == towardsServer
                 let kind = Int(rng.next() % 100)
                 let size = 40 + Int(rng.next() % 1400)
-                let clientPort = UInt16(1024 + rng.next() % 60000)
+                let clientPort = UInt16(32768 + rng.next() % 28232)
                 var l4: [UInt8]
                 var proto: UInt8
                 var service: String
@@ -200,19 +262,21 @@ public struct SyntheticTraffic {
                 case 0..<45:
                     let port: UInt16 = [443, 80, 22, 8000][Int(rng.next() % 4)]
                     proto = 6; service = "TCP/\(port)"
-                    l4 = inbound ? FrameBuilder.ports(clientPort, port, headerLength: 20, payload: size) : FrameBuilder.ports(port, clientPort, headerLength: 20, payload: size)
+                    l4 = towardsServer ? FrameBuilder.ports(clientPort, port, headerLength: 20, payload: size) : FrameBuilder.ports(port, clientPort, headerLength: 20, payload: size)
                 case 45..<70:
                     let port: UInt16 = [53, 123, 4789][Int(rng.next() % 3)]
                     proto = 17; service = "UDP/\(port)"
-                    l4 = inbound ? FrameBuilder.ports(clientPort, port, payload: size) : FrameBuilder.ports(port, clientPort, payload: size)
+                    l4 = towardsServer ? FrameBuilder.ports(clientPort, port, payload: size) : FrameBuilder.ports(port, clientPort, payload: size)
                     if !client.isIPv6 && kind % 9 == 0 { firstFragment = true }
                 case 70..<75:
                     proto = 132; service = "SCTP/2905"
-                    l4 = inbound ? FrameBuilder.ports(clientPort, 2905, headerLength: 12, payload: size) : FrameBuilder.ports(2905, clientPort, headerLength: 12, payload: size)
+                    l4 = towardsServer ? FrameBuilder.ports(clientPort, 2905, headerLength: 12, payload: size) : FrameBuilder.ports(2905, clientPort, headerLength: 12, payload: size)
                 case 75..<85:
                     proto = client.isIPv6 ? 58 : 1
                     service = client.isIPv6 ? "ICMPv6" : "ICMP"
-                    l4 = FrameBuilder.icmpEcho(payload: size % 200)
+                    // A request to the server, a reply from it.
+                    let type: UInt8 = client.isIPv6 ? (towardsServer ? 128 : 129) : (towardsServer ? 8 : 0)
+                    l4 = FrameBuilder.icmpEcho(payload: size % 200, type: type)
                 case 85..<90:
                     proto = 47; service = "GRE"
                     l4 = [0, 0, 0x08, 0] + [UInt8](repeating: 0, count: size)
@@ -252,9 +316,21 @@ public struct SyntheticTraffic {
                 }
                 wire = max(60, frame.count)
                 if frame.count < wire { frame += [UInt8](repeating: 0, count: wire - frame.count) }
-                flow = FlowKey(client: client.description, direction: inbound ? "in" : "out", service: service)
+                // Without ports (GRE, IP/89, a later fragment) the destination is the server side.
+                let hasServerSide = hasPorts || proto == 1 || proto == 58
+                let (clientSide, serverSide) = hasServerSide ? (client, server) : (src, dst)
+                let direction = inbound ? "in" : "out"
+                flow = FlowKey(client: clientSide.description, direction: direction, service: service)
+                serverFlow = FlowKey(client: serverSide.description, direction: direction, service: service)
+                if (proto == 1 || proto == 58) && !towardsServer {
+                    typeOffset = transportOffset
+                    cutFlows = (FlowKey(client: src.description, direction: direction, service: service),
+                                FlowKey(client: dst.description, direction: direction, service: service))
+                }
             }
-            emit(Frame(bytes: frame, timestamp: timestamp, wireLength: wire, flow: flow, isNonIP: isNonIP, bytesNeeded: needed))
+            emit(Frame(
+                bytes: frame, timestamp: timestamp, wireLength: wire, flow: flow, serverFlow: serverFlow,
+                typeOffset: typeOffset, cutFlows: cutFlows, isNonIP: isNonIP, bytesNeeded: needed))
         }
             return timing
     }

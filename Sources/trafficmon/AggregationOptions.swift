@@ -7,8 +7,11 @@ struct AggregationOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Window length: 500ms, 5s, 1m, ... Windows start on multiples of it since the Unix epoch.", valueName: "duration"))
     var window: String = "5s"
 
-    @Option(name: .customLong("local-net"), help: ArgumentHelp("A local network in CIDR notation (repeatable). Decides which side of a packet is the client.", valueName: "cidr"))
+    @Option(name: .customLong("local-net"), help: ArgumentHelp("A local network in CIDR notation (repeatable). Decides the direction: in = towards it, out = leaving it; its parties are marked local.", valueName: "cidr"))
     var localNets: [String] = []
+
+    @Option(name: .customLong("service-port"), help: ArgumentHelp("A port that is the server side whenever it appears, such as UDP/50000 (repeatable); otherwise the lower port is.", valueName: "proto/port"))
+    var servicePorts: [String] = []
 
     @Option(help: ArgumentHelp("A BPF capture filter in tcpdump syntax, for example 'tcp port 443'.", valueName: "bpf"))
     var filter: String?
@@ -37,9 +40,18 @@ struct AggregationOptions: ParsableArguments {
         return networks
     }
 
+    func servicePortSet() throws -> ServicePorts {
+        do {
+            return try ServicePorts(labels: servicePorts)
+        } catch {
+            throw ValidationError("--service-port: \(error)")
+        }
+    }
+
     func validate() throws {
         _ = try windowLength()
         _ = try localNetworks()
+        _ = try servicePortSet()
         guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1, not \(maxClients)") }
         if let filter, filter.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--filter is empty; leave it out to capture everything")

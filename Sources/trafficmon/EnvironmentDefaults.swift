@@ -21,12 +21,13 @@ enum EnvironmentDefaults {
     /// The options each subcommand reads from the environment.
     static let options: [String: [(name: String, kind: Kind)]] = [
         "report": [
-            ("window", .value), ("local-net", .list), ("filter", .value), ("format", .value),
+            ("window", .value), ("local-net", .list), ("service-port", .list), ("filter", .value), ("format", .value),
             ("top", .value), ("max-clients", .value),
         ],
         "serve": [
             ("interface", .value), ("read", .value), ("filter", .value), ("window", .value),
-            ("listen", .value), ("local-net", .list), ("history", .value), ("db", .value), ("no-db", .flag),
+            ("listen", .value), ("local-net", .list), ("service-port", .list), ("party-ttl", .value), ("max-party-series", .value),
+            ("history", .value), ("db", .value), ("no-db", .flag),
             ("retention", .value), ("top", .value), ("max-clients", .value), ("auth-token-file", .value),
             ("tls-cert", .value), ("tls-key", .value), ("enable-debug-inject", .flag), ("user", .value),
             ("snaplen", .value), ("buffer-size", .value), ("immediate-mode", .flag), ("log-level", .value),

@@ -29,7 +29,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output format: json (NDJSON, one window record per line) or table.")
     var format: Format = .json
 
-    @Option(help: ArgumentHelp("List only the top N clients (and services) of each window; the rest is folded into 'other'.", valueName: "n"))
+    @Option(help: ArgumentHelp("List only the top N clients, servers (and services) of each window; the rest is folded into 'other'.", valueName: "n"))
     var top: Int?
 
     func validate() throws {
@@ -41,6 +41,7 @@ struct ReportCommand: ParsableCommand {
         let configuration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(),
             localNetworks: try aggregation.localNetworks(),
+            servicePorts: try aggregation.servicePortSet(),
             maxClients: aggregation.maxClients,
             top: top)
         // Open every file first, so a bad one is refused before anything is printed.

@@ -41,20 +41,29 @@ final class ReportWriter: @unchecked Sendable {
         lines.append(title)
         lines.append("  packets \(r.packets)  bytes \(r.bytes)  in \(r.in.packets)/\(r.in.bytes)  out \(r.out.packets)/\(r.out.bytes)"
             + "  non-ip \(r.nonIP.packets)/\(r.nonIP.bytes)  malformed \(r.malformed.packets)/\(r.malformed.bytes)  late \(r.latePackets)")
-        if !r.clients.isEmpty {
-            lines.append("  " + pad("client", 40) + pad("in pkts", 10, right: true) + pad("in bytes", 14, right: true)
+        parties(r.clients, other: r.other, title: "client", otherTitle: "clients", into: &lines)
+        parties(r.servers, other: r.otherServers, title: "server", otherTitle: "servers", into: &lines)
+        return lines.joined(separator: "\n") + "\n\n"
+    }
+
+    /// A client or server table: one line per listed party (`*` marks a local one), with
+    /// its top service, then `other`.
+    private static func parties(_ list: [PartyRecord], other: OtherCounts, title: String, otherTitle: String, into lines: inout [String]) {
+        if !list.isEmpty {
+            lines.append("  " + pad(title, 42) + pad("in pkts", 10, right: true) + pad("in bytes", 14, right: true)
                 + pad("out pkts", 10, right: true) + pad("out bytes", 14, right: true) + "  top service")
-            for c in r.clients {
-                lines.append("  " + pad(c.ip.description, 40) + pad("\(c.in.packets)", 10, right: true) + pad("\(c.in.bytes)", 14, right: true)
-                    + pad("\(c.out.packets)", 10, right: true) + pad("\(c.out.bytes)", 14, right: true)
-                    + "  " + (c.services.first.map { "\($0.service) \($0.direction.label)" } ?? "-"))
+            for p in list {
+                lines.append("  " + pad((p.local ? "* " : "  ") + p.ip.description, 42)
+                    + pad("\(p.in.packets)", 10, right: true) + pad("\(p.in.bytes)", 14, right: true)
+                    + pad("\(p.out.packets)", 10, right: true) + pad("\(p.out.bytes)", 14, right: true)
+                    + "  " + (p.services.first.map { "\($0.service) \($0.direction.label)" } ?? "-"))
             }
         }
-        if r.other.packets > 0 || r.other.clients > 0 {
-            lines.append("  " + pad("other (\(r.other.clients) clients)", 40) + pad("\(r.other.packets) pkts", 24, right: true)
-                + pad("\(r.other.bytes) bytes", 24, right: true))
+        if other.packets > 0 || other.clients > 0 {
+            lines.append("  " + pad("  other (\(other.clients) \(otherTitle))", 42) + pad("\(other.in.packets)", 10, right: true)
+                + pad("\(other.in.bytes)", 14, right: true) + pad("\(other.out.packets)", 10, right: true)
+                + pad("\(other.out.bytes)", 14, right: true))
         }
-        return lines.joined(separator: "\n") + "\n\n"
     }
 
     private static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {

@@ -34,8 +34,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Closed windows kept in memory for /stats/history.", valueName: "windows"))
     var history: Int = 720
 
-    @Option(help: ArgumentHelp("Clients and services listed one by one in records and per-window metrics; the rest is folded into 'other'.", valueName: "n"))
+    @Option(help: ArgumentHelp("Clients, servers and services listed one by one in records and per-window metrics; the rest is folded into 'other'.", valueName: "n"))
     var top: Int = 50
+
+    @Option(name: .customLong("party-ttl"), help: ArgumentHelp("How long a client or server keeps its sticky counters (trafficmon_client_*_total, trafficmon_server_*_total) after it was last in a window's top.", valueName: "duration"))
+    var partyTTL: String = "10m"
+
+    @Option(name: .customLong("max-party-series"), help: ArgumentHelp("Clients (and, apart, servers) with sticky counters at most; later ones wait until some expire.", valueName: "n"))
+    var maxPartySeries: Int = 1000
 
     @Flag(name: .customLong("enable-debug-inject"), help: "Serve POST /debug/inject (off by default).")
     var enableDebugInject = false
@@ -80,6 +86,10 @@ struct ServeCommand: AsyncParsableCommand {
         default: break
         }
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be from 1 to 10000, not \(top)") }
+        guard (0...100_000).contains(maxPartySeries) else {
+            throw ValidationError("--max-party-series must be from 0 to 100000, not \(maxPartySeries)")
+        }
+        _ = try partyTTLNanoseconds()
         guard (1...1_000_000).contains(history) else { throw ValidationError("--history must be from 1 to 1000000, not \(history)") }
         guard (64...262_144).contains(snaplen) else { throw ValidationError("--snaplen must be from 64 to 262144, not \(snaplen)") }
         guard (1...4096).contains(bufferSize) else { throw ValidationError("--buffer-size must be from 1 to 4096 MiB, not \(bufferSize)") }
@@ -92,6 +102,13 @@ struct ServeCommand: AsyncParsableCommand {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both") }
         if noDB && db != "./trafficmon.sqlite" { throw ValidationError("--db and --no-db exclude each other; give one") }
         if db.isEmpty { throw ValidationError("--db needs a file path (or use --no-db)") }
+    }
+
+    func partyTTLNanoseconds() throws -> Int64 {
+        guard let nanos = TimeSpan.nanoseconds(partyTTL), nanos >= Timestamp.nanosPerSecond else {
+            throw ValidationError("--party-ttl must be a duration of at least 1s, such as 10m or 1h, not '\(partyTTL)'")
+        }
+        return nanos
     }
 
     /// What `prepare()` did while privileged: the open capture, secrets read, root dropped.
@@ -121,6 +138,8 @@ struct ServeCommand: AsyncParsableCommand {
         var server = ServerConfiguration()
         server.listen = try ListenAddress(parsing: listen)
         server.top = top
+        server.partyTTL = try partyTTLNanoseconds()
+        server.maxPartySeries = maxPartySeries
         server.historySize = history
         server.enableDebugInject = enableDebugInject
         server.version = Trafficmon.version
@@ -178,7 +197,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let windowConfiguration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(), localNetworks: prepared.localNetworks,
-            maxClients: aggregation.maxClients, top: top)
+            servicePorts: try aggregation.servicePortSet(), maxClients: aggregation.maxClients, top: top,
+            oversizedAbove: prepared.source.oversizedAbove)
 
         let trafficServer: TrafficServer
         do {

@@ -81,6 +81,7 @@ struct PumpResult {
     var nonIP: UInt64 { records.reduce(0) { $0 + $1.nonIP.packets } }
     var received: UInt64 { records.reduce(0) { $0 + $1.capture.received } }
     var clients: Set<IPAddress> { Set(records.flatMap { $0.clients.map(\.ip) }) }
+    var servers: Set<IPAddress> { Set(records.flatMap { $0.servers.map(\.ip) }) }
 
     /// Packets and bytes per service label, over every client and direction.
     var services: [String: Counts] {

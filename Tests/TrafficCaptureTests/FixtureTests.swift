@@ -71,13 +71,19 @@ import TrafficTestSupport
         // Every frame is attributed to a client.
         let attributed = result.records.reduce(UInt64(0)) { $0 + $1.clients.reduce(0) { $0 + $1.total.packets } }
         #expect(attributed == entry.packets)
-        // Client text is RFC 5952, as tshark prints the sources (ICMPv6 has no ports, so the
-        // destination is the server side and every source a client; the UDP in the routing
-        // file goes 5645 -> 5642, to the lower port: the source is the client there too).
-        let sources: Set<String> = file == "ipv6-routing-header.pcap"
-            ? ["2200::244:212:3fff:feae:22f7"]  // tshark -T fields -e ipv6.src | sort -u
-            : ["fe80::215:17ff:fecc:e546", "fe80::b299:28ff:fec8:d66c", "fe80::b2a8:6eff:fe0c:d4e8"]
-        #expect(Set(result.clients.map(\.description)) == sources)
+        // Party text is RFC 5952, as tcpdump prints the addresses. ICMPv6 has no ports: the
+        // destination is the server side, except for a reply such as the router advertisement
+        // (fe80::b299:28ff:fec8:d66c > ff02::1), whose source is; the multicast listener
+        // reports and query go to their groups. The UDP in the routing file goes 5645 -> 5642,
+        // to the lower port: the source is the client there too.
+        let clients: Set<String> = file == "ipv6-routing-header.pcap"
+            ? ["2200::244:212:3fff:feae:22f7"]
+            : ["ff02::1", "fe80::215:17ff:fecc:e546", "fe80::b2a8:6eff:fe0c:d4e8"]
+        let servers: Set<String> = file == "ipv6-routing-header.pcap"
+            ? ["2200::240:2:0:0:4", "2200::211:2:0:0:2"]  // the outer destinations (tunnels are not opened)
+            : ["fe80::b299:28ff:fec8:d66c", "ff02::16", "ff02::1"]
+        #expect(Set(result.clients.map(\.description)) == clients)
+        #expect(Set(result.servers.map(\.description)) == servers)
         // No frame is named by the extension header itself (hop-by-hop 0, routing 43).
         #expect(!result.services.keys.contains("IP/0"))
         #expect(!result.services.keys.contains("IP/43"))

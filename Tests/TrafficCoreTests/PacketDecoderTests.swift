@@ -253,11 +253,46 @@ struct IPv4DecodingTests {
     @Test func icmpNeedsNoTransportBytes() {
         let ip = FrameBuilder.ipv4(src: Self.src, dst: Self.dst, proto: IPProtocol.icmp, payload: [])
         expectDecoded(Self.decode(ip), .ip(Self.src, Self.dst, proto: IPProtocol.icmp, ports: nil))
+        #expect(!Self.decode(ip).isReply)
+    }
+
+    /// Replies (echo, timestamp, information, address mask) and errors (unreachable, source
+    /// quench, redirect, time exceeded, parameter problem) come from the server side.
+    @Test func icmpRepliesAndErrorsAreMarked() {
+        let replies: Set<UInt8> = [0, 3, 4, 5, 11, 12, 14, 16, 18]
+        for type in 0...255 {
+            let ip = FrameBuilder.ipv4(src: Self.src, dst: Self.dst, proto: IPProtocol.icmp, payload: [UInt8(type), 0, 0, 0])
+            #expect(Self.decode(ip).isReply == replies.contains(UInt8(type)), "type \(type)")
+            // The same type byte in a later fragment is payload, not a type.
+            let later = FrameBuilder.ipv4(
+                src: Self.src, dst: Self.dst, proto: IPProtocol.icmp, payload: [UInt8(type), 0, 0, 0], fragmentOffset: 10)
+            #expect(!Self.decode(later).isReply)
+        }
+        // Another protocol's first byte is never read as a type.
+        let udp = FrameBuilder.ipv4(src: Self.src, dst: Self.dst, proto: IPProtocol.udp, payload: FrameBuilder.ports(0, 53))
+        #expect(!Self.decode(udp).isReply)
     }
 }
 
 @Suite("PacketDecoder: IPv6 extension headers")
 struct IPv6DecodingTests {
+    /// ICMPv6 errors (1-4), echo reply, router and neighbor advertisements and node
+    /// information reply come from the server side, behind extension headers too.
+    @Test func icmpv6RepliesAndErrorsAreMarked() {
+        let replies: Set<UInt8> = [1, 2, 3, 4, 129, 134, 136, 140]
+        for type in 0...255 {
+            let plain = FrameBuilder.ipv6(src: Self.src, dst: Self.dst, proto: IPProtocol.icmpv6, payload: [UInt8(type), 0, 0, 0])
+            #expect(Self.decode(plain).isReply == replies.contains(UInt8(type)), "type \(type)")
+            let chained = FrameBuilder.ipv6(
+                src: Self.src, dst: Self.dst, proto: IPProtocol.icmpv6, payload: [UInt8(type), 0, 0, 0],
+                extensions: [(IPProtocol.hopByHop, FrameBuilder.optionsHeader())])
+            #expect(Self.decode(chained).isReply == replies.contains(UInt8(type)), "type \(type) after hop-by-hop")
+        }
+        // Cut before the type byte: a request as far as anyone can tell.
+        let cut = FrameBuilder.ipv6(src: Self.src, dst: Self.dst, proto: IPProtocol.icmpv6, payload: [129, 0, 0, 0])
+        #expect(!Self.decode(Array(cut.prefix(40))).isReply)
+    }
+
     typealias F = DecoderFixtures
     static let src = F.v6Client, dst = F.v6Server
 

@@ -156,18 +156,20 @@ func makeAggregator(_ configuration: WindowAggregator.Configuration) -> (WindowA
 
 /// A decoded IP packet built by hand (the aggregator and attributor take decoded packets).
 func packet(_ source: String, _ sourcePort: UInt16?, _ destination: String, _ destinationPort: UInt16?,
-            proto: UInt8 = IPProtocol.tcp, laterFragment: Bool = false) -> DecodedPacket {
-    packet(addr(source), sourcePort, addr(destination), destinationPort, proto: proto, laterFragment: laterFragment)
+            proto: UInt8 = IPProtocol.tcp, laterFragment: Bool = false, reply: Bool = false) -> DecodedPacket {
+    packet(addr(source), sourcePort, addr(destination), destinationPort, proto: proto, laterFragment: laterFragment, reply: reply)
 }
 
+/// A decoded IP packet; `reply` marks an ICMP/ICMPv6 reply or error.
 func packet(_ source: IPAddress, _ sourcePort: UInt16?, _ destination: IPAddress, _ destinationPort: UInt16?,
-            proto: UInt8 = IPProtocol.tcp, laterFragment: Bool = false) -> DecodedPacket {
+            proto: UInt8 = IPProtocol.tcp, laterFragment: Bool = false, reply: Bool = false) -> DecodedPacket {
     var p = DecodedPacket()
     p.kind = .ip
     p.source = source
     p.destination = destination
     p.ipProtocol = proto
     p.isLaterFragment = laterFragment
+    p.isReply = reply
     if let sourcePort, let destinationPort {
         p.sourcePort = sourcePort
         p.destinationPort = destinationPort

@@ -20,20 +20,22 @@ enum Agg {
         .init(windowLength: window, localNetworks: local, maxClients: maxClients, maxFlows: maxFlows, top: top)
     }
 
-    /// A packet that DESIGN.md's rules attribute to (client, direction, service), built
-    /// around the local server: in = client -> server:port, out = server:port -> client.
+    /// A packet that DESIGN.md's rules attribute to (client, server, direction, service),
+    /// the server being `a.server` or else the local server of the client's family:
+    /// in = client:ephemeral -> server:port (an ICMP request), out = server:port ->
+    /// client:ephemeral (an ICMP reply). Without ports the destination is the server, so
+    /// such a packet only goes in (towards a local server).
     static func packet(for a: Attribution, ephemeral: UInt16 = 50000) -> DecodedPacket {
-        let server = a.client.isIPv6 ? server6 : server4
+        let server = a.server ?? (a.client.isIPv6 ? server6 : server4)
         let proto = a.service.ipProtocol
         let port = a.service.port
         let later = port == nil && Service.hasPorts(proto)
-        let p: DecodedPacket
+        let icmp = proto == IPProtocol.icmp || proto == IPProtocol.icmpv6
+        precondition(a.direction == .inbound || port != nil || icmp, "no packet goes out to a client without ports")
         if a.direction == .inbound {
-            p = TrafficCoreTests.packet(a.client, port.map { _ in ephemeral }, server, port, proto: proto, laterFragment: later)
-        } else {
-            p = TrafficCoreTests.packet(server, port, a.client, port.map { _ in ephemeral }, proto: proto, laterFragment: later)
+            return TrafficCoreTests.packet(a.client, port.map { _ in ephemeral }, server, port, proto: proto, laterFragment: later)
         }
-        return p
+        return TrafficCoreTests.packet(server, port, a.client, port.map { _ in ephemeral }, proto: proto, laterFragment: later, reply: icmp)
     }
 
     static func attribution(_ client: String, _ direction: Direction, _ service: String) -> Attribution {

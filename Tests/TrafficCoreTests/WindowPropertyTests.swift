@@ -4,12 +4,37 @@ import TrafficTestSupport
 
 /// DESIGN.md's window rules written out plainly, as the oracle of the random tests:
 /// epoch-aligned tumbling windows, event time, late packets into the open window, empty
-/// windows on `advance(emitEmpty: true)`, the last window partial at the end.
+/// windows on `advance(emitEmpty: true)`, the last window partial at the end; each side's
+/// first `--max-clients` distinct parties tracked, the rest in `other`.
 struct WindowModel {
     struct Flow: Hashable {
         var client: IPAddress
         var direction: Direction
         var service: Service
+    }
+
+    /// One side's parties in a window.
+    struct Side {
+        /// Parties in first-seen order.
+        var order: [IPAddress] = []
+        var totals: [IPAddress: (in: Counts, out: Counts)] = [:]
+        /// Per (party, direction, service): `Flow.client` holds the party.
+        var flows: [Flow: Counts] = [:]
+        /// Traffic with no party on this side (an inject that names no server).
+        var unknownIn = Counts(), unknownOut = Counts()
+
+        mutating func add(_ party: IPAddress?, _ direction: Direction, _ service: Service, bytes: UInt64) {
+            guard let party else {
+                if direction == .inbound { unknownIn.add(bytes: bytes) } else { unknownOut.add(bytes: bytes) }
+                return
+            }
+            if totals[party] == nil {
+                order.append(party)
+                totals[party] = (.zero, .zero)
+            }
+            if direction == .inbound { totals[party]!.in.add(bytes: bytes) } else { totals[party]!.out.add(bytes: bytes) }
+            flows[Flow(client: party, direction: direction, service: service), default: .zero].add(bytes: bytes)
+        }
     }
 
     struct Window {
@@ -20,10 +45,8 @@ struct WindowModel {
         var reasons: [String: UInt64] = [:]
         var late: UInt64 = 0
         var received: UInt64 = 0
-        /// Clients in first-seen order.
-        var clientOrder: [IPAddress] = []
-        var clients: [IPAddress: (in: Counts, out: Counts)] = [:]
-        var flows: [Flow: Counts] = [:]
+        var clients = Side()
+        var servers = Side()
     }
 
     let windowLength: Int64
@@ -75,18 +98,9 @@ struct WindowModel {
             open!.reasons[reason.label, default: 0] += 1
         case .ip:
             let a = attribution!
-            if open!.clients[a.client] == nil {
-                open!.clientOrder.append(a.client)
-                open!.clients[a.client] = (.zero, .zero)
-            }
-            if a.direction == .inbound {
-                open!.inbound.add(bytes: bytes)
-                open!.clients[a.client]!.in.add(bytes: bytes)
-            } else {
-                open!.outbound.add(bytes: bytes)
-                open!.clients[a.client]!.out.add(bytes: bytes)
-            }
-            open!.flows[Flow(client: a.client, direction: a.direction, service: a.service), default: .zero].add(bytes: bytes)
+            if a.direction == .inbound { open!.inbound.add(bytes: bytes) } else { open!.outbound.add(bytes: bytes) }
+            open!.clients.add(a.client, a.direction, a.service, bytes: bytes)
+            open!.servers.add(a.server, a.direction, a.service, bytes: bytes)
         }
     }
 
@@ -150,6 +164,9 @@ struct WindowPropertyTests {
                                    : IPAddress(ipv4: 0xC633_6400 | UInt32(truncatingIfNeeded: rng.next() & 0xFF)))
         }
         pool = Array(Set(pool)).sorted()
+        // Local servers: a few per family.
+        let servers4 = (1...6).map { IPAddress(ipv4: 0x0A00_0000 | UInt32($0)) }
+        let servers6 = (1...3).map { IPAddress(ipv6High: 0x2001_0DB8_0001_0000, low: UInt64($0)) }
         var t = Agg.t0 + Int64(rng.next() % UInt64(c.window))
         var snapshots = 0
 
@@ -164,14 +181,21 @@ struct WindowPropertyTests {
             let roll = rng.next() % 100
             if roll < 85 {
                 let client = pool[Int(Double(pool.count) * rng.unit() * rng.unit())]
-                let direction: Direction = rng.next() % 3 == 0 ? .outbound : .inbound
+                let server = client.isIPv6 ? servers6[Int(rng.next() % 3)] : servers4[Int(rng.next() % 6)]
+                var direction: Direction = rng.next() % 3 == 0 ? .outbound : .inbound
                 var service = Self.services[Int(rng.next() % UInt64(Self.services.count))]
                 if client.isIPv6 && service == Service(ipProtocol: IPProtocol.icmp) { service = Service(ipProtocol: IPProtocol.icmpv6) }
-                let a = Attribution(client: client, direction: direction, service: service)
+                // Without ports, only ICMP replies go from a server to its client.
+                if service.port == nil && service.ipProtocol != IPProtocol.icmp && service.ipProtocol != IPProtocol.icmpv6 {
+                    direction = .inbound
+                }
                 if roll < 80 {
-                    agg.add(Agg.packet(for: a, ephemeral: UInt16(1024 + rng.next() % 60000)), timestamp: at, wireLength: Int(bytes))
+                    let a = Attribution(client: client, server: server, direction: direction, service: service)
+                    agg.add(Agg.packet(for: a, ephemeral: UInt16(32768 + rng.next() % 28000)), timestamp: at, wireLength: Int(bytes))
                     model.add(.ip, attribution: a, at: at, bytes: bytes, captured: true)
                 } else {
+                    // An inject names a server only sometimes.
+                    let a = Attribution(client: client, server: rng.next() % 2 == 0 ? server : nil, direction: direction, service: service)
                     agg.add(a, timestamp: at, wireLength: Int(bytes))
                     model.add(.ip, attribution: a, at: at, bytes: bytes, captured: false)
                 }
@@ -226,60 +250,13 @@ struct WindowPropertyTests {
         expect(r.capture.received == w.received, "received \(r.capture.received), expected \(w.received)")
         expect(r.isConserved, "not conserved")
 
-        // Clients: the first --max-clients distinct ones are tracked, the top --top of those listed.
-        let tracked = Array(w.clientOrder.prefix(c.maxClients))
-        let overflow = Array(w.clientOrder.dropFirst(c.maxClients))
-        let listedCount = min(c.top ?? .max, tracked.count)
-        expect(r.clients.count == listedCount, "\(r.clients.count) clients listed, expected \(listedCount)")
-        let trackedSet = Set(tracked)
-        var flowsByClient: [IPAddress: [ServiceCounts]] = [:]
-        if c.top == nil && c.maxFlows == nil {
-            for (flow, counts) in w.flows {
-                flowsByClient[flow.client, default: []].append(
-                    ServiceCounts(service: flow.service, direction: flow.direction, packets: counts.packets, bytes: counts.bytes))
-            }
-        }
-        var listedBytes: [UInt64] = []
-        for client in r.clients {
-            guard trackedSet.contains(client.ip), let m = w.clients[client.ip] else {
-                expect(false, "\(client.ip) listed but not tracked")
-                continue
-            }
-            expect(client.in == m.in && client.out == m.out, "\(client.ip) in/out \(client.in)/\(client.out), expected \(m.in)/\(m.out)")
-            listedBytes.append(client.total.bytes)
-            // A listed client's services add up to its totals, per direction.
-            let inSum = client.services.filter { $0.direction == .inbound }.reduce(Counts.zero) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) }
-            let outSum = client.services.filter { $0.direction == .outbound }.reduce(Counts.zero) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) }
-            expect(inSum == client.in && outSum == client.out, "\(client.ip) services do not add up")
-            expect(client.services.count <= (c.top ?? .max - 2) + 2, "\(client.ip) lists \(client.services.count) services")
-            if c.top == nil && c.maxFlows == nil {
-                let expected = flowsByClient[client.ip] ?? []
-                expect(Set(client.services) == Set(expected), "\(client.ip) services \(client.services), expected \(expected)")
-            }
-            let real = client.services.filter { $0.service != .other }
-            expect(zip(real, real.dropFirst()).allSatisfy { $0.bytes >= $1.bytes }, "\(client.ip) services not sorted by bytes")
-        }
-        expect(zip(listedBytes, listedBytes.dropFirst()).allSatisfy { $0 >= $1 }, "clients not sorted by bytes: \(listedBytes)")
-        let listed = Set(r.clients.map(\.ip))
-        let unlisted = tracked.filter { !listed.contains($0) }
-        if let smallest = listedBytes.min() {
-            for ip in unlisted {
-                let m = w.clients[ip]!
-                expect((m.in + m.out).bytes <= smallest, "\(ip) folded although bigger than a listed client")
-            }
-        }
-        let otherIn = (unlisted + overflow).map { w.clients[$0]!.in }.reduce(Counts.zero, +)
-        let otherOut = (unlisted + overflow).map { w.clients[$0]!.out }.reduce(Counts.zero, +)
-        expect(r.other.in == otherIn && r.other.out == otherOut,
-               "other in/out \(r.other.in)/\(r.other.out), expected \(otherIn)/\(otherOut)")
-        expect(r.other.packets == otherIn.packets + otherOut.packets && r.other.bytes == otherIn.bytes + otherOut.bytes, "other totals")
-        // Conservation per direction: the listed clients plus other make up `in` and `out`.
-        let clientsIn = r.clients.map(\.in).reduce(Counts.zero, +), clientsOut = r.clients.map(\.out).reduce(Counts.zero, +)
-        expect(clientsIn + r.other.in == r.in && clientsOut + r.other.out == r.out, "in/out not conserved per direction")
-        // other.clients: exact for the folded ones, and for up to 4,096 clients past --max-clients.
-        let expectedOtherClients = UInt64(unlisted.count + overflow.count)
-        expect(overflow.count <= 4096, "the test keeps the overflow countable exactly")
-        expect(r.other.clients == expectedOtherClients, "other.clients \(r.other.clients), expected \(expectedOtherClients)")
+        // Each side: the first --max-clients distinct parties are tracked, the top --top of those listed.
+        // (Past a --max-flows cap new servers are not admitted: the servers are checked without one.)
+        checkSide(r.clients, r.other, w.clients, r, c, what, sourceLocation: sourceLocation)
+        if c.maxFlows == nil { checkSide(r.servers, r.otherServers, w.servers, r, c, what + " servers", sourceLocation: sourceLocation) }
+        // Conservation per direction on the server side whatever the caps.
+        let serversIn = r.servers.map(\.in).reduce(Counts.zero, +), serversOut = r.servers.map(\.out).reduce(Counts.zero, +)
+        expect(serversIn + r.otherServers.in == r.in && serversOut + r.otherServers.out == r.out, "servers: in/out not conserved per direction")
 
         // The window's services see every IP packet, whoever it was counted under.
         let inSum = r.services.filter { $0.direction == .inbound }.reduce(Counts.zero) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) }
@@ -287,11 +264,74 @@ struct WindowPropertyTests {
         expect(inSum == r.in && outSum == r.out, "window services \(inSum)/\(outSum) do not add up to \(r.in)/\(r.out)")
         if c.top == nil && c.maxFlows == nil {
             var byService: [WindowModel.Flow: Counts] = [:]
-            for (flow, counts) in w.flows {
+            for (flow, counts) in w.clients.flows {
                 byService[WindowModel.Flow(client: IPAddress(ipv4: 0), direction: flow.direction, service: flow.service), default: .zero] += counts
             }
             let expected = Set(byService.map { ServiceCounts(service: $0.key.service, direction: $0.key.direction, packets: $0.value.packets, bytes: $0.value.bytes) })
             expect(Set(r.services) == expected, "window services \(r.services), expected \(expected)")
         }
+    }
+
+    /// One side's listed parties and `other` against the model's side.
+    static func checkSide(
+        _ parties: [PartyRecord], _ other: OtherCounts, _ side: WindowModel.Side, _ r: WindowRecord, _ c: RandomTrafficCase,
+        _ what: String, sourceLocation: SourceLocation
+    ) {
+        func expect(_ ok: Bool, _ message: @autoclosure () -> String) {
+            if !ok { Issue.record("\(what): \(message())", sourceLocation: sourceLocation) }
+        }
+        let tracked = Array(side.order.prefix(c.maxClients))
+        let overflow = Array(side.order.dropFirst(c.maxClients))
+        let listedCount = min(c.top ?? .max, tracked.count)
+        expect(parties.count == listedCount, "\(parties.count) listed, expected \(listedCount)")
+        let trackedSet = Set(tracked)
+        var flowsByParty: [IPAddress: [ServiceCounts]] = [:]
+        if c.top == nil && c.maxFlows == nil {
+            for (flow, counts) in side.flows {
+                flowsByParty[flow.client, default: []].append(
+                    ServiceCounts(service: flow.service, direction: flow.direction, packets: counts.packets, bytes: counts.bytes))
+            }
+        }
+        var listedBytes: [UInt64] = []
+        for party in parties {
+            guard trackedSet.contains(party.ip), let m = side.totals[party.ip] else {
+                expect(false, "\(party.ip) listed but not tracked")
+                continue
+            }
+            expect(party.in == m.in && party.out == m.out, "\(party.ip) in/out \(party.in)/\(party.out), expected \(m.in)/\(m.out)")
+            expect(party.local == Agg.local.contains(party.ip), "\(party.ip) local \(party.local)")
+            listedBytes.append(party.total.bytes)
+            // A listed party's services add up to its totals, per direction.
+            let inSum = party.services.filter { $0.direction == .inbound }.reduce(Counts.zero) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) }
+            let outSum = party.services.filter { $0.direction == .outbound }.reduce(Counts.zero) { $0 + Counts(packets: $1.packets, bytes: $1.bytes) }
+            expect(inSum == party.in && outSum == party.out, "\(party.ip) services do not add up")
+            expect(party.services.count <= (c.top ?? .max - 2) + 2, "\(party.ip) lists \(party.services.count) services")
+            if c.top == nil && c.maxFlows == nil {
+                let expected = flowsByParty[party.ip] ?? []
+                expect(Set(party.services) == Set(expected), "\(party.ip) services \(party.services), expected \(expected)")
+            }
+            let real = party.services.filter { $0.service != .other }
+            expect(zip(real, real.dropFirst()).allSatisfy { $0.bytes >= $1.bytes }, "\(party.ip) services not sorted by bytes")
+        }
+        expect(zip(listedBytes, listedBytes.dropFirst()).allSatisfy { $0 >= $1 }, "not sorted by bytes: \(listedBytes)")
+        let listed = Set(parties.map(\.ip))
+        let unlisted = tracked.filter { !listed.contains($0) }
+        if let smallest = listedBytes.min() {
+            for ip in unlisted {
+                let m = side.totals[ip]!
+                expect((m.in + m.out).bytes <= smallest, "\(ip) folded although bigger than a listed party")
+            }
+        }
+        let otherIn = (unlisted + overflow).map { side.totals[$0]!.in }.reduce(side.unknownIn, +)
+        let otherOut = (unlisted + overflow).map { side.totals[$0]!.out }.reduce(side.unknownOut, +)
+        expect(other.in == otherIn && other.out == otherOut, "other in/out \(other.in)/\(other.out), expected \(otherIn)/\(otherOut)")
+        expect(other.packets == otherIn.packets + otherOut.packets && other.bytes == otherIn.bytes + otherOut.bytes, "other totals")
+        // Conservation per direction: the listed parties plus other make up `in` and `out`.
+        let partiesIn = parties.map(\.in).reduce(Counts.zero, +), partiesOut = parties.map(\.out).reduce(Counts.zero, +)
+        expect(partiesIn + other.in == r.in && partiesOut + other.out == r.out, "in/out not conserved per direction")
+        // The count in other: exact for the folded ones, and for up to 4,096 parties past --max-clients.
+        let expectedOther = UInt64(unlisted.count + overflow.count)
+        expect(overflow.count <= 4096, "the test keeps the overflow countable exactly")
+        expect(other.clients == expectedOther, "other count \(other.clients), expected \(expectedOther)")
     }
 }

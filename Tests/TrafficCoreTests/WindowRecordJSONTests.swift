@@ -24,7 +24,7 @@ struct WindowRecordJSONTests {
     /// The top-level keys in DESIGN.md's order, and the documented additions.
     static let designKeys = ["start", "end", "partial", "packets", "bytes", "in", "out", "clients", "other",
                              "non_ip", "malformed", "late_packets", "capture"]
-    static let topLevelAdditions: Set = ["services"]
+    static let topLevelAdditions: Set = ["services", "servers", "other_servers"]
 
     /// A window with a bit of everything: IPv4 and IPv6 clients, clients past --max-clients,
     /// services past --top, non-IP, malformed frames, a late packet, drops, an inject.
@@ -38,9 +38,9 @@ struct WindowRecordJSONTests {
             ("2001:db8:2::7", .inbound, "UDP/53", 80), ("2001:db8:2::7", .outbound, "UDP/53", 2000),
             ("203.0.113.9", .inbound, "ICMP", 98), ("203.0.113.9", .inbound, "TCP/22", 500),
             ("203.0.113.9", .inbound, "TCP/80", 400), ("203.0.113.9", .inbound, "SCTP/2905", 300),
-            ("203.0.113.9", .outbound, "GRE", 1400), ("::ffff:192.0.2.1", .inbound, "UDP", 1480),
+            ("203.0.113.9", .inbound, "GRE", 1400), ("::ffff:192.0.2.1", .inbound, "UDP", 1480),
             ("198.51.100.99", .inbound, "IP/89", 64),      // past --max-clients 4: other
-            ("2001:db8:3::1", .outbound, "ESP", 128),      // other
+            ("2001:db8:3::1", .outbound, "ICMPv6", 128),   // other
         ]
         for (i, (client, direction, service, bytes)) in traffic.enumerated() {
             A.add(agg, client, direction, service, at: t0 + Int64(i) * 1_000_000, bytes: bytes)
@@ -100,13 +100,13 @@ struct WindowRecordJSONTests {
             // `other` may carry its in/out split after DESIGN's keys.
             Self.expectKeys(j["other"], ["packets", "bytes", "clients"], additions: ["in", "out"])
             Self.expectKeys(j["malformed"], ["packets", "bytes"], additions: ["reasons"], required: ["reasons"])
-            Self.expectKeys(j["capture"], ["received", "dropped"], additions: ["kernel_dropped", "interface_dropped"],
-                            required: ["kernel_dropped", "interface_dropped"])
-            for client in j["clients"]?.elements ?? [] {
-                Self.expectKeys(client, ["ip", "in", "out", "services"])
-                #expect(client.keys.count == 4)
-                for key in ["in", "out"] { Self.expectKeys(client[key], ["packets", "bytes"]) }
-                for service in client["services"]?.elements ?? [] {
+            Self.expectKeys(j["other_servers"], ["packets", "bytes", "servers", "in", "out"])
+            Self.expectKeys(j["capture"], ["received", "dropped"], additions: ["kernel_dropped", "interface_dropped", "oversized"],
+                            required: ["kernel_dropped", "interface_dropped", "oversized"])
+            for party in (j["clients"]?.elements ?? []) + (j["servers"]?.elements ?? []) {
+                Self.expectKeys(party, ["ip", "in", "out", "services"], additions: ["local"], required: ["local"])
+                for key in ["in", "out"] { Self.expectKeys(party[key], ["packets", "bytes"]) }
+                for service in party["services"]?.elements ?? [] {
                     #expect(service.keys == ["service", "direction", "packets", "bytes"])
                 }
             }
@@ -140,10 +140,17 @@ struct WindowRecordJSONTests {
             #expect(capture?["dropped"]?.uint64Value == r.capture.kernelDropped + r.capture.interfaceDropped)
             #expect(capture?["kernel_dropped"]?.uint64Value == r.capture.kernelDropped)
             #expect(capture?["interface_dropped"]?.uint64Value == r.capture.interfaceDropped)
+            #expect(counts(j["other_servers"]) == Counts(packets: r.otherServers.packets, bytes: r.otherServers.bytes))
+            #expect(((j["other_servers"] as? [String: Any])?["servers"] as? NSNumber)?.uint64Value == r.otherServers.servers)
+            #expect(capture?["oversized"]?.uint64Value == r.capture.oversized)
             let clients = try #require(j["clients"] as? [[String: Any]])
+            let servers = try #require(j["servers"] as? [[String: Any]])
             #expect(clients.map { $0["ip"] as? String } == r.clients.map(\.ip.description))
-            for (c, record) in zip(clients, r.clients) {
+            #expect(servers.map { $0["ip"] as? String } == r.servers.map(\.ip.description))
+            #expect(!r.servers.isEmpty)
+            for (c, record) in zip(clients + servers, r.clients + r.servers) {
                 #expect(counts(c["in"]) == record.in && counts(c["out"]) == record.out)
+                #expect(c["local"] as? Bool == record.local)
                 let services = try #require(c["services"] as? [[String: Any]])
                 #expect(services.map { $0["service"] as? String } == record.services.map(\.service.label))
                 #expect(services.map { $0["direction"] as? String } == record.services.map(\.direction.label))
@@ -223,8 +230,13 @@ struct WindowRecordJSONTests {
                                     ServiceCounts(service: Service(label: "UDP")!, direction: .inbound, packets: 1, bytes: 1)]),
         ],
         other: OtherCounts(in: .zero, out: .zero, clients: 0),
+        servers: [
+            PartyRecord(ip: addr("10.0.0.1"), local: true, in: Counts(packets: 20, bytes: 1 << 39), out: Counts(packets: 7, bytes: 3000),
+                        services: [ServiceCounts(service: Service(label: "TCP/443")!, direction: .inbound, packets: 20, bytes: 1 << 39)]),
+        ],
+        otherServers: OtherCounts(in: .zero, out: Counts(packets: 3, bytes: 77), clients: 2),
         nonIP: Counts(packets: 6, bytes: 500), malformed: MalformedCounts(packets: 4, bytes: 500, reasons: ["bad_version": 4]),
-        latePackets: 3, capture: CaptureCounts(received: 40, kernelDropped: 1_000_000, interfaceDropped: 1),
+        latePackets: 3, capture: CaptureCounts(received: 40, kernelDropped: 1_000_000, interfaceDropped: 1, oversized: 2),
         services: [ServiceCounts(service: Service(label: "ICMPv6")!, direction: .inbound, packets: 1, bytes: 64)])
 
     static let numbers: [UInt64] = [0, 1, 9, 10, 99, 100, 12_345, 1 << 32, (1 << 53) + 1, 10_000_000_000_000_000_000, .max]

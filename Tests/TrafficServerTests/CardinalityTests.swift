@@ -26,9 +26,13 @@ import TrafficTestSupport
     /// - `trafficmon_window_clients`, `_start_timestamp_seconds`, `_duration_seconds`,
     ///   `_late_packets`, `trafficmon_up`, `trafficmon_build_info` -> 6
     /// - `process_*`: cpu, resident, virtual, start time, open fds, max fds -> 6
-    static func seriesBound(top: Int) -> Int {
+    /// The most series `/metrics` can hold with `top` and `maxPartySeries`: client, server and
+    /// service gauges and service counters (top + other, two directions, two units), the
+    /// sticky per-party counters (two sides, two directions, two units), and the fixed families.
+    static func seriesBound(top: Int, maxPartySeries: Int) -> Int {
         let t1 = top + 1
-        return 2 * 2 * t1 + 2 * 2 * t1 + 2 * 2 * t1 + 4 + 2 + MalformedReason.allCases.count + 5 + 2 + 4 + 6 + 6
+        let fixed = 4 + 2 + MalformedReason.allCases.count + 5 + 2 + 4 + 6 + 6 + 1 + 2 + 2 + 1
+        return 4 * 2 * 2 * t1 + 2 * 2 * 2 * maxPartySeries + fixed
     }
 
     static let t0: Int64 = 1_700_000_000 * 1_000_000_000
@@ -90,12 +94,14 @@ import TrafficTestSupport
 
     @Test func hundredThousandClientsStayWithinTheBound() async throws {
         let top = 20
-        let bound = Self.seriesBound(top: top)
+        let maxPartySeries = 25
+        let bound = Self.seriesBound(top: top, maxPartySeries: maxPartySeries)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("many.pcap")
         let (window1, window2) = try Self.writeCapture(to: url)
-        let server = try await HTTPHarness.server(capture: url, top: top, windowLength: Self.second, enableDebugInject: true)
+        let server = try await HTTPHarness.server(
+            capture: url, top: top, windowLength: Self.second, enableDebugInject: true, maxPartySeries: maxPartySeries)
         let topA = Set((30..<50).map { Self.clientA($0).description })
         let topB = Set((10..<30).map { Self.clientB($0).description })
 
@@ -132,6 +138,10 @@ import TrafficTestSupport
             #expect(clientLabels == topB.union(["other"]))
             #expect(m.samples("trafficmon_window_client_bytes").count == 2 * (top + 1))
             #expect(m.value("trafficmon_window_clients") == 30)
+            // Sticky counters: window 1's top 20, then 5 of window 2's before the cap of 25.
+            #expect(m.value("trafficmon_party_series", ["side": "client"]) == 25)
+            #expect(m.value("trafficmon_party_series_refused_total", ["side": "client"]) == 15)
+            #expect(m.labelValues("trafficmon_client_bytes_total", "client").isSuperset(of: topA))
             #expect(m.sum("trafficmon_packets_total").promExactUInt == window1.packets + window2.packets)
             #expect(m.sum("trafficmon_bytes_total").promExactUInt == window1.bytes + window2.bytes)
             let otherIn = m.value("trafficmon_window_client_bytes", ["client": "other", "direction": "in"])?.promExactUInt
@@ -209,7 +219,7 @@ import TrafficTestSupport
         m = try PromExposition.parse(String(decoding: metrics.exposition(format: .prometheus), as: UTF8.self))
         #expect(m.labelValues("trafficmon_window_client_bytes", "client") == ["203.0.113.9", "2001:db8:1::9", "other"])
         #expect(m.labelValues("trafficmon_window_client_packets", "client") == ["203.0.113.9", "2001:db8:1::9", "other"])
-        #expect(!m.samples.contains { ($0.labels["client"] ?? "").hasPrefix("198.51.100.") })
+        #expect(!m.samples.contains { $0.name.hasPrefix("trafficmon_window_") && ($0.labels["client"] ?? "").hasPrefix("198.51.100.") })
         #expect(m.value("trafficmon_window_client_bytes", ["client": "other", "direction": "in"]) == 0)
         #expect(m.sum("trafficmon_window_client_bytes", ["direction": "in"]) == 100)
         // The window's services changed too: TCP/443's gauge went away, its counter stays.
@@ -217,8 +227,12 @@ import TrafficTestSupport
         #expect(m.value("trafficmon_service_bytes_total", ["service": "TCP/443", "direction": "in"]) == 1050)
         #expect(m.value("trafficmon_service_bytes_total", ["service": "UDP/53", "direction": "in"]) == 100)
         // Client gauges: (2 clients + other) x 2 directions x 2 units = 12 instead of 16; the service
-        // gauge pair is replaced (same count); one more service counter pair (+2).
-        #expect(m.seriesLines == firstCount - 4 + 2)
+        // gauge pair is replaced (same count); one more service counter pair (+2); the two new
+        // clients get sticky counters (2 x 2 directions x 2 units = +8) while the first window's
+        // three keep theirs (their TTL has not run out).
+        #expect(m.seriesLines == firstCount - 4 + 2 + 8)
+        #expect(m.labelValues("trafficmon_client_bytes_total", "client")
+            == ["198.51.100.1", "198.51.100.2", "198.51.100.3", "203.0.113.9", "2001:db8:1::9"])
         #expect(m.value("trafficmon_windows_closed_total") == 2)
         #expect(m.sum("trafficmon_bytes_total") == 1150)
         #expect(m.value("trafficmon_window_start_timestamp_seconds") == Double(Self.t0 + 5 * Self.second) / 1e9)
@@ -239,6 +253,6 @@ import TrafficTestSupport
         // The service counters add up to the byte counter.
         #expect(m.sum("trafficmon_service_bytes_total") == m.sum("trafficmon_bytes_total"))
         #expect(m.sum("trafficmon_service_packets_total") == m.sum("trafficmon_packets_total"))
-        #expect(m.seriesLines <= Self.seriesBound(top: 3))
+        #expect(m.seriesLines <= Self.seriesBound(top: 3, maxPartySeries: 1000))
     }
 }

@@ -14,8 +14,8 @@ enum HTTPHarness {
     static let nanos: Int64 = 1_000_000_000
 
     /// `--local-net` for `SyntheticTraffic`'s servers.
-    static func localNetworks() throws -> LocalNetworks {
-        LocalNetworks(try SyntheticTraffic.localNetworks.map { try NetworkPrefix(parsing: $0) })
+    static func localNetworks(_ cidrs: [String] = SyntheticTraffic.localNetworks) throws -> LocalNetworks {
+        LocalNetworks(try cidrs.map { try NetworkPrefix(parsing: $0) })
     }
 
     static var quietLogger: Logger {
@@ -27,13 +27,16 @@ enum HTTPHarness {
     /// A server replaying `capture`.
     static func server(
         capture: URL, top: Int = 50, windowLength: Int64 = 5_000_000_000, maxClients: Int = 100_000,
-        historySize: Int = 720, enableDebugInject: Bool = false
+        historySize: Int = 720, enableDebugInject: Bool = false, maxPartySeries: Int = 1000,
+        partyTTL: Int64 = 600_000_000_000, localNetworks: [String] = SyntheticTraffic.localNetworks
     ) async throws -> TrafficServer {
         let aggregation = WindowAggregator.Configuration(
-            windowLength: windowLength, localNetworks: try localNetworks(), maxClients: maxClients, top: top)
+            windowLength: windowLength, localNetworks: try Self.localNetworks(localNetworks), maxClients: maxClients, top: top)
+        var configuration = configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject)
+        configuration.maxPartySeries = maxPartySeries
+        configuration.partyTTL = partyTTL
         return try await TrafficServer(
-            configuration: configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject),
-            source: try PacketSource.openFile(capture.path), aggregation: aggregation, logger: quietLogger)
+            configuration: configuration, source: try PacketSource.openFile(capture.path), aggregation: aggregation, logger: quietLogger)
     }
 
     /// The server settings of the test servers (version 9.9.9-test).

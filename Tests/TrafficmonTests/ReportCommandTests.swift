@@ -546,7 +546,7 @@ struct ReportTestFrames {
                                 flow: .init(client: client.description, direction: "in", service: "UDP/53")))
         }
         for i in 0..<4 {
-            let ip = FrameBuilder.ipv6(src: server6, dst: client6, proto: 17, payload: FrameBuilder.ports(123, 123, payload: 48 + i))
+            let ip = FrameBuilder.ipv6(src: server6, dst: client6, proto: 17, payload: FrameBuilder.ports(123, 40_123, payload: 48 + i))
             frames.append(Frame(bytes: FrameBuilder.ethernet(ip: ip), timestamp: next(), kind: "udp6",
                                 flow: .init(client: client6.description, direction: "out", service: "UDP/123")))
         }
