@@ -12,6 +12,12 @@ public enum TestProcess {
         public var stdout: Data
         public var stderr: String
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+
+        public init(status: Int32, stdout: Data, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+        }
     }
 
     /// An error of the test helpers (no such program, no connection, no lock...).

@@ -18,6 +18,23 @@ struct FixtureManifest: Decodable {
         }
     }
 
+    /// What one (side, party, direction, service) must hold with `local_net` as the local networks.
+    struct PartyFigure: Decodable, Sendable {
+        var side: String
+        var ip: String
+        var local: Bool
+        var direction: String
+        var service: String
+        var tsharkFilter: String
+        var packets: UInt64
+        var bytes: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case side, ip, local, direction, service, packets, bytes
+            case tsharkFilter = "tshark_filter"
+        }
+    }
+
     struct Entry: Decodable, Sendable, CustomTestStringConvertible {
         var file: String
         var format: String
@@ -26,10 +43,13 @@ struct FixtureManifest: Decodable {
         var bytes: UInt64
         var outcome: String
         var services: [ServiceFigure]?
+        var localNet: [String]?
+        var parties: [PartyFigure]?
 
         enum CodingKeys: String, CodingKey {
-            case file, format, packets, bytes, outcome, services
+            case file, format, packets, bytes, outcome, services, parties
             case linkType = "link_type"
+            case localNet = "local_net"
         }
 
         var testDescription: String { file }

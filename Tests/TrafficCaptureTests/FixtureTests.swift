@@ -233,4 +233,34 @@ import TrafficTestSupport
         let result = try Pump.file(url)
         #expect(result.flows == [.init(client: client, direction: "in", service: service): Counts(packets: 1, bytes: UInt64(frame.count))])
     }
+
+    /// Real captures of both places trafficmon is put: an office machine asking a remote
+    /// DNS server over TCP and UDP, an NTP client (with symmetric 123 <-> 123 packets,
+    /// whose destination is the server side), and QUIC on loopback. Each (side, party,
+    /// direction, service) holds exactly the frames tshark selects (manifest.json).
+    @Test(arguments: try Fixtures.manifest().files.filter { $0.parties != nil })
+    func partiesMatchTshark(_ entry: FixtureManifest.Entry) throws {
+        let local = LocalNetworks(try (entry.localNet ?? []).map { try NetworkPrefix(parsing: $0) })
+        let result = try Pump.file(try entry.url, configuration: .init(localNetworks: local))
+        #expect(result.failure == nil)
+        #expect(result.packets == entry.packets && result.bytes == entry.bytes)
+        var counted: [String: Counts] = [:]
+        for r in result.records {
+            #expect(r.isConserved)
+            for (side, parties) in [("client", r.clients), ("server", r.servers)] {
+                for party in parties {
+                    #expect(party.local == local.contains(party.ip), "\(party.ip)")
+                    for s in party.services {
+                        counted["\(side) \(party.ip) \(party.local) \(s.direction.label) \(s.service)", default: .zero]
+                            .add(packets: s.packets, bytes: s.bytes)
+                    }
+                }
+            }
+        }
+        var expected: [String: Counts] = [:]
+        for p in entry.parties ?? [] {
+            expected["\(p.side) \(p.ip) \(p.local) \(p.direction) \(p.service)", default: .zero].add(packets: p.packets, bytes: p.bytes)
+        }
+        #expect(counted == expected)
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TrafficCapture
 import TrafficCore
+import TrafficTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,7 +73,144 @@ private final class UDPSocket {
     }
 }
 
+/// A TCP listener on `address` that answers one connection with an HTTP/1.0 response of
+/// `bodySize` bytes, on its own thread. Its port is below the ephemeral range, so it is
+/// the server side.
+private final class BulkSender: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+
+    init(address: UInt32, bodySize: Int) throws {
+        var attempt: (Int32, UInt16)?
+        for _ in 0..<50 where attempt == nil {
+            attempt = try? Self.listener(address: address, port: UInt16.random(in: 20_000...32_000))
+        }
+        guard let (descriptor, port) = attempt else { throw POSIXError(.EADDRINUSE) }
+        fd = descriptor
+        self.port = port
+        Self.serve(descriptor, bodySize: bodySize)
+    }
+
+    private static func listener(address: UInt32, port: UInt16) throws -> (Int32, UInt16) {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        var one: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = address.bigEndian
+        sa.sin_port = port.bigEndian
+        let bound = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(descriptor, 1) == 0 else {
+            close(descriptor)
+            throw POSIXError(.EADDRINUSE)
+        }
+        return (descriptor, port)
+    }
+
+    private static func serve(_ descriptor: Int32, bodySize: Int) {
+        let body = [UInt8](repeating: 0x42, count: bodySize)
+        let header = Array("HTTP/1.0 200 OK\r\nContent-Length: \(bodySize)\r\n\r\n".utf8)
+        Thread.detachNewThread {
+            let connection = accept(descriptor, nil, nil)
+            guard connection >= 0 else { return }
+            // Read the request first: closing with unread data would reset the connection.
+            var request = [UInt8](repeating: 0, count: 4096)
+            _ = read(connection, &request, request.count)
+            for chunk in [header, body] {
+                var offset = 0
+                while offset < chunk.count {
+                    let n = chunk[offset...].withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+                    if n <= 0 { break }
+                    offset += n
+                }
+            }
+            shutdown(connection, Int32(SHUT_WR))
+            while read(connection, &request, request.count) > 0 {}
+            close(connection)
+        }
+    }
+
+    deinit { close(fd) }
+}
+
 @Suite(.serialized) struct LiveCaptureTests {
+    /// A host that captures while it sends with segmentation offload (TSO/GSO) on sees
+    /// frames far longer than its MTU: they are counted as oversized (and still counted
+    /// in full). With offload off (ethtool -K IF tso off gso off gro off) every frame fits.
+    /// A veth pair into a network namespace stands in for the link.
+    @Test(.enabled(if: canCapture && ["ip", "ethtool", "curl"].allSatisfy { TestProcess.which($0) != nil },
+                   "needs capture rights, ip, ethtool and curl"),
+          .timeLimit(.minutes(1)))
+    func segmentationOffloadShowsAsOversizedFrames() throws {
+        let tag = String(getpid() % 100_000)
+        let namespace = "tm-offload-\(tag)", host = "tmoh\(tag)", peer = "tmop\(tag)"
+        func sh(_ arguments: [String]) throws {
+            let result = try TestProcess.run(URL(fileURLWithPath: TestProcess.which(arguments[0]) ?? arguments[0]), Array(arguments.dropFirst()), timeout: 30)
+            try #require(result.status == 0, "\(arguments.joined(separator: " ")): \(result.stderr)")
+        }
+        defer {
+            _ = try? TestProcess.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "del", namespace])
+            _ = try? TestProcess.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["link", "del", host])
+        }
+        try sh(["ip", "netns", "add", namespace])
+        try sh(["ip", "link", "add", host, "type", "veth", "peer", "name", peer])
+        try sh(["ip", "link", "set", peer, "netns", namespace])
+        try sh(["ip", "-n", namespace, "addr", "add", "10.213.0.1/24", "dev", peer])
+        try sh(["ip", "-n", namespace, "link", "set", peer, "up"])
+        try sh(["ip", "addr", "add", "10.213.0.2/24", "dev", host])
+        try sh(["ip", "link", "set", host, "mtu", "1500", "up"])
+
+        for offload in [true, false] {
+            let state = offload ? "on" : "off"
+            try sh(["ethtool", "-K", host, "tso", state, "gso", state, "gro", state])
+            let sender = try BulkSender(address: 0x0AD5_0002, bodySize: 3 << 20)
+            var options = PacketSource.LiveOptions(interface: host)
+            options.filter = "tcp port \(sender.port)"
+            options.immediateMode = true
+            options.snapshotLength = 96
+            let source = try PacketSource.openLive(options)
+            #expect(source.oversizedAbove == 1500 + 22)
+            var records: [WindowRecord] = []
+            let aggregator = WindowAggregator(
+                configuration: .init(localNetworks: LocalNetworks([NetworkPrefix(address: IPAddress(ipv4: 0x0AD5_0002), length: 32)]),
+                                     oversizedAbove: source.oversizedAbove)
+            ) { (record: WindowRecord) in records.append(record) }
+            let pump = try PacketPump(source: source, aggregator: aggregator)
+            let fetched = LockedValue<TestProcess.Result?>(nil)
+            let port = sender.port
+            Thread.detachNewThread {
+                let result = try? TestProcess.run(
+                    URL(fileURLWithPath: TestProcess.which("ip") ?? "/usr/sbin/ip"),
+                    ["netns", "exec", namespace, "curl", "-s", "-o", "/dev/null", "--max-time", "20", "http://10.213.0.2:\(port)/"],
+                    timeout: 30)
+                fetched.withLock { $0 = result ?? TestProcess.Result(status: -1, stdout: Data(), stderr: "curl did not run") }
+            }
+            let deadline = Date().addingTimeInterval(25)
+            while fetched.withLock({ $0 }) == nil && Date() < deadline {
+                if try pump.dispatch(maxPackets: -1) == 0 { usleep(5_000) }
+            }
+            usleep(200_000)
+            try pump.dispatch(maxPackets: -1)
+            aggregator.finish()
+            #expect(fetched.withLock { $0?.status } == 0, "curl: \(fetched.withLock { $0?.stderr } ?? "")")
+
+            let oversized = records.reduce(UInt64(0)) { $0 + $1.capture.oversized }
+            let sent = records.reduce(Counts()) { $0 + ($1.servers.first { $0.ip == IPAddress("10.213.0.2")! }?.out ?? .zero) }
+            #expect(sent.bytes > 3 << 20, "the whole body is counted (wire bytes)")
+            for r in records { #expect(r.isConserved) }
+            if offload {
+                #expect(oversized > 0, "offload on: merged frames are oversized")
+                #expect(sent.packets < (3 << 20) / 1448, "fewer frames than segments: they were merged")
+            } else {
+                #expect(oversized == 0, "offload off: every frame fits the MTU")
+                #expect(sent.packets >= (3 << 20) / 1448)
+            }
+        }
+    }
+
     @Test(.enabled(if: canCapture, "capturing on lo needs root or CAP_NET_RAW"), .timeLimit(.minutes(1)))
     func loopbackUDPIsCountedExactly() throws {
         // A receiver on a random high port below the ephemeral range (32768+), so the

@@ -104,9 +104,14 @@ enum Rig {
         let malformed = MalformedCounts(packets: 2, bytes: 120, reasons: ["truncated-ipv4": 1, "bad-ip-version": 1])
         let packets = allIn.packets + allOut.packets + nonIP.packets + malformed.packets
         let bytes = allIn.bytes + allOut.bytes + nonIP.bytes + malformed.bytes
+        // One local server carries it all.
+        let server = PartyRecord(ip: IPAddress(ipv4: 0x0A00_0001), local: true, in: allIn, out: allOut, services: [
+            ServiceCounts(service: Service(label: "TCP/443")!, direction: .inbound, packets: allIn.packets, bytes: allIn.bytes),
+            ServiceCounts(service: Service(label: "UDP/53")!, direction: .outbound, packets: allOut.packets, bytes: allOut.bytes),
+        ])
         return WindowRecord(
             start: start, end: start + length, partial: partial, packets: packets, bytes: bytes,
-            in: allIn, out: allOut, clients: clients, other: other, nonIP: nonIP, malformed: malformed,
+            in: allIn, out: allOut, clients: clients, other: other, servers: [server], nonIP: nonIP, malformed: malformed,
             latePackets: rng.next() % 3, capture: CaptureCounts(received: packets, kernelDropped: rng.next() % 2, interfaceDropped: 1),
             services: [ServiceCounts(service: Service(label: "TCP/443")!, direction: .inbound, packets: allIn.packets, bytes: allIn.bytes)])
     }

@@ -33,6 +33,33 @@ import TrafficTestSupport
         #expect(rows.components(separatedBy: "\n") == expected)
     }
 
+    /// A row written before servers were listed (no `servers`, `other_servers`, `local`,
+    /// `oversized`) still loads: its IP traffic is all in `other_servers`, so it is still
+    /// conserved on both sides, and it is written back in today's shape.
+    @Test func rowsFromBeforeServersWereListedStillLoad() async throws {
+        let dir = try TestProcess.temporaryDirectory("store-old-rows")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        _ = try WindowStore(path: path)
+        let old = #"{"start":"2023-11-14T22:13:20Z","end":"2023-11-14T22:13:25Z","partial":false,"packets":25,"bytes":16080,"in":{"packets":10,"bytes":900},"out":{"packets":12,"bytes":15000},"clients":[{"ip":"198.51.100.7","in":{"packets":10,"bytes":900},"out":{"packets":12,"bytes":15000},"services":[{"service":"TCP/443","direction":"in","packets":10,"bytes":900},{"service":"TCP/443","direction":"out","packets":12,"bytes":15000}]}],"other":{"packets":0,"bytes":0,"clients":0,"in":{"packets":0,"bytes":0},"out":{"packets":0,"bytes":0}},"non_ip":{"packets":3,"bytes":180},"malformed":{"packets":0,"bytes":0,"reasons":{}},"late_packets":0,"capture":{"received":25,"dropped":0,"kernel_dropped":0,"interface_dropped":0},"services":[{"service":"TCP/443","direction":"out","packets":12,"bytes":15000},{"service":"TCP/443","direction":"in","packets":10,"bytes":900}]}"#
+        _ = try await Rig.sqlite(path, """
+            INSERT INTO window (start, "end", partial, packets, bytes, record) VALUES (\(t0), \(t0 + 5 * Rig.second), 0, 25, 16080, '\(old)')
+            """)
+        let store = try WindowStore(path: path)
+        let loaded = try await store.recent(limit: 10)
+        let record = try #require(loaded.first)
+        #expect(loaded.count == 1 && record.start == t0)
+        #expect(record.clients.map(\.ip.description) == ["198.51.100.7"] && record.clients[0].local == false)
+        #expect(record.servers.isEmpty)
+        #expect(record.otherServers.in == record.in && record.otherServers.out == record.out)
+        #expect(record.capture.oversized == 0)
+        #expect(record.isConserved)
+        try await store.save([record])
+        let rewritten = try await Rig.sqlite(path, "SELECT record FROM window")
+        #expect(rewritten.contains(#""servers":[],"other_servers":{"packets":22,"bytes":15900,"servers":0"#))
+        #expect(try await store.recent(limit: 10) == [record])
+    }
+
     @Test func aRepeatedStartReplacesTheRow() async throws {
         let dir = try TestProcess.temporaryDirectory("h6-store")
         defer { try? FileManager.default.removeItem(at: dir) }

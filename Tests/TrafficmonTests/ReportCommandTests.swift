@@ -156,6 +156,84 @@ import TrafficTestSupport
         #expect(lines.allSatisfy { !$0.contains("\u{1B}") }, "no terminal escapes in a table")
     }
 
+    /// An office uplink: the office machines are the clients (marked local), the services
+    /// what they use, the remote servers listed apart, in NDJSON and in the table.
+    @Test func uplinkListsTheOfficeMachinesAsClients() throws {
+        let traffic = SyntheticTraffic(packets: 6_000, clients: 60, seconds: 20, seed: 31, layout: .uplink)
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("uplink.pcap")
+        try traffic.pcap().write(to: url)
+        let local = SyntheticTraffic.uplinkLocalNetworks.flatMap { ["--local-net", $0] }
+
+        let result = try Self.trafficmon(["report", url.path] + local)
+        #expect(result.status == 0)
+        let records = try Self.records(result)
+        Self.expectMatches(records, traffic.truth)
+        #expect(SyntheticTraffic.serverFlows(in: records) == traffic.truth.serverFlows)
+        let busiest = try #require(records.max { $0.bytes < $1.bytes })
+        #expect(busiest.clients.first.map { $0.local && $0.ip.description.hasPrefix("192.168.1.") || $0.ip.description.hasPrefix("2001:db8:1:") } == true)
+        #expect(busiest.servers.first?.local == false)
+
+        let table = try Self.trafficmon(["report", "--format", "table", url.path] + local)
+        #expect(table.status == 0)
+        let lines = table.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("client ") })
+        #expect(lines.contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("server ") })
+        // Local parties are starred; the busiest window's top client and server are there.
+        #expect(lines.contains { $0.contains("* \(busiest.clients[0].ip)") })
+        #expect(lines.contains { $0.contains("  \(busiest.servers[0].ip)") && !$0.contains("* \(busiest.servers[0].ip)") })
+    }
+
+    /// `--service-port UDP/50000`: a service on a high port whose clients use lower ones.
+    /// Without the flag the lower (client) port is taken for the server side.
+    @Test func servicePortMakesAHighPortTheServer() throws {
+        let server = IPAddress("10.0.0.1")!
+        var writer = PcapWriter(linkType: 1)
+        var expected = Counts()
+        for i in 0..<40 {
+            let client = IPAddress(ipv4: 0xC633_6400 | UInt32(1 + i % 8))
+            let clientPort = UInt16(33_000 + i % 8)
+            let query = i % 2 == 0
+            let l4 = query ? FrameBuilder.ports(clientPort, 50_000, payload: 40 + i) : FrameBuilder.ports(50_000, clientPort, payload: 200 + i)
+            let frame = FrameBuilder.ethernet(ip: query
+                ? FrameBuilder.ipv4(src: client, dst: server, proto: 17, payload: l4)
+                : FrameBuilder.ipv4(src: server, dst: client, proto: 17, payload: l4))
+            writer.append(frame, timestamp: 1_700_000_000 * 1_000_000_000 + Int64(i) * 10_000_000)
+            expected.add(bytes: UInt64(frame.count))
+        }
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("udp50000.pcap")
+        try writer.write(to: url)
+
+        for arguments in [["--service-port", "UDP/50000"], []] {
+            let result = try Self.trafficmon(["report", url.path, "--local-net", "10.0.0.0/29"] + arguments)
+            #expect(result.status == 0)
+            let records = try Self.records(result)
+            let r = try #require(records.first)
+            #expect(records.count == 1 && r.ipTotal == expected)
+            if arguments.isEmpty {
+                // The clients' ports (33000-33007) are lower: the server's side is taken for the client's.
+                #expect(Set(r.services.map(\.service.label)) == Set((0..<8).map { "UDP/\(33_000 + $0)" }))
+                #expect(r.clients.map(\.ip) == [server])
+            } else {
+                #expect(r.services.map(\.service.label) == ["UDP/50000", "UDP/50000"])
+                #expect(r.servers.map(\.ip) == [server] && r.servers[0].local)
+                #expect(r.clients.count == 8 && r.clients.allSatisfy { !$0.local })
+                #expect(r.clients.allSatisfy { $0.services.allSatisfy { $0.service.label == "UDP/50000" } })
+            }
+        }
+        // The environment sets it too, and a bad value is one line, status 64.
+        let viaEnvironment = try Self.trafficmon(
+            ["report", url.path, "--local-net", "10.0.0.0/29"], environment: ["TRAFFICMON_SERVICE_PORT": "UDP/50000,TCP/8443"])
+        #expect(try Self.records(viaEnvironment).first?.servers.map(\.ip) == [server])
+        let bad = try Self.trafficmon(["report", url.path, "--service-port", "UDP/70000"])
+        Self.expectOneErrorLine(bad)
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("--service-port"))
+    }
+
     @Test func topLimitsClientsAndKeepsConservation() throws {
         // No reordering: the per-window client totals follow from the frames.
         let traffic = SyntheticTraffic(packets: 5_000, clients: 200, seconds: 30, seed: 9, reorder: false)
@@ -506,7 +584,7 @@ import TrafficTestSupport
 
     @Test func reportHelpDocumentsItsFlags() throws {
         let help = try Self.trafficmon(["report", "--help"]).stdoutText
-        for flag in ["--window", "--local-net", "--filter", "--format", "--top"] {
+        for flag in ["--window", "--local-net", "--service-port", "--filter", "--format", "--top"] {
             #expect(help.contains(flag), "report --help does not mention \(flag)")
         }
     }
