@@ -3,9 +3,10 @@
 //
 //   synth-capture OUT.pcap [--packets N] [--clients C] [--seconds S] [--seed X]
 //                 [--snaplen L] [--format pcap|pcapng] [--truth OUT.json]
-//                 [--frame-size B] [--spoofed]
+//                 [--frame-size B] [--spoofed] [--uplink]
 //
-// The default is the mixed traffic of SyntheticTraffic (the tests' oracle). With
+// The default is the mixed traffic of SyntheticTraffic (the tests' oracle): local servers
+// and remote clients, or with --uplink local machines using remote servers. With
 // --frame-size B every frame is a B-byte UDP datagram to 10.0.0.1 (for line-rate and
 // small-packet tests); with --spoofed every frame also comes from a new source address
 // (a cardinality attack: N packets, N distinct clients).
@@ -28,10 +29,15 @@ var format = PcapWriter.Format.pcapMicro
 var truthPath: String?
 var frameSize: Int?
 var spoofed = false
+var layout = SyntheticTraffic.Layout.servers
 while !arguments.isEmpty {
     let flag = arguments.removeFirst()
     if flag == "--spoofed" {
         spoofed = true
+        continue
+    }
+    if flag == "--uplink" {
+        layout = .uplink
         continue
     }
     guard let value = arguments.first else { fail("\(flag) needs a value") }
@@ -92,19 +98,23 @@ if let frameSize {
 do {
     let truth = try SyntheticTraffic.write(
         to: URL(fileURLWithPath: output), packets: packets, clients: clients, seconds: seconds, seed: seed,
-        snapLength: snapLength, format: format)
+        snapLength: snapLength, format: format, layout: layout)
     if let truthPath {
-        let flows = truth.flows.sorted { ($0.key.client, $0.key.direction, $0.key.service) < ($1.key.client, $1.key.direction, $1.key.service) }
-            .map { ["client": $0.key.client, "direction": $0.key.direction, "service": $0.key.service,
-                    "packets": $0.value.packets, "bytes": $0.value.bytes] as [String: Any] }
+        func rows(_ flows: [SyntheticTraffic.FlowKey: Counts], party: String) -> [[String: Any]] {
+            flows.sorted { ($0.key.client, $0.key.direction, $0.key.service) < ($1.key.client, $1.key.direction, $1.key.service) }
+                .map { [party: $0.key.client, "direction": $0.key.direction, "service": $0.key.service,
+                        "packets": $0.value.packets, "bytes": $0.value.bytes] as [String: Any] }
+        }
         let object: [String: Any] = [
             "packets": truth.total.packets, "bytes": truth.total.bytes,
             "non_ip_packets": truth.nonIP.packets, "malformed_packets": truth.malformed.packets,
-            "late_packets": truth.latePackets, "flows": flows,
+            "late_packets": truth.latePackets, "flows": rows(truth.flows, party: "client"),
+            "server_flows": rows(truth.serverFlows, party: "server"),
+            "local_networks": layout.localNetworks,
         ]
         try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: truthPath))
     }
 } catch {
     fail("cannot write \(output): \(error.localizedDescription)")
 }
-print("wrote \(packets) packets to \(output) (local networks: \(SyntheticTraffic.localNetworks.joined(separator: " ")))")
+print("wrote \(packets) packets to \(output) (local networks: \(layout.localNetworks.joined(separator: " ")))")
