@@ -19,7 +19,7 @@ public final class PacketPump {
     let decoder: PacketDecoder
     let subsecondScale: Int64
     let aggregator: WindowAggregator
-    /// Prepared packets counted at a time on the calling thread (128 x 56 bytes stays in L1).
+    /// Prepared packets counted at a time on the calling thread (128 x 64 bytes stays in L1).
     static let batchSize = 128
     /// Where the next prepared packets go, and how many fit there.
     var batch: UnsafeMutablePointer<PreparedPacket>

@@ -7,7 +7,7 @@ import TrafficCore
 /// and a counting thread adds each chunk to the `WindowAggregator`, so reading and counting
 /// overlap on two cores.
 ///
-/// Prepared packets (56 bytes each, never the packet bytes) travel in chunks of up to
+/// Prepared packets (64 bytes each, never the packet bytes) travel in chunks of up to
 /// 4,096 through a ring of 32 (7 MiB), allocated once: one lock round trip per chunk, none
 /// per packet, and bounded memory. The ring is that deep so the reader keeps reading while
 /// a closed window's record is built beside the counter (measured: 7% off `report` against

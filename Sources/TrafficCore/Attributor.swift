@@ -42,7 +42,7 @@ public struct Attributor: Sendable {
     public func attribute(_ packet: DecodedPacket) -> Attribution {
         let key = flowKey(packet)
         return Attribution(
-            client: key.clientParty.address, server: key.serverParty.address, direction: key.tag.direction, service: key.tag.service)
+            client: key.clientSide.address, server: key.serverSide.address, direction: key.tag.direction, service: key.tag.service)
     }
 
     /// The packed key of an IP packet's attribution (the packet path's form of `attribute`).

@@ -1,17 +1,21 @@
-/// The packed keys of a window's hash tables, with their bit layouts defined here and
-/// nowhere else.
+/// The packed keys of a window's counting, with their bit layout defined here and nowhere
+/// else.
 ///
-/// A flow is one (client, server, direction, service) in a window: two addresses in four
-/// words and a tag word. A party (a client or a server) is one address in two words and a
-/// tag word. A zero tag marks an empty table slot, so every key in a table sets
-/// `occupied`.
+/// A `FlowKey` is one attributed packet: (client, server, direction, service), two
+/// addresses in four words and a tag word. The window counts it twice, once per side, in
+/// two tables keyed by `PartyKey`: (client, direction, service) and (server, direction,
+/// service). A `PartyKey` is one address in two words and a tag word; with the direction
+/// and service bits cleared it is a party's own key (the clients and servers tables), and
+/// with only those bits it is a window-wide service total. A zero tag marks an empty table
+/// slot, so every stored key sets `FlowTag.occupied`.
 ///
 /// ```swift
-/// let key = FlowKey(Attribution(client: a, server: b, direction: .inbound, service: s))
-/// key.tag.direction    // .inbound
-/// key.clientParty      // the clients-table key of the client
+/// let key = FlowKey(client: a, server: b, direction: .inbound, service: s)
+/// key.clientSide      // (a, in, s): the clients' flow table key
+/// key.serverSide      // (b, in, s): the servers' flow table key
+/// key.clientSide.party  // a alone: the clients table key
 /// ```
-struct FlowKey: TableKey {
+struct FlowKey: Hashable {
     var clientHigh: UInt64
     var clientLow: UInt64
     var serverHigh: UInt64
@@ -19,9 +23,6 @@ struct FlowKey: TableKey {
     var tag: FlowTag
 
     static var empty: FlowKey { FlowKey(clientHigh: 0, clientLow: 0, serverHigh: 0, serverLow: 0, tag: FlowTag(rawValue: 0)) }
-
-    @inline(__always)
-    var isOccupied: Bool { tag.rawValue != 0 }
 
     @inline(__always)
     init(clientHigh: UInt64, clientLow: UInt64, serverHigh: UInt64, serverLow: UInt64, tag: FlowTag) {
@@ -52,59 +53,28 @@ struct FlowKey: TableKey {
         self.init(client: a.client, server: a.server, direction: a.direction, service: a.service)
     }
 
+    /// (client, direction, service): the key of the clients' flow table.
     @inline(__always)
-    var hash: Int {
-        var h = clientLow &* 0x9E37_79B9_7F4A_7C15
-        h ^= (serverLow &+ tag.rawValue) &* 0xC2B2_AE3D_27D4_EB4F
-        h ^= (clientHigh ^ (serverHigh &* 0x1656_67B1_9E37_79F9)) &* 0xD6E8_FEB8_6659_FD93
-        h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 29
-        return Int(truncatingIfNeeded: h)
+    var clientSide: PartyKey {
+        PartyKey(
+            high: clientHigh, low: clientLow,
+            tag: tag.rawValue & (FlowTag.occupied | FlowTag.outbound | FlowTag.serviceMask | FlowTag.partyIPv6 | FlowTag.partyOther))
     }
 
-    /// The clients-table key of this flow's client.
+    /// (server, direction, service): the key of the servers' flow table (the server's
+    /// family and `other` bits moved to the party positions).
     @inline(__always)
-    var clientParty: PartyKey {
-        PartyKey(high: clientHigh, low: clientLow, isIPv6: tag.rawValue & FlowTag.clientIPv6 != 0)
-    }
-
-    /// The servers-table key of this flow's server.
-    @inline(__always)
-    var serverParty: PartyKey {
-        PartyKey(high: serverHigh, low: serverLow, isIPv6: tag.rawValue & FlowTag.serverIPv6 != 0)
-    }
-
-    /// The same flow with its client folded into `other` (past `--max-clients`).
-    @inline(__always)
-    var withOtherClient: FlowKey {
-        var k = self
-        k.clientHigh = 0
-        k.clientLow = 0
-        k.tag.rawValue = (tag.rawValue & ~FlowTag.clientIPv6) | FlowTag.clientOther
-        return k
-    }
-
-    /// The same flow with its server folded into `other` (past `--max-clients` distinct
-    /// servers, or past the flow cap).
-    @inline(__always)
-    var withOtherServer: FlowKey {
-        var k = self
-        k.serverHigh = 0
-        k.serverLow = 0
-        k.tag.rawValue = (tag.rawValue & ~FlowTag.serverIPv6) | FlowTag.serverOther
-        return k
-    }
-
-    /// The same flow with its service folded into `other` (past the flow cap).
-    @inline(__always)
-    var withOtherService: FlowKey {
-        var k = self
-        k.tag.rawValue = (tag.rawValue & ~FlowTag.serviceMask) | UInt64(Service.other.rawValue)
-        return k
+    var serverSide: PartyKey {
+        let t = tag.rawValue
+        return PartyKey(
+            high: serverHigh, low: serverLow,
+            tag: (t & (FlowTag.occupied | FlowTag.outbound | FlowTag.serviceMask))
+                | (t & FlowTag.serverIPv6) >> 1 | (t & FlowTag.serverOther) >> 1)
     }
 }
 
-/// The tag word of a `FlowKey`: service, direction, address families and `other` marks.
+/// The tag word of a `FlowKey` and of a `PartyKey`: service, direction, address families
+/// and `other` marks.
 struct FlowTag: Hashable {
     var rawValue: UInt64
 
@@ -112,13 +82,16 @@ struct FlowTag: Hashable {
     static let serviceMask: UInt64 = 0x01FF_FFFF
     /// Bit 32: set for `out`.
     static let outbound: UInt64 = 1 << 32
-    /// Bit 33: the client is IPv6.
+    /// Bit 33: the client (in a `FlowKey`) or the party (in a `PartyKey`) is IPv6.
     static let clientIPv6: UInt64 = 1 << 33
-    /// Bit 34: the server is IPv6.
+    static let partyIPv6: UInt64 = clientIPv6
+    /// Bit 34: the server is IPv6 (a `FlowKey` only).
     static let serverIPv6: UInt64 = 1 << 34
-    /// Bit 35: the client is `other` (its address words are zero).
+    /// Bit 35: the client (in a `FlowKey`) or the party (in a `PartyKey`) is `other`: its
+    /// address words are zero.
     static let clientOther: UInt64 = 1 << 35
-    /// Bit 36: the server is `other` (its address words are zero).
+    static let partyOther: UInt64 = clientOther
+    /// Bit 36: the server is `other` (a `FlowKey` only): not known.
     static let serverOther: UInt64 = 1 << 36
     /// Bit 40: always set in a stored key (a zero tag is an empty slot).
     static let occupied: UInt64 = 1 << 40
@@ -127,20 +100,11 @@ struct FlowTag: Hashable {
     var service: Service { Service(rawValue: UInt32(truncatingIfNeeded: rawValue & Self.serviceMask)) }
     @inline(__always)
     var direction: Direction { rawValue & Self.outbound == 0 ? .inbound : .outbound }
-    @inline(__always)
-    var isClientOther: Bool { rawValue & Self.clientOther != 0 }
-    @inline(__always)
-    var isServerOther: Bool { rawValue & Self.serverOther != 0 }
-
-    /// The (service, direction) part alone, as the key of a window-wide service total.
-    @inline(__always)
-    var serviceKey: PartyKey {
-        PartyKey(high: 0, low: 0, tag: Self.occupied | (rawValue & (Self.outbound | Self.serviceMask)))
-    }
 }
 
-/// A clients- or servers-table key: one address, and a tag word (`occupied`, and
-/// `FlowTag.clientIPv6` for IPv6). Also the key of small tables keyed by a tag alone.
+/// A 3-word table key: one address and a tag word (`FlowTag` bits). Per side, the key of a
+/// (party, direction, service) flow; with only `occupied` and `partyIPv6` in its tag, a
+/// party's own key; with only the direction and service, a window-wide service total.
 struct PartyKey: TableKey {
     var high: UInt64
     var low: UInt64
@@ -158,17 +122,9 @@ struct PartyKey: TableKey {
         self.tag = tag
     }
 
-    @inline(__always)
-    init(high: UInt64, low: UInt64, isIPv6: Bool) {
-        self.init(high: high, low: low, tag: isIPv6 ? FlowTag.occupied | FlowTag.clientIPv6 : FlowTag.occupied)
-    }
-
+    /// A party's own key.
     init(_ address: IPAddress) {
-        self.init(high: address.high, low: address.low, isIPv6: address.isIPv6)
-    }
-
-    var address: IPAddress {
-        tag & FlowTag.clientIPv6 != 0 ? IPAddress(ipv6High: high, low: low) : IPAddress(ipv4: UInt32(truncatingIfNeeded: low))
+        self.init(high: address.high, low: address.low, tag: address.isIPv6 ? FlowTag.occupied | FlowTag.partyIPv6 : FlowTag.occupied)
     }
 
     @inline(__always)
@@ -180,9 +136,35 @@ struct PartyKey: TableKey {
         return Int(truncatingIfNeeded: h)
     }
 
-    /// A (service, direction) key back as its parts.
-    var serviceAndDirection: (Service, Direction) {
-        let t = FlowTag(rawValue: tag)
-        return (t.service, t.direction)
+    var flowTag: FlowTag { FlowTag(rawValue: tag) }
+
+    /// The party of a flow key: its address and family alone.
+    @inline(__always)
+    var party: PartyKey { PartyKey(high: high, low: low, tag: tag & (FlowTag.occupied | FlowTag.partyIPv6)) }
+
+    /// Whether the party is `other` (folded past `--max-clients`, or a server not known).
+    @inline(__always)
+    var isOther: Bool { tag & FlowTag.partyOther != 0 }
+
+    var address: IPAddress {
+        tag & FlowTag.partyIPv6 != 0 ? IPAddress(ipv6High: high, low: low) : IPAddress(ipv4: UInt32(truncatingIfNeeded: low))
+    }
+
+    /// The same flow with its party folded into `other`.
+    @inline(__always)
+    var withOtherParty: PartyKey {
+        PartyKey(high: 0, low: 0, tag: (tag & ~FlowTag.partyIPv6) | FlowTag.partyOther)
+    }
+
+    /// The same flow with its service folded into `other` (past the flow cap).
+    @inline(__always)
+    var withOtherService: PartyKey {
+        PartyKey(high: high, low: low, tag: (tag & ~FlowTag.serviceMask) | UInt64(Service.other.rawValue))
+    }
+
+    /// The (service, direction) of a flow key alone: the key of a window-wide service total.
+    @inline(__always)
+    var serviceTotal: PartyKey {
+        PartyKey(high: 0, low: 0, tag: tag & (FlowTag.occupied | FlowTag.outbound | FlowTag.serviceMask))
     }
 }

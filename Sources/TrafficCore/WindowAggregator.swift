@@ -25,8 +25,9 @@ public final class WindowAggregator {
         /// Distinct clients (and, apart, distinct servers) tracked one by one per window;
         /// later new ones go to `other` (`other_servers`).
         public var maxClients: Int
-        /// Distinct (client, server, direction, service) entries per window; past it a
-        /// tracked client's new flows are counted under the server and service `other`.
+        /// Distinct (client, direction, service) entries per window, and apart (server,
+        /// direction, service) entries; past it a tracked party's new services are counted
+        /// under the service `other`.
         public var maxFlows: Int
         /// List only this many clients, servers (and services) per record, folding the rest
         /// into `other`; `nil` lists everything.
@@ -71,7 +72,8 @@ public final class WindowAggregator {
     /// The working copies of `tables`' hash tables: the packet path updates these (no
     /// reference counting), and `writeBackTables()` stores them back before anyone else
     /// reads `tables`.
-    var flows: CounterTable<FlowKey>
+    var clientFlows: CounterTable<PartyKey>
+    var serverFlows: CounterTable<PartyKey>
     var clients: CounterTable<PartyKey>
     var servers: CounterTable<PartyKey>
     /// The open window's hot counters, stored inline (copied into `tables` at close).
@@ -104,7 +106,8 @@ public final class WindowAggregator {
             flowCapacity: min(configuration.maxFlows, 4096), partyCapacity: min(configuration.maxClients, 1024))
         let first = pool.take()
         tables = first
-        flows = first.flows
+        clientFlows = first.clientFlows
+        serverFlows = first.serverFlows
         clients = first.clients
         servers = first.servers
     }
@@ -114,14 +117,16 @@ public final class WindowAggregator {
     }
 
     private func bindTables() {
-        flows = tables.flows
+        clientFlows = tables.clientFlows
+        serverFlows = tables.serverFlows
         clients = tables.clients
         servers = tables.servers
     }
 
     /// Makes `tables` hold the current state of the working copies (they may have grown).
     func writeBackTables() {
-        tables.flows = flows
+        tables.clientFlows = clientFlows
+        tables.serverFlows = serverFlows
         tables.clients = clients
         tables.servers = servers
     }
@@ -141,9 +146,8 @@ public final class WindowAggregator {
 
     /// Counts one captured frame of `wireLength` bytes at `timestamp` (nanoseconds).
     public func add(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int) {
-        var p = prepare(packet, timestamp: timestamp, wireLength: wireLength)
-        p.hash = p.key.hash
-        count(p)
+        let p = prepare(packet, timestamp: timestamp, wireLength: wireLength)
+        count(p, hashes: p.kind == .ip ? Self.hashes(p.key) : FlowHashes(client: 0, server: 0))
     }
 
     /// Decodes and counts one captured frame. `frame` holds the captured bytes only;
@@ -185,7 +189,6 @@ public final class WindowAggregator {
     @inline(__always)
     func prepare(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int, into p: inout PreparedPacket) {
         p.key = packet.kind == .ip ? attributor.flowKey(packet) : .empty
-        p.hash = 0
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
         p.kind = packet.kind
@@ -230,18 +233,43 @@ public final class WindowAggregator {
     /// ```
     public func count(_ batch: UnsafeMutableBufferPointer<PreparedPacket>) {
         let n = batch.count
-        for i in 0..<min(Self.lookahead, n) { hashAndPrefetch(&batch[i]) }
-        for i in 0..<n {
-            if i &+ Self.lookahead < n { hashAndPrefetch(&batch[i &+ Self.lookahead]) }
-            count(batch[i])
+        // The hashes of the next `lookahead` packets, in a ring indexed by packet number.
+        withUnsafeTemporaryAllocation(of: FlowHashes.self, capacity: Self.lookahead) { ring in
+            for i in 0..<min(Self.lookahead, n) { ring[i] = hashAndPrefetch(batch[i]) }
+            for i in 0..<n {
+                let hashes = ring[i & (Self.lookahead - 1)]
+                if i &+ Self.lookahead < n { ring[i & (Self.lookahead - 1)] = hashAndPrefetch(batch[i &+ Self.lookahead]) }
+                count(batch[i], hashes: hashes)
+            }
         }
     }
 
+    /// An IP packet's flow-key hashes (zero for other frames), computed ahead of its count.
+    struct FlowHashes {
+        var client: Int
+        var server: Int
+    }
+
     @inline(__always)
-    func hashAndPrefetch(_ p: inout PreparedPacket) {
-        guard p.kind == .ip else { return }
-        p.hash = p.key.hash
-        flows.prefetch(hash: p.hash)
+    func hashAndPrefetch(_ p: PreparedPacket) -> FlowHashes {
+        guard p.kind == .ip else { return FlowHashes(client: 0, server: 0) }
+        let hashes = Self.hashes(p.key)
+        clientFlows.prefetch(hash: hashes.client)
+        serverFlows.prefetch(hash: hashes.server)
+        // A flow's first packet looks its party up too: where a side's parties outgrow the
+        // cache (the visitors of a server, the remote servers of an uplink), start that load.
+        if clients.capacity > Self.cachedPartySlots { clients.prefetch(hash: p.key.clientSide.party.hash) }
+        if servers.capacity > Self.cachedPartySlots { servers.prefetch(hash: p.key.serverSide.party.hash) }
+        return hashes
+    }
+
+    /// Party tables up to this many slots (384 KiB) stay in the cache: no prefetch.
+    static let cachedPartySlots = 8192
+
+    /// The hashes of a flow key's two sides.
+    @inline(__always)
+    static func hashes(_ key: FlowKey) -> FlowHashes {
+        FlowHashes(client: key.clientSide.hash, server: key.serverSide.hash)
     }
 
     /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
@@ -249,16 +277,16 @@ public final class WindowAggregator {
     public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
         var p = PreparedPacket()
         p.key = FlowKey(attribution)
-        p.hash = p.key.hash
         p.timestamp = timestamp
         p.bytes = UInt64(truncatingIfNeeded: wireLength)
         p.kind = .ip
         p.captured = false
-        count(p)
+        count(p, hashes: Self.hashes(p.key))
     }
 
+    /// Counts one packet; `hashes` are its key's (`hashes(_:)`), for an IP packet.
     @inline(__always)
-    func count(_ p: PreparedPacket) {
+    func count(_ p: PreparedPacket, hashes: FlowHashes) {
         assert(!p.isDeferred, "a deferred frame is decoded (prepareDeferred) before it is counted")
         if p.timestamp < windowStart || p.timestamp >= windowEnd { moveClock(to: p.timestamp) }
         if p.timestamp > latestTime { latestTime = p.timestamp }
@@ -269,9 +297,13 @@ public final class WindowAggregator {
         hot.total.add(bytes: p.bytes)
         switch p.kind {
         case .ip:
-            let slot = flows.addOrFindSlot(p.key, hash: p.hash, bytes: p.bytes)
-            if slot >= 0 { return }
-            addNewFlow(p.key, hash: p.hash, emptySlot: slot, bytes: p.bytes)
+            // Once per side: (client, direction, service) and (server, direction, service).
+            let client = p.key.clientSide
+            let clientSlot = clientFlows.addOrFindSlot(client, hash: hashes.client, bytes: p.bytes)
+            if clientSlot < 0 { addNewClientFlow(client, hash: hashes.client, emptySlot: clientSlot, bytes: p.bytes) }
+            let server = p.key.serverSide
+            let serverSlot = serverFlows.addOrFindSlot(server, hash: hashes.server, bytes: p.bytes)
+            if serverSlot < 0 { addNewServerFlow(server, hash: hashes.server, emptySlot: serverSlot, bytes: p.bytes) }
         case .nonIP:
             hot.nonIP.add(bytes: p.bytes)
         case .malformed:
@@ -280,46 +312,62 @@ public final class WindowAggregator {
         }
     }
 
-    /// The first packet of a (client, server, direction, service) in this window; `emptySlot`
-    /// is where the lookup that missed it would insert it in `flows`. Admits its client and
-    /// server (each up to `maxClients`; past it the party counts as `other`), and past
-    /// `maxFlows` folds the flow's server and service into `other`.
-    func addNewFlow(_ key: FlowKey, hash: Int, emptySlot: Int, bytes: UInt64) {
+    /// `addNewFlow` on the clients' side (kept out of the packet path's inlined body: only a
+    /// flow's first packet comes here).
+    @inline(never)
+    func addNewClientFlow(_ key: PartyKey, hash: Int, emptySlot: Int, bytes: UInt64) {
+        if addNewFlow(key, hash: hash, emptySlot: emptySlot, bytes: bytes, flows: &clientFlows, parties: &clients) {
+            tables.otherClients.insert(key.party)
+        }
+    }
+
+    /// `addNewFlow` on the servers' side.
+    @inline(never)
+    func addNewServerFlow(_ key: PartyKey, hash: Int, emptySlot: Int, bytes: UInt64) {
+        if addNewFlow(key, hash: hash, emptySlot: emptySlot, bytes: bytes, flows: &serverFlows, parties: &servers) {
+            tables.otherServers.insert(key.party)
+        }
+    }
+
+    /// The first packet of a (party, direction, service) on one side in this window;
+    /// `emptySlot` is where the lookup that missed it would insert it in `flows`. Admits
+    /// the party (up to `maxClients` per side; past it the party counts as `other`), and
+    /// past `maxFlows` folds the service into `other`. Returns whether the party was folded
+    /// into `other` (for its side's distinct count).
+    @inline(__always)
+    func addNewFlow(
+        _ key: PartyKey, hash: Int, emptySlot: Int, bytes: UInt64,
+        flows: inout CounterTable<PartyKey>, parties: inout CounterTable<PartyKey>
+    ) -> Bool {
         var stored = key
-        let client = Self.admit(key.clientParty, into: &clients, limit: maxClients)
-        if client == PartyIndex.other {
-            tables.otherClients.insert(key.clientParty)
-            stored = stored.withOtherClient
-        }
-        var server = PartyIndex.other
-        if !key.tag.isServerOther {
-            if flows.count >= maxFlows {
-                tables.otherServers.insert(key.serverParty)
-            } else {
-                server = Self.admit(key.serverParty, into: &servers, limit: maxClients)
-                if server == PartyIndex.other { tables.otherServers.insert(key.serverParty) }
+        var index = PartyIndex.other
+        var folded = false
+        if !key.isOther {
+            index = Self.admit(key.party, into: &parties, limit: maxClients)
+            if index == PartyIndex.other {
+                folded = true
+                stored = stored.withOtherParty
             }
-            if server == PartyIndex.other { stored = stored.withOtherServer }
         }
-        if flows.count >= maxFlows { stored = stored.withOtherServer.withOtherService }
-        let aux = PartyIndex.pack(client: client, server: server)
+        if flows.count >= maxFlows { stored = stored.withOtherService }
         if stored == key {
-            flows.insert(key, hash: hash, at: emptySlot, bytes: bytes, aux: aux)
+            flows.insert(key, hash: hash, at: emptySlot, bytes: bytes, aux: index)
         } else {
-            flows.add(stored, bytes: bytes, aux: aux)
+            flows.add(stored, bytes: bytes, aux: index)
         }
+        return folded
     }
 
     /// A party's dense index, admitting it when new and fewer than `limit` are tracked;
     /// `PartyIndex.other` past the limit.
     @inline(__always)
-    static func admit(_ party: PartyKey, into table: inout CounterTable<PartyKey>, limit: Int) -> UInt32 {
+    static func admit(_ party: PartyKey, into table: inout CounterTable<PartyKey>, limit: Int) -> UInt64 {
         let hash = party.hash
         let slot = table.slot(of: party, hash: hash)
-        if slot >= 0 { return UInt32(truncatingIfNeeded: table.storage[slot].aux) }
+        if slot >= 0 { return table.storage[slot].aux }
         guard table.count < limit else { return PartyIndex.other }
-        let index = UInt32(table.count)
-        table.insert(party, hash: hash, at: slot, packets: 0, bytes: 0, aux: UInt64(index))
+        let index = UInt64(table.count)
+        table.insert(party, hash: hash, at: slot, packets: 0, bytes: 0, aux: index)
         return index
     }
 
@@ -428,11 +476,9 @@ public final class WindowAggregator {
 
 /// A frame decoded and attributed but not yet counted (`WindowAggregator.prepare` makes it,
 /// `WindowAggregator.count(_:)` hashes and counts it, on the same thread or another).
-/// 72 bytes, no references: never the packet bytes.
+/// 64 bytes (one cache line), no references: never the packet bytes.
 public struct PreparedPacket: Sendable {
     var key = FlowKey.empty
-    /// The key's hash, filled in by the aggregator just before it is needed.
-    var hash = 0
     var timestamp: Int64 = 0
     var bytes: UInt64 = 0
     var kind: DecodedPacket.Kind = .nonIP

@@ -1,11 +1,12 @@
 /// Turns a window's tables into a `WindowRecord`: once per window, never per packet.
 ///
-/// One walk of the flows table adds each (client, server, direction, service) entry to
-/// its client, its server and its service, through the dense indexes the aggregator
-/// stored in the entry at admission. Each side's parties are then sorted by total bytes
+/// Each side (clients, servers) is built the same way from its flow table: one walk adds
+/// each (party, direction, service) entry to its party, through the dense index the
+/// aggregator stored in the entry at admission; the parties are sorted by total bytes
 /// (then packets, then address) and past `top` folded into `other`; a listed party's
-/// services are its entries merged by (service, direction), sorted the same way and folded
-/// into one `other` entry per direction past `top`.
+/// services are sorted the same way and folded into one `other` entry per direction past
+/// `top`. Every IP packet is in both tables, so the window's totals and services come from
+/// the clients' table.
 struct WindowRecordBuilder {
     let tables: WindowTables
     let top: Int?
@@ -13,34 +14,18 @@ struct WindowRecordBuilder {
 
     func build(partial: Bool, tracking tracked: TrackedParties) -> BuiltWindow {
         let t = tables
-        let flowSlots = t.flows.occupiedSlots()
-        let flows = t.flows.storage
-        var clients = PartySide(table: t.clients)
-        var servers = PartySide(table: t.servers)
-        var windowIn = Counts(), windowOut = Counts()
         var serviceTotals = CounterTable<PartyKey>(minimumCapacity: 64)
         defer { serviceTotals.deallocate() }
-        for slot in flowSlots {
-            let entry = flows[Int(slot)]
-            let counts = Counts(packets: entry.packets, bytes: entry.bytes)
-            let outbound = entry.key.tag.direction == .outbound
-            if outbound { windowOut += counts } else { windowIn += counts }
-            clients.add(index: PartyIndex.client(entry.aux), outbound: outbound, counts)
-            servers.add(index: PartyIndex.server(entry.aux), outbound: outbound, counts)
-            serviceTotals.add(entry.key.tag.serviceKey, packets: entry.packets, bytes: entry.bytes)
-        }
-        let (listedClients, other) = clients.fold(
-            top: top, otherParties: t.otherClients.count, localNetworks: localNetworks, flowSlots: flowSlots, flows: flows
-        ) { PartyIndex.client($0) }
-        let (listedServers, otherServers) = servers.fold(
-            top: top, otherParties: t.otherServers.count, localNetworks: localNetworks, flowSlots: flowSlots, flows: flows
-        ) { PartyIndex.server($0) }
-
+        let clients = PartySide(parties: t.clients, flows: t.clientFlows, serviceTotals: &serviceTotals)
+        let servers = PartySide(parties: t.servers, flows: t.serverFlows)
+        let (listedClients, other) = clients.fold(top: top, otherParties: t.otherClients.count, localNetworks: localNetworks)
+        let (listedServers, otherServers) = servers.fold(top: top, otherParties: t.otherServers.count, localNetworks: localNetworks)
+        let windowIn = clients.totalIn, windowOut = clients.totalOut
         var windowServices = [ServiceCounts]()
         windowServices.reserveCapacity(serviceTotals.count)
         serviceTotals.forEach { entry in
-            let (service, direction) = entry.key.serviceAndDirection
-            windowServices.append(ServiceCounts(service: service, direction: direction, packets: entry.packets, bytes: entry.bytes))
+            windowServices.append(ServiceCounts(
+                service: entry.key.flowTag.service, direction: entry.key.flowTag.direction, packets: entry.packets, bytes: entry.bytes))
         }
 
         var reasons = [String: UInt64]()
@@ -60,8 +45,8 @@ struct WindowRecordBuilder {
             services: Self.sortedAndFolded(windowServices, top: top))
         return BuiltWindow(
             record: record,
-            clientTotals: tracked.clients.map { clients.totals(of: $0, in: t.clients, foldedPastLimit: t.otherClients.count > 0) },
-            serverTotals: tracked.servers.map { servers.totals(of: $0, in: t.servers, foldedPastLimit: t.otherServers.count > 0) })
+            clientTotals: tracked.clients.map { clients.totals(of: $0, foldedPastLimit: t.otherClients.count > 0) },
+            serverTotals: tracked.servers.map { servers.totals(of: $0, foldedPastLimit: t.otherServers.count > 0) })
     }
 
     /// Sorts by bytes (then packets, service, direction); past `top`, and for the
@@ -93,24 +78,6 @@ struct WindowRecordBuilder {
         }
         return result
     }
-
-    /// Merges entries of the same (service, direction) (a party's flows with different
-    /// counterparts), in place; the order is then by service and direction.
-    static func merged(_ items: inout [ServiceCounts]) {
-        guard items.count > 1 else { return }
-        items.sort { a, b in a.service != b.service ? a.service < b.service : a.direction.rawValue < b.direction.rawValue }
-        var kept = 0
-        for i in 1..<items.count {
-            if items[i].service == items[kept].service && items[i].direction == items[kept].direction {
-                items[kept].packets &+= items[i].packets
-                items[kept].bytes &+= items[i].bytes
-            } else {
-                kept += 1
-                items[kept] = items[i]
-            }
-        }
-        items.removeSubrange((kept + 1)...)
-    }
 }
 
 /// One side's parties (the clients, or the servers) of a window while its record is
@@ -125,43 +92,70 @@ struct PartySide {
         var index: Int32
     }
 
+    let parties: CounterTable<PartyKey>
+    let flows: CounterTable<PartyKey>
     var addresses: [IPAddress]
     var inbound: [Counts]
     var outbound: [Counts]
-    /// Flow entries per party (its services before merging).
+    /// Flow entries per party (its services).
     var flowCount: [Int32]
-    /// The traffic of the parties past `maxClients`.
+    /// The traffic of the parties past `maxClients` (or not known).
     var otherIn = Counts()
     var otherOut = Counts()
+    /// The side's whole traffic (every IP packet of the window), by direction.
+    var totalIn = Counts()
+    var totalOut = Counts()
 
-    init(table: CounterTable<PartyKey>) {
-        let n = table.count
-        var addresses = [IPAddress](repeating: IPAddress(ipv4: 0), count: n)
-        table.forEach { entry in addresses[Int(entry.aux)] = entry.key.address }
-        self.addresses = addresses
-        inbound = [Counts](repeating: .zero, count: n)
-        outbound = [Counts](repeating: .zero, count: n)
-        flowCount = [Int32](repeating: 0, count: n)
+    /// Adds up each party's flows.
+    init(parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>) {
+        var none = CounterTable<PartyKey>(minimumCapacity: 0)
+        defer { none.deallocate() }
+        self.init(parties: parties, flows: flows, serviceTotals: &none, withServices: false)
     }
 
-    @inline(__always)
-    mutating func add(index: UInt32, outbound isOut: Bool, _ counts: Counts) {
-        if index == PartyIndex.other {
-            if isOut { otherOut += counts } else { otherIn += counts }
-            return
+    /// Adds up each party's flows, and each (service, direction) in `serviceTotals`.
+    init(parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>, serviceTotals: inout CounterTable<PartyKey>) {
+        self.init(parties: parties, flows: flows, serviceTotals: &serviceTotals, withServices: true)
+    }
+
+    private init(
+        parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>, serviceTotals: inout CounterTable<PartyKey>, withServices: Bool
+    ) {
+        self.parties = parties
+        self.flows = flows
+        let n = parties.count
+        var addresses = [IPAddress](repeating: IPAddress(ipv4: 0), count: n)
+        parties.forEach { entry in addresses[Int(entry.aux)] = entry.key.address }
+        self.addresses = addresses
+        var inbound = [Counts](repeating: .zero, count: n)
+        var outbound = [Counts](repeating: .zero, count: n)
+        var flowCount = [Int32](repeating: 0, count: n)
+        var otherIn = Counts(), otherOut = Counts()
+        var totalIn = Counts(), totalOut = Counts()
+        flows.forEach { entry in
+            let isOut = entry.key.flowTag.direction == .outbound
+            if isOut { totalOut.add(packets: entry.packets, bytes: entry.bytes) } else { totalIn.add(packets: entry.packets, bytes: entry.bytes) }
+            if withServices { serviceTotals.add(entry.key.serviceTotal, packets: entry.packets, bytes: entry.bytes) }
+            guard entry.aux != PartyIndex.other else {
+                if isOut { otherOut.add(packets: entry.packets, bytes: entry.bytes) } else { otherIn.add(packets: entry.packets, bytes: entry.bytes) }
+                return
+            }
+            let i = Int(entry.aux)
+            if isOut { outbound[i].add(packets: entry.packets, bytes: entry.bytes) } else { inbound[i].add(packets: entry.packets, bytes: entry.bytes) }
+            flowCount[i] &+= 1
         }
-        let i = Int(index)
-        if isOut { outbound[i] += counts } else { inbound[i] += counts }
-        flowCount[i] &+= 1
+        self.inbound = inbound
+        self.outbound = outbound
+        self.flowCount = flowCount
+        self.otherIn = otherIn
+        self.otherOut = otherOut
+        self.totalIn = totalIn
+        self.totalOut = totalOut
     }
 
     /// The listed parties (at most `top`, with their services) and `other`: the unlisted
-    /// ones plus the `otherParties` counted past `maxClients`. `partyIndex` picks this
-    /// side's index out of a flow entry's `aux`.
-    func fold(
-        top: Int?, otherParties: UInt64, localNetworks: LocalNetworks, flowSlots: [Int32],
-        flows: UnsafeMutablePointer<CounterTable<FlowKey>.Entry>, partyIndex: (UInt64) -> UInt32
-    ) -> ([PartyRecord], OtherCounts) {
+    /// ones plus the `otherParties` counted past `maxClients`.
+    func fold(top: Int?, otherParties: UInt64, localNetworks: LocalNetworks) -> ([PartyRecord], OtherCounts) {
         let count = addresses.count
         var keys = [OrderKey]()
         keys.reserveCapacity(count)
@@ -184,8 +178,8 @@ struct PartySide {
             other.clients &+= 1
         }
 
-        // The listed parties' flows, placed by a counting sort into one flat array (each
-        // party's run starts at `offsets[position]`), then merged by service per party.
+        // The listed parties' services, placed by a counting sort into one flat array (each
+        // party's run starts at `offsets[position]`).
         var position = [Int32](repeating: -1, count: count)
         var offsets = [Int](repeating: 0, count: listed + 1)
         for p in 0..<listed {
@@ -197,14 +191,12 @@ struct PartySide {
             repeating: ServiceCounts(service: .other, direction: .inbound, packets: 0, bytes: 0), count: offsets[listed])
         var next = offsets
         if listed > 0 {
-            for slot in flowSlots {
-                let entry = flows[Int(slot)]
-                let index = partyIndex(entry.aux)
-                guard index != PartyIndex.other else { continue }
-                let p = position[Int(index)]
-                guard p >= 0 else { continue }
+            flows.forEach { entry in
+                guard entry.aux != PartyIndex.other else { return }
+                let p = position[Int(entry.aux)]
+                guard p >= 0 else { return }
                 flat[next[Int(p)]] = ServiceCounts(
-                    service: entry.key.tag.service, direction: entry.key.tag.direction, packets: entry.packets, bytes: entry.bytes)
+                    service: entry.key.flowTag.service, direction: entry.key.flowTag.direction, packets: entry.packets, bytes: entry.bytes)
                 next[Int(p)] &+= 1
             }
         }
@@ -212,19 +204,17 @@ struct PartySide {
         parties.reserveCapacity(listed)
         for p in 0..<listed {
             let i = Int(keys[p].index)
-            var services = Array(flat[offsets[p]..<offsets[p + 1]])
-            WindowRecordBuilder.merged(&services)
             parties.append(PartyRecord(
                 ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
-                services: WindowRecordBuilder.sortedAndFolded(services, top: top)))
+                services: WindowRecordBuilder.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top)))
         }
         return (parties, other)
     }
 
     /// A party's totals: zero when it sent nothing, `nil` when it may hide in `other`
     /// (some parties were folded past `maxClients`).
-    func totals(of address: IPAddress, in table: CounterTable<PartyKey>, foldedPastLimit: Bool) -> PartyTotals? {
-        guard let entry = table.entry(PartyKey(address)) else { return foldedPastLimit ? nil : PartyTotals() }
+    func totals(of address: IPAddress, foldedPastLimit: Bool) -> PartyTotals? {
+        guard let entry = parties.entry(PartyKey(address)) else { return foldedPastLimit ? nil : PartyTotals() }
         let i = Int(entry.aux)
         return PartyTotals(in: inbound[i], out: outbound[i])
     }

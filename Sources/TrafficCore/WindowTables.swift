@@ -19,9 +19,11 @@ final class WindowTables: @unchecked Sendable {
     /// Captured frames longer on the wire than the interface's MTU and link header.
     var oversized: UInt64 = 0
     var drops: (kernel: UInt64, interface: UInt64) = (0, 0)
-    /// (client, server, direction, service) -> counters; `aux` holds the client's dense
-    /// index (low half) and the server's (high half), `PartyIndex.other` for `other`.
-    var flows: CounterTable<FlowKey>
+    /// (client, direction, service) -> counters; `aux` holds the client's dense index
+    /// (`PartyIndex.other` for the clients folded into `other`).
+    var clientFlows: CounterTable<PartyKey>
+    /// (server, direction, service) -> counters, the same way.
+    var serverFlows: CounterTable<PartyKey>
     /// Client -> dense index (in `aux`), assigned at admission.
     var clients: CounterTable<PartyKey>
     /// Server -> dense index (in `aux`), assigned at admission.
@@ -30,14 +32,16 @@ final class WindowTables: @unchecked Sendable {
     var otherClients = DistinctParties()
     var otherServers = DistinctParties()
 
-    init(flowCapacity: Int, clientCapacity: Int, serverCapacity: Int) {
-        flows = CounterTable(minimumCapacity: flowCapacity)
+    init(clientFlowCapacity: Int, serverFlowCapacity: Int, clientCapacity: Int, serverCapacity: Int) {
+        clientFlows = CounterTable(minimumCapacity: clientFlowCapacity)
+        serverFlows = CounterTable(minimumCapacity: serverFlowCapacity)
         clients = CounterTable(minimumCapacity: clientCapacity)
         servers = CounterTable(minimumCapacity: serverCapacity)
     }
 
     deinit {
-        flows.deallocate()
+        clientFlows.deallocate()
+        serverFlows.deallocate()
         clients.deallocate()
         servers.deallocate()
         otherClients.deallocate()
@@ -56,7 +60,8 @@ final class WindowTables: @unchecked Sendable {
         openedMidWindow = false
         otherClients.removeAll()
         otherServers.removeAll()
-        flows.removeAll()
+        clientFlows.removeAll()
+        serverFlows.removeAll()
         clients.removeAll()
         servers.removeAll()
     }
@@ -65,14 +70,7 @@ final class WindowTables: @unchecked Sendable {
 /// A party's dense index in a window (the order of admission), stored in flow entries.
 enum PartyIndex {
     /// The index of `other`: a party past `maxClients`, or a server not known.
-    static let other: UInt32 = .max
-
-    @inline(__always)
-    static func pack(client: UInt32, server: UInt32) -> UInt64 { UInt64(client) | UInt64(server) << 32 }
-    @inline(__always)
-    static func client(_ aux: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: aux) }
-    @inline(__always)
-    static func server(_ aux: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: aux >> 32) }
+    static let other: UInt64 = .max
 }
 
 /// How many distinct parties went to `other` past `maxClients`: counted exactly up to
@@ -122,10 +120,12 @@ final class WindowTablesPool: Sendable {
     /// every doubling again (each a rehash and a fresh allocation, on the counting thread).
     func take(sizedLike previous: WindowTables? = nil) -> WindowTables {
         if let spare = spares.withLock({ $0.popLast() }) { return spare }
+        let small = min(partyCapacity, 256)
         return WindowTables(
-            flowCapacity: max(flowCapacity, (previous?.flows.capacity ?? 0) / 2),
+            clientFlowCapacity: max(flowCapacity, (previous?.clientFlows.capacity ?? 0) / 2),
+            serverFlowCapacity: max(small, (previous?.serverFlows.capacity ?? 0) / 2),
             clientCapacity: max(partyCapacity, (previous?.clients.capacity ?? 0) / 2),
-            serverCapacity: max(min(partyCapacity, 256), (previous?.servers.capacity ?? 0) / 2))
+            serverCapacity: max(small, (previous?.servers.capacity ?? 0) / 2))
     }
 
     func give(_ tables: WindowTables) {

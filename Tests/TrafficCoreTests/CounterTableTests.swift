@@ -84,50 +84,62 @@ struct CounterTableTests {
     @Test func poolSizesANewSetLikeThePreviousOne() {
         let pool = WindowTablesPool(flowCapacity: 16, partyCapacity: 16)
         let previous = pool.take()
-        let small = previous.flows.capacity
+        let small = previous.clientFlows.capacity
         for i in 0..<5000 {
-            previous.flows.add(FlowKey(clientHigh: 0, clientLow: UInt64(i), serverHigh: 0, serverLow: 1, tag: FlowTag(rawValue: 1)), bytes: 1)
+            previous.clientFlows.add(PartyKey(high: UInt64(i), low: 1, tag: 1), bytes: 1)
+            previous.serverFlows.add(PartyKey(high: UInt64(i), low: 4, tag: 1), bytes: 1)
             previous.clients.add(PartyKey(high: UInt64(i), low: 2, tag: 1), bytes: 1)
             previous.servers.add(PartyKey(high: UInt64(i), low: 3, tag: 1), bytes: 1)
         }
-        #expect(previous.flows.capacity > small)
+        #expect(previous.clientFlows.capacity > small)
         let next = pool.take(sizedLike: previous)
-        #expect(next.flows.capacity == previous.flows.capacity)
+        #expect(next.clientFlows.capacity == previous.clientFlows.capacity)
+        #expect(next.serverFlows.capacity == previous.serverFlows.capacity)
         #expect(next.clients.capacity == previous.clients.capacity)
         #expect(next.servers.capacity == previous.servers.capacity)
-        #expect(next.flows.count == 0 && next.clients.count == 0)
+        #expect(next.clientFlows.count == 0 && next.clients.count == 0)
         pool.give(previous)
         let spare = pool.take(sizedLike: next)
         #expect(spare === previous)
-        #expect(spare.flows.count == 0)
+        #expect(spare.clientFlows.count == 0)
     }
 
-    /// Flow keys that differ only in which address is the client, or in one tag bit, are
-    /// different entries; the owner's word stays as inserted while the counters add up.
-    @Test func flowKeysKeepClientServerAndTagApart() {
-        var table = CounterTable<FlowKey>(minimumCapacity: 4)
-        defer { table.deallocate() }
-        let a = IPAddress(ipv4: 0xC0A8_010A), b = IPAddress(ipv4: 0x8EFA_0101)
+    /// A packet's flow key splits into one key per side: the client's and the server's
+    /// (party, direction, service), each with its own family and `other` marks; keys that
+    /// differ in one tag bit are different entries, and the owner's word stays as inserted
+    /// while the counters add up.
+    @Test func flowKeysSplitIntoOneKeyPerSide() {
+        let a = IPAddress(ipv4: 0xC0A8_010A), b = IPAddress(ipv6High: 0x2A00_1450_0000_0000, low: 7)
         let service = Service(ipProtocol: 6, port: 443)
+        let key = FlowKey(client: a, server: b, direction: .outbound, service: service)
+        #expect(key.clientSide.address == a && key.serverSide.address == b)
+        #expect(key.clientSide.party == PartyKey(a) && key.serverSide.party == PartyKey(b))
+        for side in [key.clientSide, key.serverSide] {
+            #expect(side.flowTag.service == service && side.flowTag.direction == .outbound && !side.isOther)
+        }
+        let unknown = FlowKey(client: a, server: nil, direction: .inbound, service: service)
+        #expect(unknown.serverSide.isOther && !unknown.clientSide.isOther)
+        #expect(unknown.serverSide == unknown.serverSide.withOtherParty)
+
+        var table = CounterTable<PartyKey>(minimumCapacity: 4)
+        defer { table.deallocate() }
         let keys = [
-            FlowKey(client: a, server: b, direction: .outbound, service: service),
-            FlowKey(client: b, server: a, direction: .outbound, service: service),
-            FlowKey(client: a, server: b, direction: .inbound, service: service),
-            FlowKey(client: a, server: nil, direction: .outbound, service: service),
-            FlowKey(client: a, server: b, direction: .outbound, service: service).withOtherService,
+            key.clientSide, key.serverSide, FlowKey(client: b, server: a, direction: .outbound, service: service).clientSide,
+            FlowKey(client: a, server: b, direction: .inbound, service: service).clientSide,
+            key.clientSide.withOtherService, key.clientSide.withOtherParty, key.serverSide.withOtherParty, key.clientSide.party,
+            key.clientSide.serviceTotal,
         ]
-        for (i, key) in keys.enumerated() {
-            let inserted = table.add(key, bytes: 100, aux: UInt64(i))
-            let insertedAgain = table.add(key, bytes: 10, aux: 99)
+        // Two pairs coincide: a server side and a client side of the same address and flow,
+        // and any party folded into `other` for the same flow.
+        #expect(Set(keys).count == keys.count - 2)
+        #expect(key.serverSide == keys[2] && key.clientSide.withOtherParty == key.serverSide.withOtherParty)
+        for (i, k) in Set(keys).enumerated() {
+            let inserted = table.add(k, bytes: 100, aux: UInt64(i))
+            let insertedAgain = table.add(k, bytes: 10, aux: 99)
             #expect(inserted && !insertedAgain)
+            #expect(table.entry(k)?.aux == UInt64(i))
+            #expect(table.entry(k)?.bytes == 110 && table.entry(k)?.packets == 2)
         }
-        #expect(table.count == keys.count)
-        for (i, key) in keys.enumerated() {
-            #expect(table.entry(key)?.aux == UInt64(i))
-            #expect(table.entry(key)?.bytes == 110 && table.entry(key)?.packets == 2)
-        }
-        #expect(MemoryLayout<CounterTable<FlowKey>.Entry>.stride == 64)
-        #expect(keys[0].clientParty.address == a && keys[0].serverParty.address == b)
-        #expect(keys[3].tag.isServerOther && !keys[0].tag.isServerOther)
+        #expect(MemoryLayout<CounterTable<PartyKey>.Entry>.stride == 48)
     }
 }
