@@ -77,6 +77,30 @@ import TrafficTestSupport
         }
     }
 
+    /// The page has a table per kind of party: top clients and top servers, and local
+    /// machines (hidden until `/stats/capture` names local networks); its script reads
+    /// the local networks, the servers and the parties' `local` mark.
+    @Test func pageHasPanelsForClientsServersAndLocalMachines() async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        try await server.application.test(.router) { client in
+            let html = HTTPHarness.text(try await HTTPHarness.get(client, "/"))
+            for (panel, table, heading) in [
+                ("panel-local", "local-table", "Local machines"), ("panel-clients", "clients-table", "Top clients"),
+                ("panel-servers", "servers-table", "Top servers"), ("panel-services", "services-table", "Top services"),
+            ] {
+                #expect(html.contains(#"id="\#(panel)""#) && html.contains(#"<table id="\#(table)">"#), "no \(table) in \(panel)")
+                #expect(html.contains(">\(heading)</h2>"), "no heading \(heading)")
+            }
+            #expect(html.contains(#"<section class="panel" id="panel-local" aria-labelledby="h-local" hidden>"#))
+            let script = HTTPHarness.text(try await HTTPHarness.get(client, "/assets/app.js"))
+            for marker in ["local_networks", "r.servers", "other_servers", "p.local", "'Remote servers'", "'Remote clients'"] {
+                #expect(script.contains(marker), "app.js does not read \(marker)")
+            }
+        }
+    }
+
     /// `/stats/capture` names the local networks (IPv4 first, canonical text) and the
     /// service ports the server attributes with; none when none is set.
     @Test func captureSummaryNamesLocalNetworksAndServicePorts() async throws {
