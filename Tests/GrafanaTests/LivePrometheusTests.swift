@@ -154,7 +154,7 @@ struct LivePrometheusTests {
         let rules = try await api.call("api/v1/rules", [], method: "GET")
         #expect(rules.status == "success")
         let ruleList = try rulesOf(rules.raw)
-        #expect(ruleList.count >= 19, "only \(ruleList.count) rules loaded")
+        #expect(ruleList.count >= 22, "only \(ruleList.count) rules loaded")
         for rule in ruleList {
             #expect(rule.health != "err", "rule \(rule.name): \(rule.lastError)")
         }
