@@ -500,7 +500,8 @@
     });
     const more = [];
     if (list.length > TOP_ROWS) more.push((list.length - TOP_ROWS) + ' more listed in the record');
-    $(name + '-more').textContent = more.concat(notes).join('; ');
+    const note = more.concat(notes).join('; ');
+    $(name + '-more').textContent = note.charAt(0).toUpperCase() + note.slice(1);
     fillTable($(name + '-table').tBodies[0], rows, emptyText);
   }
 
