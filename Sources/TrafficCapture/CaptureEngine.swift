@@ -41,7 +41,8 @@ public final class CaptureEngine: Sendable {
     }
 
     let source: PacketSource
-    let configuration: WindowAggregator.Configuration
+    /// How packets are attributed and windows cut (local networks, service ports, ...).
+    public let configuration: WindowAggregator.Configuration
     let onWindow: @Sendable (ClosedWindow) -> Void
     /// How long after a window's end a live capture waits for late packets before closing it.
     public let closeGrace: Int64

@@ -40,8 +40,13 @@ public struct CaptureTotals: Sendable, Equatable {
 /// {"version":"1.0.0","status":"capturing","source":{"kind":"interface","name":"eth0"},
 ///  "started":"2026-11-25T10:00:00Z","uptime_seconds":3600.5,"window_seconds":5,
 ///  "windows_closed":720,"received":1200000,"dropped":{"kernel":0,"interface":0},
-///  "malformed":3,"non_ip":120,"late_packets":0,"top":50,"history_size":720}
+///  "malformed":3,"non_ip":120,"late_packets":0,"top":50,"history_size":720,
+///  "local_networks":["192.168.1.0/24","2001:db8:1::/64"],"service_ports":["UDP/50000"]}
 /// ```
+/// `local_networks` are the networks whose parties are local (`--local-net`, plus a live
+/// interface's own addresses); empty when none is set, which the live page reads as "no
+/// side of the traffic is mine" (top clients and servers rather than local machines and
+/// remote servers). `service_ports` are the `--service-port` values.
 struct CaptureSummary: Encodable {
     struct Source: Encodable {
         var kind: String
@@ -68,11 +73,14 @@ struct CaptureSummary: Encodable {
     var latePackets: UInt64
     var top: Int
     var historySize: Int
+    var localNetworks: [String]
+    var servicePorts: [String]
 
     enum CodingKeys: String, CodingKey {
         case version, status, error, source, started, received, dropped, malformed, top
         case uptimeSeconds = "uptime_seconds", windowSeconds = "window_seconds", windowsClosed = "windows_closed"
         case nonIP = "non_ip", latePackets = "late_packets", historySize = "history_size"
+        case localNetworks = "local_networks", servicePorts = "service_ports"
     }
 
     init(state: TrafficState, now: Int64) {
@@ -98,6 +106,8 @@ struct CaptureSummary: Encodable {
         latePackets = totals.latePackets
         top = state.configuration.top
         historySize = state.configuration.historySize
+        localNetworks = state.engine.configuration.localNetworks.prefixes.map(\.description)
+        servicePorts = state.engine.configuration.servicePorts.labels
     }
 
     func jsonBytes() -> [UInt8] {

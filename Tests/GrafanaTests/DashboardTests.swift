@@ -43,10 +43,10 @@ struct DashboardTests {
         #expect((instance["refresh"] as? Int ?? 0) >= 1)
     }
 
-    @Test("rows group overview, clients, services and capture health")
+    @Test("rows group overview, clients, servers, services and capture health")
     func rows() throws {
         let titles = try Dashboard().rowTitles.map { $0.lowercased() }
-        for wanted in ["overview", "clients", "services", "capture health"] {
+        for wanted in ["overview", "clients", "servers", "services", "capture health"] {
             #expect(titles.contains { $0.contains(wanted) }, "no row titled like '\(wanted)' in \(titles)")
         }
     }
@@ -121,7 +121,9 @@ struct DashboardTests {
             "trafficmon_malformed_packets_total", "trafficmon_capture_dropped_packets_total",
             "trafficmon_capture_received_packets_total", "trafficmon_late_packets_total",
             "trafficmon_windows_closed_total", "trafficmon_build_info", "process_resident_memory_bytes",
-            "process_cpu_seconds_total", "up{",
+            "process_cpu_seconds_total", "up{", "trafficmon_client_bytes_total", "trafficmon_server_bytes_total",
+            "trafficmon_window_server_bytes", "trafficmon_window_servers", "trafficmon_party_series",
+            "trafficmon_party_series_refused_total", "trafficmon_capture_oversized_frames_total",
         ] {
             #expect(all.contains(metric), "no panel queries \(metric)")
         }
@@ -136,6 +138,41 @@ struct DashboardTests {
         #expect(panels.contains { ["bargauge", "table"].contains($0.type) && $0.expressions.contains { $0.contains("topk(") && $0.contains("service") } })
         // The drop ratio as a percentage.
         #expect(panels.contains { $0.unit == "percentunit" && $0.expressions.contains { $0.contains("trafficmon_capture_dropped_packets_total") } })
+    }
+
+    /// Per party, both sides alike: bits/s over time from `rate()` of the sticky counters
+    /// (what a burst between two scrapes still reaches), a top-N over the selected time
+    /// range from the same counters, and the last window's top from the per-window gauges.
+    @Test("clients and servers: rate() of the sticky counters, top-N over the range, the last window", arguments: ["client", "server"])
+    func partyPanels(side: String) throws {
+        let panels = try Dashboard().dataPanels
+        let counter = "trafficmon_\(side)_bytes_total{"
+        let rated = panels.filter { panel in
+            panel.type == "timeseries" && panel.unit == "bps" && panel.expressions.contains {
+                $0.hasPrefix("topk(") && $0.contains("sum by (\(side)) (rate(\(counter)") && $0.contains("[$__rate_interval]") && $0.hasSuffix("* 8)")
+            }
+        }
+        #expect(rated.count == 1, "no single bits/s panel over rate(\(counter)...): \(rated.map(\.title))")
+        #expect(panels.contains { $0.isTopNOverRange && $0.unit == "bytes" && $0.expressions.contains { $0.contains("increase(\(counter)") && $0.contains("[$__range]") } },
+                "no top-N \(side) panel over the selected time range")
+        let gauge = "trafficmon_window_\(side)_bytes{"
+        #expect(panels.contains { $0.type == "bargauge" && $0.unit == "bps" && $0.expressions.contains { $0.contains("topk(") && $0.contains(gauge) && $0.contains("\(side)!=\"other\"") } },
+                "no last-window \(side) bar gauge")
+        #expect(panels.contains { $0.type == "table" && $0.unit == "bytes" && $0.expressions.contains { $0.contains(gauge) } }, "no last-window \(side) table")
+        // The counter panels say where their figures come from and what they do not hold.
+        for panel in rated {
+            #expect(panel.description.contains("trafficmon_\(side)_bytes_total") && panel.description.contains("--party-ttl"),
+                    "'\(panel.title)': \(panel.description)")
+        }
+    }
+
+    @Test("a bits/s panel over a bytes metric multiplies by 8")
+    func bitsAreBytesTimesEight() throws {
+        for panel in try Dashboard().dataPanels where panel.unit == "bps" {
+            for expr in panel.expressions where expr.contains("_bytes") {
+                #expect(expr.contains("* 8"), "'\(panel.title)': \(expr)")
+            }
+        }
     }
 
     @Test("every metric the dashboard and rules name is one trafficmon exports")

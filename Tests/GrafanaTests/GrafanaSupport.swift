@@ -1,4 +1,6 @@
 import Foundation
+import Testing
+import TrafficTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -298,6 +300,34 @@ struct PrometheusAPI: Sendable {
         try await call("api/v1/query", [("query", expr)])
     }
 
+    /// An instant query evaluated at `time` (Unix seconds; Prometheus keeps milliseconds).
+    func query(_ expr: String, at time: Double) async throws -> Response {
+        try await call("api/v1/query", [("query", expr), ("time", String(format: "%.3f", time))])
+    }
+
+    /// The samples of a range-vector query (`metric{...}[3m]`) as (time, value) pairs, per series.
+    func samples(_ expr: String) async throws -> [[(time: Double, value: Double)]] {
+        try await query(expr).result.map { series in
+            ((series["values"] as? [[Any]]) ?? []).compactMap { pair in
+                guard pair.count == 2, let time = (pair[0] as? NSNumber)?.doubleValue,
+                      let text = pair[1] as? String, let value = Double(text) else { return nil }
+                return (time, value)
+            }
+        }
+    }
+
+    /// The values of an instant-vector answer, by the value of `label` in each series.
+    static func values(_ response: Response, by label: String) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for sample in response.result {
+            guard let key = (sample["metric"] as? [String: Any])?[label] as? String,
+                  let pair = sample["value"] as? [Any], pair.count == 2,
+                  let text = pair[1] as? String, let value = Double(text) else { continue }
+            out[key] = value
+        }
+        return out
+    }
+
     func queryRange(_ expr: String, seconds: Int, step: Int = 1) async throws -> Response {
         let end = Date().timeIntervalSince1970
         return try await call("api/v1/query_range", [
@@ -308,16 +338,66 @@ struct PrometheusAPI: Sendable {
 
     /// `{instance: value}` of an instant vector query.
     func valuesByInstance(_ expr: String) async throws -> [String: Double] {
-        let response = try await query(expr)
-        var out: [String: Double] = [:]
-        for sample in response.result {
-            guard let instance = (sample["metric"] as? [String: Any])?["instance"] as? String,
-                  let pair = sample["value"] as? [Any], pair.count == 2,
-                  let text = pair[1] as? String, let value = Double(text) else { continue }
-            out[instance] = value
-        }
-        return out
+        Self.values(try await query(expr), by: "instance")
     }
+}
+
+// MARK: - Prometheus and trafficmon processes
+
+/// The shipped prometheus.yml with `scrapeInterval` for scrapes and rule evaluations, the
+/// test's targets and absolute rule paths.
+func shippedPrometheusConfig(targets: [String], prometheusAddress: String, scrapeInterval: String) throws -> String {
+    var text = try Repo.text("grafana/prometheus/prometheus.yml")
+    func replace(_ old: String, _ new: String) throws {
+        guard text.contains(old) else { throw GrafanaTestError("prometheus.yml has no '\(old)' to adapt for the test") }
+        text = text.replacingOccurrences(of: old, with: new)
+    }
+    try replace("scrape_interval: 15s", "scrape_interval: \(scrapeInterval)")
+    try replace("evaluation_interval: 15s", "evaluation_interval: \(scrapeInterval)")
+    try replace("- targets: ['127.0.0.1:9000']", "- targets: [\(targets.map { "'\($0)'" }.joined(separator: ", "))]")
+    try replace("- targets: ['127.0.0.1:9090']", "- targets: ['\(prometheusAddress)']")
+    let rules = Repo.prometheusDirectory
+    try replace("  - alerts.yml", "  - \(rules.appendingPathComponent("alerts.yml").path)")
+    try replace("  - recording_rules.yml", "  - \(rules.appendingPathComponent("recording_rules.yml").path)")
+    return text
+}
+
+/// Starts Debian's Prometheus on a free port of 127.0.0.1 with the shipped configuration
+/// (scraping `targets` every `scrapeInterval`, the shipped rules loaded), its data in `dir`.
+func startPrometheus(
+    targets: [String], scrapeInterval: String, in dir: URL, group: ProcessGroup
+) throws -> (ManagedProcess, PrometheusAPI) {
+    let binary = try #require(
+        findExecutable("prometheus", preferred: "/usr/bin/prometheus"), "prometheus not found: install Debian's prometheus package")
+    let port = try TestProcess.freePort()
+    let configURL = dir.appendingPathComponent("prometheus.yml")
+    try shippedPrometheusConfig(targets: targets, prometheusAddress: "127.0.0.1:\(port)", scrapeInterval: scrapeInterval)
+        .write(to: configURL, atomically: true, encoding: .utf8)
+    let process = try ManagedProcess(
+        name: "prometheus", executable: binary,
+        arguments: [
+            "--config.file=\(configURL.path)",
+            "--storage.tsdb.path=\(dir.appendingPathComponent("tsdb").path)",
+            "--web.listen-address=127.0.0.1:\(port)",
+            "--log.level=warn",
+        ],
+        directory: dir)
+    group.add(process)
+    let base = try #require(URL(string: "http://127.0.0.1:\(port)/"))
+    return (process, PrometheusAPI(base: base))
+}
+
+/// Polls `condition` every 200 ms until it holds; fails with the process's log otherwise.
+func waitFor(
+    _ what: String, timeout: TimeInterval = 60, process: ManagedProcess, _ condition: () async throws -> Bool
+) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return }
+        if !process.isRunning { throw GrafanaTestError("\(process.name) exited while waiting for \(what):\n\(process.logTail)") }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    throw GrafanaTestError("timed out after \(Int(timeout)) s waiting for \(what); \(process.name) log:\n\(process.logTail)")
 }
 
 /// The sum of every sample of `family` in a Prometheus text exposition.

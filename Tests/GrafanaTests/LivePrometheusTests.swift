@@ -12,8 +12,6 @@ struct LivePrometheusTests {
 
     @Test("every panel query returns data; the instance variable lists both sensors; per-instance figures are each sensor's own")
     func everyPanelQueryReturnsData() async throws {
-        let prometheusBinary = try #require(
-            findExecutable("prometheus", preferred: "/usr/bin/prometheus"), "prometheus not found: install Debian's prometheus package")
         let dir = try TestProcess.temporaryDirectory("trafficmon-grafana")
         let group = ProcessGroup()
         var injector: Task<Int, Never>?
@@ -48,39 +46,25 @@ struct LivePrometheusTests {
 
         // Prometheus with the shipped prometheus.yml, sped up (1 s scrapes and rule
         // evaluations), scraping both sensors and loading the shipped rule files.
-        let prometheusPort = try TestProcess.freePort()
-        let config = try prometheusConfig(
-            targets: sensors.map(\.address), prometheusAddress: "127.0.0.1:\(prometheusPort)")
-        let configURL = dir.appendingPathComponent("prometheus.yml")
-        try config.write(to: configURL, atomically: true, encoding: .utf8)
-        let prometheus = try ManagedProcess(
-            name: "prometheus", executable: prometheusBinary,
-            arguments: [
-                "--config.file=\(configURL.path)",
-                "--storage.tsdb.path=\(dir.appendingPathComponent("tsdb").path)",
-                "--web.listen-address=127.0.0.1:\(prometheusPort)",
-                "--log.level=warn",
-            ],
-            directory: dir)
-        group.add(prometheus)
-        let api = PrometheusAPI(base: URL(string: "http://127.0.0.1:\(prometheusPort)/")!)
+        let (prometheus, api) = try startPrometheus(targets: sensors.map(\.address), scrapeInterval: "1s", in: dir, group: group)
         let started = Date()
         try await waitFor("Prometheus to be ready", process: prometheus) {
             (try? await HTTP.get(api.base.appendingPathComponent("-/ready")))?.status == 200
         }
 
         // Live traffic for both sensors while Prometheus scrapes: every 200 ms, varied
-        // clients, services, directions and sizes.
+        // clients, servers, services, directions and sizes.
         let addresses = sensors.map(\.address)
         injector = Task {
             let clients = ["198.51.100.7", "198.51.100.23", "203.0.113.9", "192.0.2.44", "2001:db8:1000::5", "100.64.3.2"]
             let services = ["TCP/443", "UDP/53", "TCP/8000", "SCTP/2905", "ICMP", "TCP/22"]
+            let servers = ["10.0.0.1", "10.0.0.2", "2001:db8::1", "192.0.2.80"]
             var tick = 0, accepted = 0
             while !Task.isCancelled {
                 for (n, address) in addresses.enumerated() {
                     for k in 0..<3 {
                         let i = tick * 3 + k + n
-                        let body = #"{"client_ip":"\#(clients[i % clients.count])","direction":"\#(i % 2 == 0 ? "in" : "out")","proto":"\#(services[(i / 2) % services.count])","size":\#(100 + (i * 379) % 1400 + n * 50)}"#
+                        let body = #"{"client_ip":"\#(clients[i % clients.count])","server_ip":"\#(servers[(i / 3) % servers.count])","direction":"\#(i % 2 == 0 ? "in" : "out")","proto":"\#(services[(i / 2) % services.count])","size":\#(100 + (i * 379) % 1400 + n * 50)}"#
                         if let reply = try? await HTTP.request(
                             "POST", URL(string: "http://\(address)/debug/inject")!, body: Data(body.utf8),
                             contentType: "application/json"), reply.status == 202 {
@@ -154,7 +138,7 @@ struct LivePrometheusTests {
         let rules = try await api.call("api/v1/rules", [], method: "GET")
         #expect(rules.status == "success")
         let ruleList = try rulesOf(rules.raw)
-        #expect(ruleList.count >= 19, "only \(ruleList.count) rules loaded")
+        #expect(ruleList.count >= 22, "only \(ruleList.count) rules loaded")
         for rule in ruleList {
             #expect(rule.health != "err", "rule \(rule.name): \(rule.lastError)")
         }
@@ -197,23 +181,6 @@ struct LivePrometheusTests {
         }
     }
 
-    /// The shipped prometheus.yml with 1 s intervals, the test's targets and absolute rule paths.
-    func prometheusConfig(targets: [String], prometheusAddress: String) throws -> String {
-        var text = try Repo.text("grafana/prometheus/prometheus.yml")
-        func replace(_ old: String, _ new: String) throws {
-            guard text.contains(old) else { throw GrafanaTestError("prometheus.yml has no '\(old)' to adapt for the test") }
-            text = text.replacingOccurrences(of: old, with: new)
-        }
-        try replace("scrape_interval: 15s", "scrape_interval: 1s")
-        try replace("evaluation_interval: 15s", "evaluation_interval: 1s")
-        try replace("- targets: ['127.0.0.1:9000']", "- targets: [\(targets.map { "'\($0)'" }.joined(separator: ", "))]")
-        try replace("- targets: ['127.0.0.1:9090']", "- targets: ['\(prometheusAddress)']")
-        let rules = Repo.prometheusDirectory
-        try replace("  - alerts.yml", "  - \(rules.appendingPathComponent("alerts.yml").path)")
-        try replace("  - recording_rules.yml", "  - \(rules.appendingPathComponent("recording_rules.yml").path)")
-        return text
-    }
-
     struct Rule { var name: String; var health: String; var lastError: String }
 
     func rulesOf(_ raw: String) throws -> [Rule] {
@@ -222,19 +189,5 @@ struct LivePrometheusTests {
         return groups.flatMap { ($0["rules"] as? [[String: Any]]) ?? [] }.map {
             Rule(name: $0["name"] as? String ?? "?", health: $0["health"] as? String ?? "?", lastError: $0["lastError"] as? String ?? "")
         }
-    }
-
-    /// Polls `condition` every 200 ms until it holds; fails with the process's log otherwise.
-    func waitFor(
-        _ what: String, timeout: TimeInterval = 60, process: ManagedProcess,
-        _ condition: () async throws -> Bool
-    ) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try await condition() { return }
-            if !process.isRunning { throw GrafanaTestError("\(process.name) exited while waiting for \(what):\n\(process.logTail)") }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw GrafanaTestError("timed out after \(Int(timeout)) s waiting for \(what); \(process.name) log:\n\(process.logTail)")
     }
 }

@@ -22,10 +22,10 @@ struct PromtoolTests {
             dir.appendingPathComponent("alerts.yml").path, dir.appendingPathComponent("recording_rules.yml").path,
         ])
         #expect(result.status == 0, "\(result.stdoutText)\n\(result.stderr)")
-        // Both files were read and hold rules (the six alerts at least).
+        // Both files were read and hold rules (the seven alerts at least).
         #expect(result.stdoutText.contains("SUCCESS"))
         let alerts = try Repo.text("grafana/prometheus/alerts.yml")
-        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "CaptureDropping", "NoTrafficCaptured"] {
+        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured"] {
             #expect(alerts.contains("alert: \(name)\n"), "alerts.yml has no \(name)")
         }
     }
@@ -34,7 +34,7 @@ struct PromtoolTests {
     func alertShape() throws {
         let text = try Repo.text("grafana/prometheus/alerts.yml")
         let blocks = text.components(separatedBy: "- alert: ").dropFirst()
-        #expect(blocks.count >= 6)
+        #expect(blocks.count >= 7)
         for block in blocks {
             let name = String(block.prefix { $0 != "\n" })
             #expect(name.first?.isUppercase == true && !name.contains("_"), "\(name) is not CamelCase")
@@ -67,7 +67,7 @@ struct PromtoolTests {
         #expect(result.stdoutText.contains("SUCCESS"))
         // Each alert is tested both ways: firing on one series, silent on another.
         let tests = try Repo.text("grafana/prometheus/alerts_test.yml")
-        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "CaptureDropping", "NoTrafficCaptured"] {
+        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured"] {
             #expect(tests.contains("alertname: \(name)\n"), "alerts_test.yml does not test \(name)")
         }
     }

@@ -28,6 +28,8 @@ import TrafficTestSupport
         var late_packets: UInt64
         var top: Int
         var history_size: Int
+        var local_networks: [String]
+        var service_ports: [String]
     }
 
     @Test func pageAndAssetsAreServedWithValidatorsAndAPolicy() async throws {
@@ -75,6 +77,56 @@ import TrafficTestSupport
         }
     }
 
+    /// The page has a table per kind of party: top clients and top servers, and local
+    /// machines (hidden until `/stats/capture` names local networks); its script reads
+    /// the local networks, the servers and the parties' `local` mark.
+    @Test func pageHasPanelsForClientsServersAndLocalMachines() async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        try await server.application.test(.router) { client in
+            let html = HTTPHarness.text(try await HTTPHarness.get(client, "/"))
+            for (panel, table, heading) in [
+                ("panel-local", "local-table", "Local machines"), ("panel-clients", "clients-table", "Top clients"),
+                ("panel-servers", "servers-table", "Top servers"), ("panel-services", "services-table", "Top services"),
+            ] {
+                #expect(html.contains(#"id="\#(panel)""#) && html.contains(#"<table id="\#(table)">"#), "no \(table) in \(panel)")
+                #expect(html.contains(">\(heading)</h2>"), "no heading \(heading)")
+            }
+            #expect(html.contains(#"<section class="panel" id="panel-local" aria-labelledby="h-local" hidden>"#))
+            let script = HTTPHarness.text(try await HTTPHarness.get(client, "/assets/app.js"))
+            for marker in ["local_networks", "r.servers", "other_servers", "p.local", "'Remote servers'", "'Remote clients'"] {
+                #expect(script.contains(marker), "app.js does not read \(marker)")
+            }
+        }
+    }
+
+    /// `/stats/capture` names the local networks (IPv4 first, canonical text) and the
+    /// service ports the server attributes with; none when none is set.
+    @Test func captureSummaryNamesLocalNetworksAndServicePorts() async throws {
+        let dir = try TestProcess.temporaryDirectory("live-page")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let capture = try Rig.emptyCapture(in: dir).path
+        for (networks, ports) in [
+            (["2001:DB8:1:0::/64", "192.168.1.7/24"], ["UDP/50000", "TCP/8443"]),
+            ([], []),
+        ] {
+            let aggregation = WindowAggregator.Configuration(
+                windowLength: Rig.second, localNetworks: try HTTPHarness.localNetworks(networks),
+                servicePorts: try ServicePorts(labels: ports))
+            let server = try await TrafficServer(
+                configuration: HTTPHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
+                source: try PacketSource.openFile(capture), aggregation: aggregation, logger: Rig.logger)
+            try await server.application.test(.router) { client in
+                let response = try await HTTPHarness.get(client, "/stats/capture")
+                #expect(response.status == .ok)
+                let summary = try JSONDecoder().decode(Summary.self, from: Data(HTTPHarness.bytes(response)))
+                #expect(summary.local_networks == (networks.isEmpty ? [] : ["192.168.1.0/24", "2001:db8:1::/64"]))
+                #expect(summary.service_ports == (ports.isEmpty ? [] : ["TCP/8443", "UDP/50000"]))
+            }
+        }
+    }
+
     /// `/stats/capture` after a replay: the totals equal the generator's oracle (not
     /// trafficmon's own figures), the history's sums and the `/metrics` counters.
     @Test func captureSummaryAddsUpEveryClosedWindow() async throws {
@@ -96,6 +148,8 @@ import TrafficTestSupport
             #expect(summary.version == "9.9.9-test")
             #expect(summary.window_seconds == 1)
             #expect(summary.top == 50 && summary.history_size == 720)
+            #expect(summary.local_networks == SyntheticTraffic.localNetworks)
+            #expect(summary.service_ports == [])
             #expect(Timestamp.parse(summary.started) != nil, "started: \(summary.started)")
             #expect(summary.uptime_seconds >= 0 && summary.uptime_seconds < 600)
 

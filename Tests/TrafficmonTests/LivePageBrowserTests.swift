@@ -194,7 +194,8 @@ import Glibc
         try await Self.waitForReplay(server)
         let windows = try await Self.history(server)
         let last = try #require(windows.last)
-        let top = try #require(last.clients.first, "the last window has no client")
+        // With --local-net the clients table lists the remote clients.
+        let top = try #require(last.clients.first { !$0.local }, "the last window has no remote client")
 
         let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
         defer { browser.close() }
@@ -211,7 +212,7 @@ import Glibc
         #expect(page.totalBytes == String(last.bytes) && page.totalPackets == String(last.packets), "\(page)")
         Self.expectTotalText(page.totalText, bytes: last.bytes, packets: last.packets)
         Self.expectChartsDrawn(page)
-        #expect(page.clientRows == min(10, last.clients.count))
+        #expect(page.clientRows == min(10, last.clients.filter { !$0.local }.count))
         // The top service: the largest of the window-wide list, both directions added up
         // (ties: any of the largest).
         var serviceTotals: [String: UInt64] = [:]
@@ -336,13 +337,134 @@ import Glibc
         try await Task.sleep(for: .milliseconds(1500))
         let page = try await Self.read(browser)
         #expect(shown, "the page never reached the file's last window: \(page)")
-        #expect(page.totalBytes == String(last.bytes) && page.topIP == last.clients.first?.ip.description, "\(page)")
+        #expect(page.totalBytes == String(last.bytes) && page.topIP == last.clients.first { !$0.local }?.ip.description, "\(page)")
         let renders: Int = try await browser.evaluate("window.__renders")
         let captureRequests: Int = try await browser.evaluate(
             "performance.getEntriesByType('resource').filter((e) => e.name.includes('/stats/capture')).length")
         #expect(windows.count >= 25, "only \(windows.count) windows")
         #expect(renders >= 1 && renders <= 6, "\(renders) redraws for \(windows.count) windows")
         #expect(captureRequests - before <= 4, "\(captureRequests - before) /stats/capture requests for \(windows.count) windows")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
+    }
+
+    /// What the party panels show: each table's rows, and the headings in page order.
+    struct PartyPanels: Decodable, CustomStringConvertible {
+        struct Row: Decodable {
+            var ip: String
+            var bytes: String
+            var local: String
+        }
+
+        var localHidden: Bool
+        var headings: [String]
+        var localNets: String
+        var local: [Row]
+        var servers: [Row]
+        var clients: [Row]
+
+        var description: String {
+            "\(headings) local=\(local.map(\.ip)) servers=\(servers.map(\.ip)) clients=\(clients.map(\.ip))"
+        }
+
+        static let script = """
+            (() => {
+              const rows = (id) => [...document.querySelectorAll('#' + id + ' tbody tr[data-ip]')]
+                .map((tr) => ({ ip: tr.dataset.ip, bytes: tr.dataset.bytes, local: tr.dataset.local }));
+              return {
+                localHidden: document.getElementById('panel-local').hidden,
+                headings: [...document.querySelectorAll('#parties > section:not([hidden]) h2')].map((h) => h.textContent),
+                localNets: document.getElementById('local-nets').textContent,
+                local: rows('local-table'), servers: rows('servers-table'), clients: rows('clients-table'),
+              };
+            })()
+            """
+    }
+
+    /// An uplink (local machines using remote servers): with its `--local-net`, the page shows
+    /// the local machines (local clients and local servers, one row per address, both roles
+    /// added up), the remote servers and the remote clients, each as the last window of
+    /// `/stats/history` has them; the same capture served without `--local-net` shows top
+    /// clients and top servers instead, and no local machines.
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    func pageShowsLocalMachinesAndRemoteServersOfAnUplink() async throws {
+        try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
+        let (dir, shots) = try Self.folder("live-page-uplink")
+        defer { Self.cleanUp(dir, keeping: shots) }
+        let capture = dir.appendingPathComponent("uplink.pcap")
+        let traffic = SyntheticTraffic(packets: 20_000, clients: 120, seconds: 40, seed: 31, windowLength: 2_000_000_000, layout: .uplink)
+        try traffic.pcap().write(to: capture)
+        let networks = try SyntheticTraffic.uplinkLocalNetworks.map { try NetworkPrefix(parsing: $0) }
+        func isLocal(_ ip: String) -> Bool { IPAddress(ip).map { address in networks.contains { $0.contains(address) } } ?? false }
+        let base = ["serve", "--read", capture.lastPathComponent, "--no-db", "--window", "2s"]
+
+        // 1. With the uplink's local networks.
+        var port = try TestProcess.freePort()
+        var server = try ServeHarness.Server(
+            base + ["--listen", "127.0.0.1:\(port)"] + SyntheticTraffic.uplinkLocalNetworks.flatMap { ["--local-net", $0] },
+            port: port, directory: dir)
+        defer { server.stop() }
+        try await Self.waitForReplay(server)
+        let last = try #require(try await Self.history(server).last)
+        for party in last.clients + last.servers {
+            #expect(party.local == isLocal(party.ip.description), "\(party.ip) marked local=\(party.local)")
+        }
+        var machines: [String: UInt64] = [:]
+        for party in last.clients + last.servers where party.local { machines[party.ip.description, default: 0] += party.total.bytes }
+        let remoteServers = last.servers.filter { !$0.local }.prefix(10).map(\.ip.description)
+        let remoteClients = last.clients.filter { !$0.local }.prefix(10).map(\.ip.description)
+        #expect(machines.count > 10 && remoteServers.count == 10, "the capture's last window is too small to show much")
+
+        let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
+        defer { browser.close() }
+        try await browser.navigate("http://127.0.0.1:\(port)/")
+        let shown = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#local-table tbody tr[data-ip]') !== null",
+            timeout: .seconds(20))
+        var panels: PartyPanels = try await browser.evaluate(PartyPanels.script)
+        #expect(shown, "no local machine shown: \(panels)")
+        #expect(!panels.localHidden)
+        #expect(panels.headings == ["Local machines", "Remote servers", "Remote clients", "Top services"], "\(panels.headings)")
+        #expect(SyntheticTraffic.uplinkLocalNetworks.allSatisfy { panels.localNets.contains($0) }, "'\(panels.localNets)'")
+        // Local machines: local addresses only, each with its bytes as client and as server,
+        // the largest first.
+        #expect(panels.local.count == 10)
+        for row in panels.local {
+            #expect(isLocal(row.ip) && row.local == "true", "\(row.ip) in Local machines")
+            #expect(machines[row.ip].map(String.init) == row.bytes, "\(row.ip): \(row.bytes) bytes shown, \(machines[row.ip] ?? 0) in the record")
+        }
+        #expect(panels.local.contains { $0.ip.hasPrefix("192.168.1.") }, "\(panels)")
+        let shownBytes = panels.local.compactMap { UInt64($0.bytes) }
+        #expect(shownBytes == shownBytes.sorted(by: >) && shownBytes.first == machines.values.max(), "\(shownBytes)")
+        // Remote servers and remote clients: the record's, in its order; nothing local.
+        #expect(panels.servers.map(\.ip) == remoteServers, "\(panels)")
+        #expect(panels.clients.map(\.ip) == remoteClients, "\(panels)")
+        #expect((panels.servers + panels.clients).allSatisfy { !isLocal($0.ip) && $0.local == "false" }, "\(panels)")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page-uplink.png")), "the uplink screenshot")
+
+        // 2. The same capture without --local-net: nothing is local. (The page leaves first, so
+        // it does not log the old server's refused connections.)
+        try await browser.navigate("about:blank")
+        server.stop()
+        port = try TestProcess.freePort()
+        server = try ServeHarness.Server(base + ["--listen", "127.0.0.1:\(port)"], port: port, directory: dir)
+        try await Self.waitForReplay(server)
+        let plain = try #require(try await Self.history(server).last)
+        #expect(plain.start == last.start)
+        #expect((plain.clients + plain.servers).allSatisfy { !$0.local })
+        try await browser.navigate("http://127.0.0.1:\(port)/")
+        let shownPlain = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#servers-table tbody tr[data-ip]') !== null",
+            timeout: .seconds(20))
+        panels = try await browser.evaluate(PartyPanels.script)
+        #expect(shownPlain, "no server shown: \(panels)")
+        #expect(panels.localHidden)
+        #expect(panels.headings == ["Top clients", "Top servers", "Top services"], "\(panels.headings)")
+        #expect(panels.clients.map(\.ip) == plain.clients.prefix(10).map(\.ip.description), "\(panels)")
+        #expect(panels.servers.map(\.ip) == plain.servers.prefix(10).map(\.ip.description), "\(panels)")
+        #expect(panels.clients.first?.ip.hasPrefix("192.168.1.") == true, "an uplink's top client is a local machine: \(panels)")
         #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
         #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
     }

@@ -96,7 +96,7 @@
 
   /** Adds a window, keeping the list sorted and bounded. A window already there is
    *  replaced only when `replace` (a full record over a summary). Only the newest window
-   *  keeps its client and service lists: the charts need totals. */
+   *  keeps its client, server and service lists: the charts need totals. */
   function addWindow(record, replace = true) {
     if (!record || typeof record.start !== 'string' || typeof record.end !== 'string') return;
     const w = derive(record);
@@ -116,8 +116,8 @@
 
   function slim(w) {
     const r = w.record;
-    if ((r.clients && r.clients.length) || (r.services && r.services.length)) {
-      w.record = Object.assign({}, r, { clients: [], services: [] });
+    if ((r.clients && r.clients.length) || (r.servers && r.servers.length) || (r.services && r.services.length)) {
+      w.record = Object.assign({}, r, { clients: [], servers: [], services: [] });
     }
   }
 
@@ -367,7 +367,7 @@
 
   function render() {
     // One panel failing on an odd record must not stop the others or the stream.
-    for (const panel of [renderSource, renderWindow, renderCharts, renderClients, renderServices, renderHealth]) {
+    for (const panel of [renderSource, renderWindow, renderCharts, renderParties, renderServices, renderHealth]) {
       try { panel(); } catch (error) { console.error('trafficmon: drawing ' + panel.name + ' failed:', error); }
     }
   }
@@ -427,45 +427,116 @@
     $('clients-sub').textContent = others ? listed + ' listed, ' + fmtExact(others) + ' in other' : 'all listed';
   }
 
-  function topService(client) {
+  function topService(party) {
     const sums = new Map();
-    for (const s of client.services || []) sums.set(s.service, (sums.get(s.service) || 0) + s.bytes);
+    for (const s of party.services || []) sums.set(s.service, (sums.get(s.service) || 0) + s.bytes);
     let best = null;
     for (const [name, bytes] of sums) if (!best || bytes > best[1]) best = [name, bytes];
     return best ? best[0] : '–';
   }
 
-  function renderClients() {
-    const body = $('clients-table').tBodies[0];
-    const last = state.windows[state.windows.length - 1];
-    const rows = [];
-    if (last) {
-      const r = last.record;
-      const shown = (r.clients || []).slice(0, TOP_ROWS);
-      const largest = shown.reduce((max, c) => Math.max(max, c.in.bytes + c.out.bytes), 0);
-      for (const c of shown) {
-        const bytes = c.in.bytes + c.out.bytes;
-        const tr = el('tr', { 'data-ip': c.ip, 'data-bytes': String(bytes) });
-        tr.append(el('td', { class: 'ip' }, c.ip));
-        tr.append(el('td', { class: 'num', title: fmtExact(c.in.bytes) + ' bytes' }, fmtBytes(c.in.bytes)));
-        tr.append(el('td', { class: 'num', title: fmtExact(c.out.bytes) + ' bytes' }, fmtBytes(c.out.bytes)));
-        const share = el('td', { class: 'num' }, fmtShare(bytes, last.ipBytes));
-        const bar = el('span', { class: 'share', 'aria-hidden': 'true' });
-        bar.style.width = (largest > 0 ? Math.max(1, Math.round(48 * bytes / largest)) : 0) + 'px';
-        share.append(bar);
-        tr.append(share);
-        tr.append(el('td', {}, topService(c)));
-        rows.push(tr);
+  const partyBytes = (p) => p.in.bytes + p.out.bytes;
+
+  /** Whether the capture names local networks (`--local-net`, a live interface's own
+   *  addresses): the page then shows local machines and the remote parties apart. */
+  function localNetworks() {
+    const c = state.capture;
+    return c && Array.isArray(c.local_networks) ? c.local_networks : [];
+  }
+
+  /** The local parties of a record: its local clients and local servers, one row per
+   *  address (a machine that is a client in some packets and a server in others adds up
+   *  both; a packet has one client and one server, so nothing is counted twice), by bytes. */
+  function localMachines(record) {
+    const byIP = new Map();
+    for (const [list, role] of [[record.clients || [], 'client'], [record.servers || [], 'server']]) {
+      for (const p of list) {
+        if (p.local !== true) continue;
+        const m = byIP.get(p.ip) || { ip: p.ip, local: true, in: { packets: 0, bytes: 0 }, out: { packets: 0, bytes: 0 }, services: [], roles: [] };
+        m.in.packets += p.in.packets; m.in.bytes += p.in.bytes;
+        m.out.packets += p.out.packets; m.out.bytes += p.out.bytes;
+        m.services = m.services.concat(p.services || []);
+        m.roles.push(role);
+        byIP.set(p.ip, m);
       }
-      const listed = (r.clients || []).length;
-      const more = [];
-      if (listed > TOP_ROWS) more.push((listed - TOP_ROWS) + ' more listed in the record');
-      if (r.other && r.other.clients) {
-        more.push(fmtExact(r.other.clients) + ' folded into other (' + fmtBytes(r.other.in.bytes + r.other.out.bytes) + ')');
-      }
-      $('clients-more').textContent = more.join('; ');
     }
-    fillTable(body, rows, last ? 'No IP traffic in this window.' : 'Waiting for the first window.');
+    return [...byIP.values()].sort((a, b) => partyBytes(b) - partyBytes(a) || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+  }
+
+  /** Titles and order of the party panels: with local networks, local machines, remote
+   *  servers, remote clients; without, top clients and top servers. */
+  let localMode = null;
+  function setPartyMode(local, networks) {
+    $('local-nets').textContent = networks.length ? 'In ' + networks.join(', ') + ', as clients and as servers.' : '';
+    if (local === localMode) return;
+    localMode = local;
+    $('panel-local').hidden = !local;
+    $('h-clients').textContent = local ? 'Remote clients' : 'Top clients';
+    $('h-servers').textContent = local ? 'Remote servers' : 'Top servers';
+    const parent = $('parties');
+    if (local) parent.insertBefore($('panel-servers'), $('panel-clients'));
+    else parent.insertBefore($('panel-clients'), $('panel-servers'));
+  }
+
+  /** One table of parties: the first TOP_ROWS of `list` (already in order), their share of
+   *  the window's IP bytes, and a line on what is not shown. */
+  function fillParties(name, list, last, emptyText, notes) {
+    const shown = list.slice(0, TOP_ROWS);
+    const largest = shown.reduce((max, p) => Math.max(max, partyBytes(p)), 0);
+    const rows = shown.map((p) => {
+      const bytes = partyBytes(p);
+      const tr = el('tr', { 'data-ip': p.ip, 'data-bytes': String(bytes), 'data-local': String(p.local === true) });
+      if (p.roles) tr.title = 'as ' + p.roles.join(' and ');
+      tr.append(el('td', { class: 'ip' }, p.ip));
+      tr.append(el('td', { class: 'num', title: fmtExact(p.in.bytes) + ' bytes' }, fmtBytes(p.in.bytes)));
+      tr.append(el('td', { class: 'num', title: fmtExact(p.out.bytes) + ' bytes' }, fmtBytes(p.out.bytes)));
+      const share = el('td', { class: 'num' }, fmtShare(bytes, last.ipBytes));
+      const bar = el('span', { class: 'share', 'aria-hidden': 'true' });
+      bar.style.width = (largest > 0 ? Math.max(1, Math.round(48 * bytes / largest)) : 0) + 'px';
+      share.append(bar);
+      tr.append(share);
+      tr.append(el('td', {}, topService(p)));
+      return tr;
+    });
+    const more = [];
+    if (list.length > TOP_ROWS) more.push((list.length - TOP_ROWS) + ' more listed in the record');
+    const note = more.concat(notes).join('; ');
+    $(name + '-more').textContent = note.charAt(0).toUpperCase() + note.slice(1);
+    fillTable($(name + '-table').tBodies[0], rows, emptyText);
+  }
+
+  function renderParties() {
+    const networks = localNetworks();
+    const local = networks.length > 0;
+    setPartyMode(local, networks);
+    const last = state.windows[state.windows.length - 1];
+    if (!last) {
+      for (const name of ['local', 'clients', 'servers']) {
+        $(name + '-more').textContent = '';
+        fillTable($(name + '-table').tBodies[0], [], 'Waiting for the first window.');
+      }
+      return;
+    }
+    const r = last.record;
+    const clients = r.clients || [];
+    const servers = r.servers || [];
+    const other = r.other || {};
+    const otherServers = r.other_servers || {};
+    const foldedBytes = (o) => (o.in ? o.in.bytes : 0) + (o.out ? o.out.bytes : 0);
+    // Folded parties are not marked local or remote: in the local view the note says so.
+    const either = local ? ', local or remote' : '';
+    const clientNote = other.clients ? [fmtExact(other.clients) + ' folded into other (' + fmtBytes(foldedBytes(other)) + either + ')'] : [];
+    const serverNote = otherServers.servers ? [fmtExact(otherServers.servers) + ' folded into other (' + fmtBytes(foldedBytes(otherServers)) + either + ')'] : [];
+    if (!local) {
+      fillParties('clients', clients, last, 'No IP traffic in this window.', clientNote);
+      fillParties('servers', servers, last, 'No server listed in this window.', serverNote);
+      return;
+    }
+    const folded = (other.clients || 0) + (otherServers.servers || 0);
+    fillParties('local', localMachines(r), last, 'No local machine in this window.',
+      folded ? ['any past the record\'s top clients and servers are folded into other'] : []);
+    fillParties('servers', servers.filter((p) => p.local !== true), last, 'No remote server in this window.', serverNote);
+    fillParties('clients', clients.filter((p) => p.local !== true), last, 'No remote client in this window.', clientNote);
   }
 
   /** Puts `rows` in a table body, or one row saying why there is none. */
