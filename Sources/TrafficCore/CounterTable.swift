@@ -55,6 +55,14 @@ struct CounterTable<Key: TableKey>: @unchecked Sendable {
         return raw.bindMemory(to: Entry.self, capacity: capacity)
     }
 
+    /// A table with the same entries in storage of its own.
+    func copy() -> CounterTable {
+        var c = self
+        c.storage = Self.allocateEmpty(capacity)
+        c.storage.update(from: storage, count: capacity)
+        return c
+    }
+
     /// Frees the storage; the value must not be used afterwards.
     func deallocate() {
         UnsafeMutableRawPointer(storage).deallocate()

@@ -47,6 +47,13 @@ struct DistinctCounter {
         return UInt64(raw.rounded())
     }
 
+    /// Adds another sketch's inserts: the register-wise maximum.
+    mutating func merge(_ other: DistinctCounter) {
+        guard !other.isEmpty else { return }
+        for i in registers.indices where other.registers[i] > registers[i] { registers[i] = other.registers[i] }
+        isEmpty = false
+    }
+
     mutating func removeAll() {
         guard !isEmpty else { return }
         for i in registers.indices { registers[i] = 0 }

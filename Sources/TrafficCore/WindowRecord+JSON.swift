@@ -80,7 +80,20 @@ extension WindowRecord {
         w.number(capture.interfaceDropped)
         w.raw(",\"oversized\":")
         w.number(capture.oversized)
-        w.raw("},\"services\":")
+        w.raw(",\"interfaces\":[")
+        for (i, interface) in capture.interfaces.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"name\":")
+            w.string(interface.name)
+            w.raw(",\"received\":")
+            w.number(interface.received)
+            w.raw(",\"kernel_dropped\":")
+            w.number(interface.kernelDropped)
+            w.raw(",\"interface_dropped\":")
+            w.number(interface.interfaceDropped)
+            w.raw("}")
+        }
+        w.raw("]},\"services\":")
         w.services(services)
         w.raw(",\"servers\":")
         w.parties(servers)

@@ -160,19 +160,25 @@ public struct CaptureCounts: Codable, Hashable, Sendable {
     /// Frames longer on the wire than the interface's MTU and link header: merged by
     /// GRO/LRO before the capture saw them (live captures only).
     public var oversized: UInt64
+    /// Per live interface: what it delivered and lost (empty for files).
+    public var interfaces: [InterfaceCounts]
 
     /// Frames the kernel or the interface dropped (`kernel_dropped + interface_dropped`).
     public var dropped: UInt64 { kernelDropped &+ interfaceDropped }
 
-    public init(received: UInt64 = 0, kernelDropped: UInt64 = 0, interfaceDropped: UInt64 = 0, oversized: UInt64 = 0) {
+    public init(
+        received: UInt64 = 0, kernelDropped: UInt64 = 0, interfaceDropped: UInt64 = 0, oversized: UInt64 = 0,
+        interfaces: [InterfaceCounts] = []
+    ) {
         self.received = received
         self.kernelDropped = kernelDropped
         self.interfaceDropped = interfaceDropped
         self.oversized = oversized
+        self.interfaces = interfaces
     }
 
     enum CodingKeys: String, CodingKey {
-        case received, dropped, oversized
+        case received, dropped, oversized, interfaces
         case kernelDropped = "kernel_dropped"
         case interfaceDropped = "interface_dropped"
     }
@@ -185,6 +191,7 @@ public struct CaptureCounts: Codable, Hashable, Sendable {
         kernelDropped = try c.decodeIfPresent(UInt64.self, forKey: .kernelDropped) ?? dropped
         interfaceDropped = try c.decodeIfPresent(UInt64.self, forKey: .interfaceDropped) ?? 0
         oversized = try c.decodeIfPresent(UInt64.self, forKey: .oversized) ?? 0
+        interfaces = try c.decodeIfPresent([InterfaceCounts].self, forKey: .interfaces) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -194,6 +201,29 @@ public struct CaptureCounts: Codable, Hashable, Sendable {
         try c.encode(kernelDropped, forKey: .kernelDropped)
         try c.encode(interfaceDropped, forKey: .interfaceDropped)
         try c.encode(oversized, forKey: .oversized)
+        try c.encode(interfaces, forKey: .interfaces)
+    }
+}
+
+/// One live interface's figures in a window.
+public struct InterfaceCounts: Codable, Hashable, Sendable {
+    public var name: String
+    /// Frames its capture delivered into the window.
+    public var received: UInt64
+    public var kernelDropped: UInt64
+    public var interfaceDropped: UInt64
+
+    public init(name: String, received: UInt64 = 0, kernelDropped: UInt64 = 0, interfaceDropped: UInt64 = 0) {
+        self.name = name
+        self.received = received
+        self.kernelDropped = kernelDropped
+        self.interfaceDropped = interfaceDropped
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, received
+        case kernelDropped = "kernel_dropped"
+        case interfaceDropped = "interface_dropped"
     }
 }
 

@@ -9,10 +9,13 @@
 /// the clients' table.
 struct WindowRecordBuilder {
     let tables: WindowTables
+    let facts: WindowFacts
+    /// Frames received per input (`WindowTables.input`).
+    let received: [Int: UInt64]
     let top: Int?
     let localNetworks: LocalNetworks
 
-    func build(partial: Bool, tracking tracked: TrackedParties) -> BuiltWindow {
+    func build(tracking tracked: TrackedParties) -> BuiltWindow {
         let t = tables
         var serviceTotals = CounterTable<PartyKey>(minimumCapacity: 64)
         defer { serviceTotals.deallocate() }
@@ -33,15 +36,21 @@ struct WindowRecordBuilder {
             reasons[reason.label] = t.malformedByReason[Int(reason.rawValue)]
         }
 
+        let total = windowIn + windowOut + t.nonIP + t.malformed
+        let interfaces = facts.inputs.enumerated().map { i, input in
+            InterfaceCounts(
+                name: input.name, received: received[i] ?? 0, kernelDropped: input.kernelDropped, interfaceDropped: input.interfaceDropped)
+        }
         let record = WindowRecord(
-            start: t.start, end: t.end, partial: partial,
-            packets: t.total.packets, bytes: t.total.bytes, in: windowIn, out: windowOut,
+            start: facts.start, end: facts.end, partial: facts.partial,
+            packets: total.packets, bytes: total.bytes, in: windowIn, out: windowOut,
             clients: listedClients, other: other, servers: listedServers, otherServers: otherServers,
             nonIP: t.nonIP,
             malformed: MalformedCounts(packets: t.malformed.packets, bytes: t.malformed.bytes, reasons: reasons),
             latePackets: t.late,
             capture: CaptureCounts(
-                received: t.received, kernelDropped: t.drops.kernel, interfaceDropped: t.drops.interface, oversized: t.oversized),
+                received: t.received, kernelDropped: facts.kernelDropped, interfaceDropped: facts.interfaceDropped, oversized: t.oversized,
+                interfaces: interfaces),
             services: Self.sortedAndFolded(windowServices, top: top))
         return BuiltWindow(
             record: record,

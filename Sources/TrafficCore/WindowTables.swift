@@ -1,16 +1,14 @@
-/// Everything one window counts: the scalar totals and the hash tables. The
-/// aggregator fills one set while a window is open and hands it over whole when the
-/// window closes, so the record can be built on another thread while the next
-/// window fills a fresh set.
+/// Everything one shard counts for one window: scalar counters and the hash tables. A
+/// shard fills one set per window in flight and hands it over whole when the window
+/// closes; the sets of every shard are merged (`merge(_:)`) into the window's record on
+/// the consumer's thread, while the shards fill fresh sets.
 ///
-/// Ownership moves with the object: only one thread touches a set at a time (the
-/// aggregator's thread while open, the consumer's after `onClose`), which is why it
-/// is `@unchecked Sendable`.
-final class WindowTables: @unchecked Sendable {
-    var start: Int64 = 0
-    var end: Int64 = 0
-    var openedMidWindow = false
-    var total = Counts()
+/// Ownership moves with the object: only one thread touches a set at a time (its shard's
+/// thread while it counts, the consumer's after the window closed), which is why it is
+/// `@unchecked Sendable`.
+public final class WindowTables: @unchecked Sendable {
+    /// The input (its index in the coordinator's list) whose shard filled this set.
+    var input = 0
     var nonIP = Counts()
     var malformed = Counts()
     var malformedByReason = [UInt64](repeating: 0, count: MalformedReason.allCases.count)
@@ -18,7 +16,6 @@ final class WindowTables: @unchecked Sendable {
     var received: UInt64 = 0
     /// Captured frames longer on the wire than the interface's MTU and link header.
     var oversized: UInt64 = 0
-    var drops: (kernel: UInt64, interface: UInt64) = (0, 0)
     /// (client, direction, service) -> counters; `aux` holds the client's dense index
     /// (`PartyIndex.other` for the clients folded into `other`).
     var clientFlows: CounterTable<PartyKey>
@@ -49,21 +46,111 @@ final class WindowTables: @unchecked Sendable {
     }
 
     func reset() {
-        total = Counts()
+        input = 0
         nonIP = Counts()
         malformed = Counts()
         for i in malformedByReason.indices { malformedByReason[i] = 0 }
         late = 0
         received = 0
         oversized = 0
-        drops = (0, 0)
-        openedMidWindow = false
         otherClients.removeAll()
         otherServers.removeAll()
         clientFlows.removeAll()
         serverFlows.removeAll()
         clients.removeAll()
         servers.removeAll()
+    }
+
+    /// A deep copy (a look at a window still being counted).
+    func copy() -> WindowTables {
+        let c = WindowTables(clientFlowCapacity: 16, serverFlowCapacity: 16, clientCapacity: 16, serverCapacity: 16)
+        c.input = input
+        c.nonIP = nonIP
+        c.malformed = malformed
+        c.malformedByReason = malformedByReason
+        c.late = late
+        c.received = received
+        c.oversized = oversized
+        c.clientFlows.deallocate()
+        c.serverFlows.deallocate()
+        c.clients.deallocate()
+        c.servers.deallocate()
+        c.otherClients.deallocate()
+        c.otherServers.deallocate()
+        c.clientFlows = clientFlows.copy()
+        c.serverFlows = serverFlows.copy()
+        c.clients = clients.copy()
+        c.servers = servers.copy()
+        c.otherClients = otherClients.copy()
+        c.otherServers = otherServers.copy()
+        return c
+    }
+
+    /// Adds `other`'s counts (another shard's, for the same window) to this set: sums for
+    /// the counters; its parties are admitted here up to `maxClients` per side (past it
+    /// their flows count as `other`) and its flows up to `maxFlows`; the distinct counts of
+    /// `other` merge exactly, or register by register where a sketch took over. The result
+    /// does not depend on the order the sets are merged in, but for which parties are
+    /// listed once a cap is reached.
+    func merge(_ other: WindowTables, maxClients: Int, maxFlows: Int) {
+        nonIP += other.nonIP
+        malformed += other.malformed
+        for i in malformedByReason.indices { malformedByReason[i] &+= other.malformedByReason[i] }
+        late &+= other.late
+        received &+= other.received
+        oversized &+= other.oversized
+        otherClients.merge(other.otherClients)
+        otherServers.merge(other.otherServers)
+        Self.mergeSide(other.clientFlows, into: &clientFlows, parties: &clients, folded: &otherClients, maxClients: maxClients, maxFlows: maxFlows)
+        Self.mergeSide(other.serverFlows, into: &serverFlows, parties: &servers, folded: &otherServers, maxClients: maxClients, maxFlows: maxFlows)
+    }
+
+    private static func mergeSide(
+        _ source: CounterTable<PartyKey>, into flows: inout CounterTable<PartyKey>, parties: inout CounterTable<PartyKey>,
+        folded: inout DistinctParties, maxClients: Int, maxFlows: Int
+    ) {
+        source.forEach { entry in
+            let key = entry.key
+            let hash = key.hash
+            let slot = flows.addOrFindSlot(key, hash: hash, packets: entry.packets, bytes: entry.bytes)
+            guard slot < 0 else { return }
+            let (stored, index, isFolded) = admit(key, parties: &parties, flowCount: flows.count, maxClients: maxClients, maxFlows: maxFlows)
+            if isFolded { folded.insert(key.party) }
+            if stored == key {
+                flows.insert(key, hash: hash, at: slot, packets: entry.packets, bytes: entry.bytes, aux: index)
+            } else {
+                flows.add(stored, packets: entry.packets, bytes: entry.bytes, aux: index)
+            }
+        }
+    }
+
+    /// Where a (party, direction, service) that is new on its side is stored: its party's
+    /// dense index (the party admitted when new and fewer than `maxClients` are tracked),
+    /// or `other` (and the key with its party folded) past that; past `maxFlows` flows its
+    /// service folds into `other`. `folded` says the party went to `other` here.
+    @inline(__always)
+    static func admit(
+        _ key: PartyKey, parties: inout CounterTable<PartyKey>, flowCount: Int, maxClients: Int, maxFlows: Int
+    ) -> (stored: PartyKey, index: UInt64, folded: Bool) {
+        var stored = key
+        var index = PartyIndex.other
+        var folded = false
+        if !key.isOther {
+            let party = key.party
+            let hash = party.hash
+            let slot = parties.slot(of: party, hash: hash)
+            if slot >= 0 {
+                index = parties.storage[slot].aux
+            } else if parties.count < maxClients {
+                index = UInt64(parties.count)
+                parties.insert(party, hash: hash, at: slot, packets: 0, bytes: 0, aux: index)
+            } else {
+                folded = true
+                stored = stored.withOtherParty
+            }
+        }
+        if flowCount >= maxFlows { stored = stored.withOtherService }
+        return (stored, index, folded)
     }
 }
 
@@ -101,6 +188,31 @@ struct DistinctParties {
         saturated = false
     }
 
+    /// Adds another count of the same window's parties: the union of the exact sets while
+    /// it stays exact, the register-wise maximum of the sketches.
+    mutating func merge(_ other: DistinctParties) {
+        sketch.merge(other.sketch)
+        if other.saturated { saturated = true }
+        guard !saturated else { return }
+        other.exact.forEach { entry in
+            guard !saturated else { return }
+            if exact.count < Self.exactLimit {
+                exact.add(entry.key, packets: 0, bytes: 0)
+            } else if !exact.contains(entry.key) {
+                saturated = true
+            }
+        }
+    }
+
+    func copy() -> DistinctParties {
+        var c = DistinctParties()
+        c.exact.deallocate()
+        c.sketch = sketch
+        c.exact = exact.copy()
+        c.saturated = saturated
+        return c
+    }
+
     func deallocate() { exact.deallocate() }
 }
 
@@ -136,7 +248,42 @@ final class WindowTablesPool: Sendable {
     }
 }
 
-/// A window that has closed, with its tables, ready to become a `WindowRecord`.
+/// What a window's coordinator knows of a window that no shard counts: its span, whether
+/// it ran its whole length, and what the inputs lost and delivered while it was open.
+public struct WindowFacts: Sendable {
+    /// Window start and end (exclusive), nanoseconds since the Unix epoch.
+    public var start: Int64
+    public var end: Int64
+    /// The window did not run its whole length.
+    public var partial: Bool
+    /// Frames the kernel and the interfaces dropped while it was open, over every input.
+    public var kernelDropped: UInt64 = 0
+    public var interfaceDropped: UInt64 = 0
+    /// Per live input (`WindowShard.input` indexes it): its name and drops. Empty for files.
+    public var inputs: [InputFacts] = []
+
+    public init(start: Int64, end: Int64, partial: Bool) {
+        self.start = start
+        self.end = end
+        self.partial = partial
+    }
+}
+
+/// One live input's name and drops in a window.
+public struct InputFacts: Sendable, Hashable {
+    public var name: String
+    public var kernelDropped: UInt64
+    public var interfaceDropped: UInt64
+
+    public init(name: String, kernelDropped: UInt64 = 0, interfaceDropped: UInt64 = 0) {
+        self.name = name
+        self.kernelDropped = kernelDropped
+        self.interfaceDropped = interfaceDropped
+    }
+}
+
+/// A window that has closed: its facts and every shard's tables for it, ready to become
+/// a `WindowRecord` (the shards' tables are merged then, on the consumer's thread).
 ///
 /// ```swift
 /// aggregator.onClose = { closed in
@@ -145,18 +292,25 @@ final class WindowTablesPool: Sendable {
 /// }
 /// ```
 public struct ClosedWindow: @unchecked Sendable {
-    let tables: WindowTables
-    let pool: WindowTablesPool
-    /// The aggregator's `--top` cut (`nil`: list everything).
+    public let facts: WindowFacts
+    let parts: WindowParts
+    /// The `--top` cut (`nil`: list everything).
     public let top: Int?
-    /// Whether the window did not run its whole length.
-    public let partial: Bool
     /// Marks the listed parties `local`.
     let localNetworks: LocalNetworks
 
+    public init(facts: WindowFacts, tables: [(WindowTables, WindowShard?)], configuration: WindowAggregator.Configuration) {
+        self.facts = facts
+        self.parts = WindowParts(tables: tables, maxClients: configuration.maxClients, maxFlows: configuration.maxFlows)
+        self.top = configuration.top
+        self.localNetworks = configuration.localNetworks
+    }
+
     /// Window start, nanoseconds since the Unix epoch.
-    public var start: Int64 { tables.start }
-    public var end: Int64 { tables.end }
+    public var start: Int64 { facts.start }
+    public var end: Int64 { facts.end }
+    /// Whether the window did not run its whole length.
+    public var partial: Bool { facts.partial }
 
     /// Builds the record (sorting parties, folding past `top` into `other`).
     public func record() -> WindowRecord {
@@ -172,12 +326,54 @@ public struct ClosedWindow: @unchecked Sendable {
     /// built.clientTotals[0]?.out.bytes
     /// ```
     public func build(tracking tracked: TrackedParties = TrackedParties()) -> BuiltWindow {
-        WindowRecordBuilder(tables: tables, top: top, localNetworks: localNetworks).build(partial: partial, tracking: tracked)
+        WindowRecordBuilder(tables: parts.merged(), facts: facts, received: parts.receivedPerInput, top: top, localNetworks: localNetworks)
+            .build(tracking: tracked)
     }
 
-    /// Returns the tables to the aggregator's pool. The value must not be used afterwards.
+    /// Returns the tables to their shards' pools. The value must not be used afterwards.
     public func recycle() {
-        pool.give(tables)
+        parts.recycle()
+    }
+}
+
+/// The shards' tables of one closed window, merged into the first once, when the record
+/// is first built.
+final class WindowParts: @unchecked Sendable {
+    /// Each set with the shard whose pool takes it back (`nil`: none).
+    private var tables: [(WindowTables, WindowShard?)]
+    private let maxClients: Int
+    private let maxFlows: Int
+    private var isMerged = false
+    /// Frames received per input (before the merge adds them up).
+    let receivedPerInput: [Int: UInt64]
+
+    init(tables: [(WindowTables, WindowShard?)], maxClients: Int, maxFlows: Int) {
+        self.tables = tables
+        self.maxClients = maxClients
+        self.maxFlows = maxFlows
+        var received: [Int: UInt64] = [:]
+        for (t, _) in tables { received[t.input, default: 0] &+= t.received }
+        receivedPerInput = received
+    }
+
+    func merged() -> WindowTables {
+        guard let first = tables.first?.0 else {
+            // No shard counted anything: an empty set of the window's own.
+            let empty = WindowTables(clientFlowCapacity: 16, serverFlowCapacity: 16, clientCapacity: 16, serverCapacity: 16)
+            tables = [(empty, nil)]
+            isMerged = true
+            return empty
+        }
+        if !isMerged {
+            for (t, _) in tables.dropFirst() { first.merge(t, maxClients: maxClients, maxFlows: maxFlows) }
+            isMerged = true
+        }
+        return first
+    }
+
+    func recycle() {
+        for (t, shard) in tables { shard?.recycle(t) }
+        tables = []
     }
 }
 

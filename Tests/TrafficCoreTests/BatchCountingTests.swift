@@ -29,12 +29,15 @@ struct BatchCountingTests {
 
     /// Prepares `frames` and counts them as one batch.
     static func countBatch(_ agg: WindowAggregator, _ frames: ArraySlice<SyntheticTraffic.Frame>) {
-        var prepared = frames.map { frame in
-            frame.bytes.withUnsafeBytes {
-                agg.prepare(frame: $0, decoder: decoder, timestamp: frame.timestamp, wireLength: frame.wireLength)
+        var prepared = [PreparedPacket](repeating: PreparedPacket(), count: frames.count)
+        prepared.withUnsafeMutableBufferPointer { batch in
+            for (i, frame) in frames.enumerated() {
+                frame.bytes.withUnsafeBytes {
+                    agg.prepare(frame: $0, decoder: decoder, timestamp: frame.timestamp, wireLength: frame.wireLength, into: batch.baseAddress! + i)
+                }
             }
+            agg.count(batch)
         }
-        prepared.withUnsafeMutableBufferPointer { agg.count($0) }
     }
 
     @Test(arguments: [1, 3, 8, 97, 10_000], [nil, 20] as [Int?])

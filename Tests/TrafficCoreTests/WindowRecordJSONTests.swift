@@ -101,8 +101,11 @@ struct WindowRecordJSONTests {
             Self.expectKeys(j["other"], ["packets", "bytes", "clients"], additions: ["in", "out"])
             Self.expectKeys(j["malformed"], ["packets", "bytes"], additions: ["reasons"], required: ["reasons"])
             Self.expectKeys(j["other_servers"], ["packets", "bytes", "servers", "in", "out"])
-            Self.expectKeys(j["capture"], ["received", "dropped"], additions: ["kernel_dropped", "interface_dropped", "oversized"],
-                            required: ["kernel_dropped", "interface_dropped", "oversized"])
+            Self.expectKeys(j["capture"], ["received", "dropped"], additions: ["kernel_dropped", "interface_dropped", "oversized", "interfaces"],
+                            required: ["kernel_dropped", "interface_dropped", "oversized", "interfaces"])
+            for interface in j["capture"]?["interfaces"]?.elements ?? [] {
+                #expect(interface.keys == ["name", "received", "kernel_dropped", "interface_dropped"])
+            }
             for party in (j["clients"]?.elements ?? []) + (j["servers"]?.elements ?? []) {
                 Self.expectKeys(party, ["ip", "in", "out", "services"], additions: ["local"], required: ["local"])
                 for key in ["in", "out"] { Self.expectKeys(party[key], ["packets", "bytes"]) }
@@ -135,7 +138,9 @@ struct WindowRecordJSONTests {
             #expect(counts(j["malformed"]) == Counts(packets: r.malformed.packets, bytes: r.malformed.bytes))
             let reasons = (j["malformed"] as? [String: Any])?["reasons"] as? [String: NSNumber]
             #expect(reasons?.mapValues(\.uint64Value) == r.malformed.reasons)
-            let capture = j["capture"] as? [String: NSNumber]
+            let captureObject = j["capture"] as? [String: Any]
+            let capture = captureObject?.compactMapValues { $0 as? NSNumber }
+            #expect((captureObject?["interfaces"] as? [Any])?.count == r.capture.interfaces.count)
             #expect(capture?["received"]?.uint64Value == r.capture.received)
             #expect(capture?["dropped"]?.uint64Value == r.capture.kernelDropped + r.capture.interfaceDropped)
             #expect(capture?["kernel_dropped"]?.uint64Value == r.capture.kernelDropped)
@@ -236,7 +241,11 @@ struct WindowRecordJSONTests {
         ],
         otherServers: OtherCounts(in: .zero, out: Counts(packets: 3, bytes: 77), clients: 2),
         nonIP: Counts(packets: 6, bytes: 500), malformed: MalformedCounts(packets: 4, bytes: 500, reasons: ["bad_version": 4]),
-        latePackets: 3, capture: CaptureCounts(received: 40, kernelDropped: 1_000_000, interfaceDropped: 1, oversized: 2),
+        latePackets: 3,
+        capture: CaptureCounts(
+            received: 40, kernelDropped: 1_000_000, interfaceDropped: 1, oversized: 2,
+            interfaces: [InterfaceCounts(name: "eth0", received: 30, kernelDropped: 999_990, interfaceDropped: 1),
+                         InterfaceCounts(name: "ens1f0\"quoted", received: 10, kernelDropped: 10)]),
         services: [ServiceCounts(service: Service(label: "ICMPv6")!, direction: .inbound, packets: 1, bytes: 64)])
 
     static let numbers: [UInt64] = [0, 1, 9, 10, 99, 100, 12_345, 1 << 32, (1 << 53) + 1, 10_000_000_000_000_000_000, .max]
