@@ -5,7 +5,7 @@ import TrafficCore
 /// Reads the records of a classic pcap file where they lie in its memory map, instead of
 /// having libpcap copy each one through stdio into its buffer: no copy and no stdio call
 /// per record, and the frame stays in the map (so it can be decoded later, on another
-/// thread: `PipelinedPump`).
+/// thread: `ParallelPump`).
 ///
 /// libpcap has opened the file and checked its header (link type, snapshot length, byte
 /// order and time precision are libpcap's), and stays the reader of anything unusual:

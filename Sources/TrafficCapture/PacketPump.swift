@@ -1,14 +1,20 @@
 import CPcap
 import TrafficCore
 
-/// Moves packets from one `PacketSource` into a `WindowAggregator`: each frame is decoded
-/// and attributed into a batch of prepared packets (never a copy of the packet bytes), in
-/// libpcap's callback, or, for the plain records of a classic pcap file, where they lie in
-/// its memory map (`MappedRecords`; libpcap reads the rest). A batch is handed on when it
-/// is full and at the end of every `dispatch`: counted on the calling thread (so every
-/// packet read has been counted when `dispatch` returns), or, inside `PipelinedPump`,
-/// passed to a counting thread, which may ask for the next batch's mapped frames to be left
-/// undecoded and decode them itself. No allocation and no lock per packet.
+/// Moves packets from one `PacketSource` into batches of prepared packets (never a copy of
+/// the packet bytes): each frame libpcap reads is decoded and attributed in its callback;
+/// the plain records of a classic pcap file are read where they lie in its memory map
+/// (`MappedRecords`; libpcap reads the rest) and, when asked, left there undecoded for the
+/// thread that counts them. A batch is handed on when it is full and at the end of every
+/// `dispatch`. No allocation and no lock per packet.
+///
+/// Two ways to use it:
+/// - counting on the calling thread (`init(source:aggregator:)`): each batch goes to a
+///   `WindowAggregator`, so every packet read has been counted when `dispatch` returns;
+/// - as the walker of several counting threads (`ParallelPump`): the pump places each
+///   frame in its window itself (a `WindowClock`), stores the window's start as the
+///   prepared packet's time, marks late ones, hands on its batch whenever a window closes
+///   and reports the close.
 ///
 /// ```swift
 /// let pump = try PacketPump(source: source, aggregator: aggregator)
@@ -18,7 +24,8 @@ public final class PacketPump {
     public let source: PacketSource
     let decoder: PacketDecoder
     let subsecondScale: Int64
-    let aggregator: WindowAggregator
+    /// Decodes and attributes what is not left to the counting thread.
+    let shard: WindowShard
     /// Prepared packets counted at a time on the calling thread (128 x 64 bytes stays in L1).
     static let batchSize = 128
     /// Where the next prepared packets go, and how many fit there.
@@ -26,17 +33,16 @@ public final class PacketPump {
     let capacity: Int
     var batched = 0
     /// Takes a batch, with the reading position in the file's map (its frames lie before
-    /// it), and returns where to put the next one, and whether to leave that one's mapped
-    /// frames undecoded.
-    let takeBatch: (UnsafeMutableBufferPointer<PreparedPacket>, _ readPosition: Int) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool)
+    /// it), and returns where to put the next one.
+    let takeBatch: (UnsafeMutableBufferPointer<PreparedPacket>, _ readPosition: Int) -> UnsafeMutablePointer<PreparedPacket>
     /// Whether this pump lets go of the mapped pages it has read past (else its consumer
     /// does, once it is done with their frames).
     let releasesReadPages: Bool
     /// The plain records of a classic pcap file, read from its map until the first that is
     /// not plain; then `nil` and libpcap reads on.
     var records: MappedRecords?
-    /// Whether this batch's mapped frames are left undecoded.
-    var deferFrames = false
+    /// Whether mapped frames are left undecoded for the counting thread.
+    let defersMappedFrames: Bool
     /// The buffer this pump allocated itself (nil when the caller lends one).
     private let ownBuffer: UnsafeMutablePointer<PreparedPacket>?
     /// Frames read so far.
@@ -44,27 +50,36 @@ public final class PacketPump {
     /// Wire bytes read so far.
     public private(set) var bytesRead: UInt64 = 0
 
+    /// The clock that places frames (a walker's), and its open window's bounds for the
+    /// packet path's check; `nil` when the consumer places them.
+    var clock: WindowClock?
+    var placedStart = Int64.max
+    var placedEnd = Int64.min
+    /// Told each window the clock closes, after the batch holding its frames was handed on.
+    var onWindowClose: ((WindowFacts) -> Void)?
+
     /// A pump that counts its batches on the calling thread.
     public convenience init(source: PacketSource, aggregator: WindowAggregator) throws(CaptureError) {
         let buffer = UnsafeMutablePointer<PreparedPacket>.allocate(capacity: Self.batchSize)
         buffer.initialize(repeating: PreparedPacket(), count: Self.batchSize)
-        try self.init(source: source, aggregator: aggregator, buffer: buffer, capacity: Self.batchSize, owned: true) { full, _ in
+        try self.init(source: source, shard: aggregator.shard, buffer: buffer, capacity: Self.batchSize, owned: true) { full, _ in
             aggregator.count(full)
-            return (buffer, false)
+            return buffer
         }
     }
 
     /// A pump that fills `capacity` prepared packets at `buffer` and hands each batch to
-    /// `takeBatch`, which returns the buffer to fill next (`PipelinedPump`'s ring chunks).
+    /// `takeBatch`, which returns the buffer to fill next.
     init(
-        source: PacketSource, aggregator: WindowAggregator, buffer: UnsafeMutablePointer<PreparedPacket>, capacity: Int,
-        owned: Bool = false, releasesReadPages: Bool = true,
-        takeBatch: @escaping (UnsafeMutableBufferPointer<PreparedPacket>, _ readPosition: Int) -> (next: UnsafeMutablePointer<PreparedPacket>, deferFrames: Bool)
+        source: PacketSource, shard: WindowShard, buffer: UnsafeMutablePointer<PreparedPacket>, capacity: Int,
+        owned: Bool = false, releasesReadPages: Bool = true, defersMappedFrames: Bool = false,
+        takeBatch: @escaping (UnsafeMutableBufferPointer<PreparedPacket>, _ readPosition: Int) -> UnsafeMutablePointer<PreparedPacket>
     ) throws(CaptureError) {
         self.source = source
-        self.aggregator = aggregator
+        self.shard = shard
         self.takeBatch = takeBatch
         self.releasesReadPages = releasesReadPages
+        self.defersMappedFrames = defersMappedFrames
         records = MappedRecords(source: source)
         self.capacity = capacity
         batch = buffer
@@ -80,6 +95,14 @@ public final class PacketPump {
 
     deinit {
         ownBuffer?.deallocate()
+    }
+
+    /// Makes this pump place frames with `clock` (and continue it: the clock runs on
+    /// across files), reporting each window it closes to `onClose`.
+    func place(with clock: WindowClock, onClose: @escaping (WindowFacts) -> Void) {
+        self.clock = clock
+        (placedStart, placedEnd) = clock.isOpen ? (clock.start, clock.end) : (.max, .min)
+        onWindowClose = onClose
     }
 
     /// Processes up to `maxPackets` packets (`-1`: everything available). Returns how many were
@@ -148,8 +171,33 @@ public final class PacketPump {
 
     func handOnBatch() {
         guard batched > 0 else { return }
-        (batch, deferFrames) = takeBatch(UnsafeMutableBufferPointer(start: batch, count: batched), readPosition ?? 0)
+        batch = takeBatch(UnsafeMutableBufferPointer(start: batch, count: batched), readPosition ?? 0)
         batched = 0
+    }
+
+    /// The time a frame is stored with: its own, or, when this pump places frames, the
+    /// start of the window it is counted in (`late`: older than that window).
+    @inline(__always)
+    func placed(_ time: Int64, late: inout Bool) -> Int64 {
+        guard clock != nil else { return time }
+        if time >= placedStart && time < placedEnd { return placedStart }
+        return placeSlowly(time, late: &late)
+    }
+
+    /// The slow path of `placed`: the clock opens, closes (the batch so far is handed on
+    /// first, so every frame of the closed window is in a batch before the close is told)
+    /// or finds the frame late.
+    private func placeSlowly(_ time: Int64, late: inout Bool) -> Int64 {
+        guard var clock else { return time }
+        let (closed, isLate) = clock.place(time)
+        self.clock = clock
+        (placedStart, placedEnd) = (clock.start, clock.end)
+        if let closed {
+            handOnBatch()
+            onWindowClose?(closed)
+        }
+        late = isLate
+        return clock.start
     }
 
     /// A frame libpcap has read (into its buffer, which the next read overwrites).
@@ -157,13 +205,16 @@ public final class PacketPump {
     func handle(_ header: UnsafePointer<pcap_pkthdr>, _ bytes: UnsafePointer<UInt8>) {
         let wire = Int(header.pointee.len)
         let captured = Int(header.pointee.caplen)
-        let timestamp = PacketSource.nanoseconds(header, scale: subsecondScale)
+        var late = false
+        let timestamp = placed(PacketSource.nanoseconds(header, scale: subsecondScale), late: &late)
         framesRead &+= 1
         bytesRead &+= UInt64(truncatingIfNeeded: wire)
         // Written in place by TrafficCore: a returned value would be copied over from a temporary.
-        aggregator.prepare(
+        let slot = batch + batched
+        shard.prepare(
             frame: UnsafeRawBufferPointer(start: bytes, count: captured), decoder: decoder, timestamp: timestamp, wireLength: wire,
-            into: batch + batched)
+            into: slot)
+        if late { slot.pointee.markLate() }
         batched &+= 1
         if batched == capacity { handOnBatch() }
     }
@@ -171,17 +222,21 @@ public final class PacketPump {
     /// A frame read in the file's map, where it stays: it may be left undecoded.
     @inline(__always)
     func handle(_ record: MappedRecords.Record) {
+        var late = false
+        let timestamp = placed(record.timestamp, late: &late)
         framesRead &+= 1
         bytesRead &+= UInt64(truncatingIfNeeded: record.wireLength)
-        if deferFrames {
+        let slot = batch + batched
+        if defersMappedFrames {
             PreparedPacket.storeDeferred(
-                frame: record.frame, capturedLength: record.capturedLength, timestamp: record.timestamp,
-                wireLength: record.wireLength, into: batch + batched)
+                frame: record.frame, capturedLength: record.capturedLength, timestamp: timestamp,
+                wireLength: record.wireLength, into: slot)
         } else {
-            aggregator.prepare(
+            shard.prepare(
                 frame: UnsafeRawBufferPointer(start: record.frame, count: record.capturedLength), decoder: decoder,
-                timestamp: record.timestamp, wireLength: record.wireLength, into: batch + batched)
+                timestamp: timestamp, wireLength: record.wireLength, into: slot)
         }
+        if late { slot.pointee.markLate() }
         batched &+= 1
         if batched == capacity { handOnBatch() }
     }

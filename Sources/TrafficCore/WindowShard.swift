@@ -45,6 +45,8 @@ public final class WindowShard: @unchecked Sendable {
     var hot = HotCounters()
     /// The sets of the other windows in flight, written back.
     var parked: [(start: Int64, tables: WindowTables)] = []
+    /// The capacities the last parked set had grown to: a new set starts that large.
+    var lastCapacities = WindowTablesPool.Capacities()
 
     /// How many packets ahead `count` hashes and prefetches table slots.
     static let lookahead = 8
@@ -82,7 +84,7 @@ public final class WindowShard: @unchecked Sendable {
         if let i = parked.firstIndex(where: { $0.start == start }) {
             bind(parked.remove(at: i).tables)
         } else {
-            let fresh = pool.take(sizedLike: current)
+            let fresh = pool.take(sizedLike: lastCapacities)
             fresh.input = input
             bind(fresh)
         }
@@ -129,6 +131,7 @@ public final class WindowShard: @unchecked Sendable {
     private func park() {
         guard currentStart != .min else { return }
         writeBack()
+        lastCapacities = WindowTablesPool.Capacities(current)
         parked.append((currentStart, current))
         currentStart = .min
         currentEnd = .min
@@ -144,7 +147,10 @@ public final class WindowShard: @unchecked Sendable {
     }
 
     /// Makes `current` hold the working copies (they may have grown) and the hot counters.
+    /// With no window selected there is nothing to write: `current` may already belong to
+    /// a closed window's consumer.
     func writeBack() {
+        guard currentStart != .min else { return }
         current.clientFlows = clientFlows
         current.serverFlows = serverFlows
         current.clients = clients
@@ -215,6 +221,12 @@ public final class WindowShard: @unchecked Sendable {
     public func count(_ batch: UnsafeMutableBufferPointer<PreparedPacket>, in start: Int64) {
         select(start)
         count(batch, low: .min, high: .max) { _ in }
+    }
+
+    /// Counts a batch a coordinator placed: each packet's time is the start of the window
+    /// it counts in (`PacketPump` as a walker stores it so), late ones marked.
+    public func countPlaced(_ batch: UnsafeMutableBufferPointer<PreparedPacket>) {
+        count(batch, low: currentStart, high: currentEnd) { p in self.select(p.timestamp) }
     }
 
     /// Counts a batch in order: a packet whose time lies outside the current window's

@@ -227,17 +227,31 @@ final class WindowTablesPool: Sendable {
         self.partyCapacity = partyCapacity
     }
 
+    /// The capacities a set's tables have grown to.
+    struct Capacities {
+        var clientFlows = 0, serverFlows = 0, clients = 0, servers = 0
+
+        init() {}
+
+        init(_ tables: WindowTables) {
+            clientFlows = tables.clientFlows.capacity
+            serverFlows = tables.serverFlows.capacity
+            clients = tables.clients.capacity
+            servers = tables.servers.capacity
+        }
+    }
+
     /// A set for the next window: a spare, or a new set whose tables have the capacities of
-    /// `sizedLike` (the set of the window that just closed), so that it does not grow through
-    /// every doubling again (each a rehash and a fresh allocation, on the counting thread).
-    func take(sizedLike previous: WindowTables? = nil) -> WindowTables {
+    /// `sizedLike` (the last window's), so that it does not grow through every doubling
+    /// again (each a rehash and a fresh allocation, on the counting thread).
+    func take(sizedLike previous: Capacities = Capacities()) -> WindowTables {
         if let spare = spares.withLock({ $0.popLast() }) { return spare }
         let small = min(partyCapacity, 256)
         return WindowTables(
-            clientFlowCapacity: max(flowCapacity, (previous?.clientFlows.capacity ?? 0) / 2),
-            serverFlowCapacity: max(small, (previous?.serverFlows.capacity ?? 0) / 2),
-            clientCapacity: max(partyCapacity, (previous?.clients.capacity ?? 0) / 2),
-            serverCapacity: max(small, (previous?.servers.capacity ?? 0) / 2))
+            clientFlowCapacity: max(flowCapacity, previous.clientFlows / 2),
+            serverFlowCapacity: max(small, previous.serverFlows / 2),
+            clientCapacity: max(partyCapacity, previous.clients / 2),
+            serverCapacity: max(small, previous.servers / 2))
     }
 
     func give(_ tables: WindowTables) {

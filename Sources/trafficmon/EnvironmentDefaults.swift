@@ -22,7 +22,7 @@ enum EnvironmentDefaults {
     static let options: [String: [(name: String, kind: Kind)]] = [
         "report": [
             ("window", .value), ("local-net", .list), ("service-port", .list), ("filter", .value), ("format", .value),
-            ("top", .value), ("max-clients", .value),
+            ("top", .value), ("max-clients", .value), ("threads", .value),
         ],
         "serve": [
             ("interface", .value), ("read", .value), ("filter", .value), ("window", .value),

@@ -32,9 +32,13 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("List only the top N clients, servers (and services) of each window; the rest is folded into 'other'.", valueName: "n"))
     var top: Int?
 
+    @Option(help: ArgumentHelp("Threads that decode and count (one more reads the files); the default is the number of cores.", valueName: "n"))
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
         if let top, top < 1 { throw ValidationError("--top must be at least 1, not \(top)") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be from 1 to 256, not \(threads)") }
     }
 
     func run() throws {
@@ -58,7 +62,8 @@ struct ReportCommand: ParsableCommand {
         let output = ReportWriter(format: format)
         let writerQueue = DispatchQueue(label: "trafficmon.report.writer")
         let slots = DispatchSemaphore(value: 2)
-        let aggregator = WindowAggregator(configuration: configuration) { closed in
+        // One thread walks the files, `--threads` decode and count.
+        let pump = ParallelPump(configuration: configuration, threads: threads) { closed in
             slots.wait()
             writerQueue.async {
                 output.write(closed.record())
@@ -69,18 +74,13 @@ struct ReportCommand: ParsableCommand {
         var failure: CaptureError?
         for source in sources {
             do {
-                // Reading and counting on two threads when there are two cores.
-                if PipelinedPump.isUseful {
-                    try PipelinedPump(source: source, aggregator: aggregator).drain()
-                } else {
-                    try PacketPump(source: source, aggregator: aggregator).drain()
-                }
+                try pump.read(source)
             } catch {
                 failure = error
                 break
             }
         }
-        aggregator.finish()
+        pump.finish()
         writerQueue.sync { output.flush() }
         if let failure { throw UserFacingError(failure) }
     }

@@ -91,7 +91,7 @@ struct PumpResult {
     /// The error `drain()` ended with, if any (the records before it are kept).
     var failure: CaptureError?
     var framesRead: UInt64 = 0
-    /// `PipelinedPump` only: frames left undecoded by the reader and decoded by the counter.
+    /// `ParallelPump` only: frames left undecoded by the walker and decoded by the counting threads.
     var framesDecodedByCounter = 0
     var bytesRead: UInt64 = 0
 
@@ -120,31 +120,41 @@ struct PumpResult {
 
 enum Pump {
     /// Reads `url` to its end (or its first read error) and closes the last window, with
-    /// `PacketPump`, or with `PipelinedPump` (reading and counting on two threads).
+    /// `PacketPump` on this thread, or with `ParallelPump` (one walker, `threads` counting
+    /// threads, `chunks` chunks in flight).
     static func file(
         _ url: URL, filter: String? = nil,
-        configuration: WindowAggregator.Configuration = .init(), pipelined: Bool = false, ringChunks: Int? = nil
+        configuration: WindowAggregator.Configuration = .init(), threads: Int? = nil, chunks: Int = 32
     ) throws(CaptureError) -> PumpResult {
         let source = try PacketSource.openFile(url.path, filter: filter)
         var result = PumpResult()
-        let aggregator = WindowAggregator(configuration: configuration) { (record: WindowRecord) in result.records.append(record) }
-        var counts: () -> (frames: UInt64, bytes: UInt64) = { (0, 0) }
-        do {
-            if pipelined {
-                let pump = try PipelinedPump(
-                    source: source, aggregator: aggregator, ringChunks: ringChunks ?? ChunkRing.defaultChunkCount)
-                counts = { (pump.framesRead, pump.bytesRead) }
-                defer { result.framesDecodedByCounter = pump.framesDecodedByCounter }
-                try pump.drain()
-            } else {
-                let pump = try PacketPump(source: source, aggregator: aggregator)
-                counts = { (pump.framesRead, pump.bytesRead) }
-                try pump.drain()
+        if let threads {
+            let records = LockedValue<[WindowRecord]>([])
+            let pump = ParallelPump(configuration: configuration, threads: threads, chunks: chunks) { closed in
+                let record = closed.record()
+                closed.recycle()
+                records.withLock { $0.append(record) }
             }
+            do {
+                try pump.read(source)
+            } catch {
+                result.failure = error
+            }
+            pump.finish()
+            result.records = records.withLock { $0 }
+            result.framesRead = pump.framesRead
+            result.bytesRead = pump.bytesRead
+            result.framesDecodedByCounter = pump.framesDecodedByCounters
+            return result
+        }
+        let aggregator = WindowAggregator(configuration: configuration) { (record: WindowRecord) in result.records.append(record) }
+        let pump = try PacketPump(source: source, aggregator: aggregator)
+        do {
+            try pump.drain()
         } catch {
             result.failure = error
         }
-        (result.framesRead, result.bytesRead) = counts()
+        (result.framesRead, result.bytesRead) = (pump.framesRead, pump.bytesRead)
         aggregator.finish()
         return result
     }

@@ -92,14 +92,14 @@ struct CounterTableTests {
             previous.servers.add(PartyKey(high: UInt64(i), low: 3, tag: 1), bytes: 1)
         }
         #expect(previous.clientFlows.capacity > small)
-        let next = pool.take(sizedLike: previous)
+        let next = pool.take(sizedLike: WindowTablesPool.Capacities(previous))
         #expect(next.clientFlows.capacity == previous.clientFlows.capacity)
         #expect(next.serverFlows.capacity == previous.serverFlows.capacity)
         #expect(next.clients.capacity == previous.clients.capacity)
         #expect(next.servers.capacity == previous.servers.capacity)
         #expect(next.clientFlows.count == 0 && next.clients.count == 0)
         pool.give(previous)
-        let spare = pool.take(sizedLike: next)
+        let spare = pool.take(sizedLike: WindowTablesPool.Capacities(next))
         #expect(spare === previous)
         #expect(spare.clientFlows.count == 0)
     }

@@ -1,0 +1,279 @@
+import Foundation
+import TrafficCore
+
+/// Reads capture files on one thread (the walker) and decodes and counts on `threads`
+/// others, each with a `WindowShard` of its own.
+///
+/// The walker is a `PacketPump` that places every frame in its window with the one
+/// `WindowClock` (event time, late packets, the close as packet time passes a window),
+/// leaves the frames of a classic pcap file undecoded where they lie in its memory map
+/// (libpcap's frames, which its next read overwrites, it decodes itself), and hands chunks
+/// of up to 4,096 prepared packets (64 bytes each, never the packet bytes) to the counting
+/// threads in turn. When the clock closes a window, every counting thread is told after
+/// its chunks of that window: it hands its shard's tables for the window over, and once
+/// all have, the walker passes the window, with every shard's tables, to `onClose`, in
+/// window order (the tables are merged when the record is built).
+///
+/// One lock round trip per chunk and per window close, none per packet; a fixed set of
+/// chunks, allocated once, so memory stays bounded whatever the file. The windows and
+/// their totals are exactly those of counting on one thread; which parties are listed can
+/// differ only once a `--max-clients` or flow cap is reached (each shard admits its own
+/// first comers, the merge admits again).
+///
+/// ```swift
+/// let pump = ParallelPump(configuration: configuration, threads: 4) { closed in write(closed.record()) }
+/// for source in sources { try pump.read(source) }
+/// pump.finish()
+/// ```
+public final class ParallelPump: @unchecked Sendable {
+    public let configuration: WindowAggregator.Configuration
+    public let threads: Int
+    let onClose: (ClosedWindow) -> Void
+    /// The one clock, continued from file to file (walker thread only).
+    var clock: WindowClock
+    let shards: [WindowShard]
+
+    static let chunkSize = 4096
+    let chunkCount: Int
+    let base: UnsafeMutablePointer<PreparedPacket>
+
+    /// Guards everything below.
+    let condition = NSCondition()
+    var freeChunks: [Int]
+    /// Per counting thread, the work handed to it, in order.
+    var queues: [[Item]]
+    var queueHeads: [Int]
+    /// Windows closed by the clock whose tables are still being handed over, oldest first.
+    var pending: [PendingClose] = []
+    var workersRunning: Int
+    /// Every chunk handed on, by sequence number: counted yet, and its file's map with the
+    /// read position when it was handed on (its frames lie before it), so the pages of
+    /// frames counted can be let go.
+    var chunks: [(done: Bool, position: Int, mapping: MappedFile?)] = []
+    var releasedThrough = 0
+    /// The map of the file being read (walker thread).
+    var mapping: MappedFile?
+    var nextWorker = 0
+    var decodedByCounters = 0
+
+    enum Item {
+        case chunk(index: Int, count: Int, sequence: Int, decoder: PacketDecoder)
+        case close(start: Int64)
+        case stop
+    }
+
+    struct PendingClose {
+        var facts: WindowFacts
+        var tables: [(WindowTables, WindowShard?)] = []
+        var remaining: Int
+    }
+
+    /// Frames and wire bytes read so far (walker thread).
+    public private(set) var framesRead: UInt64 = 0
+    public private(set) var bytesRead: UInt64 = 0
+    /// Frames left undecoded by the walker and decoded by the counting threads (read after `finish`).
+    public var framesDecodedByCounters: Int { condition.withLock { decodedByCounters } }
+
+    public init(
+        configuration: WindowAggregator.Configuration, threads: Int, chunks: Int = 32, onClose: @escaping (ClosedWindow) -> Void
+    ) {
+        self.configuration = configuration
+        self.threads = max(1, threads)
+        self.onClose = onClose
+        clock = WindowClock(windowLength: configuration.windowLength)
+        shards = (0..<self.threads).map { _ in WindowShard(configuration: configuration) }
+        chunkCount = max(self.threads + 2, chunks)
+        freeChunks = Array((0..<chunkCount).reversed())
+        queues = Array(repeating: [], count: self.threads)
+        queueHeads = Array(repeating: 0, count: self.threads)
+        workersRunning = self.threads
+        // Zeroed memory (an all-zero PreparedPacket is a valid one) whose pages the kernel
+        // maps in as the chunks first fill: a small file does not pay for all of it.
+        let slots = Self.chunkSize * chunkCount
+        guard let memory = calloc(slots, MemoryLayout<PreparedPacket>.stride) else {
+            fatalError("out of memory for the \(slots)-packet chunks")
+        }
+        base = memory.bindMemory(to: PreparedPacket.self, capacity: slots)
+        for i in 0..<self.threads {
+            let thread = Thread { [self] in work(i) }
+            thread.name = "trafficmon-count-\(i)"
+            thread.start()
+        }
+    }
+
+    deinit {
+        free(base)
+    }
+
+    // MARK: The walker
+
+    /// Reads `source` to its end (or its first read error, thrown once the windows closed
+    /// before it have been handed on).
+    public func read(_ source: PacketSource) throws(CaptureError) {
+        let first = takeFreeChunk()
+        mapping = source.mapping
+        let pump: PacketPump
+        do {
+            pump = try PacketPump(
+                source: source, shard: shards[0], buffer: base + first * Self.chunkSize, capacity: Self.chunkSize,
+                releasesReadPages: false, defersMappedFrames: true
+            ) { [self] chunk, position in
+                publish(chunk, position: position)
+                return base + takeFreeChunk() * Self.chunkSize
+            }
+        } catch {
+            giveBack(chunk: first)
+            throw error
+        }
+        let decoder = pump.decoder
+        currentDecoder = decoder
+        pump.place(with: clock) { [self] facts in broadcastClose(facts) }
+        defer {
+            if let placed = pump.clock { clock = placed }
+            framesRead &+= pump.framesRead
+            bytesRead &+= pump.bytesRead
+            // The chunk the pump would have filled next.
+            giveBack(chunk: (pump.batch - base) / Self.chunkSize)
+        }
+        try pump.drain(batch: Int32(Self.chunkSize * 4))
+    }
+
+    /// The decoder of the file being read (walker thread).
+    private var currentDecoder: PacketDecoder?
+
+    /// Closes the last window (marked partial), waits until every window has been handed
+    /// to `onClose`, and stops the counting threads. Once per pump.
+    public func finish() {
+        if let facts = clock.finish() { broadcastClose(facts) }
+        condition.lock()
+        for i in 0..<threads { queues[i].append(.stop) }
+        condition.broadcast()
+        while workersRunning > 0 || !pending.isEmpty {
+            let ready = takeReadyCloses()
+            if !ready.isEmpty {
+                condition.unlock()
+                emit(ready)
+                condition.lock()
+                continue
+            }
+            condition.wait()
+        }
+        condition.unlock()
+    }
+
+    /// Hands a filled chunk to the next counting thread.
+    private func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>, position: Int) {
+        guard let baseAddress = chunk.baseAddress, let decoder = currentDecoder else { return }
+        let index = (baseAddress - base) / Self.chunkSize
+        condition.lock()
+        let sequence = chunks.count
+        chunks.append((false, position, mapping))
+        queues[nextWorker].append(.chunk(index: index, count: chunk.count, sequence: sequence, decoder: decoder))
+        nextWorker = (nextWorker + 1) % threads
+        condition.broadcast()
+        let ready = takeReadyCloses()
+        condition.unlock()
+        emit(ready)
+    }
+
+    /// Tells every counting thread, after its chunks so far, that `facts`' window closed.
+    private func broadcastClose(_ facts: WindowFacts) {
+        condition.lock()
+        pending.append(PendingClose(facts: facts, remaining: threads))
+        for i in 0..<threads { queues[i].append(.close(start: facts.start)) }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// A free chunk, waiting (and handing on closed windows meanwhile) while all are taken.
+    private func takeFreeChunk() -> Int {
+        condition.lock()
+        while freeChunks.isEmpty {
+            let ready = takeReadyCloses()
+            if !ready.isEmpty {
+                condition.unlock()
+                emit(ready)
+                condition.lock()
+                continue
+            }
+            condition.wait()
+        }
+        let chunk = freeChunks.removeLast()
+        condition.unlock()
+        return chunk
+    }
+
+    private func giveBack(chunk: Int) {
+        condition.withLock { freeChunks.append(chunk) }
+    }
+
+    /// The closed windows every counting thread has handed over, oldest first (under the lock).
+    private func takeReadyCloses() -> [ClosedWindow] {
+        var ready: [ClosedWindow] = []
+        while let first = pending.first, first.remaining == 0 {
+            pending.removeFirst()
+            ready.append(ClosedWindow(facts: first.facts, tables: first.tables, configuration: configuration))
+        }
+        return ready
+    }
+
+    private func emit(_ windows: [ClosedWindow]) {
+        for window in windows { onClose(window) }
+    }
+
+    // MARK: The counting threads
+
+    private func work(_ i: Int) {
+        let shard = shards[i]
+        while true {
+            condition.lock()
+            while queueHeads[i] == queues[i].count { condition.wait() }
+            let item = queues[i][queueHeads[i]]
+            queueHeads[i] += 1
+            if queueHeads[i] > 1024 {
+                queues[i].removeFirst(queueHeads[i])
+                queueHeads[i] = 0
+            }
+            condition.unlock()
+            switch item {
+            case .chunk(let index, let count, let sequence, let decoder):
+                let packets = UnsafeMutableBufferPointer(start: base + index * Self.chunkSize, count: count)
+                let decoded = shard.prepareDeferred(packets, decoder: decoder)
+                shard.countPlaced(packets)
+                condition.lock()
+                decodedByCounters += decoded
+                freeChunks.append(index)
+                let release = markDone(sequence)
+                condition.broadcast()
+                condition.unlock()
+                if let (mapping, position) = release { mapping.release(before: position) }
+            case .close(let start):
+                let tables = shard.take(start)
+                condition.lock()
+                if let k = pending.firstIndex(where: { $0.facts.start == start }) {
+                    if let tables { pending[k].tables.append((tables, shard)) }
+                    pending[k].remaining -= 1
+                }
+                condition.broadcast()
+                condition.unlock()
+            case .stop:
+                condition.lock()
+                workersRunning -= 1
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+        }
+    }
+
+    /// Notes chunk `sequence` counted; returns the map and position before which every
+    /// frame has now been counted, when that moved on (under the lock).
+    private func markDone(_ sequence: Int) -> (MappedFile, Int)? {
+        guard sequence < chunks.count else { return nil }
+        chunks[sequence].done = true
+        let before = releasedThrough
+        while releasedThrough < chunks.count && chunks[releasedThrough].done { releasedThrough += 1 }
+        guard releasedThrough > before, let mapping = chunks[releasedThrough - 1].mapping else { return nil }
+        return (mapping, chunks[releasedThrough - 1].position)
+    }
+}
