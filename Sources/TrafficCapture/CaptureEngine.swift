@@ -3,16 +3,19 @@ import Foundation
 import Synchronization
 import TrafficCore
 
-/// Runs a packet source on its own thread (libpcap blocks) and drives the window
-/// aggregator: a live capture closes windows on the wall clock (empty ones too), a
-/// file replays as fast as it can and then keeps serving injects on the wall clock.
+/// Runs the inputs on threads of their own and coordinates their windows: a file replays
+/// on one thread (one clock and one shard: a `WindowAggregator`) as fast as it can and then
+/// keeps serving injects on the wall clock; a live capture (`LiveCapture`: one or more
+/// interfaces, one or more handles each) reads, decodes and counts on a thread per handle
+/// while the engine's thread, the window coordinator, closes windows on the wall clock
+/// (empty ones too), counts injects and answers looks at the open window.
 ///
-/// Everything that touches the aggregator happens on that one thread; other tasks
-/// talk to it through a small control queue that the thread drains between batches,
-/// so the packet path takes no lock.
+/// Other tasks talk to the engine's thread through a small control queue that it drains
+/// between batches (a replay) or every ~100 ms and at once when woken (live), so the packet
+/// path takes no lock.
 ///
 /// ```swift
-/// let engine = CaptureEngine(source: try PacketSource.openFile("x.pcap"), configuration: config) { closed in
+/// let engine = CaptureEngine(sources: [try PacketSource.openFile("x.pcap")], configuration: config) { closed in
 ///     publish(closed.record())
 /// }
 /// engine.start()
@@ -40,7 +43,9 @@ public final class CaptureEngine: Sendable {
         case snapshot(ResumeOnce<WindowRecord?>)
     }
 
-    let source: PacketSource
+    /// The inputs: one capture file, or the live handles (several per interface when
+    /// `PACKET_FANOUT` spreads it over threads).
+    let sources: [PacketSource]
     /// How packets are attributed and windows cut (local networks, service ports, ...).
     public let configuration: WindowAggregator.Configuration
     let onWindow: @Sendable (ClosedWindow) -> Void
@@ -61,12 +66,20 @@ public final class CaptureEngine: Sendable {
     /// The capture thread, so that `stop` can interrupt a read from a stalled pipe.
     private let captureThread = LockedValue<pthread_t?>(nil)
 
+    public convenience init(
+        source: PacketSource, configuration: WindowAggregator.Configuration, closeGrace: Int64 = 400_000_000,
+        onWindow: @escaping @Sendable (ClosedWindow) -> Void
+    ) {
+        self.init(sources: [source], configuration: configuration, closeGrace: closeGrace, onWindow: onWindow)
+    }
+
+    /// - Parameter sources: one capture file, or live handles (all of the same kind).
     public init(
-        source: PacketSource, configuration: WindowAggregator.Configuration,
+        sources: [PacketSource], configuration: WindowAggregator.Configuration,
         closeGrace: Int64 = 400_000_000,
         onWindow: @escaping @Sendable (ClosedWindow) -> Void
     ) {
-        self.source = source
+        self.sources = sources
         self.configuration = configuration
         self.closeGrace = closeGrace
         self.onWindow = onWindow
@@ -97,7 +110,19 @@ public final class CaptureEngine: Sendable {
     public var status: Status { state.withLock { $0 } }
 
     /// What is being read: an interface or a file.
-    public var origin: PacketSource.Origin { source.origin }
+    public var origin: PacketSource.Origin { sources[0].origin }
+
+    /// The interfaces read, in order, each once (empty for a file).
+    public var interfaces: [String] {
+        var names: [String] = []
+        for source in sources {
+            if case .interface(let name) = source.origin, !names.contains(name) { names.append(name) }
+        }
+        return names
+    }
+
+    /// Whether the inputs are live interfaces.
+    var isLive: Bool { !interfaces.isEmpty }
 
     /// Starts the capture thread.
     public func start() {
@@ -129,7 +154,7 @@ public final class CaptureEngine: Sendable {
     public func stop(timeout: Duration = .seconds(1)) async -> Bool {
         stopRequested.store(true, ordering: .releasing)
         wakeUp()
-        let interrupter = source.readsCanStall ? Task.detached { [self] in await interruptReads() } : nil
+        let interrupter = sources[0].readsCanStall ? Task.detached { [self] in await interruptReads() } : nil
         defer { interrupter?.cancel() }
         let waiter = ResumeOnce<Bool>()
         let done = finished.withLock { f -> Bool in
@@ -181,7 +206,7 @@ public final class CaptureEngine: Sendable {
         enqueue(.snapshot(reply))
         // A replay blocked in a read from a stalled pipe cannot answer: after 1 s the
         // caller gets nil (and shows the last closed window).
-        let timer = source.readsCanStall && status == .replaying ? Task {
+        let timer = sources[0].readsCanStall && status == .replaying ? Task {
             try? await Task.sleep(for: .seconds(1))
             reply.resume(nil)
         } : nil
@@ -211,51 +236,59 @@ public final class CaptureEngine: Sendable {
     // MARK: The capture thread
 
     private func run() {
-        let aggregator = WindowAggregator(configuration: configuration) { [onWindow] closed in onWindow(closed) }
-        let pump: PacketPump
-        do {
-            pump = try PacketPump(source: source, aggregator: aggregator)
-        } catch {
-            state.withLock { $0 = .failed(error.description) }
-            drainAfterFinish()
-            return
+        if isLive {
+            runLive()
+        } else {
+            runReplay()
         }
-        switch source.origin {
-        case .interface:
-            runLive(pump: pump, aggregator: aggregator)
-        case .file:
-            runReplay(pump: pump, aggregator: aggregator)
-        }
-        aggregator.finish()
         state.withLock { if case .failed = $0 {} else { $0 = .stopped } }
         finished.withLock { $0.done = true }
         drainAfterFinish()
     }
 
-    private func runLive(pump: PacketPump, aggregator: WindowAggregator) {
-        state.withLock { $0 = .capturing }
-        aggregator.dropCounter = { [source] in
-            let s = source.statistics()
-            return (s?.kernelDropped ?? 0, s?.interfaceDropped ?? 0)
+    /// The window coordinator of a live capture, on this thread; the handles are read on
+    /// threads of their own.
+    private func runLive() {
+        let names = interfaces
+        var handles: [LiveCapture.Handle] = []
+        for source in sources {
+            let input = names.firstIndex(of: source.origin.name) ?? 0
+            handles.append(LiveCapture.Handle(
+                source: source, input: input, readsInterfaceDrops: !handles.contains { $0.input == input }))
         }
-        aggregator.advance(to: Self.now(), emitEmpty: true)
-        let captureDescriptor = source.selectableDescriptor
-        while !stopRequested.load(ordering: .acquiring) {
-            // A capture that cannot be polled is read every 10 ms.
-            waitForWork(captureDescriptor: captureDescriptor, milliseconds: captureDescriptor >= 0 ? 100 : 10)
-            do {
-                try pump.dispatch(maxPackets: -1)
-            } catch {
-                state.withLock { $0 = .failed(error.description) }
-                return
+        let live = LiveCapture(
+            handles: handles, inputNames: names, configuration: configuration, closeGrace: closeGrace
+        ) { [onWindow] closed in onWindow(closed) }
+        live.tick(now: Self.now())
+        do {
+            try live.startCapturing { [state] message in
+                state.withLock { $0 = .failed(message) }
             }
-            let now = Self.now()
-            handleControls(aggregator: aggregator, clock: now)
-            aggregator.advance(to: now - closeGrace, emitEmpty: true)
+        } catch {
+            state.withLock { $0 = .failed(error.description) }
+            return
         }
+        state.withLock { if case .failed = $0 {} else { $0 = .capturing } }
+        while !stopRequested.load(ordering: .acquiring) {
+            waitForWork(captureDescriptor: -1, milliseconds: 100)
+            let now = Self.now()
+            handleControls(live: live, clock: now)
+            live.tick(now: now)
+        }
+        live.stop(now: Self.now())
     }
 
-    private func runReplay(pump: PacketPump, aggregator: WindowAggregator) {
+    /// A file, replayed on this thread (one clock, one shard), then injects on the wall clock.
+    private func runReplay() {
+        let aggregator = WindowAggregator(configuration: configuration) { [onWindow] closed in onWindow(closed) }
+        defer { aggregator.finish() }
+        let pump: PacketPump
+        do {
+            pump = try PacketPump(source: sources[0], aggregator: aggregator)
+        } catch {
+            state.withLock { $0 = .failed(error.description) }
+            return
+        }
         state.withLock { $0 = .replaying }
         while !stopRequested.load(ordering: .acquiring) {
             let n: Int
@@ -296,6 +329,27 @@ public final class CaptureEngine: Sendable {
         guard ready > 0, descriptors.1.revents & Int16(POLLIN) != 0 else { return }
         var drained: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         while withUnsafeMutableBytes(of: &drained, { read(wakeDescriptor, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    /// Injects and looks at the open window for a live capture's coordinator.
+    private func handleControls(live: LiveCapture, clock: Int64) {
+        guard hasControls.load(ordering: .acquiring) else { return }
+        let pending = controls.withLock { list -> [Control] in
+            hasControls.store(false, ordering: .releasing)
+            defer { list = [] }
+            return list
+        }
+        var snapshot: WindowRecord??
+        for control in pending {
+            switch control {
+            case .inject(let attribution, let size):
+                live.inject(attribution, wireLength: size, now: clock)
+                snapshot = nil
+            case .snapshot(let reply):
+                if snapshot == nil { snapshot = .some(live.snapshot()) }
+                reply.resume(snapshot ?? nil)
+            }
+        }
     }
 
     private func handleControls(aggregator: WindowAggregator, clock: Int64) {

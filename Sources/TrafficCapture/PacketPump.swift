@@ -16,11 +16,14 @@ import TrafficCore
 ///   prepared packet's time, marks late ones, hands on its batch whenever a window closes
 ///   and reports the close.
 ///
+/// One thread uses a pump at a time (it may be made on one and handed to another), which
+/// is why it is `@unchecked Sendable`.
+///
 /// ```swift
 /// let pump = try PacketPump(source: source, aggregator: aggregator)
 /// while try pump.dispatch(maxPackets: 10_000) > 0 {}
 /// ```
-public final class PacketPump {
+public final class PacketPump: @unchecked Sendable {
     public let source: PacketSource
     let decoder: PacketDecoder
     let subsecondScale: Int64

@@ -53,13 +53,16 @@ public final class WindowShard: @unchecked Sendable {
     /// Party tables up to this many slots (384 KiB) stay in the cache: no prefetch.
     static let cachedPartySlots = 8192
 
-    public init(configuration: WindowAggregator.Configuration, input: Int = 0) {
+    /// - Parameters:
+    ///   - input: the input it counts for (its index in the coordinator's list).
+    ///   - oversizedAbove: this input's threshold for oversized frames (else the configuration's).
+    public init(configuration: WindowAggregator.Configuration, input: Int = 0, oversizedAbove: Int? = nil) {
         self.configuration = configuration
         self.attributor = Attributor(localNetworks: configuration.localNetworks, servicePorts: configuration.servicePorts)
         self.windowLength = configuration.windowLength
         self.maxClients = configuration.maxClients
         self.maxFlows = configuration.maxFlows
-        self.oversizedAbove = configuration.oversizedAbove.map { UInt64(max(0, $0)) } ?? .max
+        self.oversizedAbove = (oversizedAbove ?? configuration.oversizedAbove).map { UInt64(max(0, $0)) } ?? .max
         self.input = input
         pool = WindowTablesPool(flowCapacity: min(configuration.maxFlows, 4096), partyCapacity: min(configuration.maxClients, 1024))
         let first = pool.take()
@@ -227,6 +230,38 @@ public final class WindowShard: @unchecked Sendable {
     /// it counts in (`PacketPump` as a walker stores it so), late ones marked.
     public func countPlaced(_ batch: UnsafeMutableBufferPointer<PreparedPacket>) {
         count(batch, low: currentStart, high: currentEnd) { p in self.select(p.timestamp) }
+    }
+
+    /// Counts a live capture's batch: each packet into the window its time names, unless
+    /// that window has closed already (it starts before `openWindow()`, the coordinator's
+    /// open window): then into the open one, late. A time more than a window ahead of the
+    /// open one counts in the next (a clock that jumped).
+    public func countLive(_ batch: UnsafeMutableBufferPointer<PreparedPacket>, openWindow: () -> Int64) {
+        count(batch, low: currentStart, high: currentEnd) { p in self.placeLive(&p, open: openWindow()) }
+    }
+
+    /// Counts an inject (not a captured frame) at `timestamp`, placed as `countLive` places.
+    public func countInject(_ attribution: Attribution, timestamp: Int64, wireLength: Int, openWindow: () -> Int64) {
+        var p = PreparedPacket()
+        p.key = FlowKey(attribution)
+        p.timestamp = timestamp
+        p.bytes = UInt64(truncatingIfNeeded: wireLength)
+        p.kind = .ip
+        p.captured = false
+        placeLive(&p, open: openWindow())
+        count(p, hashes: Self.hashes(p.key))
+    }
+
+    private func placeLive(_ p: inout PreparedPacket, open: Int64) {
+        let own = Timestamp.floorDiv(p.timestamp, windowLength) &* windowLength
+        if open == .min {
+            select(own)
+        } else if own < open {
+            p.isLate = true
+            select(open)
+        } else {
+            select(min(own, open &+ windowLength))
+        }
     }
 
     /// Counts a batch in order: a packet whose time lies outside the current window's

@@ -49,15 +49,24 @@ public struct TrafficServer: Sendable {
     let makeApplication: @Sendable ([any ServiceLifecycle.Service]) -> Application<RouterResponder<Context>>
     let logger: Logger
 
-    /// Builds the server; with a store, the history it holds is loaded first.
+    /// Builds the server over one input; with a store, the history it holds is loaded first.
     public init(
         configuration: ServerConfiguration, source: PacketSource, aggregation: WindowAggregator.Configuration,
+        options: Options = Options(), logger: Logger
+    ) async throws {
+        try await self.init(configuration: configuration, sources: [source], aggregation: aggregation, options: options, logger: logger)
+    }
+
+    /// Builds the server over `sources` (a capture file, or live handles: several
+    /// interfaces, several handles each); with a store, the history it holds is loaded first.
+    public init(
+        configuration: ServerConfiguration, sources: [PacketSource], aggregation: WindowAggregator.Configuration,
         options: Options = Options(), logger: Logger
     ) async throws {
         var aggregation = aggregation
         aggregation.top = configuration.top
         let channel = WindowChannel()
-        let engine = CaptureEngine(source: source, configuration: aggregation) { closed in channel.send(closed) }
+        let engine = CaptureEngine(sources: sources, configuration: aggregation) { closed in channel.send(closed) }
         let state = TrafficState(
             configuration: configuration, engine: engine, windowLength: aggregation.windowLength, store: options.store)
         if let store = options.store {

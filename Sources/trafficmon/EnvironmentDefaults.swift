@@ -25,7 +25,7 @@ enum EnvironmentDefaults {
             ("top", .value), ("max-clients", .value), ("threads", .value),
         ],
         "serve": [
-            ("interface", .value), ("read", .value), ("filter", .value), ("window", .value),
+            ("interface", .list), ("capture-threads", .value), ("read", .value), ("filter", .value), ("window", .value),
             ("listen", .value), ("local-net", .list), ("service-port", .list), ("party-ttl", .value), ("max-party-series", .value),
             ("history", .value), ("db", .value), ("no-db", .flag),
             ("retention", .value), ("top", .value), ("max-clients", .value), ("auth-token-file", .value),

@@ -20,8 +20,11 @@ struct ServeCommand: AsyncParsableCommand {
             computed (no privileges needed). SIGINT/SIGTERM close the open window and exit 0.
             """)
 
-    @Option(help: ArgumentHelp("Capture live on this interface (see: trafficmon interfaces).", valueName: "name"))
-    var interface: String?
+    @Option(help: ArgumentHelp("Capture live on this interface (see: trafficmon interfaces); repeatable: several interfaces feed one set of windows.", valueName: "name"))
+    var interface: [String] = []
+
+    @Option(name: .customLong("capture-threads"), help: ArgumentHelp("Threads that read, decode and count each interface, joined in one PACKET_FANOUT group (live only).", valueName: "n"))
+    var captureThreads: Int = 1
 
     @Option(help: ArgumentHelp("Replay this capture file (pcap or pcapng) instead of capturing live.", valueName: "file"))
     var read: String?
@@ -80,11 +83,16 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        switch (interface, read) {
-        case (nil, nil): throw ValidationError("give --interface NAME to capture live or --read FILE to replay a file")
-        case (.some, .some): throw ValidationError("--interface and --read exclude each other; give one")
+        switch (interface.isEmpty, read) {
+        case (true, nil): throw ValidationError("give --interface NAME to capture live or --read FILE to replay a file")
+        case (false, .some): throw ValidationError("--interface and --read exclude each other; give one")
         default: break
         }
+        guard (1...64).contains(captureThreads) else { throw ValidationError("--capture-threads must be from 1 to 64, not \(captureThreads)") }
+        if read != nil && captureThreads > 1 {
+            throw ValidationError("--capture-threads spreads a live interface over threads; a file (--read) is replayed on one")
+        }
+        if Set(interface).count != interface.count { throw ValidationError("--interface lists an interface twice") }
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be from 1 to 10000, not \(top)") }
         guard (0...100_000).contains(maxPartySeries) else {
             throw ValidationError("--max-party-series must be from 0 to 100000, not \(maxPartySeries)")
@@ -113,7 +121,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// What `prepare()` did while privileged: the open capture, secrets read, root dropped.
     struct Prepared: Sendable {
-        var source: PacketSource
+        var sources: [PacketSource]
         var localNetworks: LocalNetworks
         var options: TrafficServer.Options
         var server: ServerConfiguration
@@ -157,26 +165,28 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         var local = try aggregation.localNetworks()
-        let source: PacketSource
+        var sources: [PacketSource] = []
         do {
-            if let interface {
-                var live = PacketSource.LiveOptions(interface: interface)
+            if interface.isEmpty {
+                sources = [try PacketSource.openFile(read ?? "", filter: aggregation.filter)]
+            }
+            for name in interface {
+                var live = PacketSource.LiveOptions(interface: name)
                 live.filter = aggregation.filter
                 live.snapshotLength = snaplen
                 live.bufferSize = bufferSize << 20
                 live.immediateMode = immediateMode
-                source = try PacketSource.openLive(live)
-                for address in source.interfaceAddresses {
+                let handles = try PacketSource.openFanout(live, handles: captureThreads)
+                for address in handles.first?.interfaceAddresses ?? [] {
                     local.add(NetworkPrefix(address: address, length: address.isIPv6 ? 128 : 32))
                 }
-            } else {
-                source = try PacketSource.openFile(read ?? "", filter: aggregation.filter)
+                sources += handles
             }
         } catch {
             throw UserFacingError(error)
         }
         if let user { try Privileges.drop(to: user) }
-        return Prepared(source: source, localNetworks: local, options: options, server: server, logger: logger)
+        return Prepared(sources: sources, localNetworks: local, options: options, server: server, logger: logger)
     }
 
     /// The unprivileged part: the database, the server, until a signal.
@@ -198,16 +208,19 @@ struct ServeCommand: AsyncParsableCommand {
         let windowConfiguration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(), localNetworks: prepared.localNetworks,
             servicePorts: try aggregation.servicePortSet(), maxClients: aggregation.maxClients, top: top,
-            oversizedAbove: prepared.source.oversizedAbove)
+            oversizedAbove: prepared.sources.first?.oversizedAbove)
 
         let trafficServer: TrafficServer
         do {
             trafficServer = try await TrafficServer(
-                configuration: server, source: prepared.source, aggregation: windowConfiguration, options: options, logger: logger)
+                configuration: server, sources: prepared.sources, aggregation: windowConfiguration, options: options, logger: logger)
         } catch {
             throw UserFacingError(error)
         }
-        logger.info("starting (\(interface.map { "capturing on \($0)" } ?? "replaying \(read ?? "")"), local networks: \(prepared.localNetworks.prefixes.map(\.description).joined(separator: ", ")))")
+        let what = interface.isEmpty
+            ? "replaying \(read ?? "")"
+            : "capturing on \(interface.joined(separator: ", "))\(captureThreads > 1 ? " with \(captureThreads) threads each" : "")"
+        logger.info("starting (\(what), local networks: \(prepared.localNetworks.prefixes.map(\.description).joined(separator: ", ")))")
         do {
             try await trafficServer.runService()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
