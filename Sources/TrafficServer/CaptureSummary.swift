@@ -16,10 +16,21 @@ public struct CaptureTotals: Sendable, Equatable {
     public var malformed: UInt64 = 0
     public var nonIP: UInt64 = 0
     public var latePackets: UInt64 = 0
+    /// Per live interface, in the order first seen: received and dropped frames.
+    public var interfaces: [InterfaceCounts] = []
 
     public init() {}
 
     mutating func add(_ record: WindowRecord) {
+        for input in record.capture.interfaces {
+            if let i = interfaces.firstIndex(where: { $0.name == input.name }) {
+                interfaces[i].received &+= input.received
+                interfaces[i].kernelDropped &+= input.kernelDropped
+                interfaces[i].interfaceDropped &+= input.interfaceDropped
+            } else {
+                interfaces.append(input)
+            }
+        }
         windowsClosed &+= 1
         received &+= record.capture.received
         kernelDropped &+= record.capture.kernelDropped
@@ -46,8 +57,16 @@ public struct CaptureTotals: Sendable, Equatable {
 /// `local_networks` are the networks whose parties are local (`--local-net`, plus a live
 /// interface's own addresses); empty when none is set, which the live page reads as "no
 /// side of the traffic is mine" (top clients and servers rather than local machines and
-/// remote servers). `service_ports` are the `--service-port` values.
+/// remote servers). `service_ports` are the `--service-port` values. A live capture also
+/// lists each interface (`"interfaces":[{"name":"eth0","received":...,"dropped":{...}}]`,
+/// `source.name` naming them all, comma-separated).
 struct CaptureSummary: Encodable {
+    struct Interface: Encodable {
+        var name: String
+        var received: UInt64
+        var dropped: Dropped
+    }
+
     struct Source: Encodable {
         var kind: String
         var name: String
@@ -75,12 +94,13 @@ struct CaptureSummary: Encodable {
     var historySize: Int
     var localNetworks: [String]
     var servicePorts: [String]
+    var interfaces: [Interface]
 
     enum CodingKeys: String, CodingKey {
         case version, status, error, source, started, received, dropped, malformed, top
         case uptimeSeconds = "uptime_seconds", windowSeconds = "window_seconds", windowsClosed = "windows_closed"
         case nonIP = "non_ip", latePackets = "late_packets", historySize = "history_size"
-        case localNetworks = "local_networks", servicePorts = "service_ports"
+        case localNetworks = "local_networks", servicePorts = "service_ports", interfaces
     }
 
     init(state: TrafficState, now: Int64) {
@@ -94,7 +114,8 @@ struct CaptureSummary: Encodable {
         version = state.configuration.version
         self.status = status.label
         error = status.failure
-        source = Source(kind: kind, name: state.engine.origin.name)
+        let names = state.engine.interfaces
+        source = Source(kind: kind, name: names.isEmpty ? state.engine.origin.name : names.joined(separator: ","))
         started = Timestamp.rfc3339(state.startedAt / 1_000_000 * 1_000_000)
         uptimeSeconds = (Double(max(0, now - state.startedAt)) / 1e6).rounded() / 1e3
         windowSeconds = Double(state.windowLength) / 1e9
@@ -108,6 +129,12 @@ struct CaptureSummary: Encodable {
         historySize = state.configuration.historySize
         localNetworks = state.engine.configuration.localNetworks.prefixes.map(\.description)
         servicePorts = state.engine.configuration.servicePorts.labels
+        interfaces = names.map { name in
+            let counts = totals.interfaces.first { $0.name == name } ?? InterfaceCounts(name: name)
+            return Interface(
+                name: name, received: counts.received,
+                dropped: Dropped(kernel: counts.kernelDropped, interface: counts.interfaceDropped))
+        }
     }
 
     func jsonBytes() -> [UInt8] {

@@ -65,9 +65,9 @@ public final class TrafficMetrics: Sendable {
     let malformedPackets: [MalformedReason: Counter]
     let malformedBytes: Counter
     let latePackets: Counter
-    let receivedPackets: Counter
-    let droppedKernel: Counter
-    let droppedInterface: Counter
+    /// Capture figures: per interface for a live capture (an `interface` label), one set
+    /// for a file (no label).
+    let capture: [String: (received: Counter, kernel: Counter, interface: Counter)]
     let windowsClosed: Counter
     let injectedPackets: Counter
     let oversizedFrames: Counter
@@ -87,7 +87,10 @@ public final class TrafficMetrics: Sendable {
     ///   - partyTTL: how long (nanoseconds of event time) a party keeps its sticky counters
     ///     after it was last listed in a window's top (`--party-ttl`).
     ///   - maxPartySeries: at most this many parties per side have sticky counters.
-    public init(top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000) {
+    ///   - interfaces: the live interfaces captured (each gets its own capture counters); none for a file.
+    public init(
+        top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000, interfaces: [String] = []
+    ) {
         self.top = max(1, top)
         lock = LockedValue(State(
             clientSeries: PartySeries(label: "client", ttl: partyTTL, limit: maxPartySeries),
@@ -118,9 +121,15 @@ public final class TrafficMetrics: Sendable {
         malformedPackets = m
         malformedBytes = counter(Names.malformedBytes)
         latePackets = counter(Names.latePackets)
-        receivedPackets = counter(Names.receivedPackets)
-        droppedKernel = counter(Names.droppedPackets, [("where", "kernel")])
-        droppedInterface = counter(Names.droppedPackets, [("where", "interface")])
+        var capture: [String: (received: Counter, kernel: Counter, interface: Counter)] = [:]
+        for name in interfaces.isEmpty ? [""] : interfaces {
+            let label: [(String, String)] = name.isEmpty ? [] : [("interface", name)]
+            capture[name] = (
+                counter(Names.receivedPackets, label),
+                counter(Names.droppedPackets, label + [("where", "kernel")]),
+                counter(Names.droppedPackets, label + [("where", "interface")]))
+        }
+        self.capture = capture
         windowsClosed = counter(Names.windowsClosed)
         injectedPackets = counter(Names.injectedPackets)
         oversizedFrames = counter(Names.oversizedFrames)
@@ -186,9 +195,17 @@ public final class TrafficMetrics: Sendable {
             }
             malformedBytes.increment(by: Int64(clamping: r.malformed.bytes))
             latePackets.increment(by: Int64(clamping: r.latePackets))
-            receivedPackets.increment(by: Int64(clamping: r.capture.received))
-            droppedKernel.increment(by: Int64(clamping: r.capture.kernelDropped))
-            droppedInterface.increment(by: Int64(clamping: r.capture.interfaceDropped))
+            if let all = capture[""] {
+                all.received.increment(by: Int64(clamping: r.capture.received))
+                all.kernel.increment(by: Int64(clamping: r.capture.kernelDropped))
+                all.interface.increment(by: Int64(clamping: r.capture.interfaceDropped))
+            }
+            for input in r.capture.interfaces {
+                guard let counters = capture[input.name] else { continue }
+                counters.received.increment(by: Int64(clamping: input.received))
+                counters.kernel.increment(by: Int64(clamping: input.kernelDropped))
+                counters.interface.increment(by: Int64(clamping: input.interfaceDropped))
+            }
             oversizedFrames.increment(by: Int64(clamping: r.capture.oversized))
             windowsClosed.increment()
             state.totals.add(r)
@@ -314,7 +331,7 @@ enum Names {
     static var malformedPackets: MetricNameDescriptor { d("trafficmon_malformed_packets_total", "Frames that could not be decoded, by reason.") }
     static var malformedBytes: MetricNameDescriptor { d("trafficmon_malformed_bytes_total", "Wire bytes of frames that could not be decoded.") }
     static var latePackets: MetricNameDescriptor { d("trafficmon_late_packets_total", "Packets whose timestamp was older than the open window (counted in the open window).") }
-    static var receivedPackets: MetricNameDescriptor { d("trafficmon_capture_received_packets_total", "Frames the capture delivered to trafficmon.") }
+    static var receivedPackets: MetricNameDescriptor { d("trafficmon_capture_received_packets_total", "Frames the capture delivered to trafficmon (by interface for a live capture).") }
     static var droppedPackets: MetricNameDescriptor { d("trafficmon_capture_dropped_packets_total", "Frames lost before trafficmon saw them: where=kernel (capture buffer full) or where=interface (the NIC or driver).") }
     static var windowsClosed: MetricNameDescriptor { d("trafficmon_windows_closed_total", "Windows closed (including empty and partial ones).") }
     static var injectedPackets: MetricNameDescriptor { d("trafficmon_injected_packets_total", "Packets added through POST /debug/inject.") }

@@ -41,7 +41,7 @@ public final class TrafficState: Sendable {
         self.store = store
         self.metrics = TrafficMetrics(
             top: configuration.top, version: configuration.version, partyTTL: configuration.partyTTL,
-            maxPartySeries: configuration.maxPartySeries)
+            maxPartySeries: configuration.maxPartySeries, interfaces: engine.interfaces)
         self.ring = LockedValue(WindowHistory(capacity: configuration.historySize))
     }
 

@@ -137,6 +137,92 @@ private final class BulkSender: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct LiveCaptureTests {
+    /// Two interfaces (the ends of two veth pairs) captured at once, each through two
+    /// handles in a PACKET_FANOUT group, feed one set of windows: every frame sent into
+    /// either pair is counted once, exactly (per flow, per interface, in total), and the
+    /// records and the handles show both interfaces.
+    @Test(.enabled(if: canCapture && TestProcess.which("ip") != nil, "needs capture rights and ip"), .timeLimit(.minutes(1)))
+    func twoInterfacesWithTwoHandlesEachCountEveryFrameOnce() throws {
+        let tag = String(getpid() % 100_000)
+        let pairs = [("tmfa\(tag)", "tmfb\(tag)"), ("tmga\(tag)", "tmgb\(tag)")]
+        func ip(_ arguments: [String]) throws {
+            let result = try TestProcess.run(URL(fileURLWithPath: TestProcess.which("ip") ?? "/usr/sbin/ip"), arguments, timeout: 30)
+            try #require(result.status == 0, "ip \(arguments.joined(separator: " ")): \(result.stderr)")
+        }
+        defer { for (a, _) in pairs { _ = try? TestProcess.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["link", "del", a]) } }
+        for (a, b) in pairs {
+            try ip(["link", "add", a, "type", "veth", "peer", "name", b])
+            // No IPv6 on either end: the kernel then sends nothing of its own into the pair.
+            for name in [a, b] {
+                try? "1".write(toFile: "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6", atomically: false, encoding: .utf8)
+                try ip(["link", "set", name, "up"])
+            }
+        }
+        var sources: [PacketSource] = []
+        for (a, _) in pairs {
+            var options = PacketSource.LiveOptions(interface: a)
+            options.immediateMode = true
+            options.bufferSize = 4 << 20
+            sources += try PacketSource.openFanout(options, handles: 2)
+        }
+        #expect(sources.count == 4)
+        let local = LocalNetworks(try SyntheticTraffic.localNetworks.map { try NetworkPrefix(parsing: $0) })
+        let records = LockedValue<[WindowRecord]>([])
+        let engine = CaptureEngine(sources: sources, configuration: .init(windowLength: 1_000_000_000, localNetworks: local)) { closed in
+            let record = closed.record()
+            closed.recycle()
+            records.withLock { $0.append(record) }
+        }
+        #expect(engine.interfaces == pairs.map(\.0))
+        engine.start()
+        let started = Date()
+        while engine.status != .capturing && Date().timeIntervalSince(started) < 5 { usleep(10_000) }
+        #expect(engine.status == .capturing)
+
+        // Different traffic into each pair, not cut: every frame is attributed or bucketed as built.
+        let traffic = [SyntheticTraffic(packets: 3_000, clients: 200, seed: 61), SyntheticTraffic(packets: 2_000, clients: 100, seed: 62)]
+        for ((_, b), t) in zip(pairs, traffic) {
+            let injector = try PacketInjector(interface: b)
+            for frame in t.frames { #expect(injector.send(frame.bytes)) }
+        }
+        // Every frame counted before the windows close.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let counted = records.withLock { $0.reduce(UInt64(0)) { $0 + $1.capture.received } }
+            if counted >= 5_000 { break }
+            usleep(100_000)
+        }
+        let handles = try String(contentsOfFile: "/proc/net/packet", encoding: .utf8).split(separator: "\n").count - 1
+        #expect(handles >= 4, "four packet sockets receive (\(handles) in /proc/net/packet)")
+        let stopped = DispatchSemaphore(value: 0)
+        Task {
+            await engine.stop(timeout: .seconds(5))
+            stopped.signal()
+        }
+        stopped.wait()
+
+        let all = records.withLock { $0 }
+        var perInterface: [String: UInt64] = [:]
+        for r in all {
+            #expect(r.isConserved)
+            #expect(r.capture.interfaces.map(\.name) == pairs.map(\.0))
+            for input in r.capture.interfaces { perInterface[input.name, default: 0] += input.received }
+        }
+        #expect(perInterface == [pairs[0].0: 3_000, pairs[1].0: 2_000])
+        #expect(all.reduce(UInt64(0)) { $0 + $1.packets } == 5_000)
+        // Per flow and per bucket, both captures together (their timestamps are the send times).
+        var truth = traffic[0].truth
+        let second = traffic[1].truth
+        truth.flows.merge(second.flows) { $0 + $1 }
+        truth.serverFlows.merge(second.serverFlows) { $0 + $1 }
+        #expect(SyntheticTraffic.flows(in: all) == truth.flows)
+        #expect(SyntheticTraffic.serverFlows(in: all) == truth.serverFlows)
+        // Non-IP frames (ARP) go out unpadded: their wire length is what was sent.
+        let arp = (traffic[0].frames + traffic[1].frames).filter(\.isNonIP)
+        #expect(all.reduce(Counts()) { $0 + $1.nonIP } == Counts(packets: UInt64(arp.count), bytes: arp.reduce(0) { $0 + UInt64($1.bytes.count) }))
+        #expect(all.reduce(UInt64(0)) { $0 + $1.malformed.packets } == traffic[0].truth.malformed.packets + second.malformed.packets)
+    }
+
     /// A host that captures while it sends with segmentation offload (TSO/GSO) on sees
     /// frames far longer than its MTU: they are counted as oversized (and still counted
     /// in full). With offload off (ethtool -K IF tso off gso off gro off) every frame fits.

@@ -320,9 +320,10 @@ enum ServeHarness {
 @Suite struct ServeProcessTests {
     static let isRoot = getuid() == 0
 
-    /// Live capture on loopback: every datagram sent is counted, exactly once.
-    @Test(.enabled(if: isRoot, "live capture needs root (CI runs as root)"))
-    func liveLoopbackCountsEveryDatagram() throws {
+    /// Live capture on loopback: every datagram sent is counted, exactly once, with one
+    /// capture thread and with three (three packet sockets in one PACKET_FANOUT group).
+    @Test(.enabled(if: isRoot, "live capture needs root (CI runs as root)"), arguments: [1, 3])
+    func liveLoopbackCountsEveryDatagram(threads: Int) throws {
         let receiver = try ServeHarness.boundSocket(type: Int32(SOCK_DGRAM.rawValue))
         defer { close(receiver) }
         let udpPort = try ServeHarness.boundPort(receiver)
@@ -330,7 +331,8 @@ enum ServeHarness {
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try ServeHarness.Server(
-            ["serve", "--interface", "lo", "--filter", "udp port \(udpPort)", "--window", "1s", "--listen", "127.0.0.1:\(port)", "--no-db"],
+            ["serve", "--interface", "lo", "--filter", "udp port \(udpPort)", "--window", "1s", "--listen", "127.0.0.1:\(port)", "--no-db",
+             "--capture-threads", String(threads)],
             port: port, directory: dir)
         defer { server.stop() }
         let ready = try server.waitUntilReady()
@@ -350,8 +352,13 @@ enum ServeHarness {
         // 100-byte payloads: 14 (Ethernet on lo) + 20 + 8 + 100 = 142 wire bytes each.
         #expect(ServeHarness.sum(metrics, "trafficmon_bytes_total") == Double(k * 142))
         #expect(ServeHarness.sum(metrics, "trafficmon_capture_received_packets_total") == Double(k))
+        let received = ServeHarness.samples(metrics).filter { $0.name == "trafficmon_capture_received_packets_total" }
+        #expect(received.map { $0.labels["interface"] } == ["lo"])
         let dropped = ServeHarness.samples(metrics).filter { $0.name == "trafficmon_capture_dropped_packets_total" }
         #expect(Set(dropped.compactMap { $0.labels["where"] }) == ["kernel", "interface"])
+        #expect(dropped.allSatisfy { $0.labels["interface"] == "lo" })
+        let capture = try server.get("/stats/capture").text
+        #expect(capture.contains(#""interfaces":[{"dropped":{"interface":0,"kernel":0},"name":"lo","received":\#(k)}]"#), "\(capture)")
         // A window later: still exactly 40 (nothing counted twice).
         usleep(1_500_000)
         let later = try server.get("/metrics").text
@@ -521,6 +528,12 @@ enum ServeHarness {
         (["--read", "/nonexistent/x.pcap"], "missing file"),
         (["--read", "CAPTURE", "--history", "0"], "--history 0"),
         (["--read", "CAPTURE", "--bogus-flag"], "unknown flag"),
+        (["--read", "CAPTURE", "--capture-threads", "2"], "capture threads for a file"),
+        (["--interface", "lo", "--capture-threads", "0"], "--capture-threads 0"),
+        (["--interface", "lo", "--interface", "lo"], "an interface twice"),
+        (["--read", "CAPTURE", "--service-port", "UDP/0"], "bad service port"),
+        (["--read", "CAPTURE", "--party-ttl", "0s"], "--party-ttl 0s"),
+        (["--read", "CAPTURE", "--max-party-series", "-1"], "--max-party-series -1"),
     ])
     func badCommandLinesAreOneLine(arguments: [String], what: String) throws {
         let dir = try TestProcess.temporaryDirectory()
