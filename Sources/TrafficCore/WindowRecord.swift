@@ -244,8 +244,6 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     public var end: Int64
     /// The window did not run its whole length (end of file, shutdown, or a capture that started mid-window).
     public var partial: Bool
-    public var packets: UInt64
-    public var bytes: UInt64
     public var `in`: Counts
     public var out: Counts
     /// Sorted by total bytes, descending.
@@ -262,7 +260,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     public var services: [ServiceCounts]
 
     public init(
-        start: Int64, end: Int64, partial: Bool = false, packets: UInt64 = 0, bytes: UInt64 = 0,
+        start: Int64, end: Int64, partial: Bool = false,
         in: Counts = .zero, out: Counts = .zero, clients: [PartyRecord] = [], other: OtherCounts = .init(),
         servers: [PartyRecord] = [], otherServers: OtherCounts = .init(),
         nonIP: Counts = .zero, malformed: MalformedCounts = .init(), latePackets: UInt64 = 0,
@@ -271,8 +269,6 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         self.start = start
         self.end = end
         self.partial = partial
-        self.packets = packets
-        self.bytes = bytes
         self.in = `in`
         self.out = out
         self.clients = clients
@@ -308,8 +304,10 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         self.start = start
         self.end = end
         partial = try c.decode(Bool.self, forKey: .partial)
-        packets = try c.decode(UInt64.self, forKey: .packets)
-        bytes = try c.decode(UInt64.self, forKey: .bytes)
+        // The totals are derived from the parts below; they are read only to refuse a
+        // record whose totals are not numbers.
+        _ = try c.decode(UInt64.self, forKey: .packets)
+        _ = try c.decode(UInt64.self, forKey: .bytes)
         self.in = try c.decode(Counts.self, forKey: .in)
         out = try c.decode(Counts.self, forKey: .out)
         clients = try c.decode([PartyRecord].self, forKey: .clients)
@@ -328,6 +326,10 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     /// Clients plus `other`: the IP traffic in the window.
     public var ipTotal: Counts { self.in + out }
 
+    /// Every frame of the window: IP (`in` + `out`), non-IP and malformed.
+    public var packets: UInt64 { self.in.packets &+ out.packets &+ nonIP.packets &+ malformed.packets }
+    public var bytes: UInt64 { self.in.bytes &+ out.bytes &+ nonIP.bytes &+ malformed.bytes }
+
     /// Whether the record satisfies DESIGN.md's conservation rule.
     public var isConserved: Bool {
         func sides(_ parties: [PartyRecord], _ other: OtherCounts) -> (Counts, Counts) {
@@ -338,11 +340,8 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
             }
             return (inbound, outbound)
         }
-        let clientSides = sides(clients, other)
-        let serverSides = sides(servers, otherServers)
-        return clientSides == (self.in, out) && serverSides == (self.in, out)
-            && self.in.packets &+ out.packets &+ nonIP.packets &+ malformed.packets == packets
-            && self.in.bytes &+ out.bytes &+ nonIP.bytes &+ malformed.bytes == bytes
+        // The totals are the sum of `in`, `out`, non-IP and malformed by construction.
+        return sides(clients, other) == (self.in, out) && sides(servers, otherServers) == (self.in, out)
     }
 }
 

@@ -36,14 +36,12 @@ struct WindowRecordBuilder {
             reasons[reason.label] = t.malformedByReason[Int(reason.rawValue)]
         }
 
-        let total = windowIn + windowOut + t.nonIP + t.malformed
         let interfaces = facts.inputs.enumerated().map { i, input in
             InterfaceCounts(
                 name: input.name, received: received[i] ?? 0, kernelDropped: input.kernelDropped, interfaceDropped: input.interfaceDropped)
         }
         let record = WindowRecord(
-            start: facts.start, end: facts.end, partial: facts.partial,
-            packets: total.packets, bytes: total.bytes, in: windowIn, out: windowOut,
+            start: facts.start, end: facts.end, partial: facts.partial, in: windowIn, out: windowOut,
             clients: listedClients, other: other, servers: listedServers, otherServers: otherServers,
             nonIP: t.nonIP,
             malformed: MalformedCounts(packets: t.malformed.packets, bytes: t.malformed.bytes, reasons: reasons),

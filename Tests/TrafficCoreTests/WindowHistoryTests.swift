@@ -8,7 +8,7 @@ struct WindowHistoryTests {
 
     /// The i-th window (start i * 5 s), tagged with `packets` so replacements are visible.
     static func window(_ i: Int64, packets: UInt64 = 0) -> WindowRecord {
-        WindowRecord(start: i * w, end: (i + 1) * w, packets: packets == 0 ? UInt64(i) : packets)
+        WindowRecord(start: i * w, end: (i + 1) * w, nonIP: Counts(packets: packets == 0 ? UInt64(i) : packets))
     }
 
     static func indices(_ records: [WindowRecord]) -> [Int64] { records.map { $0.start / w } }

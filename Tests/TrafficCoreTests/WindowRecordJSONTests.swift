@@ -221,7 +221,6 @@ struct WindowRecordJSONTests {
     /// large numbers.
     static let handMade = WindowRecord(
         start: Agg.t0, end: Agg.t0 + Agg.w5, partial: false,
-        packets: 40, bytes: 1 << 40,
         in: Counts(packets: 20, bytes: 1 << 39), out: Counts(packets: 10, bytes: (1 << 39) - 1000),
         clients: [
             ClientRecord(ip: addr("2001:db8::1:0:0:1"), in: Counts(packets: 19, bytes: (1 << 39) - 1), out: Counts(packets: 9, bytes: (1 << 39) - 1500),
@@ -252,7 +251,7 @@ struct WindowRecordJSONTests {
 
     @Test(arguments: numbers)
     func numbersAreWrittenExactly(_ n: UInt64) throws {
-        let r = WindowRecord(start: 0, end: Agg.w5, packets: n, latePackets: n, capture: CaptureCounts(received: n))
+        let r = WindowRecord(start: 0, end: Agg.w5, nonIP: Counts(packets: n), latePackets: n, capture: CaptureCounts(received: n))
         let j = try Self.ordered(r)
         #expect(j["packets"] == .number(String(n)))
         #expect(j["late_packets"] == .number(String(n)))

@@ -189,8 +189,6 @@ import TrafficTestSupport
         }
         r.other = OtherCounts(in: Counts(packets: other == 0 ? 0 : 1, bytes: other), clients: other == 0 ? 0 : 1)
         r.in = r.clients.reduce(r.other.in) { $0 + $1.in }
-        r.packets = r.in.packets
-        r.bytes = r.in.bytes
         // Services: as given (they add up to the window's bytes in the tests below).
         r.services = services.map { ServiceCounts(service: Service(label: $0.0)!, direction: .inbound, packets: 1, bytes: $0.1) }
         return r

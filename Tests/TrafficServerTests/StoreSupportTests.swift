@@ -110,7 +110,7 @@ enum Rig {
             ServiceCounts(service: Service(label: "UDP/53")!, direction: .outbound, packets: allOut.packets, bytes: allOut.bytes),
         ])
         return WindowRecord(
-            start: start, end: start + length, partial: partial, packets: packets, bytes: bytes,
+            start: start, end: start + length, partial: partial,
             in: allIn, out: allOut, clients: clients, other: other, servers: [server], nonIP: nonIP, malformed: malformed,
             latePackets: rng.next() % 3, capture: CaptureCounts(received: packets, kernelDropped: rng.next() % 2, interfaceDropped: 1),
             services: [ServiceCounts(service: Service(label: "TCP/443")!, direction: .inbound, packets: allIn.packets, bytes: allIn.bytes)])
