@@ -21,16 +21,30 @@ extension WindowRecord {
 
     /// Keeps the first `top` parties (the list is sorted) and adds the rest into `other`.
     private static func fold(_ parties: inout [PartyRecord], into other: inout OtherCounts, top: Int) {
-        if parties.count > top {
-            for party in parties[top...] {
-                other.in += party.in
-                other.out += party.out
-            }
-            other.clients &+= UInt64(parties.count - top)
-            parties.removeSubrange(top...)
-        }
+        let listed = TopFold.parties(count: parties.count, top: top, into: &other) { (parties[$0].in, parties[$0].out) }
+        parties.removeSubrange(listed...)
         for i in parties.indices where parties[i].services.count > top {
             parties[i].services = WindowRecordBuilder.sortedAndFolded(parties[i].services, top: top)
         }
+    }
+}
+
+/// The `--top` cut of a sorted list of parties, in one place for the record builder and
+/// for folding a record again (`WindowRecord.folded(top:)`): the first `top` stay listed,
+/// the rest are added into `other`, which counts them. (Services fold with
+/// `WindowRecordBuilder.sortedAndFolded`.)
+enum TopFold {
+    /// Returns how many of the `count` parties stay listed; `totals(i)` gives the i-th
+    /// party's traffic by direction.
+    @inline(__always)
+    static func parties(count: Int, top: Int?, into other: inout OtherCounts, totals: (Int) -> (in: Counts, out: Counts)) -> Int {
+        let listed = min(count, max(0, top ?? Int.max))
+        for i in listed..<count {
+            let (inbound, outbound) = totals(i)
+            other.in += inbound
+            other.out += outbound
+        }
+        other.clients &+= UInt64(count - listed)
+        return listed
     }
 }

@@ -176,14 +176,8 @@ struct PartySide {
             if a.packets != b.packets { return a.packets > b.packets }
             return a.address < b.address
         }
-        let listed = min(count, top ?? Int.max)
         var other = OtherCounts(in: otherIn, out: otherOut, clients: otherParties)
-        for key in keys[listed...] {
-            let i = Int(key.index)
-            other.in += inbound[i]
-            other.out += outbound[i]
-            other.clients &+= 1
-        }
+        let listed = TopFold.parties(count: count, top: top, into: &other) { (inbound[Int(keys[$0].index)], outbound[Int(keys[$0].index)]) }
 
         // The listed parties' services, placed by a counting sort into one flat array (each
         // party's run starts at `offsets[position]`).
