@@ -289,9 +289,15 @@ final class MappedFile: @unchecked Sendable {
     /// Pages are released and mapped ahead in steps of this many bytes.
     static let step = 2 << 20
 
+    /// Guards `released`, `populated` and `canPopulate`: counting threads release and map
+    /// in pages (one step at a time) while the walker reads.
+    private let lock = NSLock()
+
     /// Lets go of the pages before `offset` (in whole steps), so a long capture file does not
-    /// stay resident (the page cache keeps them; a re-read refaults them). One thread at a time.
+    /// stay resident (the page cache keeps them; a re-read refaults them).
     func release(before offset: Int) {
+        lock.lock()
+        defer { lock.unlock() }
         let upTo = min(offset, length) / Self.step * Self.step
         guard upTo > released else { return }
         _ = madvise(base + released, upTo - released, MADV_DONTNEED)
@@ -307,8 +313,10 @@ final class MappedFile: @unchecked Sendable {
 
     /// Maps in the next step of pages between `start` (where the reader is) and `end`, ahead
     /// of their reader, so the reading thread takes no page faults there; returns `false`
-    /// when there is nothing to do or the kernel cannot. One thread at a time.
+    /// when there is nothing to do or the kernel cannot.
     func populateStep(from start: Int, before end: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
         let from = max(populated, released, start / Self.step * Self.step)
         let to = min(from + Self.step, min(end, length))
         guard canPopulate, to > from else { return false }

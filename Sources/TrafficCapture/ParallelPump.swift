@@ -227,7 +227,17 @@ public final class ParallelPump: @unchecked Sendable {
         let shard = shards[i]
         while true {
             condition.lock()
-            while queueHeads[i] == queues[i].count { condition.wait() }
+            while queueHeads[i] == queues[i].count {
+                // Rather than sleep, map in the pages the walker reads next (one step; the
+                // first counting thread only: the map's populate state is one thread's).
+                if i == 0, let (mapping, reading) = populateTarget() {
+                    condition.unlock()
+                    let mapped = mapping.populateStep(from: reading, before: reading + Self.populateAhead)
+                    condition.lock()
+                    if mapped { continue }
+                }
+                condition.wait()
+            }
             let item = queues[i][queueHeads[i]]
             queueHeads[i] += 1
             if queueHeads[i] > 1024 {
@@ -264,6 +274,15 @@ public final class ParallelPump: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// How far ahead of the walker an idle counting thread maps the file's pages in.
+    static let populateAhead = 16 << 20
+
+    /// The map being read and the walker's position in it (under the lock).
+    private func populateTarget() -> (MappedFile, Int)? {
+        guard let last = chunks.last, let mapping = last.mapping else { return nil }
+        return (mapping, last.position)
     }
 
     /// Notes chunk `sequence` counted; returns the map and position before which every

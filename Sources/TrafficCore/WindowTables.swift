@@ -219,6 +219,9 @@ struct DistinctParties {
 /// A few spare table sets, so steady-state operation allocates no tables.
 final class WindowTablesPool: Sendable {
     private let spares = LockedValue<[WindowTables]>([])
+    /// Sets kept for reuse: a shard's next window, the windows its consumer still builds
+    /// records of (two wait at most), and one being handed over.
+    static let spareCount = 4
     let flowCapacity: Int
     let partyCapacity: Int
 
@@ -257,7 +260,7 @@ final class WindowTablesPool: Sendable {
     func give(_ tables: WindowTables) {
         tables.reset()
         spares.withLock { list in
-            if list.count < 2 { list.append(tables) }
+            if list.count < Self.spareCount { list.append(tables) }
         }
     }
 }
