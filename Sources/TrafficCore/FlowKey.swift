@@ -93,6 +93,9 @@ struct FlowTag: Hashable {
     static let partyOther: UInt64 = clientOther
     /// Bit 36: the server is `other` (a `FlowKey` only): not known.
     static let serverOther: UInt64 = 1 << 36
+    /// Bits 26-28 (a client's TCP control table only): the `TCPFlags.Kind` plus one.
+    static let controlShift: UInt64 = 26
+    static let controlMask: UInt64 = 0x7 << 26
     /// Bit 40: always set in a stored key (a zero tag is an empty slot).
     static let occupied: UInt64 = 1 << 40
 
@@ -160,6 +163,20 @@ struct PartyKey: TableKey {
     @inline(__always)
     var withOtherService: PartyKey {
         PartyKey(high: high, low: low, tag: (tag & ~FlowTag.serviceMask) | UInt64(Service.other.rawValue))
+    }
+
+    /// A client's key in its TCP control table: the party, the service, and the kind of
+    /// control segment (no direction).
+    @inline(__always)
+    func control(_ kind: TCPFlags.Kind) -> PartyKey {
+        PartyKey(
+            high: high, low: low,
+            tag: (tag & ~(FlowTag.outbound | FlowTag.controlMask)) | UInt64(kind.rawValue + 1) << FlowTag.controlShift)
+    }
+
+    /// The control kind of a TCP control table key.
+    var controlKind: TCPFlags.Kind? {
+        TCPFlags.Kind(rawValue: Int((tag & FlowTag.controlMask) >> FlowTag.controlShift) - 1)
     }
 
     /// The (service, direction) of a flow key alone: the key of a window-wide service total.

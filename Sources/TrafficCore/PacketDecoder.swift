@@ -22,6 +22,10 @@ public struct DecodedPacket: Sendable, Equatable {
     /// An ICMP or ICMPv6 reply or error (echo reply, unreachable, ...): its source is the
     /// server side. `false` when the type byte was not captured.
     public var isReply = false
+    /// A TCP segment's control flags (`TCPFlags`; `unknown` when cut before them), else 0.
+    public var tcpFlags: UInt8 = 0
+    /// A DNS message's kind on port 53 (`DNSFacts`), else `none`.
+    public var dns: UInt8 = 0
 
     public init() {}
 
@@ -198,11 +202,83 @@ public struct PacketDecoder: Sendable {
             p.sourcePort = data.u16(t)
             p.destinationPort = data.u16(t + 2)
             p.hasPorts = true
+            Self.readPastPorts(data, into: &p, transport: t, end: totalLength == 0 ? nil : o + totalLength)
         } else if proto == IPProtocol.icmp && !p.isLaterFragment {
             let t = o + headerLength
             if n > t { p.isReply = Self.isICMPReply(data[t]) }
         }
         return p
+    }
+
+    /// What a TCP or UDP segment at `transport` holds past its ports: TCP's flags, and a DNS
+    /// message on port 53. `end` is where the IP packet says the segment ends (`nil`: not
+    /// said, a segmentation-offload frame).
+    @inline(__always)
+    static func readPastPorts(_ data: FrameBytes, into p: inout DecodedPacket, transport t: Int, end: Int?) {
+        let dnsPort = p.sourcePort == 53 || p.destinationPort == 53
+        if p.ipProtocol == IPProtocol.tcp {
+            let captured = data.count >= t + 14 && end.map({ t + 14 <= $0 }) ?? true
+            p.tcpFlags = captured ? TCPFlags(headerByte: data[t + 13]).rawValue : TCPFlags.unknown.rawValue
+            if dnsPort { p.dns = dnsOverTCP(data, segment: t, end: end).rawValue }
+        } else if p.ipProtocol == IPProtocol.udp && dnsPort {
+            p.dns = dnsOverUDP(data, segment: t, end: end).rawValue
+        }
+    }
+
+    /// A DNS message in a UDP datagram: its length from the UDP header.
+    @inline(never)
+    static func dnsOverUDP(_ data: FrameBytes, segment t: Int, end: Int?) -> DNSFacts {
+        guard data.count >= t + 6 else { return .cut }
+        let length = Int(data.u16(t + 4)) - 8
+        guard length >= 0, end.map({ t + 8 + length <= $0 }) ?? true else { return .malformed }
+        return dns(data, at: t + 8, length: length)
+    }
+
+    /// A DNS message in a TCP segment that starts with its 2-byte length and holds it whole
+    /// (no reassembly): anything else on port 53 (a handshake, a continuation) is not judged.
+    @inline(never)
+    static func dnsOverTCP(_ data: FrameBytes, segment t: Int, end: Int?) -> DNSFacts {
+        guard let end else { return .none }
+        guard data.count >= t + 13 else { return .cut }
+        let payload = t + Int(data[t + 12] >> 4) * 4
+        let payloadLength = end - payload
+        guard payloadLength >= 2 else { return .none }
+        guard data.count >= payload + 2 else { return .cut }
+        guard Int(data.u16(payload)) == payloadLength - 2 else { return .none }
+        return dns(data, at: payload + 2, length: payloadLength - 2)
+    }
+
+    /// A DNS message of `length` bytes at `start`: a response by its code, a query by its
+    /// first question's type; shorter than its 12-byte header, or a query without a
+    /// readable first question, is malformed; cut by the capture before what is needed, cut.
+    static func dns(_ data: FrameBytes, at start: Int, length: Int) -> DNSFacts {
+        guard length >= 12 else { return .malformed }
+        guard data.count >= start + 12 else { return .cut }
+        if data[start + 2] & 0x80 != 0 { return .response(data[start + 3] & 0x0F) }
+        guard data.u16(start + 4) >= 1 else { return .malformed }
+        let end = start + length
+        var i = start + 12
+        // The first question's name: labels up to a zero byte, or a compression pointer.
+        var labels = 0
+        while true {
+            guard i < end else { return .malformed }
+            guard i < data.count else { return .cut }
+            let label = data[i]
+            if label == 0 {
+                i += 1
+                break
+            }
+            if label & 0xC0 == 0xC0 {
+                i += 2
+                break
+            }
+            guard label & 0xC0 == 0, labels < 127 else { return .malformed }
+            labels += 1
+            i += 1 + Int(label)
+        }
+        guard i + 2 <= end else { return .malformed }
+        guard i + 2 <= data.count else { return .cut }
+        return .query(data.u16(i))
     }
 
     /// ICMP types sent in answer to something (echo, timestamp, information and address
@@ -264,6 +340,7 @@ public struct PacketDecoder: Sendable {
             p.sourcePort = data.u16(t)
             p.destinationPort = data.u16(t + 2)
             p.hasPorts = true
+            Self.readPastPorts(data, into: &p, transport: t, end: payloadLength == 0 ? nil : o + 40 + payloadLength)
         } else if next == IPProtocol.icmpv6 && !p.isLaterFragment {
             if n > t { p.isReply = Self.isICMPv6Reply(data[t]) }
         }

@@ -107,6 +107,32 @@ extension WindowRecord {
         w.counts(otherServers.in)
         w.raw(",\"out\":")
         w.counts(otherServers.out)
+        w.raw("},\"tcp\":{\"in\":")
+        w.tcp(protocols.tcpIn)
+        w.raw(",\"out\":")
+        w.tcp(protocols.tcpOut)
+        w.raw("},\"sizes\":{\"in\":")
+        w.numbers(protocols.sizesIn)
+        w.raw(",\"out\":")
+        w.numbers(protocols.sizesOut)
+        w.raw("},\"dns\":{\"queries\":{")
+        for (i, label) in DNSFacts.queryTypes.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(label)
+            w.raw(":")
+            w.number(protocols.dnsQueries[i])
+        }
+        w.raw("},\"responses\":{")
+        for (i, label) in DNSFacts.responseCodes.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(label)
+            w.raw(":")
+            w.number(protocols.dnsResponses[i])
+        }
+        w.raw("},\"malformed\":")
+        w.number(protocols.dnsMalformed)
+        w.raw(",\"cut\":")
+        w.number(protocols.dnsCut)
         w.raw("}}")
     }
 }
@@ -151,6 +177,29 @@ struct JSONWriter {
         raw("}")
     }
 
+    mutating func tcp(_ c: TCPCounts) {
+        raw("{\"syn\":")
+        number(c.syn)
+        raw(",\"synack\":")
+        number(c.synack)
+        raw(",\"rst\":")
+        number(c.rst)
+        raw(",\"fin\":")
+        number(c.fin)
+        raw(",\"unknown\":")
+        number(c.unknown)
+        raw("}")
+    }
+
+    mutating func numbers(_ list: [UInt64]) {
+        raw("[")
+        for (i, n) in list.enumerated() {
+            if i > 0 { raw(",") }
+            number(n)
+        }
+        raw("]")
+    }
+
     /// A `clients` or `servers` list.
     mutating func parties(_ list: [PartyRecord]) {
         raw("[")
@@ -164,7 +213,21 @@ struct JSONWriter {
             counts(party.out)
             raw(",\"services\":")
             services(party.services)
-            raw(party.local ? ",\"local\":true}" : ",\"local\":false}")
+            raw(party.local ? ",\"local\":true" : ",\"local\":false")
+            if let tcp = party.tcp {
+                raw(",\"tcp\":{\"syn\":")
+                number(tcp.syn)
+                raw(",\"synack\":")
+                number(tcp.synack)
+                raw(",\"rst\":")
+                number(tcp.rst)
+                raw(",\"fin\":")
+                number(tcp.fin)
+                raw(",\"syn_services\":")
+                number(tcp.synServices)
+                raw("}")
+            }
+            raw("}")
         }
         raw("]")
     }

@@ -50,18 +50,21 @@ public struct PartyRecord: Codable, Hashable, Sendable {
     public var out: Counts
     /// Sorted by bytes, descending.
     public var services: [ServiceCounts]
+    /// A client's TCP control segments (`nil` when it had none).
+    public var tcp: PartyTCP?
 
-    public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts]) {
+    public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts], tcp: PartyTCP? = nil) {
         self.ip = ip
         self.local = local
         self.in = `in`
         self.out = out
         self.services = services
+        self.tcp = tcp
     }
 
     public var total: Counts { self.in + out }
 
-    enum CodingKeys: String, CodingKey { case ip, local, `in`, out, services }
+    enum CodingKeys: String, CodingKey { case ip, local, `in`, out, services, tcp }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -71,6 +74,144 @@ public struct PartyRecord: Codable, Hashable, Sendable {
         self.in = try c.decode(Counts.self, forKey: .in)
         out = try c.decode(Counts.self, forKey: .out)
         services = try c.decode([ServiceCounts].self, forKey: .services)
+        tcp = try c.decodeIfPresent(PartyTCP.self, forKey: .tcp)
+    }
+}
+
+/// One client's TCP control segments in a window, both directions: SYN without ACK,
+/// SYN-ACK, RST, FIN, and how many of its services saw a SYN (a scan touches many).
+public struct PartyTCP: Codable, Hashable, Sendable {
+    public var syn: UInt64 = 0
+    public var synack: UInt64 = 0
+    public var rst: UInt64 = 0
+    public var fin: UInt64 = 0
+    public var synServices: UInt64 = 0
+
+    public init(syn: UInt64 = 0, synack: UInt64 = 0, rst: UInt64 = 0, fin: UInt64 = 0, synServices: UInt64 = 0) {
+        self.syn = syn
+        self.synack = synack
+        self.rst = rst
+        self.fin = fin
+        self.synServices = synServices
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case syn, synack, rst, fin
+        case synServices = "syn_services"
+    }
+}
+
+/// TCP segments of one direction by control kind (a segment counts under each that
+/// applies; one cut before its flags under `unknown`).
+public struct TCPCounts: Codable, Hashable, Sendable {
+    public var syn: UInt64 = 0
+    public var synack: UInt64 = 0
+    public var rst: UInt64 = 0
+    public var fin: UInt64 = 0
+    public var unknown: UInt64 = 0
+
+    public init(syn: UInt64 = 0, synack: UInt64 = 0, rst: UInt64 = 0, fin: UInt64 = 0, unknown: UInt64 = 0) {
+        self.syn = syn
+        self.synack = synack
+        self.rst = rst
+        self.fin = fin
+        self.unknown = unknown
+    }
+
+    public subscript(kind: TCPFlags.Kind) -> UInt64 {
+        get {
+            switch kind {
+            case .syn: syn
+            case .synack: synack
+            case .rst: rst
+            case .fin: fin
+            case .unknown: unknown
+            }
+        }
+        set {
+            switch kind {
+            case .syn: syn = newValue
+            case .synack: synack = newValue
+            case .rst: rst = newValue
+            case .fin: fin = newValue
+            case .unknown: unknown = newValue
+            }
+        }
+    }
+}
+
+/// What a window saw of TCP, packet sizes and DNS.
+public struct ProtocolCounts: Codable, Hashable, Sendable {
+    public var tcpIn = TCPCounts()
+    public var tcpOut = TCPCounts()
+    /// IP packets per size bucket (`sizeBounds`, then larger), by direction.
+    public var sizesIn = [UInt64](repeating: 0, count: 8)
+    public var sizesOut = [UInt64](repeating: 0, count: 8)
+    /// DNS queries per type (`DNSFacts.queryTypes`), responses per code (`DNSFacts.responseCodes`).
+    public var dnsQueries = [UInt64](repeating: 0, count: DNSFacts.queryTypes.count)
+    public var dnsResponses = [UInt64](repeating: 0, count: DNSFacts.responseCodes.count)
+    /// DNS messages shorter than their header or without a readable first question, and
+    /// those the capture cut before the decoder could tell.
+    public var dnsMalformed: UInt64 = 0
+    public var dnsCut: UInt64 = 0
+
+    /// The upper bounds (wire bytes, inclusive) of the size buckets; the last has none.
+    public static let sizeBounds: [UInt64] = [64, 128, 256, 512, 1024, 1518, 9216]
+
+    public init() {}
+
+    init(tallies t: [UInt64]) {
+        for kind in TCPFlags.Kind.allCases {
+            tcpIn[kind] = t[ProtocolTallies.tcp(kind, 0)]
+            tcpOut[kind] = t[ProtocolTallies.tcp(kind, 1)]
+        }
+        for bucket in 0..<8 {
+            sizesIn[bucket] = t[ProtocolTallies.size(bucket, 0)]
+            sizesOut[bucket] = t[ProtocolTallies.size(bucket, 1)]
+        }
+        dnsQueries = Array(t[ProtocolTallies.queries..<ProtocolTallies.queries + DNSFacts.queryTypes.count])
+        dnsResponses = Array(t[ProtocolTallies.responses..<ProtocolTallies.responses + DNSFacts.responseCodes.count])
+        dnsMalformed = t[ProtocolTallies.dnsMalformed]
+        dnsCut = t[ProtocolTallies.dnsCut]
+    }
+
+    enum CodingKeys: String, CodingKey { case tcp, sizes, dns }
+    enum DirectionKeys: String, CodingKey { case `in`, out }
+    enum DNSKeys: String, CodingKey { case queries, responses, malformed, cut }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let tcp = try c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .tcp)
+        tcpIn = try tcp.decode(TCPCounts.self, forKey: .in)
+        tcpOut = try tcp.decode(TCPCounts.self, forKey: .out)
+        let sizes = try c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .sizes)
+        sizesIn = try sizes.decode([UInt64].self, forKey: .in)
+        sizesOut = try sizes.decode([UInt64].self, forKey: .out)
+        guard sizesIn.count == 8, sizesOut.count == 8 else {
+            throw DecodingError.dataCorruptedError(forKey: .in, in: sizes, debugDescription: "8 size buckets per direction")
+        }
+        let dns = try c.nestedContainer(keyedBy: DNSKeys.self, forKey: .dns)
+        let queries = try dns.decode([String: UInt64].self, forKey: .queries)
+        dnsQueries = DNSFacts.queryTypes.map { queries[$0] ?? 0 }
+        let responses = try dns.decode([String: UInt64].self, forKey: .responses)
+        dnsResponses = DNSFacts.responseCodes.map { responses[$0] ?? 0 }
+        dnsMalformed = try dns.decode(UInt64.self, forKey: .malformed)
+        dnsCut = try dns.decode(UInt64.self, forKey: .cut)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        var tcp = c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .tcp)
+        try tcp.encode(tcpIn, forKey: .in)
+        try tcp.encode(tcpOut, forKey: .out)
+        var sizes = c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .sizes)
+        try sizes.encode(sizesIn, forKey: .in)
+        try sizes.encode(sizesOut, forKey: .out)
+        var dns = c.nestedContainer(keyedBy: DNSKeys.self, forKey: .dns)
+        try dns.encode(Dictionary(uniqueKeysWithValues: zip(DNSFacts.queryTypes, dnsQueries)), forKey: .queries)
+        try dns.encode(Dictionary(uniqueKeysWithValues: zip(DNSFacts.responseCodes, dnsResponses)), forKey: .responses)
+        try dns.encode(dnsMalformed, forKey: .malformed)
+        try dns.encode(dnsCut, forKey: .cut)
     }
 }
 
@@ -258,13 +399,15 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     public var capture: CaptureCounts
     /// Every service in the window (all clients, listed or not), sorted by bytes, descending.
     public var services: [ServiceCounts]
+    /// TCP control segments, packet sizes and DNS messages of the window.
+    public var protocols: ProtocolCounts
 
     public init(
         start: Int64, end: Int64, partial: Bool = false,
         in: Counts = .zero, out: Counts = .zero, clients: [PartyRecord] = [], other: OtherCounts = .init(),
         servers: [PartyRecord] = [], otherServers: OtherCounts = .init(),
         nonIP: Counts = .zero, malformed: MalformedCounts = .init(), latePackets: UInt64 = 0,
-        capture: CaptureCounts = .init(), services: [ServiceCounts] = []
+        capture: CaptureCounts = .init(), services: [ServiceCounts] = [], protocols: ProtocolCounts = ProtocolCounts()
     ) {
         self.start = start
         self.end = end
@@ -280,6 +423,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         self.latePackets = latePackets
         self.capture = capture
         self.services = services
+        self.protocols = protocols
     }
 
     enum CodingKeys: String, CodingKey {
@@ -288,7 +432,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         case nonIP = "non_ip"
         case malformed
         case latePackets = "late_packets"
-        case capture, services
+        case capture, services, tcp, sizes, dns
     }
 
     public init(from decoder: any Decoder) throws {
@@ -321,6 +465,8 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         latePackets = try c.decode(UInt64.self, forKey: .latePackets)
         capture = try c.decode(CaptureCounts.self, forKey: .capture)
         services = try c.decodeIfPresent([ServiceCounts].self, forKey: .services) ?? []
+        // Records stored before protocols were counted have none: zeros.
+        protocols = c.contains(.tcp) ? try ProtocolCounts(from: decoder) : ProtocolCounts()
     }
 
     /// Clients plus `other`: the IP traffic in the window.

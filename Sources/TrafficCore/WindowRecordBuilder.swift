@@ -19,7 +19,8 @@ struct WindowRecordBuilder {
         let t = tables
         var serviceTotals = CounterTable<PartyKey>(minimumCapacity: 64)
         defer { serviceTotals.deallocate() }
-        let clients = PartySide(parties: t.clients, flows: t.clientFlows, serviceTotals: &serviceTotals)
+        var clients = PartySide(parties: t.clients, flows: t.clientFlows, serviceTotals: &serviceTotals)
+        clients.tcp = Self.controlsByClient(t)
         let servers = PartySide(parties: t.servers, flows: t.serverFlows)
         let (listedClients, other) = clients.fold(top: top, otherParties: t.otherClients.count, localNetworks: localNetworks)
         let (listedServers, otherServers) = servers.fold(top: top, otherParties: t.otherServers.count, localNetworks: localNetworks)
@@ -49,11 +50,34 @@ struct WindowRecordBuilder {
             capture: CaptureCounts(
                 received: t.received, kernelDropped: facts.kernelDropped, interfaceDropped: facts.interfaceDropped, oversized: t.oversized,
                 interfaces: interfaces),
-            services: Self.sortedAndFolded(windowServices, top: top))
+            services: Self.sortedAndFolded(windowServices, top: top),
+            protocols: ProtocolCounts(tallies: t.protocols))
         return BuiltWindow(
             record: record,
             clientTotals: tracked.clients.map { clients.totals(of: $0, foldedPastLimit: t.otherClients.count > 0) },
             serverTotals: tracked.servers.map { servers.totals(of: $0, foldedPastLimit: t.otherServers.count > 0) })
+    }
+
+    /// Each tracked client's TCP control segments (by dense index), from the control table;
+    /// `nil` when there were none.
+    static func controlsByClient(_ t: WindowTables) -> [PartyTCP]? {
+        guard t.controls.count > 0 else { return nil }
+        var byClient = [PartyTCP](repeating: PartyTCP(), count: t.clients.count)
+        t.controls.forEach { entry in
+            guard !entry.key.isOther, let kind = entry.key.controlKind,
+                  let client = t.clients.entry(entry.key.party) else { return }
+            let i = Int(client.aux)
+            switch kind {
+            case .syn:
+                byClient[i].syn &+= entry.packets
+                byClient[i].synServices &+= 1
+            case .synack: byClient[i].synack &+= entry.packets
+            case .rst: byClient[i].rst &+= entry.packets
+            case .fin: byClient[i].fin &+= entry.packets
+            case .unknown: break
+            }
+        }
+        return byClient
     }
 
     /// Sorts by bytes (then packets, service, direction); past `top`, and for the
@@ -112,6 +136,8 @@ struct PartySide {
     /// The side's whole traffic (every IP packet of the window), by direction.
     var totalIn = Counts()
     var totalOut = Counts()
+    /// Per party (dense index), its TCP control segments (clients only).
+    var tcp: [PartyTCP]?
 
     /// Adds up each party's flows.
     init(parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>) {
@@ -207,7 +233,8 @@ struct PartySide {
             let i = Int(keys[p].index)
             parties.append(PartyRecord(
                 ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
-                services: WindowRecordBuilder.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top)))
+                services: WindowRecordBuilder.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top),
+                tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
         }
         return (parties, other)
     }

@@ -41,8 +41,12 @@ public final class WindowShard: @unchecked Sendable {
     var serverFlows: CounterTable<PartyKey>
     var clients: CounterTable<PartyKey>
     var servers: CounterTable<PartyKey>
+    var controls: CounterTable<PartyKey>
     /// The current window's scalar counters, inline.
     var hot = HotCounters()
+    /// The current window's protocol counters (`ProtocolTallies`), worked on through a
+    /// pointer and copied in and out with the set.
+    let protocols: UnsafeMutablePointer<UInt64>
     /// The sets of the other windows in flight, written back.
     var parked: [(start: Int64, tables: WindowTables)] = []
     /// The capacities the last parked set had grown to: a new set starts that large.
@@ -71,10 +75,14 @@ public final class WindowShard: @unchecked Sendable {
         serverFlows = first.serverFlows
         clients = first.clients
         servers = first.servers
+        controls = first.controls
+        protocols = .allocate(capacity: ProtocolTallies.count)
+        protocols.initialize(repeating: 0, count: ProtocolTallies.count)
     }
 
     deinit {
         writeBack()
+        protocols.deallocate()
     }
 
     // MARK: Windows in flight
@@ -146,7 +154,9 @@ public final class WindowShard: @unchecked Sendable {
         serverFlows = tables.serverFlows
         clients = tables.clients
         servers = tables.servers
+        controls = tables.controls
         hot = HotCounters(from: tables)
+        tables.protocols.withUnsafeBufferPointer { protocols.update(from: $0.baseAddress!, count: ProtocolTallies.count) }
     }
 
     /// Makes `current` hold the working copies (they may have grown) and the hot counters.
@@ -158,7 +168,9 @@ public final class WindowShard: @unchecked Sendable {
         current.serverFlows = serverFlows
         current.clients = clients
         current.servers = servers
+        current.controls = controls
         hot.store(into: current)
+        current.protocols.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: protocols, count: ProtocolTallies.count) }
     }
 
     // MARK: Decoding and attribution
@@ -188,6 +200,8 @@ public final class WindowShard: @unchecked Sendable {
         p.captured = true
         p.isDeferred = false
         p.isLate = false
+        p.tcpFlags = packet.tcpFlags
+        p.dns = packet.dns
     }
 
     /// Decodes and attributes, in place, the packets of `batch` that were left as frames
@@ -335,11 +349,42 @@ public final class WindowShard: @unchecked Sendable {
             let server = p.key.serverSide
             let serverSlot = serverFlows.addOrFindSlot(server, hash: hashes.server, bytes: p.bytes)
             if serverSlot < 0 { addNewServerFlow(server, hash: hashes.server, emptySlot: serverSlot, bytes: p.bytes) }
+            let direction = p.key.tag.rawValue & FlowTag.outbound == 0 ? 0 : 1
+            protocols[ProtocolTallies.size(ProtocolTallies.sizeBucket(p.bytes), direction)] &+= 1
+            if p.tcpFlags & TCPFlags.counted != 0 { countTCP(TCPFlags(rawValue: p.tcpFlags), client: client, direction: direction) }
+            if p.dns != 0 { countDNS(DNSFacts(rawValue: p.dns)) }
         case .nonIP:
             hot.nonIP.add(bytes: p.bytes)
         case .malformed:
             hot.malformed.add(bytes: p.bytes)
             current.malformedByReason[Int(p.reason.rawValue)] &+= 1
+        }
+    }
+
+    /// A TCP segment with SYN, RST or FIN (or cut before its flags): by kind and direction,
+    /// and by client, kind and service in the control table (a client folded into `other`
+    /// counts there as `other`; past `maxFlows` entries the service folds into `other`).
+    @inline(never)
+    func countTCP(_ flags: TCPFlags, client: PartyKey, direction: Int) {
+        flags.forEachKind { kind in
+            protocols[ProtocolTallies.tcp(kind, direction)] &+= 1
+            guard kind != .unknown else { return }
+            var key = client.control(kind)
+            if !client.isOther && !clients.contains(client.party) { key = key.withOtherParty }
+            if controls.count >= maxFlows && !controls.contains(key) { key = key.withOtherService }
+            controls.add(key, bytes: 0)
+        }
+    }
+
+    /// A DNS message: a query by type, a response by code, malformed or cut.
+    @inline(never)
+    func countDNS(_ dns: DNSFacts) {
+        switch dns.kind {
+        case .query(let type): protocols[ProtocolTallies.queries + type] &+= 1
+        case .response(let code): protocols[ProtocolTallies.responses + code] &+= 1
+        case .malformed: protocols[ProtocolTallies.dnsMalformed] &+= 1
+        case .cut: protocols[ProtocolTallies.dnsCut] &+= 1
+        case .none: break
         }
     }
 
@@ -423,6 +468,9 @@ public struct PreparedPacket: Sendable {
     var isDeferred = false
     /// Older than its window: counted in it as late (the coordinator says so).
     var isLate = false
+    /// `DecodedPacket.tcpFlags` and `.dns`.
+    var tcpFlags: UInt8 = 0
+    var dns: UInt8 = 0
 
     public init() {}
 

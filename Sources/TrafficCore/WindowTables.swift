@@ -28,6 +28,11 @@ public final class WindowTables: @unchecked Sendable {
     /// Distinct clients and servers counted in `other` past `maxClients`.
     var otherClients = DistinctParties()
     var otherServers = DistinctParties()
+    /// TCP control segments (SYN, SYN-ACK, RST, FIN) per (client, kind, service): the
+    /// packets in `packets`.
+    var controls = CounterTable<PartyKey>(minimumCapacity: 64)
+    /// TCP kinds, size buckets and DNS figures (`ProtocolTallies`).
+    var protocols = [UInt64](repeating: 0, count: ProtocolTallies.count)
 
     init(clientFlowCapacity: Int, serverFlowCapacity: Int, clientCapacity: Int, serverCapacity: Int) {
         clientFlows = CounterTable(minimumCapacity: clientFlowCapacity)
@@ -37,6 +42,7 @@ public final class WindowTables: @unchecked Sendable {
     }
 
     deinit {
+        controls.deallocate()
         clientFlows.deallocate()
         serverFlows.deallocate()
         clients.deallocate()
@@ -59,6 +65,8 @@ public final class WindowTables: @unchecked Sendable {
         serverFlows.removeAll()
         clients.removeAll()
         servers.removeAll()
+        controls.removeAll()
+        for i in protocols.indices { protocols[i] = 0 }
     }
 
     /// A deep copy (a look at a window still being counted).
@@ -83,6 +91,9 @@ public final class WindowTables: @unchecked Sendable {
         c.servers = servers.copy()
         c.otherClients = otherClients.copy()
         c.otherServers = otherServers.copy()
+        c.controls.deallocate()
+        c.controls = controls.copy()
+        c.protocols = protocols
         return c
     }
 
@@ -101,6 +112,12 @@ public final class WindowTables: @unchecked Sendable {
         oversized &+= other.oversized
         otherClients.merge(other.otherClients)
         otherServers.merge(other.otherServers)
+        for i in protocols.indices { protocols[i] &+= other.protocols[i] }
+        other.controls.forEach { entry in
+            var key = entry.key
+            if controls.count >= maxFlows && !controls.contains(key) { key = key.withOtherService }
+            controls.add(key, packets: entry.packets, bytes: 0)
+        }
         Self.mergeSide(other.clientFlows, into: &clientFlows, parties: &clients, folded: &otherClients, maxClients: maxClients, maxFlows: maxFlows)
         Self.mergeSide(other.serverFlows, into: &serverFlows, parties: &servers, folded: &otherServers, maxClients: maxClients, maxFlows: maxFlows)
     }

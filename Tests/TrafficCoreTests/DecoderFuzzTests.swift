@@ -58,11 +58,13 @@ struct DecoderFuzzTests {
             frame = Array(frame.prefix(Int(rng.next() % UInt64(frame.count + 1))))
             let p = decodeExact(frame, link: link)
             if !Self.checkInvariants(p, "mutated \(link) \(frame)") { return }
-            // Bytes past what was read cannot change an IP answer (but an ICMP type byte that
-            // was not captured may now say "reply").
+            // Bytes past what was read cannot change an IP answer (but what was cut off can
+            // now be read: an ICMP type byte saying "reply", TCP flags, a DNS message).
             if p.kind == .ip {
                 var longer = decodeExact(frame + [0xFF, 0x00, 0xAA, 0x55, 0x86, 0xDD, 0x08, 0x00], link: link)
                 if !p.isReply { longer.isReply = false }
+                if p.tcpFlags == TCPFlags.unknown.rawValue { longer.tcpFlags = p.tcpFlags }
+                if DNSFacts(rawValue: p.dns).kind == .cut { longer.dns = p.dns }
                 #expect(longer == p, "appending bytes changed \(describe(p)) to \(describe(longer))")
             }
         }

@@ -24,7 +24,7 @@ struct WindowRecordJSONTests {
     /// The top-level keys in DESIGN.md's order, and the documented additions.
     static let designKeys = ["start", "end", "partial", "packets", "bytes", "in", "out", "clients", "other",
                              "non_ip", "malformed", "late_packets", "capture"]
-    static let topLevelAdditions: Set = ["services", "servers", "other_servers"]
+    static let topLevelAdditions: Set = ["services", "servers", "other_servers", "tcp", "sizes", "dns"]
 
     /// A window with a bit of everything: IPv4 and IPv6 clients, clients past --max-clients,
     /// services past --top, non-IP, malformed frames, a late packet, drops, an inject.
@@ -107,7 +107,7 @@ struct WindowRecordJSONTests {
                 #expect(interface.keys == ["name", "received", "kernel_dropped", "interface_dropped"])
             }
             for party in (j["clients"]?.elements ?? []) + (j["servers"]?.elements ?? []) {
-                Self.expectKeys(party, ["ip", "in", "out", "services"], additions: ["local"], required: ["local"])
+                Self.expectKeys(party, ["ip", "in", "out", "services"], additions: ["local", "tcp"], required: ["local"])
                 for key in ["in", "out"] { Self.expectKeys(party[key], ["packets", "bytes"]) }
                 for service in party["services"]?.elements ?? [] {
                     #expect(service.keys == ["service", "direction", "packets", "bytes"])
