@@ -399,14 +399,3 @@ func waitFor(
     }
     throw GrafanaTestError("timed out after \(Int(timeout)) s waiting for \(what); \(process.name) log:\n\(process.logTail)")
 }
-
-/// The sum of every sample of `family` in a Prometheus text exposition.
-func sumOfFamily(_ family: String, in exposition: String) -> Double {
-    var total = 0.0
-    for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
-        let name = line.prefix { $0 != "{" && $0 != " " }
-        guard name == family, let valueText = line.split(separator: " ").last, let value = Double(valueText) else { continue }
-        total += value
-    }
-    return total
-}

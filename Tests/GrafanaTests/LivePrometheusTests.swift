@@ -160,7 +160,7 @@ struct LivePrometheusTests {
             own = [:]
             for address in addresses {
                 guard let reply = try? await HTTP.get(URL(string: "http://\(address)/metrics")!), reply.status == 200 else { return false }
-                own[address] = sumOfFamily("trafficmon_bytes_total", in: reply.text)
+                own[address] = try PromExposition.parse(reply.text).sum("trafficmon_bytes_total")
             }
             scraped = (try? await api.valuesByInstance(perSensorExpr)) ?? [:]
             return addresses.allSatisfy { scraped[$0] == own[$0] }

@@ -243,32 +243,6 @@ enum ServeHarness {
         }
     }
 
-    /// `/metrics` as (name, labels, value) samples.
-    static func samples(_ text: String) -> [(name: String, labels: [String: String], value: Double)] {
-        var out: [(String, [String: String], Double)] = []
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            // name{a="b",c="d"} value  (the values these tests read have no spaces, commas or quotes)
-            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
-            let series = line[..<space]
-            var labels: [String: String] = [:]
-            var name = String(series)
-            if let brace = series.firstIndex(of: "{") {
-                name = String(series[..<brace])
-                let inner = series[series.index(after: brace)..<series.index(before: series.endIndex)]
-                for pair in inner.split(separator: ",") {
-                    let kv = pair.split(separator: "=", maxSplits: 1)
-                    if kv.count == 2 { labels[String(kv[0])] = String(kv[1].dropFirst().dropLast()) }
-                }
-            }
-            out.append((name, labels, value))
-        }
-        return out
-    }
-
-    static func sum(_ text: String, _ name: String, _ matching: [String: String] = [:]) -> Double {
-        samples(text).filter { s in s.name == name && matching.allSatisfy { s.labels[$0.key] == $0.value } }.reduce(0) { $0 + $1.value }
-    }
-
     /// Non-empty stderr lines.
     static func lines(_ text: String) -> [String] {
         text.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
@@ -343,19 +317,20 @@ enum ServeHarness {
         var metrics = ""
         while Date() < deadline {
             metrics = try server.get("/metrics").text
-            if ServeHarness.sum(metrics, "trafficmon_packets_total") >= Double(k) { break }
+            if try PromExposition.parse(metrics).sum("trafficmon_packets_total") >= Double(k) { break }
             usleep(100_000)
         }
-        #expect(ServeHarness.sum(metrics, "trafficmon_packets_total") == Double(k), "\(metrics)")
+        let m = try PromExposition.parse(metrics)
+        #expect(m.sum("trafficmon_packets_total") == Double(k), "\(metrics)")
         // 100-byte payloads: 14 (Ethernet on lo) + 20 + 8 + 100 = 142 wire bytes each.
-        #expect(ServeHarness.sum(metrics, "trafficmon_bytes_total") == Double(k * 142))
-        #expect(ServeHarness.sum(metrics, "trafficmon_capture_received_packets_total") == Double(k))
-        let dropped = ServeHarness.samples(metrics).filter { $0.name == "trafficmon_capture_dropped_packets_total" }
+        #expect(m.sum("trafficmon_bytes_total") == Double(k * 142))
+        #expect(m.sum("trafficmon_capture_received_packets_total") == Double(k))
+        let dropped = m.samples("trafficmon_capture_dropped_packets_total")
         #expect(Set(dropped.compactMap { $0.labels["where"] }) == ["kernel", "interface"])
         // A window later: still exactly 40 (nothing counted twice).
         usleep(1_500_000)
         let later = try server.get("/metrics").text
-        #expect(ServeHarness.sum(later, "trafficmon_packets_total") == Double(k))
+        #expect(try PromExposition.parse(later).sum("trafficmon_packets_total") == Double(k))
         #expect(server.process.isRunning)
     }
 
@@ -582,12 +557,12 @@ enum ServeHarness {
         }
         let windows = (try JSONSerialization.jsonObject(with: Data(history.utf8)) as? [String: Any])?["windows"] as? [[String: Any]]
         #expect(windows?.count == truth.windowStarts.count)
-        let metrics = try server.get("/metrics").text
+        let metrics = try PromExposition.parse(try server.get("/metrics").text)
         var oracle: [String: UInt64] = [:]
         for (flow, counts) in truth.flows { oracle[flow.direction, default: 0] += counts.bytes }
         // With the local networks from the environment, the directions match the oracle.
-        #expect(ServeHarness.sum(metrics, "trafficmon_bytes_total", ["direction": "in"]) == Double(oracle["in"] ?? 0))
-        #expect(ServeHarness.sum(metrics, "trafficmon_bytes_total", ["direction": "out"]) == Double(oracle["out"] ?? 0))
+        #expect(metrics.sum("trafficmon_bytes_total", ["direction": "in"]) == Double(oracle["in"] ?? 0))
+        #expect(metrics.sum("trafficmon_bytes_total", ["direction": "out"]) == Double(oracle["out"] ?? 0))
         // (How it shuts down is the signal tests' business.)
     }
 }
