@@ -16,7 +16,10 @@ public final class RawSocket: @unchecked Sendable {
     /// `receiveTimeout` (seconds) bounds each blocking read.
     public init(port: Int, receiveBuffer: Int32? = nil, receiveTimeout: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestProcess.Failure("cannot make a socket (errno \(errno))") }
+        guard fd >= 0 else {
+            closed = true
+            throw TestProcess.Failure("cannot make a socket (errno \(errno))")
+        }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -28,8 +31,12 @@ public final class RawSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
-            close(fd)
-            throw TestProcess.Failure("cannot connect to port \(port) (errno \(errno))")
+            let error = errno
+            // Through disconnect, so that deinit (which runs when an initializer throws
+            // after every property is set) does not close the number again, by then
+            // perhaps another thread's descriptor.
+            disconnect()
+            throw TestProcess.Failure("cannot connect to port \(port) (errno \(error))")
         }
         var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
