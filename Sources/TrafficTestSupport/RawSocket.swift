@@ -61,13 +61,32 @@ public final class RawSocket: @unchecked Sendable {
     }
 
     public func send(_ text: String) {
-        let bytes = Array(text.utf8)
+        send(bytes: Array(text.utf8))
+    }
+
+    /// Sends `bytes`; false when the connection failed before all of them went out (the
+    /// peer may still have answered: a server can reply and close before reading a body).
+    @discardableResult
+    public func send(bytes: [UInt8]) -> Bool {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
+            if n <= 0 { return false }
             sent += n
         }
+        return true
+    }
+
+    /// Reads what has arrived, up to `limit` bytes, waiting up to the receive timeout for
+    /// the first of them: empty at EOF; throws on an error or the timeout.
+    public func receive(limit: Int = 1 << 16) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: limit)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n >= 0 else {
+            let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : String(cString: strerror(errno))
+            throw TestProcess.Failure("receiving from the socket: \(reason)")
+        }
+        return Array(buffer[0..<n])
     }
 
     /// Reads a response head byte by byte, up to the blank line (so no frame that follows
