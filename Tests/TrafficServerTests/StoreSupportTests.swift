@@ -19,7 +19,7 @@ enum Rig {
     static let second: Int64 = 1_000_000_000
 
     static var logger: Logger {
-        var logger = Logger(label: "trafficmon-h6-test")
+        var logger = Logger(label: "trafficmon-test")
         logger.logLevel = .error
         return logger
     }

@@ -19,7 +19,7 @@ import WSClient
     }
 
     @Test(.timeLimit(.minutes(1))) func servesHTTPSAndWSSWithTheCertificate() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-tls")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-tls")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Rig.selfSignedCertificate(in: dir)
         var options = TrafficServer.Options()

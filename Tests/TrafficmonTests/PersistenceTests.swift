@@ -105,7 +105,7 @@ enum PTools {
 /// file, retention prunes, `--no-db` writes nothing, and bad files are refused.
 @Suite struct PersistenceTests {
     @Test(.timeLimit(.minutes(2))) func aKilledServerRestartsWithTheSameHistory() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         let traffic = SyntheticTraffic(packets: 20_000, clients: 300, seconds: 30, seed: 31, windowLength: PTools.second)
         let truth = traffic.truth
@@ -157,7 +157,7 @@ enum PTools {
     /// The read is interrupted, the open window is stored marked partial, and every window
     /// before it is complete.
     @Test(.timeLimit(.minutes(2))) func sigtermMidReplayWritesThePartialWindowLast() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         // 300k packets over 600 s of packet time (600 windows of 1 s), cut at 64 bytes.
         let traffic = SyntheticTraffic(packets: 300_000, clients: 2000, seconds: 600, seed: 32, windowLength: PTools.second)
@@ -205,7 +205,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(2))) func retentionPrunesWindowsOlderThanTheNewest() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         // 60 s of packet time, windows of 1 s; keep 20 s before the newest.
         let traffic = SyntheticTraffic(packets: 6000, clients: 50, seconds: 60, seed: 33, windowLength: PTools.second)
@@ -244,10 +244,10 @@ enum PTools {
     @Test(.timeLimit(.minutes(1))) func noDBWritesNoFileWhileTheDefaultWritesOne() async throws {
         let capture = try PTools.capture(
             SyntheticTraffic(packets: 500, clients: 10, seconds: 5, seed: 34, windowLength: PTools.second),
-            in: try TestProcess.temporaryDirectory("h6-cap"))
+            in: try TestProcess.temporaryDirectory("trafficmon-cap"))
         defer { try? FileManager.default.removeItem(at: capture.deletingLastPathComponent()) }
         for noDB in [true, false] {
-            let cwd = try TestProcess.temporaryDirectory("h6-nodb")
+            let cwd = try TestProcess.temporaryDirectory("trafficmon-nodb")
             defer { try? FileManager.default.removeItem(at: cwd) }
             let serve = try ServerProcess.serve(
                 ["--read", capture.path, "--window", "1s"] + (noDB ? ["--no-db"] : []) + PTools.localNets, in: cwd)
@@ -298,7 +298,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(1))) func aCorruptFileIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("corrupt.sqlite").path
         var rng = SplitMix64(seed: 7)
@@ -308,7 +308,7 @@ enum PTools {
 
     @Test(.timeLimit(.minutes(1))) func aDamagedDatabaseIsRefused() async throws {
         // A real database whose pages were overwritten past the header.
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("damaged.sqlite").path
         try await PTools.makeDatabase(db, in: dir)
@@ -321,7 +321,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(1))) func aNewerSchemaIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("newer.sqlite").path
         try await PTools.makeDatabase(db, in: dir)
@@ -330,7 +330,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(1))) func aLockedFileIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("locked.sqlite").path
         try await PTools.makeDatabase(db, in: dir)
@@ -349,7 +349,7 @@ enum PTools {
     /// is read-only). nobody can read both but write neither.
     @Test(.enabled(if: getuid() == 0, "needs root to run trafficmon as nobody"), .timeLimit(.minutes(1)))
     func aReadOnlyFileIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
         let db = dir.appendingPathComponent("readonly.sqlite").path
@@ -375,7 +375,7 @@ enum PTools {
 
     @Test(.timeLimit(.minutes(1)), arguments: Client.allCases)
     func sigtermIsNotHeldUpByAClient(_ kind: Client) async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-shutdown")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-shutdown")
         defer { try? FileManager.default.removeItem(at: dir) }
         let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 61, windowLength: PTools.second)
         let db = dir.appendingPathComponent("t.sqlite").path

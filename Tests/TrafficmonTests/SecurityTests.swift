@@ -27,7 +27,7 @@ import Glibc
     }
 
     @Test(.timeLimit(.minutes(1))) func tokensGuardEveryDataRoute() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let tokens = dir.appendingPathComponent("tokens").path
         try "# ops\nfirst-token-111\nsecond-token-222\n".write(toFile: tokens, atomically: true, encoding: .utf8)
@@ -68,7 +68,7 @@ import Glibc
     }
 
     @Test(.timeLimit(.minutes(1))) func badTokenFilesAreOneClearLine() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = try Self.smallCapture(in: dir)
         let empty = dir.appendingPathComponent("empty-tokens").path
@@ -84,7 +84,7 @@ import Glibc
     }
 
     @Test(.timeLimit(.minutes(1))) func servesHTTPSWithASelfSignedCertificate() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Self.certificate(in: dir)
         let port = try TestProcess.freePort()
@@ -106,7 +106,7 @@ import Glibc
     }
 
     @Test(.timeLimit(.minutes(1))) func badCertificateOrKeyIsOneClearLine() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Self.certificate(in: dir)
         let capture = try Self.smallCapture(in: dir)
@@ -136,7 +136,7 @@ import Glibc
     /// `--listen 0.0.0.0:P` without a token file warns about authentication; with one,
     /// or on loopback, it does not.
     @Test(.timeLimit(.minutes(1))) func anOpenListenerWithoutAuthenticationWarns() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = try Self.smallCapture(in: dir)
         let tokens = dir.appendingPathComponent("tokens").path
@@ -165,7 +165,7 @@ import Glibc
     /// Started as root with `--user nobody`: it keeps serving, as uid/gid 65534, and the
     /// database it opens after the switch belongs to nobody.
     @Test(.enabled(if: getuid() == 0, "needs root"), .timeLimit(.minutes(1))) func dropsRootToUserNobody() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let dbDir = dir.appendingPathComponent("db")
         try FileManager.default.createDirectory(at: dbDir, withIntermediateDirectories: true)
@@ -197,14 +197,14 @@ import Glibc
     }
 
     @Test(.timeLimit(.minutes(1))) func anUnknownUserIsOneClearLine() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let result = try await PTools.trafficmon([
             "serve", "--read", try Self.smallCapture(in: dir).path, "--no-db", "--listen", "127.0.0.1:\(try TestProcess.freePort())",
-            "--user", "nosuchuser-h6",
+            "--user", "trafficmon-nosuchuser",
         ])
         #expect(result.status != 0)
         let lines = TestProcess.lines(result.stderr)
-        #expect(lines.count == 1 && lines[0].hasPrefix("trafficmon: ") && lines[0].contains("nosuchuser-h6"), "stderr: \(result.stderr)")
+        #expect(lines.count == 1 && lines[0].hasPrefix("trafficmon: ") && lines[0].contains("trafficmon-nosuchuser"), "stderr: \(result.stderr)")
     }
 }
