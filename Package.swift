@@ -70,8 +70,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Test helpers: a pcap/pcapng writer, a frame builder, a synthetic capture with an
-        // exact oracle, and a runner for the built binary.
+        // The test harness every test target shares: a pcap/pcapng writer, a frame builder, a
+        // synthetic capture with an exact oracle, a runner for the built binary and a wrapper
+        // for the servers it starts, an HTTP client, and a Prometheus text-format parser.
         .target(name: "TrafficTestSupport", dependencies: ["TrafficCore"]),
         // Writes synthetic captures with an exact oracle for the demo and the benchmarks.
         .executableTarget(name: "synth-capture", dependencies: ["TrafficCore", "TrafficTestSupport"]),

@@ -16,7 +16,10 @@ public final class RawSocket: @unchecked Sendable {
     /// `receiveTimeout` (seconds) bounds each blocking read.
     public init(port: Int, receiveBuffer: Int32? = nil, receiveTimeout: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestProcess.Failure("cannot make a socket (errno \(errno))") }
+        guard fd >= 0 else {
+            closed = true
+            throw TestProcess.Failure("cannot make a socket (errno \(errno))")
+        }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -28,8 +31,12 @@ public final class RawSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
-            close(fd)
-            throw TestProcess.Failure("cannot connect to port \(port) (errno \(errno))")
+            let error = errno
+            // Through disconnect, so that deinit (which runs when an initializer throws
+            // after every property is set) does not close the number again, by then
+            // perhaps another thread's descriptor.
+            disconnect()
+            throw TestProcess.Failure("cannot connect to port \(port) (errno \(error))")
         }
         var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -54,13 +61,32 @@ public final class RawSocket: @unchecked Sendable {
     }
 
     public func send(_ text: String) {
-        let bytes = Array(text.utf8)
+        send(bytes: Array(text.utf8))
+    }
+
+    /// Sends `bytes`; false when the connection failed before all of them went out (the
+    /// peer may still have answered: a server can reply and close before reading a body).
+    @discardableResult
+    public func send(bytes: [UInt8]) -> Bool {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
+            if n <= 0 { return false }
             sent += n
         }
+        return true
+    }
+
+    /// Reads what has arrived, up to `limit` bytes, waiting up to the receive timeout for
+    /// the first of them: empty at EOF; throws on an error or the timeout.
+    public func receive(limit: Int = 1 << 16) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: limit)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n >= 0 else {
+            let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : String(cString: strerror(errno))
+            throw TestProcess.Failure("receiving from the socket: \(reason)")
+        }
+        return Array(buffer[0..<n])
     }
 
     /// Reads a response head byte by byte, up to the blank line (so no frame that follows

@@ -101,6 +101,17 @@ public enum TestProcess {
         return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// The environment of the test run without any `TRAFFICMON_*` variable (which would
+    /// change what trafficmon does), plus `extra`.
+    public static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TRAFFICMON_") }.merging(extra) { $1 }
+    }
+
+    /// The non-empty lines of a program's output.
+    public static func lines(_ text: String) -> [String] {
+        text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+    }
+
     /// A fresh temporary directory for one test.
     public static func temporaryDirectory(_ name: String = "trafficmon-test") throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")

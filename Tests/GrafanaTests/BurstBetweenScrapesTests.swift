@@ -42,41 +42,30 @@ struct BurstBetweenScrapesTests {
     }
 
     static func inject(_ address: String, client: String, server: String, direction: String, size: Int) async throws -> Int {
-        let url = try #require(URL(string: "http://\(address)/debug/inject"))
         let body = #"{"client_ip":"\#(client)","server_ip":"\#(server)","direction":"\#(direction)","proto":"TCP/443","size":\#(size)}"#
-        return try await HTTP.request("POST", url, body: Data(body.utf8), contentType: "application/json").status
+        return try await TestHTTP.request(
+            "POST", "http://\(address)/debug/inject", headers: ["Content-Type": "application/json"], body: Data(body.utf8)).status
     }
 
     @Test("a burst between two 15 s scrapes: whole in increase() of the sticky counters, absent from every last-window gauge",
           .timeLimit(.minutes(3)))
     func burstIsCountedThoughNoScrapeSawItsWindow() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-burst")
-        let group = ProcessGroup()
-        var quiet: Task<Void, Never>?
-        defer {
-            quiet?.cancel()
-            group.stopAll()
-            try? FileManager.default.removeItem(at: dir)
-        }
+        defer { try? FileManager.default.removeItem(at: dir) }
 
         // A small replay, then windows of injects on the wall clock.
         let file = dir.appendingPathComponent("small.pcap")
         try SyntheticTraffic(packets: 300, clients: 20, seconds: 3, seed: 41).pcap().write(to: file)
-        let address = "127.0.0.1:\(try TestProcess.freePort())"
-        let trafficmon = try ManagedProcess(
-            name: "trafficmon", executable: TestProcess.trafficmon,
-            arguments: ["serve", "--read", file.path, "--enable-debug-inject", "--window", "5s", "--listen", address, "--no-db"],
-            directory: dir)
-        group.add(trafficmon)
-        let readyURL = try #require(URL(string: "http://\(address)/readyz"))
-        try await waitFor("trafficmon to finish its replay", process: trafficmon) {
-            (try? await HTTP.get(readyURL))?.status == 200
-        }
+        let trafficmon = try ServerProcess.serve(["--read", file.path, "--enable-debug-inject", "--window", "5s", "--no-db"], in: dir)
+        defer { trafficmon.stop() }
+        let address = "127.0.0.1:\(trafficmon.port)"
+        _ = try await trafficmon.waitUntilServing("/readyz", timeout: 60)
 
-        let (prometheus, api) = try startPrometheus(targets: [address], scrapeInterval: "15s", in: dir, group: group)
-        try await waitFor("Prometheus to be ready", process: prometheus) {
-            (try? await HTTP.get(api.base.appendingPathComponent("-/ready")))?.status == 200
-        }
+        let (prometheus, api) = try startPrometheus(targets: [address], scrapeInterval: "15s", in: dir)
+        defer { prometheus.stop() }
+        _ = try await prometheus.waitUntilServing("/-/ready", timeout: 60)
+        var quiet: Task<Void, Never>?
+        defer { quiet?.cancel() }
 
         // A quiet client in every window from now on, so each window closes with traffic
         // and becomes the last window in its turn.
@@ -89,7 +78,7 @@ struct BurstBetweenScrapesTests {
 
         // The scrape phase: Prometheus scrapes a target every 15 s from a fixed offset.
         var firstScrape = 0.0
-        try await waitFor("the first scrape of trafficmon", timeout: 40, process: prometheus) {
+        try await prometheus.waitUntil("the first scrape of trafficmon", timeout: 40) {
             let up = try? await api.query(#"timestamp(up{job="trafficmon"})"#)
             firstScrape = up.map { PrometheusAPI.values($0, by: "job")["trafficmon"] ?? 0 } ?? 0
             return firstScrape > 0
@@ -122,7 +111,7 @@ struct BurstBetweenScrapesTests {
         // Until the burst is in a scrape (the first after the next window closed).
         let inSeries = #"trafficmon_client_bytes_total{client="\#(Self.burstClient)", direction="in"}"#
         var samples: [(time: Double, value: Double)] = []
-        try await waitFor("a scrape holding the burst", timeout: 45, process: prometheus) {
+        try await prometheus.waitUntil("a scrape holding the burst", timeout: 45) {
             samples = (try? await api.samples(inSeries + "[3m]"))?.first ?? []
             return samples.contains { $0.value > 0 }
         }
@@ -130,8 +119,7 @@ struct BurstBetweenScrapesTests {
 
         // trafficmon's own history: the burst is in one window, the next window holds the
         // quiet client only.
-        let historyURL = try #require(URL(string: "http://\(address)/stats/history?limit=20"))
-        let history = try JSONDecoder().decode(HistoryReply.self, from: try await HTTP.get(historyURL).body).windows
+        let history = try JSONDecoder().decode(HistoryReply.self, from: try await trafficmon.get("/stats/history?limit=20").body).windows
         let burstWindow = try #require(history.first { Double($0.start) / 1e9 == burstStart }, "no window starts at the burst")
         let burstRecord = try #require(burstWindow.clients.first { $0.ip.description == Self.burstClient })
         #expect(Double(burstRecord.in.bytes) == burstBytes && burstRecord.out.bytes == 0)
@@ -186,7 +174,7 @@ struct BurstBetweenScrapesTests {
         let measured = try await api.query(measure, at: burst.time)
         let bits = PrometheusAPI.values(measured, by: "client")[Self.burstClient] ?? 0
         #expect(abs(bits - burstBytes * 8 / 120) <= 1e-6 * bits, "ClientTrafficHigh's measure \(bits), burst \(burstBytes * 8 / 120) bit/s")
-        #expect(trafficmon.isRunning, "trafficmon exited:\n\(trafficmon.logTail)")
+        #expect(trafficmon.isRunning, "trafficmon exited:\n\(trafficmon.stderrTail)")
     }
 
     /// An alert's expression without its threshold: what it compares.

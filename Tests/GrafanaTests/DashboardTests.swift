@@ -110,7 +110,7 @@ struct DashboardTests {
         }
     }
 
-    @Test("the panels the issue asks for are there")
+    @Test("every exported family has a panel, with throughput, top clients, top services and the drop ratio")
     func coverage() throws {
         let dashboard = try Dashboard()
         let panels = dashboard.dataPanels

@@ -1,14 +1,6 @@
 import Foundation
 import Testing
 import TrafficTestSupport
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Where the files under test live: the package root, found from this file's path
 /// (Tests/GrafanaTests/GrafanaSupport.swift -> ../../).
@@ -122,76 +114,7 @@ func matches(of pattern: String, in text: String) -> [String] {
     }
 }
 
-// MARK: - Processes
-
-/// A long-running child process (trafficmon, prometheus) whose output goes to a file;
-/// `stop()` (also run on deinit) ends it: SIGTERM, then SIGKILL after a grace period.
-final class ManagedProcess: @unchecked Sendable {
-    let name: String
-    let process = Process()
-    let logURL: URL
-    private let lock = NSLock()
-    private var stopped = false
-
-    init(name: String, executable: URL, arguments: [String], directory: URL) throws {
-        self.name = name
-        logURL = directory.appendingPathComponent("\(name).log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        for key in environment.keys where key.hasPrefix("TRAFFICMON_") { environment[key] = nil }
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        try? log.close()
-    }
-
-    var isRunning: Bool { process.isRunning }
-
-    /// The last lines of the process's output, for failure messages.
-    var logTail: String {
-        let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(15).joined(separator: "\n")
-    }
-
-    func stop() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !stopped else { return }
-        stopped = true
-        guard process.isRunning else { return }
-        let pid = process.processIdentifier
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
-    deinit { stop() }
-}
-
-/// Ends every registered process, whatever happened (used from `defer`).
-final class ProcessGroup: @unchecked Sendable {
-    private var processes: [ManagedProcess] = []
-    private let lock = NSLock()
-
-    func add(_ p: ManagedProcess) {
-        lock.lock(); processes.append(p); lock.unlock()
-    }
-
-    func stopAll() {
-        lock.lock(); let list = processes; lock.unlock()
-        for p in list.reversed() { p.stop() }
-    }
-}
+// MARK: - Programs
 
 /// An executable on PATH (or nil).
 func findExecutable(_ name: String, preferred: String? = nil) -> URL? {
@@ -204,60 +127,12 @@ func findExecutable(_ name: String, preferred: String? = nil) -> URL? {
     return nil
 }
 
-// MARK: - HTTP
-
-struct HTTPResult: Sendable {
-    var status: Int
-    var body: Data
-    var text: String { String(decoding: body, as: UTF8.self) }
-}
-
-/// A small HTTP client over URLSession (FoundationNetworking on Linux).
-enum HTTP {
-    static let session: URLSession = {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 5
-        configuration.timeoutIntervalForResource = 10
-        return URLSession(configuration: configuration)
-    }()
-
-    static func request(
-        _ method: String, _ url: URL, body: Data? = nil, contentType: String? = nil
-    ) async throws -> HTTPResult {
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.httpBody = body
-        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
-        return try await withCheckedThrowingContinuation { continuation in
-            let task = session.dataTask(with: request) { data, response, error in
-                if let error {
-                    continuation.resume(throwing: error)
-                } else {
-                    let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                    continuation.resume(returning: HTTPResult(status: status, body: data ?? Data()))
-                }
-            }
-            task.resume()
-        }
-    }
-
-    static func get(_ url: URL) async throws -> HTTPResult { try await request("GET", url) }
-
-    /// `application/x-www-form-urlencoded`, escaping everything but unreserved characters
-    /// (PromQL's `+` must not turn into a space).
-    static func form(_ fields: [(String, String)]) -> Data {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        let text = fields.map { key, value in
-            "\(key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)"
-        }.joined(separator: "&")
-        return Data(text.utf8)
-    }
-}
+// MARK: - Prometheus
 
 /// The Prometheus HTTP API of one server.
 struct PrometheusAPI: Sendable {
-    let base: URL
+    /// `http://127.0.0.1:PORT`.
+    let base: String
 
     struct Response {
         var status: String
@@ -268,15 +143,13 @@ struct PrometheusAPI: Sendable {
 
     /// POST for the query endpoints, GET (fields in the URL) for those that only take GET.
     func call(_ path: String, _ fields: [(String, String)], method: String = "POST") async throws -> Response {
-        let reply: HTTPResult
+        let reply: TestHTTP.Response
         if method == "GET" {
-            let query = String(decoding: HTTP.form(fields), as: UTF8.self)
-            let url = URL(string: base.appendingPathComponent(path).absoluteString + (query.isEmpty ? "" : "?" + query))!
-            reply = try await HTTP.get(url)
+            let query = String(decoding: Self.form(fields), as: UTF8.self)
+            reply = try await TestHTTP.get("\(base)/\(path)" + (query.isEmpty ? "" : "?" + query))
         } else {
-            reply = try await HTTP.request(
-                method, base.appendingPathComponent(path), body: HTTP.form(fields),
-                contentType: "application/x-www-form-urlencoded")
+            reply = try await TestHTTP.request(
+                method, "\(base)/\(path)", headers: ["Content-Type": "application/x-www-form-urlencoded"], body: Self.form(fields))
         }
         guard let object = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any] else {
             throw GrafanaTestError("\(path): HTTP \(reply.status), not JSON: \(reply.text.prefix(300))")
@@ -294,6 +167,17 @@ struct PrometheusAPI: Sendable {
         return Response(
             status: object["status"] as? String ?? "?", resultType: data?["resultType"] as? String ?? "",
             result: result, raw: reply.text)
+    }
+
+    /// `application/x-www-form-urlencoded`, escaping everything but unreserved characters
+    /// (PromQL's `+` must not turn into a space).
+    static func form(_ fields: [(String, String)]) -> Data {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let text = fields.map { key, value in
+            "\(key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)"
+        }.joined(separator: "&")
+        return Data(text.utf8)
     }
 
     func query(_ expr: String) async throws -> Response {
@@ -364,16 +248,14 @@ func shippedPrometheusConfig(targets: [String], prometheusAddress: String, scrap
 
 /// Starts Debian's Prometheus on a free port of 127.0.0.1 with the shipped configuration
 /// (scraping `targets` every `scrapeInterval`, the shipped rules loaded), its data in `dir`.
-func startPrometheus(
-    targets: [String], scrapeInterval: String, in dir: URL, group: ProcessGroup
-) throws -> (ManagedProcess, PrometheusAPI) {
+func startPrometheus(targets: [String], scrapeInterval: String, in dir: URL) throws -> (ServerProcess, PrometheusAPI) {
     let binary = try #require(
         findExecutable("prometheus", preferred: "/usr/bin/prometheus"), "prometheus not found: install Debian's prometheus package")
     let port = try TestProcess.freePort()
     let configURL = dir.appendingPathComponent("prometheus.yml")
     try shippedPrometheusConfig(targets: targets, prometheusAddress: "127.0.0.1:\(port)", scrapeInterval: scrapeInterval)
         .write(to: configURL, atomically: true, encoding: .utf8)
-    let process = try ManagedProcess(
+    let process = try ServerProcess(
         name: "prometheus", executable: binary,
         arguments: [
             "--config.file=\(configURL.path)",
@@ -381,32 +263,6 @@ func startPrometheus(
             "--web.listen-address=127.0.0.1:\(port)",
             "--log.level=warn",
         ],
-        directory: dir)
-    group.add(process)
-    let base = try #require(URL(string: "http://127.0.0.1:\(port)/"))
-    return (process, PrometheusAPI(base: base))
-}
-
-/// Polls `condition` every 200 ms until it holds; fails with the process's log otherwise.
-func waitFor(
-    _ what: String, timeout: TimeInterval = 60, process: ManagedProcess, _ condition: () async throws -> Bool
-) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try await condition() { return }
-        if !process.isRunning { throw GrafanaTestError("\(process.name) exited while waiting for \(what):\n\(process.logTail)") }
-        try await Task.sleep(for: .milliseconds(200))
-    }
-    throw GrafanaTestError("timed out after \(Int(timeout)) s waiting for \(what); \(process.name) log:\n\(process.logTail)")
-}
-
-/// The sum of every sample of `family` in a Prometheus text exposition.
-func sumOfFamily(_ family: String, in exposition: String) -> Double {
-    var total = 0.0
-    for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
-        let name = line.prefix { $0 != "{" && $0 != " " }
-        guard name == family, let valueText = line.split(separator: " ").last, let value = Double(valueText) else { continue }
-        total += value
-    }
-    return total
+        port: port, in: dir)
+    return (process, PrometheusAPI(base: process.baseURL))
 }

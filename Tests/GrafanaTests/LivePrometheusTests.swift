@@ -13,48 +13,41 @@ struct LivePrometheusTests {
     @Test("every panel query returns data; the instance variable lists both sensors; per-instance figures are each sensor's own")
     func everyPanelQueryReturnsData() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-grafana")
-        let group = ProcessGroup()
-        var injector: Task<Int, Never>?
-        defer {
-            injector?.cancel()
-            group.stopAll()
-            try? FileManager.default.removeItem(at: dir)
-        }
+        defer { try? FileManager.default.removeItem(at: dir) }
 
         // Two sensors, two different captures (different sizes and clients).
         let captures = [
             SyntheticTraffic(packets: 12_000, clients: 300, seconds: 20, seed: 11),
             SyntheticTraffic(packets: 3_000, clients: 80, seconds: 20, seed: 23),
         ]
-        var sensors: [(name: String, address: String, process: ManagedProcess)] = []
+        var sensors: [(name: String, address: String, process: ServerProcess)] = []
+        defer { for sensor in sensors { sensor.process.stop() } }
         for (index, traffic) in captures.enumerated() {
             let name = index == 0 ? "sensor-a" : "sensor-b"
             let file = dir.appendingPathComponent("\(name).pcap")
             try traffic.pcap().write(to: file)
-            let address = "127.0.0.1:\(try TestProcess.freePort())"
-            var arguments = ["serve", "--read", file.path, "--enable-debug-inject", "--window", "1s", "--listen", address, "--no-db"]
+            let port = try TestProcess.freePort()
+            var arguments = ["serve", "--read", file.path, "--enable-debug-inject", "--window", "1s", "--listen", "127.0.0.1:\(port)", "--no-db"]
             for net in SyntheticTraffic.localNetworks { arguments += ["--local-net", net] }
-            let process = try ManagedProcess(name: name, executable: TestProcess.trafficmon, arguments: arguments, directory: dir)
-            group.add(process)
-            sensors.append((name, address, process))
+            let process = try ServerProcess(name: name, executable: TestProcess.trafficmon, arguments: arguments, port: port, in: dir)
+            sensors.append((name, "127.0.0.1:\(port)", process))
         }
         for sensor in sensors {
-            try await waitFor("\(sensor.name) to serve /healthz", process: sensor.process) {
-                (try? await HTTP.get(URL(string: "http://\(sensor.address)/healthz")!))?.status == 200
-            }
+            _ = try await sensor.process.waitUntilServing("/healthz", timeout: 60)
         }
 
         // Prometheus with the shipped prometheus.yml, sped up (1 s scrapes and rule
         // evaluations), scraping both sensors and loading the shipped rule files.
-        let (prometheus, api) = try startPrometheus(targets: sensors.map(\.address), scrapeInterval: "1s", in: dir, group: group)
+        let (prometheus, api) = try startPrometheus(targets: sensors.map(\.address), scrapeInterval: "1s", in: dir)
+        defer { prometheus.stop() }
         let started = Date()
-        try await waitFor("Prometheus to be ready", process: prometheus) {
-            (try? await HTTP.get(api.base.appendingPathComponent("-/ready")))?.status == 200
-        }
+        _ = try await prometheus.waitUntilServing("/-/ready", timeout: 60)
 
         // Live traffic for both sensors while Prometheus scrapes: every 200 ms, varied
         // clients, servers, services, directions and sizes.
         let addresses = sensors.map(\.address)
+        var injector: Task<Int, Never>?
+        defer { injector?.cancel() }
         injector = Task {
             let clients = ["198.51.100.7", "198.51.100.23", "203.0.113.9", "192.0.2.44", "2001:db8:1000::5", "100.64.3.2"]
             let services = ["TCP/443", "UDP/53", "TCP/8000", "SCTP/2905", "ICMP", "TCP/22"]
@@ -65,9 +58,9 @@ struct LivePrometheusTests {
                     for k in 0..<3 {
                         let i = tick * 3 + k + n
                         let body = #"{"client_ip":"\#(clients[i % clients.count])","server_ip":"\#(servers[(i / 3) % servers.count])","direction":"\#(i % 2 == 0 ? "in" : "out")","proto":"\#(services[(i / 2) % services.count])","size":\#(100 + (i * 379) % 1400 + n * 50)}"#
-                        if let reply = try? await HTTP.request(
-                            "POST", URL(string: "http://\(address)/debug/inject")!, body: Data(body.utf8),
-                            contentType: "application/json"), reply.status == 202 {
+                        if let reply = try? await TestHTTP.request(
+                            "POST", "http://\(address)/debug/inject", headers: ["Content-Type": "application/json"], body: Data(body.utf8)),
+                           reply.status == 202 {
                             accepted += 1
                         }
                     }
@@ -81,12 +74,12 @@ struct LivePrometheusTests {
         // Enough scrapes of both sensors (several within any $__rate_interval), and
         // windows closed from the injected traffic.
         let instanceRegex = "(" + addresses.map { $0.replacingOccurrences(of: ".", with: #"\\."#) }.joined(separator: "|") + ")"
-        try await waitFor("six scrapes of both sensors", process: prometheus) {
+        try await prometheus.waitUntil("six scrapes of both sensors") {
             let counts = (try? await api.valuesByInstance(#"count_over_time(up{job="trafficmon"}[1m])"#)) ?? [:]
             let ups = (try? await api.valuesByInstance(#"up{job="trafficmon"}"#)) ?? [:]
             return addresses.allSatisfy { (counts[$0] ?? 0) >= 6 && ups[$0] == 1 }
         }
-        try await waitFor("fresh windows from injected traffic", process: prometheus) {
+        try await prometheus.waitUntil("fresh windows from injected traffic") {
             let closed = (try? await api.valuesByInstance(#"increase(trafficmon_windows_closed_total{job="trafficmon"}[4s])"#)) ?? [:]
             return addresses.allSatisfy { (closed[$0] ?? 0) >= 1 }
         }
@@ -156,11 +149,11 @@ struct LivePrometheusTests {
             "no per-instance bytes panel")
         let perSensorExpr = perSensorPanel.expressions[0].replacingOccurrences(of: "$instance", with: instanceRegex)
         var own: [String: Double] = [:], scraped: [String: Double] = [:]
-        try await waitFor("Prometheus to hold each sensor's final byte count", timeout: 15, process: prometheus) {
+        try await prometheus.waitUntil("Prometheus to hold each sensor's final byte count", timeout: 15) {
             own = [:]
             for address in addresses {
-                guard let reply = try? await HTTP.get(URL(string: "http://\(address)/metrics")!), reply.status == 200 else { return false }
-                own[address] = sumOfFamily("trafficmon_bytes_total", in: reply.text)
+                guard let reply = try? await TestHTTP.get("http://\(address)/metrics"), reply.status == 200 else { return false }
+                own[address] = try PromExposition.parse(reply.text).sum("trafficmon_bytes_total")
             }
             scraped = (try? await api.valuesByInstance(perSensorExpr)) ?? [:]
             return addresses.allSatisfy { scraped[$0] == own[$0] }
@@ -177,7 +170,7 @@ struct LivePrometheusTests {
         #expect((own[b] ?? 0) < Double(replayBytes[0]), "sensor B's count looks like sensor A's capture")
 
         for sensor in sensors {
-            #expect(sensor.process.isRunning, "\(sensor.name) exited:\n\(sensor.process.logTail)")
+            #expect(sensor.process.isRunning, "\(sensor.name) exited:\n\(sensor.process.stderrTail)")
         }
     }
 

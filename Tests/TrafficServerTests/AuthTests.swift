@@ -49,7 +49,7 @@ import WSClient
     ]
 
     @Test func tokenFileSkipsCommentsAndBlankLines() throws {
-        let dir = try TestProcess.temporaryDirectory("h6-auth")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-auth")
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(try BearerAuthMiddleware<TrafficServer.Context>.loadTokens(try Self.tokenFile(in: dir)) == [Self.alpha, Self.beta])
         let empty = dir.appendingPathComponent("empty").path
@@ -59,7 +59,7 @@ import WSClient
     }
 
     @Test func everyRouteButHealthzNeedsAValidToken() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-auth")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-auth")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await Self.server(in: dir)
         try await server.application.test(.live) { client in
@@ -122,7 +122,7 @@ import WSClient
 
     /// Without `--enable-debug-inject` the route does not exist, token or not.
     @Test func debugInjectIsAbsentWithoutTheFlag() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-auth")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-auth")
         defer { try? FileManager.default.removeItem(at: dir) }
         var options = TrafficServer.Options()
         options.authTokens = [Self.alpha]
@@ -140,7 +140,7 @@ import WSClient
     /// The upgrade to `/stats/stream`: refused with 401 without a valid token; with one it
     /// upgrades and windows arrive.
     @Test(.timeLimit(.minutes(1))) func webSocketUpgradeNeedsAValidToken() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-auth")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-auth")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await Self.server(in: dir)
         try await server.application.test(.live) { client in
@@ -204,7 +204,7 @@ import WSClient
 
     /// A token followed by NUL bytes is not the token.
     @Test func aTokenWithTrailingNULsIsRefusedOverHTTP() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-auth")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-auth")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await Self.server(in: dir)
         try await server.application.test(.live) { client in

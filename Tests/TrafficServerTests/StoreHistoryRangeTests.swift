@@ -39,7 +39,7 @@ import TrafficTestSupport
     }
 
     @Test func rangesOlderThanTheRingComeFromSQLite() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-range")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-range")
         defer { try? FileManager.default.removeItem(at: dir) }
         let s = try await Self.setup(in: dir)
         let stored = s.stored
@@ -91,7 +91,7 @@ import TrafficTestSupport
     }
 
     @Test func badTimesAre400WithAJSONError() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-range")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-range")
         defer { try? FileManager.default.removeItem(at: dir) }
         let s = try await Self.setup(in: dir)
         try await s.server.application.test(.router) { client in

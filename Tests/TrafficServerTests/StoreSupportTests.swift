@@ -14,12 +14,12 @@ import TrafficTestSupport
 // Store*Tests.swift only to fit the folder's naming rule; it holds no tests).
 
 /// In-process `TrafficServer`s with persistence and security options, capture files,
-/// and the external tools (`sqlite3`, `openssl`, `curl`) the suites check against.
+/// and the external tools (`sqlite3`, `openssl`) the suites check against.
 enum Rig {
     static let second: Int64 = 1_000_000_000
 
     static var logger: Logger {
-        var logger = Logger(label: "trafficmon-h6-test")
+        var logger = Logger(label: "trafficmon-test")
         logger.logLevel = .error
         return logger
     }
@@ -158,14 +158,6 @@ enum Rig {
         ])
         guard result.status == 0 else { throw Timeout(what: "openssl to make a certificate: \(result.stderr)") }
         return (cert, key)
-    }
-
-    /// `curl` status code and body; status 0 when no HTTP answer came (connection or TLS failure).
-    static func curl(_ arguments: [String]) async throws -> (status: Int, body: String, exit: Int32) {
-        let result = try await run("curl", ["-s", "-S", "--max-time", "10", "-w", "\n%{http_code}"] + arguments)
-        var lines = result.stdoutText.components(separatedBy: "\n")
-        let code = Int(lines.popLast() ?? "") ?? 0
-        return (code, lines.joined(separator: "\n"), result.status)
     }
 }
 

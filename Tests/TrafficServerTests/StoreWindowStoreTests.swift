@@ -10,7 +10,7 @@ import TrafficTestSupport
     let t0: Int64 = 1_700_000_000 * Rig.second
 
     @Test func recordsRoundTripFieldForFieldAcrossReopening() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         let records = (0..<12).map { Rig.record(start: t0 + Int64($0) * Rig.second, partial: $0 == 11) }
@@ -61,7 +61,7 @@ import TrafficTestSupport
     }
 
     @Test func aRepeatedStartReplacesTheRow() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         let store = try WindowStore(path: path)
@@ -74,7 +74,7 @@ import TrafficTestSupport
     }
 
     @Test func walModeAndTheMigrationTable() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         let store = try WindowStore(path: path)
@@ -88,7 +88,7 @@ import TrafficTestSupport
     }
 
     @Test func rangeQueriesAreHalfOpenAndKeepTheNewest() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try WindowStore(path: dir.appendingPathComponent("w.sqlite").path)
         let records = (0..<10).map { Rig.record(start: t0 + Int64($0) * Rig.second) }
@@ -104,7 +104,7 @@ import TrafficTestSupport
     }
 
     @Test func pruneKeepsWindowsWithinTheRetentionOfTheNewest() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         let store = try WindowStore(path: path)
@@ -123,7 +123,7 @@ import TrafficTestSupport
     }
 
     @Test func aNewerSchemaIsRefusedAndTheFileLeftAlone() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         do {
@@ -145,7 +145,7 @@ import TrafficTestSupport
     }
 
     @Test func aCorruptFileIsRefusedAndLeftAlone() throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         var rng = SplitMix64(seed: 99)
@@ -160,7 +160,7 @@ import TrafficTestSupport
     }
 
     @Test func aMissingDirectoryIsACannotOpen() throws {
-        let path = "/nonexistent-h6-\(UUID().uuidString)/w.sqlite"
+        let path = "/nonexistent-\(UUID().uuidString)/w.sqlite"
         let error = Self.openFailure(path)
         guard case .cannotOpen? = error else {
             Issue.record("expected cannotOpen, got \(String(describing: error))")
@@ -183,7 +183,7 @@ import TrafficTestSupport
     /// opening must fail with `locked` (after the busy timeout), not succeed and then
     /// lose every write.
     @Test(.timeLimit(.minutes(1))) func aFileLockedByAnotherProcessIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-store")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         do {

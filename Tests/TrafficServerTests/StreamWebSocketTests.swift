@@ -68,7 +68,7 @@ import Glibc
     /// given up on once its queue (`streamQueueLimit` 2) overflows, is disconnected with
     /// close code 1008, and holds nobody back.
     @Test(.timeLimit(.minutes(4))) func threeClientsGetEveryWindowWhileAStalledOneIsDropped() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-stream")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-stream")
         defer { try? FileManager.default.removeItem(at: dir) }
         var options = TrafficServer.Options()
         options.streamQueueLimit = 2
@@ -184,7 +184,7 @@ import Glibc
     /// handler ended; whether its connection ended with a FIN or a reset.
     @Test(.timeLimit(.minutes(1)), arguments: [false, true])
     func aClientThatVanishesIsLetGo(reset: Bool) async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-stream-gone")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-stream-gone")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
         try await server.application.test(.live) { client in
@@ -217,7 +217,7 @@ import Glibc
 
     /// 200 clients at once: each receives the windows that close while they are all connected.
     @Test(.timeLimit(.minutes(2))) func twoHundredConcurrentClients() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-stream200")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-stream200")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
         try await server.application.test(.live) { client in

@@ -19,7 +19,7 @@ import WSClient
     }
 
     @Test(.timeLimit(.minutes(1))) func servesHTTPSAndWSSWithTheCertificate() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-tls")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-tls")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Rig.selfSignedCertificate(in: dir)
         var options = TrafficServer.Options()
@@ -30,15 +30,15 @@ import WSClient
             // HTTPS through the test client (no verification)...
             let health = try await client.execute(uri: "/healthz", method: .get, headers: [:], body: nil)
             #expect(health.status == .ok)
-            // ...and through curl, verifying the chain against the test's own certificate.
-            let verified = try await Rig.curl(["--cacert", cert, "https://localhost:\(port)/healthz"])
-            #expect(verified.status == 200 && verified.body == #"{"status":"ok"}"#, "curl --cacert: \(verified)")
-            let insecure = try await Rig.curl(["-k", "https://127.0.0.1:\(port)/stats/history"])
+            // ...and from outside, verifying the chain against the test's own certificate.
+            let verified = try await TestHTTP.get("https://localhost:\(port)/healthz", tls: .trusting(certificate: cert))
+            #expect(verified.status == 200 && verified.text == #"{"status":"ok"}"#, "https with the test's certificate: \(verified)")
+            let insecure = try await TestHTTP.get("https://127.0.0.1:\(port)/stats/history", tls: .insecure)
             #expect(insecure.status == 200)
             // Plain HTTP to the same port gets no HTTP answer.
-            let plain = try await Rig.curl(["http://127.0.0.1:\(port)/healthz"])
-            #expect(plain.status != 200, "plain http on the TLS port answered \(plain.status)")
-            #expect(!plain.body.contains("\"status\""))
+            let plain = try? await TestHTTP.get("http://127.0.0.1:\(port)/healthz")
+            #expect(plain?.status != 200, "plain http on the TLS port answered \(plain?.status ?? 0)")
+            #expect(plain?.text.contains("\"status\"") != true)
 
             // wss:// with the certificate as the only trusted root: a window arrives.
             var clientTLS = TLSConfiguration.makeClientConfiguration()

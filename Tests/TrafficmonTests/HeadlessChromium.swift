@@ -71,7 +71,7 @@ final class HeadlessChromium: @unchecked Sendable {
                 }
             }
             let devtools = port ?? 0
-            let targets = try await TestProcess.offload { try ServeHarness.http(port: devtools, "/json/list") }
+            let targets = try await TestHTTP.get("http://127.0.0.1:\(devtools)/json/list")
             guard let list = try JSONSerialization.jsonObject(with: targets.body) as? [[String: Any]],
                   let page = list.first(where: { $0["type"] as? String == "page" }),
                   let url = page["webSocketDebuggerUrl"] as? String

@@ -145,12 +145,12 @@ import Glibc
     /// Waits until the file has been read to its end and its last window is in the history.
     /// (HTTP on a thread of its own and `Task.sleep`: these tests must not hold the
     /// cooperative pool, which the suite's timing-sensitive tests share.)
-    static func waitForReplay(_ server: ServeHarness.Server, token: String? = nil) async throws {
+    static func waitForReplay(_ server: ServerProcess, token: String? = nil) async throws {
         let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            guard server.process.isRunning else {
-                throw HeadlessChromium.Failure(description: "trafficmon exited with \(server.process.terminationStatus): \(server.stderr)")
+            guard server.isRunning else {
+                throw HeadlessChromium.Failure(description: "trafficmon ended (\(String(describing: server.exit))): \(server.stderr)")
             }
             // Read to its end, and the file's last (partial) window published.
             let done = try await TestProcess.offload { () -> Bool in
@@ -166,7 +166,7 @@ import Glibc
         throw HeadlessChromium.Failure(description: "the replay did not end within 60 s")
     }
 
-    static func history(_ server: ServeHarness.Server, token: String? = nil) async throws -> [WindowRecord] {
+    static func history(_ server: ServerProcess, token: String? = nil) async throws -> [WindowRecord] {
         let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
         let reply = try await TestProcess.offload { try server.get("/stats/history?limit=10000", headers: headers) }
         #expect(reply.status == 200)
@@ -174,11 +174,9 @@ import Glibc
     }
 
     /// `POST /debug/inject` off the cooperative pool.
-    static func inject(port: Int, _ body: String, token: String? = nil) async throws -> ServeHarness.Reply {
+    static func inject(port: Int, _ body: String, token: String? = nil) async throws -> TestHTTP.Response {
         let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
-        return try await TestProcess.offload {
-            try ServeHarness.http(port: port, "/debug/inject", method: "POST", headers: headers, body: Data(body.utf8))
-        }
+        return try await TestHTTP.request("POST", "http://127.0.0.1:\(port)/debug/inject", headers: headers, body: Data(body.utf8))
     }
 
     @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(4)))
@@ -189,7 +187,7 @@ import Glibc
         let capture = try Self.writeCapture(in: dir)
         let port = try TestProcess.freePort()
         let arguments = Self.serveArguments(capture: capture, port: port)
-        var server = try ServeHarness.Server(arguments, port: port, directory: dir)
+        var server = try ServerProcess.trafficmon(arguments, port: port, in: dir)
         defer { server.stop() }
         try await Self.waitForReplay(server)
         let windows = try await Self.history(server)
@@ -273,14 +271,14 @@ import Glibc
         // 3. A restart: the page says it is disconnected, then reconnects by itself and
         // reloads the history of the new process (which never saw the inject).
         server.signal(SIGTERM)
-        let exited = try await TestProcess.offload { [server] in server.waitForExit(timeout: 10) }
+        let exited = try await server.waitForExit(timeout: 10) != nil
         #expect(exited)
         let disconnected = try await browser.wait(
             until: "document.querySelector('#connection').dataset.state === 'disconnected' && !document.getElementById('banner').hidden",
             timeout: .seconds(10))
         let whileAway = try await Self.read(browser)
         #expect(disconnected, "no disconnected state: \(whileAway)")
-        server = try ServeHarness.Server(arguments, port: port, directory: dir)
+        server = try ServerProcess.trafficmon(arguments, port: port, in: dir)
         try await Self.waitForReplay(server)
         let back = try await browser.wait(
             until: "document.querySelector('#connection').dataset.state === 'live' && document.getElementById('banner').hidden", timeout: .seconds(45))
@@ -308,9 +306,9 @@ import Glibc
         defer { feeder.release() }
         let fifo = feeder.url
         let port = try TestProcess.freePort()
-        let server = try ServeHarness.Server(Self.serveArguments(capture: fifo, port: port), port: port, directory: dir)
+        let server = try ServerProcess.trafficmon(Self.serveArguments(capture: fifo, port: port), port: port, in: dir)
         defer { server.stop() }
-        _ = try await TestProcess.offload { try server.waitUntilReady() }
+        _ = try await server.waitUntilServing("/readyz")
 
         let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
         defer { browser.close() }
@@ -400,9 +398,9 @@ import Glibc
 
         // 1. With the uplink's local networks.
         var port = try TestProcess.freePort()
-        var server = try ServeHarness.Server(
+        var server = try ServerProcess.trafficmon(
             base + ["--listen", "127.0.0.1:\(port)"] + SyntheticTraffic.uplinkLocalNetworks.flatMap { ["--local-net", $0] },
-            port: port, directory: dir)
+            port: port, in: dir)
         defer { server.stop() }
         try await Self.waitForReplay(server)
         let last = try #require(try await Self.history(server).last)
@@ -449,7 +447,7 @@ import Glibc
         try await browser.navigate("about:blank")
         server.stop()
         port = try TestProcess.freePort()
-        server = try ServeHarness.Server(base + ["--listen", "127.0.0.1:\(port)"], port: port, directory: dir)
+        server = try ServerProcess.trafficmon(base + ["--listen", "127.0.0.1:\(port)"], port: port, in: dir)
         try await Self.waitForReplay(server)
         let plain = try #require(try await Self.history(server).last)
         #expect(plain.start == last.start)
@@ -482,8 +480,8 @@ import Glibc
         let tokenFile = dir.appendingPathComponent("tokens")
         try "\(token)\n".write(to: tokenFile, atomically: true, encoding: .utf8)
         let port = try TestProcess.freePort()
-        let server = try ServeHarness.Server(
-            Self.serveArguments(capture: capture, port: port, extra: ["--auth-token-file", tokenFile.path]), port: port, directory: dir)
+        let server = try ServerProcess.trafficmon(
+            Self.serveArguments(capture: capture, port: port, extra: ["--auth-token-file", tokenFile.path]), port: port, in: dir)
         defer { server.stop() }
         try await Self.waitForReplay(server, token: token)
         let windows = try await Self.history(server, token: token)

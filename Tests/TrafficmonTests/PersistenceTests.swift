@@ -7,101 +7,27 @@ import TrafficTestSupport
 import Glibc
 #endif
 
-// MARK: - Running `trafficmon serve` (shared with SecurityTests)
+// MARK: - Waiting on `trafficmon serve` (shared with SecurityTests)
 
-/// A `trafficmon serve` process: its stderr goes to a file, HTTP goes through curl.
-final class ServedTrafficmon {
-    let process = Process()
-    let port: Int
-    let stderrURL: URL
-    let scheme: String
-
-    /// Starts `trafficmon serve ARGS --listen 127.0.0.1:PORT` (unless ARGS has a --listen),
-    /// in `directory`; `launcher` (for example setpriv) runs in front of it.
-    init(_ arguments: [String], port: Int, in directory: URL, launcher: [String] = [], scheme: String = "http") throws {
-        self.port = port
-        self.scheme = scheme
-        stderrURL = directory.appendingPathComponent("stderr-\(UUID().uuidString).txt")
-        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        var all = ["serve"] + arguments
-        if !arguments.contains("--listen") { all += ["--listen", "127.0.0.1:\(port)"] }
-        if launcher.isEmpty {
-            process.executableURL = TestProcess.trafficmon
-            process.arguments = all
-        } else {
-            process.executableURL = URL(fileURLWithPath: TestProcess.which(launcher[0]) ?? launcher[0])
-            process.arguments = Array(launcher.dropFirst()) + [TestProcess.trafficmon.path] + all
-        }
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: stderrURL)
-        var environment = ProcessInfo.processInfo.environment
-        for key in environment.keys where key.hasPrefix("TRAFFICMON_") { environment[key] = nil }
-        process.environment = environment
-        try process.run()
-    }
-
-    deinit { stop() }
-
-    var pid: Int32 { process.processIdentifier }
-    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
-
-    /// SIGKILLs it if it still runs.
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
-    func signal(_ signal: Int32) {
-        kill(process.processIdentifier, signal)
-    }
-
-    /// Waits for the exit; nil on timeout.
-    func waitForExit(timeout: TimeInterval = 30) async throws -> (status: Int32, signaled: Bool)? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline { return nil }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
-    }
-
-    func get(_ path: String, headers: [String] = [], extra: [String] = []) async throws -> PTools.HTTPResult {
-        try await PTools.curl(extra + headers.flatMap { ["-H", $0] } + ["\(scheme)://127.0.0.1:\(port)\(path)"])
-    }
-
+extension ServerProcess {
     /// The `status` of `/readyz` (nil while the server does not answer).
-    func readiness(headers: [String] = []) async -> String? {
-        guard let result = try? await get("/readyz", headers: headers, extra: scheme == "https" ? ["-k"] : []), result.status != 0 else { return nil }
-        let object = try? JSONSerialization.jsonObject(with: Data(result.body.utf8)) as? [String: Any]
+    func readiness(headers: [String: String] = [:]) async -> String? {
+        guard let result = try? await get("/readyz", headers: headers) else { return nil }
+        let object = try? JSONSerialization.jsonObject(with: result.body) as? [String: Any]
         return object?["status"] as? String
-    }
-
-    /// Waits until `/healthz` answers; throws with stderr if the process ended first.
-    func waitForHTTP(timeout: TimeInterval = 30, headers: [String] = []) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let r = try? await get("/healthz", headers: headers, extra: scheme == "https" ? ["-k"] : []), r.status == 200 { return }
-            if !process.isRunning { throw PTools.Failure("trafficmon exited (\(process.terminationStatus)) before serving: \(stderr)") }
-            if Date() > deadline { throw PTools.Failure("trafficmon did not answer /healthz: \(stderr)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
     }
 
     /// Waits until the replay has ended and `/stats/history?limit=10000` gives the same
     /// answer three times in a row (300 ms apart); returns it, decoded.
-    func waitForStableHistory(timeout: TimeInterval = 60, headers: [String] = []) async throws -> [WindowRecord] {
+    func waitForStableHistory(timeout: TimeInterval = 60, headers: [String: String] = [:]) async throws -> [WindowRecord] {
         let deadline = Date().addingTimeInterval(timeout)
         var last = ""
         var same = 0
         while Date() < deadline {
-            if !process.isRunning { throw PTools.Failure("trafficmon exited (\(process.terminationStatus)): \(stderr)") }
+            if let exit { throw PTools.Failure("trafficmon ended (\(exit)): \(stderr)") }
             if await readiness(headers: headers) == "replayed", let r = try? await get("/stats/history?limit=10000", headers: headers), r.status == 200 {
-                same = r.body == last ? same + 1 : 0
-                last = r.body
+                same = r.text == last ? same + 1 : 0
+                last = r.text
                 if same >= 2 { return try PTools.decodeHistory(last) }
             }
             try await Task.sleep(for: .milliseconds(300))
@@ -120,13 +46,6 @@ enum PTools {
         init(_ description: String) { self.description = description }
     }
 
-    struct HTTPResult {
-        var status: Int
-        var body: String
-        var exit: Int32
-        var headers: String
-    }
-
     /// Runs a program (found on PATH) to completion.
     static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 60) async throws -> TestProcess.Result {
         try await TestProcess.run(program: program, arguments, timeout: timeout)
@@ -135,17 +54,6 @@ enum PTools {
     /// `trafficmon ARGS` to completion.
     static func trafficmon(_ arguments: [String], timeout: TimeInterval = 30) async throws -> TestProcess.Result {
         try await TestProcess.offload { try TestProcess.run(TestProcess.trafficmon, arguments, timeout: timeout) }
-    }
-
-    /// curl: status 0 when no HTTP answer came.
-    static func curl(_ arguments: [String]) async throws -> HTTPResult {
-        let headerFile = FileManager.default.temporaryDirectory.appendingPathComponent("h6-curl-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: headerFile) }
-        let result = try await run("curl", ["-s", "--max-time", "10", "-D", headerFile.path, "-w", "\n%{http_code}"] + arguments)
-        var lines = result.stdoutText.components(separatedBy: "\n")
-        let code = Int(lines.popLast() ?? "") ?? 0
-        let headers = (try? String(contentsOf: headerFile, encoding: .utf8)) ?? ""
-        return HTTPResult(status: code, body: lines.joined(separator: "\n"), exit: result.status, headers: headers)
     }
 
     static func sqlite(_ db: String, _ sql: String) async throws -> String {
@@ -174,18 +82,13 @@ enum PTools {
         return url
     }
 
-    /// The non-empty lines of a text.
-    static func lines(_ text: String) -> [String] {
-        text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-    }
-
     static func bytes(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
 
     /// Makes a database with trafficmon itself (a short replay, then SIGTERM).
     static func makeDatabase(_ db: String, in dir: URL) async throws {
         let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 41, windowLength: second)
         let capture = try capture(traffic, in: dir, name: "seed-\(UUID().uuidString).pcap")
-        let serve = try ServedTrafficmon(["--read", capture.path, "--db", db, "--window", "1s"] + localNets, port: try TestProcess.freePort(), in: dir)
+        let serve = try ServerProcess.serve(["--read", capture.path, "--db", db, "--window", "1s"] + localNets, in: dir)
         defer { serve.stop() }
         _ = try await serve.waitForStableHistory()
         serve.signal(SIGTERM)
@@ -202,7 +105,7 @@ enum PTools {
 /// file, retention prunes, `--no-db` writes nothing, and bad files are refused.
 @Suite struct PersistenceTests {
     @Test(.timeLimit(.minutes(2))) func aKilledServerRestartsWithTheSameHistory() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         let traffic = SyntheticTraffic(packets: 20_000, clients: 300, seconds: 30, seed: 31, windowLength: PTools.second)
         let truth = traffic.truth
@@ -211,7 +114,7 @@ enum PTools {
         let port = try TestProcess.freePort()
         let arguments = ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets
 
-        let first = try ServedTrafficmon(arguments, port: port, in: dir)
+        let first = try ServerProcess.serve(arguments, port: port, in: dir)
         defer { first.stop() }
         let before = try await first.waitForStableHistory()
         // The history is the capture's, by the oracle.
@@ -233,7 +136,7 @@ enum PTools {
         #expect(stored == before, "the file holds \(stored.count) windows, the history had \(before.count)")
 
         // The same command again: the same history.
-        let second = try ServedTrafficmon(arguments, port: port, in: dir)
+        let second = try ServerProcess.serve(arguments, port: port, in: dir)
         defer { second.stop() }
         let after = try await second.waitForStableHistory()
         #expect(after == before)
@@ -242,7 +145,7 @@ enum PTools {
         #expect(try await PTools.sqlite(db, "PRAGMA integrity_check") == "ok")
 
         // A restart with nothing to replay: the history can only come from the file.
-        let third = try ServedTrafficmon(
+        let third = try ServerProcess.serve(
             ["--read", try PTools.emptyCapture(in: dir).path, "--db", db, "--window", "1s"] + PTools.localNets, port: port, in: dir)
         defer { third.stop() }
         let loaded = try await third.waitForStableHistory()
@@ -254,7 +157,7 @@ enum PTools {
     /// The read is interrupted, the open window is stored marked partial, and every window
     /// before it is complete.
     @Test(.timeLimit(.minutes(2))) func sigtermMidReplayWritesThePartialWindowLast() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         // 300k packets over 600 s of packet time (600 windows of 1 s), cut at 64 bytes.
         let traffic = SyntheticTraffic(packets: 300_000, clients: 2000, seconds: 600, seed: 32, windowLength: PTools.second)
@@ -263,15 +166,15 @@ enum PTools {
         let feeder = try FIFOFeeder(at: dir.appendingPathComponent("capture.pcap"), bytes: pcap.data, firstPart: pcap.offset(ofPacket: 150_000))
         defer { feeder.release() }
         let db = dir.appendingPathComponent("t.sqlite").path
-        let serve = try ServedTrafficmon(
-            ["--read", feeder.url.path, "--db", db, "--window", "1s"] + PTools.localNets, port: try TestProcess.freePort(), in: dir)
+        let serve = try ServerProcess.serve(
+            ["--read", feeder.url.path, "--db", db, "--window", "1s"] + PTools.localNets, in: dir)
         defer { serve.stop() }
         // The first half read: windows are closing and the replay waits for the rest.
-        try await serve.waitForHTTP()
+        _ = try await serve.waitUntilServing()
         let deadline = Date().addingTimeInterval(30)
         var seen = 0
         while Date() < deadline {
-            let history = try? PTools.decodeHistory(try await serve.get("/stats/history?limit=10000").body)
+            let history = try? PTools.decodeHistory(try await serve.get("/stats/history?limit=10000").text)
             if let count = history?.count, count > 100, count == seen { break }
             seen = history?.count ?? 0
             try await Task.sleep(for: .milliseconds(200))
@@ -302,7 +205,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(2))) func retentionPrunesWindowsOlderThanTheNewest() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-persist")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         // 60 s of packet time, windows of 1 s; keep 20 s before the newest.
         let traffic = SyntheticTraffic(packets: 6000, clients: 50, seconds: 60, seed: 33, windowLength: PTools.second)
@@ -312,9 +215,8 @@ enum PTools {
         #expect(kept.count == 21)
         let capture = try PTools.capture(traffic, in: dir)
         let db = dir.appendingPathComponent("t.sqlite").path
-        let serve = try ServedTrafficmon(
-            ["--read", capture.path, "--db", db, "--window", "1s", "--retention", "20s"] + PTools.localNets,
-            port: try TestProcess.freePort(), in: dir)
+        let serve = try ServerProcess.serve(
+            ["--read", capture.path, "--db", db, "--window", "1s", "--retention", "20s"] + PTools.localNets, in: dir)
         defer { serve.stop() }
         let history = try await serve.waitForStableHistory()
         #expect(history.map(\.start) == starts, "the memory history keeps everything")
@@ -342,19 +244,19 @@ enum PTools {
     @Test(.timeLimit(.minutes(1))) func noDBWritesNoFileWhileTheDefaultWritesOne() async throws {
         let capture = try PTools.capture(
             SyntheticTraffic(packets: 500, clients: 10, seconds: 5, seed: 34, windowLength: PTools.second),
-            in: try TestProcess.temporaryDirectory("h6-cap"))
+            in: try TestProcess.temporaryDirectory("trafficmon-cap"))
         defer { try? FileManager.default.removeItem(at: capture.deletingLastPathComponent()) }
         for noDB in [true, false] {
-            let cwd = try TestProcess.temporaryDirectory("h6-nodb")
+            let cwd = try TestProcess.temporaryDirectory("trafficmon-nodb")
             defer { try? FileManager.default.removeItem(at: cwd) }
-            let serve = try ServedTrafficmon(
-                ["--read", capture.path, "--window", "1s"] + (noDB ? ["--no-db"] : []) + PTools.localNets, port: try TestProcess.freePort(), in: cwd)
+            let serve = try ServerProcess.serve(
+                ["--read", capture.path, "--window", "1s"] + (noDB ? ["--no-db"] : []) + PTools.localNets, in: cwd)
             defer { serve.stop() }
             let history = try await serve.waitForStableHistory()
             serve.signal(SIGTERM)
             let exit = try await serve.waitForExit()
             #expect(exit?.status == 0)
-            let files = try FileManager.default.contentsOfDirectory(atPath: cwd.path).filter { !$0.hasPrefix("stderr-") }
+            let files = try FileManager.default.contentsOfDirectory(atPath: cwd.path)
             if noDB {
                 #expect(files.isEmpty, "--no-db left \(files)")
             } else {
@@ -378,14 +280,14 @@ enum PTools {
         let capture = try PTools.capture(
             SyntheticTraffic(packets: 200, clients: 5, seconds: 2, seed: 35, windowLength: PTools.second), in: dir,
             name: "c-\(UUID().uuidString).pcap")
-        let serve = try ServedTrafficmon(
-            ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, port: try TestProcess.freePort(), in: dir, launcher: launcher)
+        let serve = try ServerProcess.serve(
+            ["--read", capture.path, "--db", db, "--window", "1s"] + PTools.localNets, in: dir, launcher: launcher)
         defer { serve.stop() }
         let exit = try await serve.waitForExit(timeout: timeout)
         let stderr = serve.stderr
         #expect(exit != nil, "trafficmon started on the bad database and kept running: \(stderr)", sourceLocation: sourceLocation)
         #expect(exit.map { $0.status != 0 && !$0.signaled } ?? false, "exit \(String(describing: exit))", sourceLocation: sourceLocation)
-        let lines = PTools.lines(stderr)
+        let lines = TestProcess.lines(stderr)
         #expect(lines.count == 1, "stderr: \(stderr)", sourceLocation: sourceLocation)
         #expect(lines.first?.hasPrefix("trafficmon: ") == true, "stderr: \(stderr)", sourceLocation: sourceLocation)
         #expect(lines.first?.contains(db) == true, "the line does not name the file: \(stderr)", sourceLocation: sourceLocation)
@@ -396,7 +298,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(1))) func aCorruptFileIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("corrupt.sqlite").path
         var rng = SplitMix64(seed: 7)
@@ -406,7 +308,7 @@ enum PTools {
 
     @Test(.timeLimit(.minutes(1))) func aDamagedDatabaseIsRefused() async throws {
         // A real database whose pages were overwritten past the header.
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("damaged.sqlite").path
         try await PTools.makeDatabase(db, in: dir)
@@ -419,7 +321,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(1))) func aNewerSchemaIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("newer.sqlite").path
         try await PTools.makeDatabase(db, in: dir)
@@ -428,7 +330,7 @@ enum PTools {
     }
 
     @Test(.timeLimit(.minutes(1))) func aLockedFileIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("locked.sqlite").path
         try await PTools.makeDatabase(db, in: dir)
@@ -447,7 +349,7 @@ enum PTools {
     /// is read-only). nobody can read both but write neither.
     @Test(.enabled(if: getuid() == 0, "needs root to run trafficmon as nobody"), .timeLimit(.minutes(1)))
     func aReadOnlyFileIsRefused() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-baddb")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
         let db = dir.appendingPathComponent("readonly.sqlite").path
@@ -473,12 +375,12 @@ enum PTools {
 
     @Test(.timeLimit(.minutes(1)), arguments: Client.allCases)
     func sigtermIsNotHeldUpByAClient(_ kind: Client) async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-shutdown")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-shutdown")
         defer { try? FileManager.default.removeItem(at: dir) }
         let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 4, seed: 61, windowLength: PTools.second)
         let db = dir.appendingPathComponent("t.sqlite").path
         let port = try TestProcess.freePort()
-        let serve = try ServedTrafficmon(
+        let serve = try ServerProcess.serve(
             ["--read", try PTools.capture(traffic, in: dir).path, "--db", db, "--window", "1s"] + PTools.localNets, port: port, in: dir)
         defer { serve.stop() }
         let history = try await serve.waitForStableHistory()

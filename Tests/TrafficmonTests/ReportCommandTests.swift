@@ -8,17 +8,10 @@ import TrafficTestSupport
 @Suite struct ReportCommandTests {
     static let localNetArguments = SyntheticTraffic.localNetworks.flatMap { ["--local-net", $0] }
 
-    /// The environment of this process without any TRAFFICMON_* variable, plus `extra`.
-    static func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TRAFFICMON_") }
-        env.merge(extra) { $1 }
-        return env
-    }
-
     static func trafficmon(_ arguments: [String], environment extra: [String: String] = [:]) throws -> TestProcess.Result {
         let binary = TestProcess.trafficmon
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "no trafficmon binary at \(binary.path)")
-        return try TestProcess.run(binary, arguments, environment: environment(extra), timeout: 60)
+        return try TestProcess.run(binary, arguments, environment: TestProcess.environment(extra), timeout: 60)
     }
 
     /// Every stdout line must be one JSON window record; nothing else may be there.

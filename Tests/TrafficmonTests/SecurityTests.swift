@@ -27,27 +27,32 @@ import Glibc
     }
 
     @Test(.timeLimit(.minutes(1))) func tokensGuardEveryDataRoute() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let tokens = dir.appendingPathComponent("tokens").path
         try "# ops\nfirst-token-111\nsecond-token-222\n".write(toFile: tokens, atomically: true, encoding: .utf8)
-        let serve = try ServedTrafficmon(
+        let serve = try ServerProcess.serve(
             ["--read", try Self.smallCapture(in: dir).path, "--no-db", "--auth-token-file", tokens, "--enable-debug-inject"] + PTools.localNets,
-            port: try TestProcess.freePort(), in: dir)
+            in: dir)
         defer { serve.stop() }
-        try await serve.waitForHTTP()
-        let inject = ["-X", "POST", "-H", "Content-Type: application/json", "--data",
-                      #"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":1200}"#]
-        for (path, extra) in [("/metrics", [String]()), ("/stats/current", []), ("/stats/history?limit=3", []),
-                              ("/stats/capture", []), ("/readyz", []), ("/debug/inject", inject)] {
-            let none = try await serve.get(path, extra: extra)
+        _ = try await serve.waitUntilServing()
+        let inject = #"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":1200}"#
+        for (path, body) in [("/metrics", ""), ("/stats/current", ""), ("/stats/history?limit=3", ""),
+                             ("/stats/capture", ""), ("/readyz", ""), ("/debug/inject", inject)] {
+            // A GET, or a POST of the JSON body.
+            func send(_ headers: [String: String] = [:]) async throws -> TestHTTP.Response {
+                if body.isEmpty { return try await serve.get(path, headers: headers) }
+                return try await serve.request(
+                    "POST", path, headers: headers.merging(["Content-Type": "application/json"]) { $1 }, body: Data(body.utf8))
+            }
+            let none = try await send()
             #expect(none.status == 401, "\(path) without a token: \(none.status)")
-            #expect(none.headers.lowercased().contains("www-authenticate: bearer"), "\(path): \(none.headers)")
-            let wrong = try await serve.get(path, headers: ["Authorization: Bearer first-token-11"], extra: extra)
+            #expect(none.head.lowercased().contains("www-authenticate: bearer"), "\(path): \(none.head)")
+            let wrong = try await send(["Authorization": "Bearer first-token-11"])
             #expect(wrong.status == 401, "\(path) with a wrong token: \(wrong.status)")
             for token in ["first-token-111", "second-token-222"] {
-                let right = try await serve.get(path, headers: ["Authorization: Bearer \(token)"], extra: extra)
-                #expect((200..<300).contains(right.status), "\(path) with \(token): \(right.status) \(right.body.prefix(100))")
+                let right = try await send(["Authorization": "Bearer \(token)"])
+                #expect((200..<300).contains(right.status), "\(path) with \(token): \(right.status) \(right.text.prefix(100))")
             }
         }
         #expect(try await serve.get("/healthz").status == 200)
@@ -55,15 +60,15 @@ import Glibc
         for path in ["/", "/assets/app.js", "/assets/app.css"] {
             #expect(try await serve.get(path).status == 200, "\(path) without a token")
         }
-        // The WebSocket upgrade, through curl: refused with 401 without a token.
-        let upgrade = ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
-                       "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
-        let ws = try await serve.get("/stats/stream", extra: upgrade)
+        // The WebSocket upgrade: refused with 401 without a token.
+        let upgrade = ["Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
+        let ws = try await serve.get("/stats/stream", headers: upgrade)
         #expect(ws.status == 401, "WebSocket upgrade without a token: \(ws.status)")
     }
 
     @Test(.timeLimit(.minutes(1))) func badTokenFilesAreOneClearLine() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = try Self.smallCapture(in: dir)
         let empty = dir.appendingPathComponent("empty-tokens").path
@@ -73,35 +78,35 @@ import Glibc
                 "serve", "--read", capture.path, "--no-db", "--listen", "127.0.0.1:\(try TestProcess.freePort())", "--auth-token-file", file,
             ])
             #expect(result.status != 0)
-            let lines = PTools.lines(result.stderr)
+            let lines = TestProcess.lines(result.stderr)
             #expect(lines.count == 1 && lines[0].hasPrefix("trafficmon: ") && lines[0].contains(file), "stderr: \(result.stderr)")
         }
     }
 
     @Test(.timeLimit(.minutes(1))) func servesHTTPSWithASelfSignedCertificate() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Self.certificate(in: dir)
         let port = try TestProcess.freePort()
-        let serve = try ServedTrafficmon(
+        let serve = try ServerProcess.serve(
             ["--read", try Self.smallCapture(in: dir).path, "--no-db", "--tls-cert", cert, "--tls-key", key] + PTools.localNets,
-            port: port, in: dir, scheme: "https")
+            port: port, in: dir, tls: .insecure)
         defer { serve.stop() }
-        try await serve.waitForHTTP()
-        let insecure = try await PTools.curl(["-k", "https://127.0.0.1:\(port)/healthz"])
-        #expect(insecure.status == 200 && insecure.body == #"{"status":"ok"}"#)
+        _ = try await serve.waitUntilServing()
+        let insecure = try await TestHTTP.get("https://127.0.0.1:\(port)/healthz", tls: .insecure)
+        #expect(insecure.status == 200 && insecure.text == #"{"status":"ok"}"#)
         // Verified against the test's own certificate.
-        let verified = try await PTools.curl(["--cacert", cert, "https://localhost:\(port)/stats/history?limit=1"])
-        #expect(verified.status == 200, "curl --cacert: exit \(verified.exit)")
+        let verified = try await TestHTTP.get("https://localhost:\(port)/stats/history?limit=1", tls: .trusting(certificate: cert))
+        #expect(verified.status == 200, "https with the test's certificate: \(verified)")
         // Plain HTTP on the same port gets no HTTP answer.
-        let plain = try await PTools.curl(["http://127.0.0.1:\(port)/healthz"])
-        #expect(plain.status != 200, "plain http answered \(plain.status)")
-        #expect(!plain.body.contains("\"status\""))
+        let plain = try? await TestHTTP.get("http://127.0.0.1:\(port)/healthz")
+        #expect(plain?.status != 200, "plain http answered \(plain?.status ?? 0)")
+        #expect(plain?.text.contains("\"status\"") != true)
         #expect(serve.stderr.contains("https://"), "the start line should say https: \(serve.stderr)")
     }
 
     @Test(.timeLimit(.minutes(1))) func badCertificateOrKeyIsOneClearLine() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Self.certificate(in: dir)
         let capture = try Self.smallCapture(in: dir)
@@ -118,20 +123,20 @@ import Glibc
                 "serve", "--read", capture.path, "--no-db", "--listen", "127.0.0.1:\(try TestProcess.freePort())", "--tls-cert", c, "--tls-key", k,
             ])
             #expect(result.status != 0, "--tls-cert \(c) --tls-key \(k) exited 0")
-            let lines = PTools.lines(result.stderr)
+            let lines = TestProcess.lines(result.stderr)
             #expect(lines.count == 1, "--tls-cert \(c) --tls-key \(k): stderr \(result.stderr)")
             #expect(lines.first?.hasPrefix("trafficmon: ") == true && lines.first?.contains(flag) == true, "stderr: \(result.stderr)")
         }
         // One without the other.
         let half = try await PTools.trafficmon(["serve", "--read", capture.path, "--no-db", "--tls-cert", cert])
         #expect(half.status != 0)
-        #expect(PTools.lines(half.stderr).count == 1, "stderr: \(half.stderr)")
+        #expect(TestProcess.lines(half.stderr).count == 1, "stderr: \(half.stderr)")
     }
 
     /// `--listen 0.0.0.0:P` without a token file warns about authentication; with one,
     /// or on loopback, it does not.
     @Test(.timeLimit(.minutes(1))) func anOpenListenerWithoutAuthenticationWarns() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = try Self.smallCapture(in: dir)
         let tokens = dir.appendingPathComponent("tokens").path
@@ -141,13 +146,13 @@ import Glibc
         ]
         for c in cases {
             let port = try TestProcess.freePort()
-            let serve = try ServedTrafficmon(
+            let serve = try ServerProcess.serve(
                 ["--read", capture.path, "--no-db", "--listen", "\(c.listen):\(port)"] + (c.auth ? ["--auth-token-file", tokens] : [])
                     + PTools.localNets,
                 port: port, in: dir)
             defer { serve.stop() }
-            try await serve.waitForHTTP()
-            let warning = PTools.lines(serve.stderr).filter { $0.lowercased().contains("authentication") }
+            _ = try await serve.waitUntilServing()
+            let warning = TestProcess.lines(serve.stderr).filter { $0.lowercased().contains("authentication") }
             if c.warns {
                 #expect(warning.count == 1, "--listen \(c.listen):\(port) without a token file: \(serve.stderr)")
                 #expect(warning.first?.lowercased().contains("warning") == true, "not a warning: \(warning)")
@@ -160,7 +165,7 @@ import Glibc
     /// Started as root with `--user nobody`: it keeps serving, as uid/gid 65534, and the
     /// database it opens after the switch belongs to nobody.
     @Test(.enabled(if: getuid() == 0, "needs root"), .timeLimit(.minutes(1))) func dropsRootToUserNobody() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let dbDir = dir.appendingPathComponent("db")
         try FileManager.default.createDirectory(at: dbDir, withIntermediateDirectories: true)
@@ -169,8 +174,8 @@ import Glibc
         let capture = try Self.smallCapture(in: dir)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: capture.path)
         let db = dbDir.appendingPathComponent("t.sqlite").path
-        let serve = try ServedTrafficmon(
-            ["--read", capture.path, "--db", db, "--window", "1s", "--user", "nobody"] + PTools.localNets, port: try TestProcess.freePort(), in: dir)
+        let serve = try ServerProcess.serve(
+            ["--read", capture.path, "--db", db, "--window", "1s", "--user", "nobody"] + PTools.localNets, in: dir)
         defer { serve.stop() }
         let history = try await serve.waitForStableHistory()
         #expect(!history.isEmpty)
@@ -192,14 +197,14 @@ import Glibc
     }
 
     @Test(.timeLimit(.minutes(1))) func anUnknownUserIsOneClearLine() async throws {
-        let dir = try TestProcess.temporaryDirectory("h6-sec")
+        let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let result = try await PTools.trafficmon([
             "serve", "--read", try Self.smallCapture(in: dir).path, "--no-db", "--listen", "127.0.0.1:\(try TestProcess.freePort())",
-            "--user", "nosuchuser-h6",
+            "--user", "trafficmon-nosuchuser",
         ])
         #expect(result.status != 0)
-        let lines = PTools.lines(result.stderr)
-        #expect(lines.count == 1 && lines[0].hasPrefix("trafficmon: ") && lines[0].contains("nosuchuser-h6"), "stderr: \(result.stderr)")
+        let lines = TestProcess.lines(result.stderr)
+        #expect(lines.count == 1 && lines[0].hasPrefix("trafficmon: ") && lines[0].contains("trafficmon-nosuchuser"), "stderr: \(result.stderr)")
     }
 }
