@@ -111,7 +111,18 @@ extension WindowRecord {
         w.tcp(protocols.tcpIn)
         w.raw(",\"out\":")
         w.tcp(protocols.tcpOut)
-        w.raw("},\"sizes\":{\"in\":")
+        w.raw(",\"syn_clients\":[")
+        for (i, c) in protocols.synClients.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"ip\":\"")
+            c.ip.appendText(to: &w.out)
+            w.raw("\",\"syn_services\":")
+            w.number(c.synServices)
+            w.raw(",\"syn\":")
+            w.number(c.syn)
+            w.raw("}")
+        }
+        w.raw("]},\"sizes\":{\"in\":")
         w.numbers(protocols.sizesIn)
         w.raw(",\"out\":")
         w.numbers(protocols.sizesOut)

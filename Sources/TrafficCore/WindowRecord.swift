@@ -101,6 +101,25 @@ public struct PartyTCP: Codable, Hashable, Sendable {
     }
 }
 
+/// A client whose SYNs (without ACK) reached many services in a window.
+public struct SYNClient: Codable, Hashable, Sendable {
+    public var ip: IPAddress
+    /// Distinct (server-side) services its SYNs went to.
+    public var synServices: UInt64
+    public var syn: UInt64
+
+    public init(ip: IPAddress, synServices: UInt64, syn: UInt64) {
+        self.ip = ip
+        self.synServices = synServices
+        self.syn = syn
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case ip, syn
+        case synServices = "syn_services"
+    }
+}
+
 /// TCP segments of one direction by control kind (a segment counts under each that
 /// applies; one cut before its flags under `unknown`).
 public struct TCPCounts: Codable, Hashable, Sendable {
@@ -154,6 +173,13 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
     /// those the capture cut before the decoder could tell.
     public var dnsMalformed: UInt64 = 0
     public var dnsCut: UInt64 = 0
+    /// The clients whose SYNs reached the most services (at most `synClientLimit`, most
+    /// services first, then most SYNs, then address), listed or not: a port scan shows here
+    /// even when its bytes keep it out of the top.
+    public var synClients: [SYNClient] = []
+
+    /// How many clients `synClients` lists at most.
+    public static let synClientLimit = 10
 
     /// The upper bounds (wire bytes, inclusive) of the size buckets; the last has none.
     public static let sizeBounds: [UInt64] = [64, 128, 256, 512, 1024, 1518, 9216]
@@ -177,13 +203,18 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
 
     enum CodingKeys: String, CodingKey { case tcp, sizes, dns }
     enum DirectionKeys: String, CodingKey { case `in`, out }
+    enum TCPKeys: String, CodingKey {
+        case `in`, out
+        case synClients = "syn_clients"
+    }
     enum DNSKeys: String, CodingKey { case queries, responses, malformed, cut }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let tcp = try c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .tcp)
+        let tcp = try c.nestedContainer(keyedBy: TCPKeys.self, forKey: .tcp)
         tcpIn = try tcp.decode(TCPCounts.self, forKey: .in)
         tcpOut = try tcp.decode(TCPCounts.self, forKey: .out)
+        synClients = try tcp.decodeIfPresent([SYNClient].self, forKey: .synClients) ?? []
         let sizes = try c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .sizes)
         sizesIn = try sizes.decode([UInt64].self, forKey: .in)
         sizesOut = try sizes.decode([UInt64].self, forKey: .out)
@@ -201,9 +232,10 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        var tcp = c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .tcp)
+        var tcp = c.nestedContainer(keyedBy: TCPKeys.self, forKey: .tcp)
         try tcp.encode(tcpIn, forKey: .in)
         try tcp.encode(tcpOut, forKey: .out)
+        try tcp.encode(synClients, forKey: .synClients)
         var sizes = c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .sizes)
         try sizes.encode(sizesIn, forKey: .in)
         try sizes.encode(sizesOut, forKey: .out)

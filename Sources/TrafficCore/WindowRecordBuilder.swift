@@ -21,6 +21,8 @@ struct WindowRecordBuilder {
         defer { serviceTotals.deallocate() }
         var clients = PartySide(parties: t.clients, flows: t.clientFlows, serviceTotals: &serviceTotals)
         clients.tcp = Self.controlsByClient(t)
+        var protocols = ProtocolCounts(tallies: t.protocols)
+        protocols.synClients = clients.synClients()
         let servers = PartySide(parties: t.servers, flows: t.serverFlows)
         let (listedClients, other) = clients.fold(top: top, otherParties: t.otherClients.count, localNetworks: localNetworks)
         let (listedServers, otherServers) = servers.fold(top: top, otherParties: t.otherServers.count, localNetworks: localNetworks)
@@ -51,7 +53,7 @@ struct WindowRecordBuilder {
                 received: t.received, kernelDropped: facts.kernelDropped, interfaceDropped: facts.interfaceDropped, oversized: t.oversized,
                 interfaces: interfaces),
             services: Self.sortedAndFolded(windowServices, top: top),
-            protocols: ProtocolCounts(tallies: t.protocols))
+            protocols: protocols)
         return BuiltWindow(
             record: record,
             clientTotals: tracked.clients.map { clients.totals(of: $0, foldedPastLimit: t.otherClients.count > 0) },
@@ -237,6 +239,21 @@ struct PartySide {
                 tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
         }
         return (parties, other)
+    }
+
+    /// The clients whose SYNs reached the most services, most first (`ProtocolCounts.synClients`).
+    func synClients() -> [SYNClient] {
+        guard let tcp else { return [] }
+        var found = [SYNClient]()
+        for i in tcp.indices where tcp[i].synServices > 0 {
+            found.append(SYNClient(ip: addresses[i], synServices: tcp[i].synServices, syn: tcp[i].syn))
+        }
+        found.sort { a, b in
+            if a.synServices != b.synServices { return a.synServices > b.synServices }
+            if a.syn != b.syn { return a.syn > b.syn }
+            return a.ip < b.ip
+        }
+        return Array(found.prefix(ProtocolCounts.synClientLimit))
     }
 
     /// A party's totals: zero when it sent nothing, `nil` when it may hide in `other`

@@ -48,6 +48,11 @@ public final class TrafficMetrics: Sendable {
         var clientSeries: PartySeries
         var serverSeries: PartySeries
         var serviceCounters: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
+        /// The packet-size histogram per direction (`in`, `out`): cumulative counts per
+        /// bucket (`ProtocolCounts.sizeBounds`, then +Inf) and the bytes, rendered by hand
+        /// (swift-prometheus' histograms take one observation at a time).
+        var sizeBuckets = [[UInt64]](repeating: [UInt64](repeating: 0, count: 8), count: 2)
+        var sizeSums: [UInt64] = [0, 0]
         /// Services with a counter of their own (at most `top`); the rest count as `other`.
         var labelledServices: Set<String> = []
     }
@@ -72,6 +77,12 @@ public final class TrafficMetrics: Sendable {
     let injectedPackets: Counter
     let oversizedFrames: Counter
     let partySeriesRefused: [String: Counter]
+    /// TCP control segments by kind (`TCPFlags.Kind`) and direction.
+    let tcpPackets: [[Counter]]
+    let dnsQueries: [Counter]
+    let dnsResponses: [Counter]
+    let dnsMalformed: Counter
+    let dnsCut: Counter
     // Gauges of the last closed window.
     let windowPackets: [Direction: Gauge]
     let windowBytes: [Direction: Gauge]
@@ -141,6 +152,13 @@ public final class TrafficMetrics: Sendable {
             "client": gauge(Names.partySeries, [("side", "client")]),
             "server": gauge(Names.partySeries, [("side", "server")]),
         ]
+        tcpPackets = TCPFlags.Kind.allCases.map { kind in
+            Direction.allCases.map { counter(Names.tcpPackets, [("flags", kind.label), ("direction", $0.label)]) }
+        }
+        dnsQueries = DNSFacts.queryTypes.map { counter(Names.dnsQueries, [("qtype", $0)]) }
+        dnsResponses = DNSFacts.responseCodes.map { counter(Names.dnsResponses, [("rcode", $0)]) }
+        dnsMalformed = counter(Names.dnsMalformed)
+        dnsCut = counter(Names.dnsCut)
         windowClients = gauge(Names.windowClients)
         windowServers = gauge(Names.windowServers)
         windowStart = gauge(Names.windowStart)
@@ -207,6 +225,19 @@ public final class TrafficMetrics: Sendable {
                 counters.interface.increment(by: Int64(clamping: input.interfaceDropped))
             }
             oversizedFrames.increment(by: Int64(clamping: r.capture.oversized))
+            let p = r.protocols
+            for kind in TCPFlags.Kind.allCases {
+                tcpPackets[kind.rawValue][Int(Direction.inbound.rawValue)].increment(by: Int64(clamping: p.tcpIn[kind]))
+                tcpPackets[kind.rawValue][Int(Direction.outbound.rawValue)].increment(by: Int64(clamping: p.tcpOut[kind]))
+            }
+            for (counter, n) in zip(dnsQueries, p.dnsQueries) { counter.increment(by: Int64(clamping: n)) }
+            for (counter, n) in zip(dnsResponses, p.dnsResponses) { counter.increment(by: Int64(clamping: n)) }
+            dnsMalformed.increment(by: Int64(clamping: p.dnsMalformed))
+            dnsCut.increment(by: Int64(clamping: p.dnsCut))
+            for (d, sizes, c) in [(0, p.sizesIn, r.in), (1, p.sizesOut, r.out)] {
+                for b in 0..<8 { state.sizeBuckets[d][b] &+= sizes[b] }
+                state.sizeSums[d] &+= c.bytes
+            }
             windowsClosed.increment()
             state.totals.add(r)
             windowClients.set(Double(UInt64(r.clients.count) &+ r.other.clients))
@@ -237,6 +268,13 @@ public final class TrafficMetrics: Sendable {
                 services[SeriesKey(name: s.service.label, direction: s.direction), default: .zero] += Counts(packets: s.packets, bytes: s.bytes)
             }
             Self.render(services, labelName: "service", packets: Names.windowServicePackets, bytes: Names.windowServiceBytes, into: &text)
+
+            // The clients whose SYNs reached the most services (a port scan), at most `ProtocolCounts.synClientLimit`.
+            if !p.synClients.isEmpty {
+                let name = Names.windowClientSYNServices
+                text += "# HELP \(name.name) \(name.helpText ?? "")\n# TYPE \(name.name) gauge\n"
+                for c in p.synClients { text += "\(name.name){client=\"\(c.ip)\"} \(c.synServices)\n" }
+            }
 
             // Sticky per-party counters.
             let refusedClients = state.clientSeries.add(window: r.end, listed: r.clients, totals: clientTotals)
@@ -287,6 +325,25 @@ public final class TrafficMetrics: Sendable {
         }
     }
 
+    /// `trafficmon_packet_size_bytes`: per direction, cumulative buckets whose `+Inf` (and
+    /// `_count`) equals the IP packets counted and whose `_sum` equals their bytes.
+    static func sizeHistogram(_ state: State) -> [UInt8] {
+        let name = Names.packetSize.name
+        var text = "# HELP \(name) \(Names.packetSize.helpText ?? "")\n# TYPE \(name) histogram\n"
+        for d in Direction.allCases {
+            let i = Int(d.rawValue)
+            var cumulative: UInt64 = 0
+            for (b, count) in state.sizeBuckets[i].enumerated() {
+                cumulative &+= count
+                let bound = b < ProtocolCounts.sizeBounds.count ? String(ProtocolCounts.sizeBounds[b]) : "+Inf"
+                text += "\(name)_bucket{direction=\"\(d.label)\",le=\"\(bound)\"} \(cumulative)\n"
+            }
+            text += "\(name)_sum{direction=\"\(d.label)\"} \(state.sizeSums[i])\n"
+            text += "\(name)_count{direction=\"\(d.label)\"} \(cumulative)\n"
+        }
+        return Array(text.utf8)
+    }
+
     /// Label-value escaping of the text format: backslash, double quote, newline.
     static func escape(_ value: String) -> String {
         guard value.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
@@ -297,7 +354,7 @@ public final class TrafficMetrics: Sendable {
 
     /// The whole exposition: trafficmon's families, then the `process_*` family.
     public func exposition(format: Format) -> [UInt8] {
-        var text = lock.withLock { state in registry.emitToBuffer() + state.windowText }
+        var text = lock.withLock { state in registry.emitToBuffer() + state.windowText + Self.sizeHistogram(state) }
         processMetrics.append(to: &text)
         switch format {
         case .prometheus: return text
@@ -352,6 +409,13 @@ enum Names {
     static var partySeries: MetricNameDescriptor { d("trafficmon_party_series", "Parties with sticky counters (trafficmon_client_*_total, trafficmon_server_*_total), by side; at most --max-party-series.") }
     static var partySeriesRefused: MetricNameDescriptor { d("trafficmon_party_series_refused_total", "Parties listed in a window's top but refused sticky counters because --max-party-series were tracked.") }
     static var oversizedFrames: MetricNameDescriptor { d("trafficmon_capture_oversized_frames_total", "Captured frames longer than the interface MTU plus link header: merged by GRO/LRO/TSO before the capture (turn offloads off with ethtool -K).") }
+    static var tcpPackets: MetricNameDescriptor { d("trafficmon_tcp_packets_total", "TCP segments by control flags (syn: SYN without ACK, synack, rst, fin; a segment counts under each that applies; unknown: cut before its flags) and direction.") }
+    static var packetSize: MetricNameDescriptor { d("trafficmon_packet_size_bytes", "IP packets by wire length and direction; _count equals trafficmon_packets_total, _sum trafficmon_bytes_total.") }
+    static var dnsQueries: MetricNameDescriptor { d("trafficmon_dns_queries_total", "DNS queries (UDP or TCP port 53) by the type of their first question.") }
+    static var dnsResponses: MetricNameDescriptor { d("trafficmon_dns_responses_total", "DNS responses (UDP or TCP port 53) by response code.") }
+    static var dnsMalformed: MetricNameDescriptor { d("trafficmon_dns_malformed_total", "Messages on port 53 that are not readable DNS (shorter than the 12-byte header, or a first question past the message).") }
+    static var dnsCut: MetricNameDescriptor { d("trafficmon_dns_cut_total", "DNS messages the capture's snapshot length cut before their first question could be read.") }
+    static var windowClientSYNServices: MetricNameDescriptor { d("trafficmon_window_client_syn_services", "Services reached by each client's SYNs in the last closed window, for the clients that reached the most (at most 10): a port scan.") }
     static var windowStart: MetricNameDescriptor { d("trafficmon_window_start_timestamp_seconds", "Start of the last closed window, Unix seconds.") }
     static var windowDuration: MetricNameDescriptor { d("trafficmon_window_duration_seconds", "Length of the last closed window in seconds.") }
     static var windowLatePackets: MetricNameDescriptor { d("trafficmon_window_late_packets", "Late packets in the last closed window.") }

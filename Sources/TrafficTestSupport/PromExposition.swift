@@ -141,13 +141,18 @@ public struct PromExposition: Sendable {
         }
     }
 
-    /// The family a sample name belongs to: its own name (text format 0.0.4), or the
-    /// name without `_total` for an OpenMetrics counter.
+    /// The family a sample name belongs to: its own name (text format 0.0.4), the name
+    /// without `_total` for an OpenMetrics counter, or without `_bucket`, `_sum` or `_count`
+    /// for a histogram.
     public func family(of sampleName: String) -> String? {
         if types[sampleName] != nil { return sampleName }
         if sampleName.hasSuffix("_total") {
             let base = String(sampleName.dropLast(6))
             if types[base] == "counter" { return base }
+        }
+        for suffix in ["_bucket", "_sum", "_count"] where sampleName.hasSuffix(suffix) {
+            let base = String(sampleName.dropLast(suffix.count))
+            if types[base] == "histogram" { return base }
         }
         return nil
     }
