@@ -178,6 +178,8 @@ public final class ParallelPump: @unchecked Sendable {
 
     /// Tells every counting thread, after its chunks so far, that `facts`' window closed.
     private func broadcastClose(_ facts: WindowFacts) {
+        var facts = facts
+        facts.sources = ["file"]
         condition.lock()
         pending.append(PendingClose(facts: facts, remaining: threads))
         for i in 0..<threads { queues[i].append(.close(start: facts.start)) }

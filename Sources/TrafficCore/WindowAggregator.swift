@@ -60,6 +60,9 @@ public final class WindowAggregator {
 
     /// Receives each closed window, on the thread that drives the aggregator.
     public var onClose: (ClosedWindow) -> Void
+    /// The name its traffic is counted under in a record's `sources` (and the metrics'
+    /// `source` label).
+    public var sourceName = "file"
     /// Returns the capture's cumulative (kernel, interface) drops; read when a window closes.
     public var dropCounter: (() -> (kernel: UInt64, interface: UInt64))?
     var lastDrops: (kernel: UInt64, interface: UInt64) = (0, 0)
@@ -185,6 +188,7 @@ public final class WindowAggregator {
     public func snapshot() -> WindowRecord? {
         guard var facts = clock.openFacts else { return nil }
         (facts.kernelDropped, facts.interfaceDropped) = currentDrops()
+        facts.sources = [sourceName]
         let tables = shard.snapshot(facts.start).map { [($0, WindowShard?.none)] } ?? []
         return ClosedWindow(facts: facts, tables: tables, configuration: configuration).record()
     }
@@ -199,6 +203,7 @@ public final class WindowAggregator {
     /// Hands a closed window, with the shard's tables for it, to `onClose`.
     func emit(_ facts: WindowFacts) {
         var facts = facts
+        facts.sources = [sourceName]
         if let dropCounter {
             let now = dropCounter()
             facts.kernelDropped = now.kernel &- lastDrops.kernel

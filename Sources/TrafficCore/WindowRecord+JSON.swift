@@ -144,7 +144,19 @@ extension WindowRecord {
         w.number(protocols.dnsMalformed)
         w.raw(",\"cut\":")
         w.number(protocols.dnsCut)
-        w.raw("}}")
+        w.raw("}")
+        w.raw(sampled ? ",\"sampled\":true,\"sources\":[" : ",\"sampled\":false,\"sources\":[")
+        for (i, source) in sources.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"name\":")
+            w.string(source.name)
+            w.raw(",\"in\":")
+            w.counts(source.in)
+            w.raw(",\"out\":")
+            w.counts(source.out)
+            w.raw("}")
+        }
+        w.raw("]}")
     }
 }
 

@@ -400,6 +400,21 @@ public struct InterfaceCounts: Codable, Hashable, Sendable {
     }
 }
 
+/// One source's IP traffic in a window: a live interface, a capture file, a flow input
+/// (`netflow`, `sflow`) or `inject`, so that a mirror port and a router's flows are never
+/// added up unseen.
+public struct SourceCounts: Codable, Hashable, Sendable {
+    public var name: String
+    public var `in`: Counts
+    public var out: Counts
+
+    public init(name: String, in: Counts = .zero, out: Counts = .zero) {
+        self.name = name
+        self.in = `in`
+        self.out = out
+    }
+}
+
 /// One closed (or the open) window: DESIGN.md's JSON record.
 ///
 /// Conservation holds for every record the aggregator makes:
@@ -433,6 +448,11 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     public var services: [ServiceCounts]
     /// TCP control segments, packet sizes and DNS messages of the window.
     public var protocols: ProtocolCounts
+    /// Some figures were scaled up from samples (a flow exporter's sampling rate above 1):
+    /// estimates, not exact counts.
+    public var sampled = false
+    /// The IP traffic of each source (`in` + `out` over the sources equal the window's).
+    public var sources: [SourceCounts] = []
 
     public init(
         start: Int64, end: Int64, partial: Bool = false,
@@ -464,7 +484,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         case nonIP = "non_ip"
         case malformed
         case latePackets = "late_packets"
-        case capture, services, tcp, sizes, dns
+        case capture, services, tcp, sizes, dns, sampled, sources
     }
 
     public init(from decoder: any Decoder) throws {
@@ -499,6 +519,9 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         services = try c.decodeIfPresent([ServiceCounts].self, forKey: .services) ?? []
         // Records stored before protocols were counted have none: zeros.
         protocols = c.contains(.tcp) ? try ProtocolCounts(from: decoder) : ProtocolCounts()
+        // Records stored before flow inputs have neither.
+        sampled = try c.decodeIfPresent(Bool.self, forKey: .sampled) ?? false
+        sources = try c.decodeIfPresent([SourceCounts].self, forKey: .sources) ?? []
     }
 
     /// Clients plus `other`: the IP traffic in the window.

@@ -266,7 +266,7 @@ public final class WindowShard: @unchecked Sendable {
         count(p, hashes: Self.hashes(p.key))
     }
 
-    private func placeLive(_ p: inout PreparedPacket, open: Int64) {
+    func placeLive(_ p: inout PreparedPacket, open: Int64) {
         let own = Timestamp.floorDiv(p.timestamp, windowLength) &* windowLength
         if open == .min {
             select(own)
@@ -330,34 +330,39 @@ public final class WindowShard: @unchecked Sendable {
     }
 
     /// Counts one packet into the current window; `hashes` are its key's (`hashes(_:)`),
-    /// for an IP packet.
+    /// for an IP packet. `packets` above 1 counts it as that many packets of `p.bytes /
+    /// packets` bytes each (a flow record, a sampled packet scaled up); the packet path
+    /// passes nothing and the multiplications fold away.
     @inline(__always)
-    func count(_ p: PreparedPacket, hashes: FlowHashes) {
+    func count(_ p: PreparedPacket, hashes: FlowHashes, packets: UInt64 = 1) {
         assert(!p.isDeferred, "a deferred frame is decoded (prepareDeferred) before it is counted")
         assert(currentStart != .min, "a window is selected before counting")
         if p.captured {
             hot.received &+= 1
             if p.bytes > oversizedAbove { hot.oversized &+= 1 }
         }
-        if p.isLate { hot.late &+= 1 }
+        if p.isLate { hot.late &+= packets }
         switch p.kind {
         case .ip:
             // Once per side: (client, direction, service) and (server, direction, service).
             let client = p.key.clientSide
-            let clientSlot = clientFlows.addOrFindSlot(client, hash: hashes.client, bytes: p.bytes)
-            if clientSlot < 0 { addNewClientFlow(client, hash: hashes.client, emptySlot: clientSlot, bytes: p.bytes) }
+            let clientSlot = clientFlows.addOrFindSlot(client, hash: hashes.client, packets: packets, bytes: p.bytes)
+            if clientSlot < 0 { addNewClientFlow(client, hash: hashes.client, emptySlot: clientSlot, packets: packets, bytes: p.bytes) }
             let server = p.key.serverSide
-            let serverSlot = serverFlows.addOrFindSlot(server, hash: hashes.server, bytes: p.bytes)
-            if serverSlot < 0 { addNewServerFlow(server, hash: hashes.server, emptySlot: serverSlot, bytes: p.bytes) }
+            let serverSlot = serverFlows.addOrFindSlot(server, hash: hashes.server, packets: packets, bytes: p.bytes)
+            if serverSlot < 0 { addNewServerFlow(server, hash: hashes.server, emptySlot: serverSlot, packets: packets, bytes: p.bytes) }
             let direction = p.key.tag.rawValue & FlowTag.outbound == 0 ? 0 : 1
-            protocols[ProtocolTallies.size(ProtocolTallies.sizeBucket(p.bytes), direction)] &+= 1
-            if p.tcpFlags & TCPFlags.counted != 0 { countTCP(TCPFlags(rawValue: p.tcpFlags), client: client, direction: direction) }
-            if p.dns != 0 { countDNS(DNSFacts(rawValue: p.dns)) }
+            let size = packets == 1 ? p.bytes : p.bytes / packets
+            protocols[ProtocolTallies.size(ProtocolTallies.sizeBucket(size), direction)] &+= packets
+            if p.tcpFlags & TCPFlags.counted != 0 {
+                countTCP(TCPFlags(rawValue: p.tcpFlags), client: client, direction: direction, packets: packets)
+            }
+            if p.dns != 0 { countDNS(DNSFacts(rawValue: p.dns), packets: packets) }
         case .nonIP:
-            hot.nonIP.add(bytes: p.bytes)
+            hot.nonIP.add(packets: packets, bytes: p.bytes)
         case .malformed:
-            hot.malformed.add(bytes: p.bytes)
-            current.malformedByReason[Int(p.reason.rawValue)] &+= 1
+            hot.malformed.add(packets: packets, bytes: p.bytes)
+            current.malformedByReason[Int(p.reason.rawValue)] &+= packets
         }
     }
 
@@ -365,25 +370,25 @@ public final class WindowShard: @unchecked Sendable {
     /// and by client, kind and service in the control table (a client folded into `other`
     /// counts there as `other`; past `maxFlows` entries the service folds into `other`).
     @inline(never)
-    func countTCP(_ flags: TCPFlags, client: PartyKey, direction: Int) {
+    func countTCP(_ flags: TCPFlags, client: PartyKey, direction: Int, packets: UInt64) {
         flags.forEachKind { kind in
-            protocols[ProtocolTallies.tcp(kind, direction)] &+= 1
+            protocols[ProtocolTallies.tcp(kind, direction)] &+= packets
             guard kind != .unknown else { return }
             var key = client.control(kind)
             if !client.isOther && !clients.contains(client.party) { key = key.withOtherParty }
             if controls.count >= maxFlows && !controls.contains(key) { key = key.withOtherService }
-            controls.add(key, bytes: 0)
+            controls.add(key, packets: packets, bytes: 0)
         }
     }
 
     /// A DNS message: a query by type, a response by code, malformed or cut.
     @inline(never)
-    func countDNS(_ dns: DNSFacts) {
+    func countDNS(_ dns: DNSFacts, packets: UInt64) {
         switch dns.kind {
-        case .query(let type): protocols[ProtocolTallies.queries + type] &+= 1
-        case .response(let code): protocols[ProtocolTallies.responses + code] &+= 1
-        case .malformed: protocols[ProtocolTallies.dnsMalformed] &+= 1
-        case .cut: protocols[ProtocolTallies.dnsCut] &+= 1
+        case .query(let type): protocols[ProtocolTallies.queries + type] &+= packets
+        case .response(let code): protocols[ProtocolTallies.responses + code] &+= packets
+        case .malformed: protocols[ProtocolTallies.dnsMalformed] &+= packets
+        case .cut: protocols[ProtocolTallies.dnsCut] &+= packets
         case .none: break
         }
     }
@@ -391,16 +396,16 @@ public final class WindowShard: @unchecked Sendable {
     /// `addNewFlow` on the clients' side (kept out of the packet path's inlined body: only a
     /// flow's first packet comes here).
     @inline(never)
-    func addNewClientFlow(_ key: PartyKey, hash: Int, emptySlot: Int, bytes: UInt64) {
-        if addNewFlow(key, hash: hash, emptySlot: emptySlot, bytes: bytes, flows: &clientFlows, parties: &clients) {
+    func addNewClientFlow(_ key: PartyKey, hash: Int, emptySlot: Int, packets: UInt64, bytes: UInt64) {
+        if addNewFlow(key, hash: hash, emptySlot: emptySlot, packets: packets, bytes: bytes, flows: &clientFlows, parties: &clients) {
             current.otherClients.insert(key.party)
         }
     }
 
     /// `addNewFlow` on the servers' side.
     @inline(never)
-    func addNewServerFlow(_ key: PartyKey, hash: Int, emptySlot: Int, bytes: UInt64) {
-        if addNewFlow(key, hash: hash, emptySlot: emptySlot, bytes: bytes, flows: &serverFlows, parties: &servers) {
+    func addNewServerFlow(_ key: PartyKey, hash: Int, emptySlot: Int, packets: UInt64, bytes: UInt64) {
+        if addNewFlow(key, hash: hash, emptySlot: emptySlot, packets: packets, bytes: bytes, flows: &serverFlows, parties: &servers) {
             current.otherServers.insert(key.party)
         }
     }
@@ -412,14 +417,14 @@ public final class WindowShard: @unchecked Sendable {
     /// into `other` (for its side's distinct count).
     @inline(__always)
     func addNewFlow(
-        _ key: PartyKey, hash: Int, emptySlot: Int, bytes: UInt64,
+        _ key: PartyKey, hash: Int, emptySlot: Int, packets: UInt64, bytes: UInt64,
         flows: inout CounterTable<PartyKey>, parties: inout CounterTable<PartyKey>
     ) -> Bool {
         let (stored, index, folded) = WindowTables.admit(key, parties: &parties, flowCount: flows.count, maxClients: maxClients, maxFlows: maxFlows)
         if stored == key {
-            flows.insert(key, hash: hash, at: emptySlot, bytes: bytes, aux: index)
+            flows.insert(key, hash: hash, at: emptySlot, packets: packets, bytes: bytes, aux: index)
         } else {
-            flows.add(stored, bytes: bytes, aux: index)
+            flows.add(stored, packets: packets, bytes: bytes, aux: index)
         }
         return folded
     }

@@ -16,6 +16,8 @@ public final class WindowTables: @unchecked Sendable {
     var received: UInt64 = 0
     /// Captured frames longer on the wire than the interface's MTU and link header.
     var oversized: UInt64 = 0
+    /// Some counts were scaled up from samples (a flow exporter's sampling rate above 1).
+    var sampled = false
     /// (client, direction, service) -> counters; `aux` holds the client's dense index
     /// (`PartyIndex.other` for the clients folded into `other`).
     var clientFlows: CounterTable<PartyKey>
@@ -59,6 +61,7 @@ public final class WindowTables: @unchecked Sendable {
         late = 0
         received = 0
         oversized = 0
+        sampled = false
         otherClients.removeAll()
         otherServers.removeAll()
         clientFlows.removeAll()
@@ -79,6 +82,7 @@ public final class WindowTables: @unchecked Sendable {
         c.late = late
         c.received = received
         c.oversized = oversized
+        c.sampled = sampled
         c.clientFlows.deallocate()
         c.serverFlows.deallocate()
         c.clients.deallocate()
@@ -110,6 +114,7 @@ public final class WindowTables: @unchecked Sendable {
         late &+= other.late
         received &+= other.received
         oversized &+= other.oversized
+        sampled = sampled || other.sampled
         otherClients.merge(other.otherClients)
         otherServers.merge(other.otherServers)
         for i in protocols.indices { protocols[i] &+= other.protocols[i] }
@@ -295,6 +300,9 @@ public struct WindowFacts: Sendable {
     public var interfaceDropped: UInt64 = 0
     /// Per live input (`WindowShard.input` indexes it): its name and drops. Empty for files.
     public var inputs: [InputFacts] = []
+    /// The name of every source, by input index (`WindowShard.input`): the interfaces of a
+    /// live capture, then the flow inputs, then `inject`; `file` for a capture file.
+    public var sources: [String] = []
 
     public init(start: Int64, end: Int64, partial: Bool) {
         self.start = start
@@ -360,8 +368,12 @@ public struct ClosedWindow: @unchecked Sendable {
     /// built.clientTotals[0]?.out.bytes
     /// ```
     public func build(tracking tracked: TrackedParties = TrackedParties()) -> BuiltWindow {
-        WindowRecordBuilder(tables: parts.merged(), facts: facts, received: parts.receivedPerInput, top: top, localNetworks: localNetworks)
+        let tables = parts.merged()
+        var built = WindowRecordBuilder(tables: tables, facts: facts, received: parts.receivedPerInput, top: top, localNetworks: localNetworks)
             .build(tracking: tracked)
+        built.record.sampled = tables.sampled
+        built.record.sources = parts.sourceCounts(names: facts.sources, window: (built.record.in, built.record.out))
+        return built
     }
 
     /// Returns the tables to their shards' pools. The value must not be used afterwards.
@@ -390,7 +402,26 @@ final class WindowParts: @unchecked Sendable {
         receivedPerInput = received
     }
 
+    /// IP traffic per input by direction, taken before the merge when more than one input
+    /// counted into the window (with one, the window's own totals are that input's).
+    private var ipPerInput: [Int: (in: Counts, out: Counts)]?
+
     func merged() -> WindowTables {
+        if !isMerged && Set(tables.map { $0.0.input }).count > 1 {
+            var perInput: [Int: (in: Counts, out: Counts)] = [:]
+            for (t, _) in tables {
+                var totals = perInput[t.input] ?? (.zero, .zero)
+                t.clientFlows.forEach { entry in
+                    if entry.key.flowTag.direction == .inbound {
+                        totals.in.add(packets: entry.packets, bytes: entry.bytes)
+                    } else {
+                        totals.out.add(packets: entry.packets, bytes: entry.bytes)
+                    }
+                }
+                perInput[t.input] = totals
+            }
+            ipPerInput = perInput
+        }
         guard let first = tables.first?.0 else {
             // No shard counted anything: an empty set of the window's own.
             let empty = WindowTables(clientFlowCapacity: 16, serverFlowCapacity: 16, clientCapacity: 16, serverCapacity: 16)
@@ -408,6 +439,19 @@ final class WindowParts: @unchecked Sendable {
     func recycle() {
         for (t, shard) in tables { shard?.recycle(t) }
         tables = []
+    }
+
+    /// Each named source's IP traffic (`merged()` first): per input when several counted,
+    /// else the window's totals for the one that did (or the first name, when none did).
+    func sourceCounts(names: [String], window: (in: Counts, out: Counts)) -> [SourceCounts] {
+        let only = tables.first?.0.input ?? 0
+        return names.enumerated().map { i, name in
+            if let perInput = ipPerInput {
+                let totals = perInput[i] ?? (.zero, .zero)
+                return SourceCounts(name: name, in: totals.in, out: totals.out)
+            }
+            return i == only ? SourceCounts(name: name, in: window.in, out: window.out) : SourceCounts(name: name)
+        }
     }
 }
 

@@ -24,7 +24,7 @@ struct WindowRecordJSONTests {
     /// The top-level keys in DESIGN.md's order, and the documented additions.
     static let designKeys = ["start", "end", "partial", "packets", "bytes", "in", "out", "clients", "other",
                              "non_ip", "malformed", "late_packets", "capture"]
-    static let topLevelAdditions: Set = ["services", "servers", "other_servers", "tcp", "sizes", "dns"]
+    static let topLevelAdditions: Set = ["services", "servers", "other_servers", "tcp", "sizes", "dns", "sampled", "sources"]
 
     /// A window with a bit of everything: IPv4 and IPv6 clients, clients past --max-clients,
     /// services past --top, non-IP, malformed frames, a late packet, drops, an inject.
@@ -106,6 +106,10 @@ struct WindowRecordJSONTests {
             for interface in j["capture"]?["interfaces"]?.elements ?? [] {
                 #expect(interface.keys == ["name", "received", "kernel_dropped", "interface_dropped"])
             }
+            // Each source with its name and traffic; an aggregator's windows name one, `file`,
+            // with all the IP traffic (the hand-made empty record names none).
+            #expect(j["sources"]?.elements.map(\.keys) == r.sources.map { _ in ["name", "in", "out"] })
+            #expect(r.sources.isEmpty || r.sources == [SourceCounts(name: "file", in: r.in, out: r.out)])
             for party in (j["clients"]?.elements ?? []) + (j["servers"]?.elements ?? []) {
                 Self.expectKeys(party, ["ip", "in", "out", "services"], additions: ["local", "tcp"], required: ["local"])
                 for key in ["in", "out"] { Self.expectKeys(party[key], ["packets", "bytes"]) }
