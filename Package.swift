@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "CTrafficCoreShims"),
         .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
         .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
+        // Flow inputs: NetFlow v5/v9, IPFIX and sFlow decoders and the UDP collector.
+        .target(name: "TrafficFlows", dependencies: ["TrafficCore"], swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
             dependencies: [
@@ -46,7 +48,7 @@ let package = Package(
         .target(
             name: "TrafficServer",
             dependencies: [
-                "TrafficCore", "TrafficCapture", "TrafficStore",
+                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficFlows",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -65,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "trafficmon",
             dependencies: [
-                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer",
+                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "TrafficFlows",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -77,6 +79,7 @@ let package = Package(
         // Writes synthetic captures with an exact oracle for the demo and the benchmarks.
         .executableTarget(name: "synth-capture", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
+        .testTarget(name: "TrafficFlowsTests", dependencies: ["TrafficFlows", "TrafficCore", "TrafficTestSupport"]),
         .testTarget(
             name: "TrafficCaptureTests",
             dependencies: ["TrafficCore", "TrafficCapture", "TrafficTestSupport"],
