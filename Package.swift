@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "TrafficmonTests",
             dependencies: [
-                "trafficmon", "TrafficCore", "TrafficTestSupport",
+                "trafficmon", "TrafficCore", "TrafficFlows", "TrafficTestSupport",
                 // The browser test drives headless Chromium over its DevTools WebSocket.
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]

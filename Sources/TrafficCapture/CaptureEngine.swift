@@ -6,9 +6,10 @@ import TrafficCore
 /// Runs the inputs on threads of their own and coordinates their windows: a file replays
 /// on one thread (one clock and one shard: a `WindowAggregator`) as fast as it can and then
 /// keeps serving injects on the wall clock; a live capture (`LiveCapture`: one or more
-/// interfaces, one or more handles each) reads, decodes and counts on a thread per handle
-/// while the engine's thread, the window coordinator, closes windows on the wall clock
-/// (empty ones too), counts injects and answers looks at the open window.
+/// interfaces, one or more handles each, and any flow inputs) reads, decodes and counts on
+/// a thread per handle and per flow input while the engine's thread, the window
+/// coordinator, closes windows on the wall clock (empty ones too), counts injects and
+/// answers looks at the open window.
 ///
 /// Other tasks talk to the engine's thread through a small control queue that it drains
 /// between batches (a replay) or every ~100 ms and at once when woken (live), so the packet
@@ -43,9 +44,11 @@ public final class CaptureEngine: Sendable {
         case snapshot(ResumeOnce<WindowRecord?>)
     }
 
-    /// The inputs: one capture file, or the live handles (several per interface when
-    /// `PACKET_FANOUT` spreads it over threads).
+    /// The packet inputs: one capture file, or the live handles (several per interface when
+    /// `PACKET_FANOUT` spreads it over threads); none when only flow inputs run.
     let sources: [PacketSource]
+    /// The flow inputs (collectors), live beside the interfaces.
+    public let counting: [any CountingInput]
     /// How packets are attributed and windows cut (local networks, service ports, ...).
     public let configuration: WindowAggregator.Configuration
     let onWindow: @Sendable (ClosedWindow) -> Void
@@ -73,13 +76,17 @@ public final class CaptureEngine: Sendable {
         self.init(sources: [source], configuration: configuration, closeGrace: closeGrace, onWindow: onWindow)
     }
 
-    /// - Parameter sources: one capture file, or live handles (all of the same kind).
+    /// - Parameters:
+    ///   - sources: one capture file, or live handles (all of the same kind).
+    ///   - counting: flow inputs, live (not with a capture file).
     public init(
-        sources: [PacketSource], configuration: WindowAggregator.Configuration,
+        sources: [PacketSource], counting: [any CountingInput] = [], configuration: WindowAggregator.Configuration,
         closeGrace: Int64 = 400_000_000,
         onWindow: @escaping @Sendable (ClosedWindow) -> Void
     ) {
+        precondition(!sources.isEmpty || !counting.isEmpty, "an engine needs an input")
         self.sources = sources
+        self.counting = counting
         self.configuration = configuration
         self.closeGrace = closeGrace
         self.onWindow = onWindow
@@ -109,8 +116,17 @@ public final class CaptureEngine: Sendable {
 
     public var status: Status { state.withLock { $0 } }
 
-    /// What is being read: an interface or a file.
-    public var origin: PacketSource.Origin { sources[0].origin }
+    /// What is being read: an interface or a file (`nil` when only flow inputs run).
+    public var origin: PacketSource.Origin? { sources.first?.origin }
+
+    /// The name of every source, as records and metrics give them: the interfaces, then the
+    /// flow inputs, then `inject`; `file` for a capture file.
+    public var sourceNames: [String] {
+        isLive ? interfaces + counting.map(\.sourceName) + ["inject"] : ["file"]
+    }
+
+    /// Whether reads from the packet source can stall (a pipe).
+    private var readsCanStall: Bool { sources.first?.readsCanStall ?? false }
 
     /// The interfaces read, in order, each once (empty for a file).
     public var interfaces: [String] {
@@ -121,8 +137,8 @@ public final class CaptureEngine: Sendable {
         return names
     }
 
-    /// Whether the inputs are live interfaces.
-    var isLive: Bool { !interfaces.isEmpty }
+    /// Whether the inputs are live: interfaces, flow inputs or both.
+    var isLive: Bool { !interfaces.isEmpty || !counting.isEmpty }
 
     /// Starts the capture thread.
     public func start() {
@@ -154,7 +170,7 @@ public final class CaptureEngine: Sendable {
     public func stop(timeout: Duration = .seconds(1)) async -> Bool {
         stopRequested.store(true, ordering: .releasing)
         wakeUp()
-        let interrupter = sources[0].readsCanStall ? Task.detached { [self] in await interruptReads() } : nil
+        let interrupter = readsCanStall ? Task.detached { [self] in await interruptReads() } : nil
         defer { interrupter?.cancel() }
         let waiter = ResumeOnce<Bool>()
         let done = finished.withLock { f -> Bool in
@@ -206,7 +222,7 @@ public final class CaptureEngine: Sendable {
         enqueue(.snapshot(reply))
         // A replay blocked in a read from a stalled pipe cannot answer: after 1 s the
         // caller gets nil (and shows the last closed window).
-        let timer = sources[0].readsCanStall && status == .replaying ? Task {
+        let timer = readsCanStall && status == .replaying ? Task {
             try? await Task.sleep(for: .seconds(1))
             reply.resume(nil)
         } : nil
@@ -257,7 +273,7 @@ public final class CaptureEngine: Sendable {
                 source: source, input: input, readsInterfaceDrops: !handles.contains { $0.input == input }))
         }
         let live = LiveCapture(
-            handles: handles, inputNames: names, configuration: configuration, closeGrace: closeGrace
+            handles: handles, counting: counting, inputNames: names, configuration: configuration, closeGrace: closeGrace
         ) { [onWindow] closed in onWindow(closed) }
         live.tick(now: Self.now())
         do {

@@ -4,9 +4,10 @@ import Synchronization
 import TrafficCore
 
 /// A live capture on one or more interfaces, each read through one or more libpcap
-/// handles (a `PACKET_FANOUT` group spreads an interface's packets over them): one thread
-/// per handle reads, decodes and counts into a `WindowShard` of its own, with no lock per
-/// packet, and one coordinator thread runs the window clock on the wall clock.
+/// handles (a `PACKET_FANOUT` group spreads an interface's packets over them), and any flow
+/// inputs (`CountingInput`: a collector's socket): one thread per handle and per flow input
+/// reads, decodes and counts into a `WindowShard` of its own, with no lock per packet or
+/// flow record, and one coordinator thread runs the window clock on the wall clock.
 ///
 /// The coordinator publishes the open window's start; a capture thread counts each packet
 /// into the window its time names, or, when that window has closed already, into the open
@@ -39,9 +40,11 @@ final class LiveCapture: @unchecked Sendable {
         var statistics: (received: UInt64, kernelDropped: UInt64, interfaceDropped: UInt64)?
     }
 
-    /// One capture thread's state that the coordinator reaches.
+    /// One capture thread's state that the coordinator reaches: a libpcap handle's, or a
+    /// flow input's (`handle` nil).
     final class Worker: @unchecked Sendable {
-        let handle: Handle
+        let handle: Handle?
+        let counting: (any CountingInput)?
         let shard: WindowShard
         let wake: WakePipe
         /// The request being asked (coordinator sets it, then `asked`), its answer.
@@ -53,15 +56,21 @@ final class LiveCapture: @unchecked Sendable {
         let ended = Atomic<Bool>(false)
         var failure: String?
 
-        init(handle: Handle, shard: WindowShard) {
+        init(handle: Handle?, counting: (any CountingInput)?, shard: WindowShard) {
             self.handle = handle
+            self.counting = counting
             self.shard = shard
             self.wake = WakePipe()
         }
+
+        var name: String { handle?.source.origin.name ?? counting?.sourceName ?? "input" }
     }
 
     let configuration: WindowAggregator.Configuration
+    /// The interfaces, by input index.
     let inputNames: [String]
+    /// Every source by input index: the interfaces, the flow inputs, then `inject`.
+    let sourceNames: [String]
     let workers: [Worker]
     let closeGrace: Int64
     let onWindow: (ClosedWindow) -> Void
@@ -78,29 +87,38 @@ final class LiveCapture: @unchecked Sendable {
     /// Cumulative statistics per handle at the last close.
     var lastStatistics: [(kernel: UInt64, interface: UInt64)]
 
-    init(handles: [Handle], inputNames: [String], configuration: WindowAggregator.Configuration, closeGrace: Int64,
-         onWindow: @escaping (ClosedWindow) -> Void) {
+    init(handles: [Handle], counting: [any CountingInput] = [], inputNames: [String], configuration: WindowAggregator.Configuration,
+         closeGrace: Int64, onWindow: @escaping (ClosedWindow) -> Void) {
         self.configuration = configuration
         self.inputNames = inputNames
+        sourceNames = inputNames + counting.map(\.sourceName) + ["inject"]
         self.closeGrace = closeGrace
         self.onWindow = onWindow
         workers = handles.map {
-            Worker(handle: $0, shard: WindowShard(configuration: configuration, input: $0.input, oversizedAbove: $0.source.oversizedAbove))
+            Worker(
+                handle: $0, counting: nil,
+                shard: WindowShard(configuration: configuration, input: $0.input, oversizedAbove: $0.source.oversizedAbove))
+        } + counting.enumerated().map { k, input in
+            Worker(handle: nil, counting: input, shard: WindowShard(configuration: configuration, input: inputNames.count + k))
         }
         clock = WindowClock(windowLength: configuration.windowLength)
-        injectShard = WindowShard(configuration: configuration, input: 0)
-        lastStatistics = Array(repeating: (0, 0), count: handles.count)
+        injectShard = WindowShard(configuration: configuration, input: sourceNames.count - 1)
+        lastStatistics = Array(repeating: (0, 0), count: workers.count)
     }
 
     /// Starts the capture threads; the caller's thread then runs the coordinator (`tick`).
     func startCapturing(onFailure: @escaping @Sendable (String) -> Void) throws(CaptureError) {
-        var pumps: [PacketPump] = []
+        var pumps: [PacketPump?] = []
         for worker in workers {
+            guard let handle = worker.handle else {
+                pumps.append(nil)
+                continue
+            }
             let buffer = UnsafeMutablePointer<PreparedPacket>.allocate(capacity: PacketPump.batchSize)
             buffer.initialize(repeating: PreparedPacket(), count: PacketPump.batchSize)
             let shard = worker.shard
             pumps.append(try PacketPump(
-                source: worker.handle.source, shard: shard, buffer: buffer, capacity: PacketPump.batchSize, owned: true
+                source: handle.source, shard: shard, buffer: buffer, capacity: PacketPump.batchSize, owned: true
             ) { [self] batch, _ in
                 shard.countLive(batch) { self.openStart.load(ordering: .acquiring) }
                 return buffer
@@ -110,22 +128,28 @@ final class LiveCapture: @unchecked Sendable {
             let thread = Thread { [self] in
                 capture(worker, pump: pump, onFailure: onFailure)
             }
-            thread.name = "trafficmon-capture-\(worker.handle.source.origin.name)"
+            thread.name = "trafficmon-\(worker.handle == nil ? "flows" : "capture")-\(worker.name)"
             thread.start()
         }
     }
 
     // MARK: Capture threads
 
-    private func capture(_ worker: Worker, pump: PacketPump, onFailure: @Sendable (String) -> Void) {
-        let descriptor = worker.handle.source.selectableDescriptor
+    private func capture(_ worker: Worker, pump: PacketPump?, onFailure: @Sendable (String) -> Void) {
+        let descriptor = worker.handle?.source.selectableDescriptor ?? worker.counting?.descriptor ?? -1
+        let openWindow = { self.openStart.load(ordering: .acquiring) }
         while !stopping.load(ordering: .acquiring) {
             worker.wake.wait(alongside: descriptor, milliseconds: descriptor >= 0 ? 100 : 10)
             do {
-                try pump.dispatch(maxPackets: -1)
+                if let pump {
+                    try pump.dispatch(maxPackets: -1)
+                } else if let counting = worker.counting {
+                    try counting.receive(into: worker.shard, openWindow: openWindow)
+                }
             } catch {
-                worker.failure = error.description
-                onFailure(error.description)
+                let message = "\(error)"
+                worker.failure = message
+                onFailure(message)
                 break
             }
             answerIfAsked(worker)
@@ -140,7 +164,7 @@ final class LiveCapture: @unchecked Sendable {
     private func answerIfAsked(_ worker: Worker) {
         let asked = worker.asked.load(ordering: .acquiring)
         guard asked != worker.answered.load(ordering: .relaxed) else { return }
-        let answer = Self.answer(worker.request, shard: worker.shard, source: worker.handle.source)
+        let answer = Self.answer(worker.request, shard: worker.shard, source: worker.handle?.source)
         answers.lock()
         worker.answer = answer
         worker.answered.store(asked, ordering: .releasing)
@@ -148,10 +172,10 @@ final class LiveCapture: @unchecked Sendable {
         answers.unlock()
     }
 
-    static func answer(_ request: Request, shard: WindowShard, source: PacketSource) -> Answer {
+    static func answer(_ request: Request, shard: WindowShard, source: PacketSource?) -> Answer {
         switch request {
         case .close(let end):
-            return Answer(tables: shard.take(before: end), statistics: source.statistics())
+            return Answer(tables: shard.take(before: end), statistics: source?.statistics())
         case .snapshot(let start):
             return Answer(tables: shard.snapshot(start).map { [(start, $0)] } ?? [], statistics: nil)
         }
@@ -178,7 +202,7 @@ final class LiveCapture: @unchecked Sendable {
             if worker.answered.load(ordering: .acquiring) == generation {
                 answers.append(worker.answer)
             } else {
-                answers.append(Self.answer(request, shard: worker.shard, source: worker.handle.source))
+                answers.append(Self.answer(request, shard: worker.shard, source: worker.handle?.source))
             }
         }
         return answers
@@ -203,7 +227,8 @@ final class LiveCapture: @unchecked Sendable {
 
     /// The open window as a record (marked partial), or `nil` when none is open.
     func snapshot() -> WindowRecord? {
-        guard let facts = clock.openFacts else { return nil }
+        guard var facts = clock.openFacts else { return nil }
+        facts.sources = sourceNames
         var tables: [(WindowTables, WindowShard?)] = ask(.snapshot(start: facts.start)).flatMap { answer in
             answer.tables.map { ($0.tables, WindowShard?.none) }
         }
@@ -221,7 +246,7 @@ final class LiveCapture: @unchecked Sendable {
         while !workers.allSatisfy({ $0.ended.load(ordering: .acquiring) }) { answers.wait() }
         answers.unlock()
         let end = closed.last?.end ?? .max
-        emit(closed, answers: workers.map { Self.answer(.close(before: end), shard: $0.shard, source: $0.handle.source) })
+        emit(closed, answers: workers.map { Self.answer(.close(before: end), shard: $0.shard, source: $0.handle?.source) })
     }
 
     /// Hands each closed window on with every shard's tables for it; the drops since the
@@ -230,10 +255,10 @@ final class LiveCapture: @unchecked Sendable {
         var kernel = [UInt64](repeating: 0, count: inputNames.count)
         var interface = [UInt64](repeating: 0, count: inputNames.count)
         for (i, (worker, answer)) in zip(workers, answers).enumerated() {
-            guard let statistics = answer.statistics else { continue }
-            let input = worker.handle.input
+            guard let statistics = answer.statistics, let handle = worker.handle else { continue }
+            let input = handle.input
             kernel[input] &+= statistics.kernelDropped &- lastStatistics[i].kernel
-            if worker.handle.readsInterfaceDrops { interface[input] &+= statistics.interfaceDropped &- lastStatistics[i].interface }
+            if handle.readsInterfaceDrops { interface[input] &+= statistics.interfaceDropped &- lastStatistics[i].interface }
             lastStatistics[i] = (statistics.kernelDropped, statistics.interfaceDropped)
         }
         for (k, window) in closed.enumerated() {
@@ -244,6 +269,7 @@ final class LiveCapture: @unchecked Sendable {
             }
             facts.kernelDropped = facts.inputs.reduce(0) { $0 &+ $1.kernelDropped }
             facts.interfaceDropped = facts.inputs.reduce(0) { $0 &+ $1.interfaceDropped }
+            facts.sources = sourceNames
             var tables: [(WindowTables, WindowShard?)] = []
             for (worker, answer) in zip(workers, answers) {
                 for part in answer.tables where part.start == facts.start { tables.append((part.tables, worker.shard)) }

@@ -1,6 +1,7 @@
 import Foundation
 import TrafficCapture
 import TrafficCore
+import TrafficFlows
 
 /// Running totals over the windows closed since start (what the live page's capture
 /// health panel shows): kept by `TrafficMetrics` beside the counters of the same names.
@@ -59,7 +60,11 @@ public struct CaptureTotals: Sendable, Equatable {
 /// side of the traffic is mine" (top clients and servers rather than local machines and
 /// remote servers). `service_ports` are the `--service-port` values. A live capture also
 /// lists each interface (`"interfaces":[{"name":"eth0","received":...,"dropped":{...}}]`,
-/// `source.name` naming them all, comma-separated).
+/// `source.name` naming them all, comma-separated). Flow inputs are listed under `flows`,
+/// each with its listen address, receive buffer and errors, and its exporters' figures
+/// (`datagrams`, `records`, `errors` by reason, `sequence_gaps`, `missing_template`,
+/// `templates`, `sampling_rate`, `last_seen_ns`); `source.kind` is `flows` when only flow
+/// inputs run.
 struct CaptureSummary: Encodable {
     struct Interface: Encodable {
         var name: String
@@ -95,12 +100,13 @@ struct CaptureSummary: Encodable {
     var localNetworks: [String]
     var servicePorts: [String]
     var interfaces: [Interface]
+    var flows: [FlowCollectorHealth]
 
     enum CodingKeys: String, CodingKey {
         case version, status, error, source, started, received, dropped, malformed, top
         case uptimeSeconds = "uptime_seconds", windowSeconds = "window_seconds", windowsClosed = "windows_closed"
         case nonIP = "non_ip", latePackets = "late_packets", historySize = "history_size"
-        case localNetworks = "local_networks", servicePorts = "service_ports", interfaces
+        case localNetworks = "local_networks", servicePorts = "service_ports", interfaces, flows
     }
 
     init(state: TrafficState, now: Int64) {
@@ -110,12 +116,15 @@ struct CaptureSummary: Encodable {
         switch state.engine.origin {
         case .file: kind = "file"
         case .interface: kind = "interface"
+        case nil: kind = "flows"
         }
         version = state.configuration.version
         self.status = status.label
         error = status.failure
         let names = state.engine.interfaces
-        source = Source(kind: kind, name: names.isEmpty ? state.engine.origin.name : names.joined(separator: ","))
+        let flowNames = state.engine.counting.map(\.sourceName)
+        source = Source(
+            kind: kind, name: names.isEmpty ? state.engine.origin?.name ?? flowNames.joined(separator: ",") : names.joined(separator: ","))
         started = Timestamp.rfc3339(state.startedAt / 1_000_000 * 1_000_000)
         uptimeSeconds = (Double(max(0, now - state.startedAt)) / 1e6).rounded() / 1e3
         windowSeconds = Double(state.windowLength) / 1e9
@@ -135,6 +144,7 @@ struct CaptureSummary: Encodable {
                 name: name, received: counts.received,
                 dropped: Dropped(kernel: counts.kernelDropped, interface: counts.interfaceDropped))
         }
+        flows = state.collectors.map(\.health)
     }
 
     func jsonBytes() -> [UInt8] {

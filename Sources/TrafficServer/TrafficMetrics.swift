@@ -1,6 +1,7 @@
 import Foundation
 import Prometheus
 import TrafficCore
+import TrafficFlows
 
 /// The Prometheus side of trafficmon: cumulative counters, last-window gauges and the
 /// sticky per-party counters, updated once per closed window; the fixed families are
@@ -55,6 +56,8 @@ public final class TrafficMetrics: Sendable {
         var sizeSums: [UInt64] = [0, 0]
         /// Services with a counter of their own (at most `top`); the rest count as `other`.
         var labelledServices: Set<String> = []
+        /// `trafficmon_packets_total` and `_bytes_total` per (source, direction).
+        var traffic: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
     }
 
     struct SeriesKey: Hashable {
@@ -63,8 +66,6 @@ public final class TrafficMetrics: Sendable {
     }
 
     // Counters.
-    let packets: [Direction: Counter]
-    let bytes: [Direction: Counter]
     let nonIPPackets: Counter
     let nonIPBytes: Counter
     let malformedPackets: [MalformedReason: Counter]
@@ -92,17 +93,25 @@ public final class TrafficMetrics: Sendable {
     let windowStart: Gauge
     let windowDuration: Gauge
     let windowLate: Gauge
+    let windowSampled: Gauge
     let up: Gauge
+    /// The flow inputs' figures, read at each scrape.
+    let flows: @Sendable () -> [FlowCollectorHealth]
 
     /// - Parameters:
     ///   - partyTTL: how long (nanoseconds of event time) a party keeps its sticky counters
     ///     after it was last listed in a window's top (`--party-ttl`).
     ///   - maxPartySeries: at most this many parties per side have sticky counters.
     ///   - interfaces: the live interfaces captured (each gets its own capture counters); none for a file.
+    ///   - sources: the sources the traffic counters are labelled with from the start (others
+    ///     get their series when a window names them).
+    ///   - flows: the flow inputs' figures, read at each scrape.
     public init(
-        top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000, interfaces: [String] = []
+        top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000, interfaces: [String] = [],
+        sources: [String] = [], flows: @escaping @Sendable () -> [FlowCollectorHealth] = { [] }
     ) {
         self.top = max(1, top)
+        self.flows = flows
         lock = LockedValue(State(
             clientSeries: PartySeries(label: "client", ttl: partyTTL, limit: maxPartySeries),
             serverSeries: PartySeries(label: "server", ttl: partyTTL, limit: maxPartySeries)))
@@ -113,16 +122,11 @@ public final class TrafficMetrics: Sendable {
         func gauge(_ d: MetricNameDescriptor, _ labels: [(String, String)] = []) -> Gauge {
             labels.isEmpty ? r.makeGauge(descriptor: d) : r.makeGauge(descriptor: d, labels: labels)
         }
-        var p: [Direction: Counter] = [:], b: [Direction: Counter] = [:]
         var wp: [Direction: Gauge] = [:], wb: [Direction: Gauge] = [:]
         for d in Direction.allCases {
-            p[d] = counter(Names.packets, [("direction", d.label)])
-            b[d] = counter(Names.bytes, [("direction", d.label)])
             wp[d] = gauge(Names.windowPackets, [("direction", d.label)])
             wb[d] = gauge(Names.windowBytes, [("direction", d.label)])
         }
-        packets = p
-        bytes = b
         windowPackets = wp
         windowBytes = wb
         nonIPPackets = counter(Names.nonIPPackets)
@@ -164,9 +168,26 @@ public final class TrafficMetrics: Sendable {
         windowStart = gauge(Names.windowStart)
         windowDuration = gauge(Names.windowDuration)
         windowLate = gauge(Names.windowLatePackets)
+        windowSampled = gauge(Names.windowSampled)
         up = gauge(Names.up)
         up.set(1.0)
         gauge(Names.buildInfo, [("version", version)]).set(1.0)
+        lock.withLock { state in
+            for source in sources { _ = Self.trafficCounters(source: source, direction: .inbound, registry: r, in: &state) }
+            for source in sources { _ = Self.trafficCounters(source: source, direction: .outbound, registry: r, in: &state) }
+        }
+    }
+
+    /// The traffic counters of one source and direction, made on first use.
+    static func trafficCounters(
+        source: String, direction: Direction, registry: PrometheusCollectorRegistry, in state: inout State
+    ) -> (packets: Counter, bytes: Counter) {
+        let key = SeriesKey(name: source, direction: direction)
+        if let pair = state.traffic[key] { return pair }
+        let labels = [("source", source), ("direction", direction.label)]
+        let pair = (registry.makeCounter(descriptor: Names.packets, labels: labels), registry.makeCounter(descriptor: Names.bytes, labels: labels))
+        state.traffic[key] = pair
+        return pair
     }
 
     /// Counts an injected packet (`/debug/inject`).
@@ -201,11 +222,20 @@ public final class TrafficMetrics: Sendable {
         let r = whole.folded(top: top)
         lock.withLock { state in
             for (d, c) in [(Direction.inbound, r.in), (.outbound, r.out)] {
-                packets[d]?.increment(by: Int64(clamping: c.packets))
-                bytes[d]?.increment(by: Int64(clamping: c.bytes))
                 windowPackets[d]?.set(Double(c.packets))
                 windowBytes[d]?.set(Double(c.bytes))
             }
+            // Per source; a record that names none (made by hand, or stored before sources
+            // were recorded) counts as source="unknown", so no traffic goes uncounted.
+            let sources = r.sources.isEmpty ? [SourceCounts(name: "unknown", in: r.in, out: r.out)] : r.sources
+            for source in sources {
+                for (d, c) in [(Direction.inbound, source.in), (.outbound, source.out)] {
+                    let pair = Self.trafficCounters(source: source.name, direction: d, registry: registry, in: &state)
+                    pair.packets.increment(by: Int64(clamping: c.packets))
+                    pair.bytes.increment(by: Int64(clamping: c.bytes))
+                }
+            }
+            windowSampled.set(r.sampled ? 1.0 : 0.0)
             nonIPPackets.increment(by: Int64(clamping: r.nonIP.packets))
             nonIPBytes.increment(by: Int64(clamping: r.nonIP.bytes))
             for (label, count) in r.malformed.reasons {
@@ -355,6 +385,7 @@ public final class TrafficMetrics: Sendable {
     /// The whole exposition: trafficmon's families, then the `process_*` family.
     public func exposition(format: Format) -> [UInt8] {
         var text = lock.withLock { state in registry.emitToBuffer() + state.windowText + Self.sizeHistogram(state) }
+        Self.appendFlows(flows(), to: &text)
         processMetrics.append(to: &text)
         switch format {
         case .prometheus: return text
@@ -379,8 +410,8 @@ enum Names {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
-    static var packets: MetricNameDescriptor { d("trafficmon_packets_total", "IP packets counted, by direction relative to the local side (in = towards it).") }
-    static var bytes: MetricNameDescriptor { d("trafficmon_bytes_total", "IP wire bytes counted, by direction relative to the local side.") }
+    static var packets: MetricNameDescriptor { d("trafficmon_packets_total", "IP packets counted, by source (an interface, file, netflow, sflow, inject) and direction relative to the local side (in = towards it).") }
+    static var bytes: MetricNameDescriptor { d("trafficmon_bytes_total", "IP bytes counted, by source and direction relative to the local side: wire bytes for captures and sFlow, layer-3 bytes for NetFlow and IPFIX.") }
     static var servicePackets: MetricNameDescriptor { d("trafficmon_service_packets_total", "IP packets by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
     static var serviceBytes: MetricNameDescriptor { d("trafficmon_service_bytes_total", "IP wire bytes by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
     static var nonIPPackets: MetricNameDescriptor { d("trafficmon_non_ip_packets_total", "Frames that are not IP (ARP, LLDP, STP, ...).") }
@@ -419,6 +450,7 @@ enum Names {
     static var windowStart: MetricNameDescriptor { d("trafficmon_window_start_timestamp_seconds", "Start of the last closed window, Unix seconds.") }
     static var windowDuration: MetricNameDescriptor { d("trafficmon_window_duration_seconds", "Length of the last closed window in seconds.") }
     static var windowLatePackets: MetricNameDescriptor { d("trafficmon_window_late_packets", "Late packets in the last closed window.") }
+    static var windowSampled: MetricNameDescriptor { d("trafficmon_window_sampled", "1 when the last closed window holds figures scaled up from sampled flows (estimates), else 0.") }
     static var up: MetricNameDescriptor { d("trafficmon_up", "1 while trafficmon is running.") }
     static var buildInfo: MetricNameDescriptor { d("trafficmon_build_info", "Build information; the value is always 1.") }
 }

@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import TrafficCapture
 import TrafficCore
+import TrafficFlows
 import TrafficStore
 
 /// Puts trafficmon's server together: the capture engine on its thread, the window
@@ -58,17 +59,19 @@ public struct TrafficServer: Sendable {
     }
 
     /// Builds the server over `sources` (a capture file, or live handles: several
-    /// interfaces, several handles each); with a store, the history it holds is loaded first.
+    /// interfaces, several handles each) and `collectors` (flow inputs, live, beside or
+    /// instead of the interfaces); with a store, the history it holds is loaded first.
     public init(
-        configuration: ServerConfiguration, sources: [PacketSource], aggregation: WindowAggregator.Configuration,
-        options: Options = Options(), logger: Logger
+        configuration: ServerConfiguration, sources: [PacketSource], collectors: [FlowCollector] = [],
+        aggregation: WindowAggregator.Configuration, options: Options = Options(), logger: Logger
     ) async throws {
         var aggregation = aggregation
         aggregation.top = configuration.top
         let channel = WindowChannel()
-        let engine = CaptureEngine(sources: sources, configuration: aggregation) { closed in channel.send(closed) }
+        let engine = CaptureEngine(sources: sources, counting: collectors, configuration: aggregation) { closed in channel.send(closed) }
         let state = TrafficState(
-            configuration: configuration, engine: engine, windowLength: aggregation.windowLength, store: options.store)
+            configuration: configuration, engine: engine, collectors: collectors, windowLength: aggregation.windowLength,
+            store: options.store)
         if let store = options.store {
             for record in try await store.recent(limit: configuration.historySize) { state.append(record) }
         }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TrafficCapture
 import TrafficCore
+import TrafficFlows
 import TrafficStore
 
 /// What the HTTP routes read: the window history, the metrics, and the capture engine.
@@ -34,14 +35,22 @@ public final class TrafficState: Sendable {
 
     func noteFlushed() { flushed.store(true, ordering: .releasing) }
 
-    public init(configuration: ServerConfiguration, engine: CaptureEngine, windowLength: Int64, store: WindowStore? = nil) {
+    /// The flow inputs, for their health figures (`/stats/capture`, `trafficmon_flow_*`).
+    public let collectors: [FlowCollector]
+
+    public init(
+        configuration: ServerConfiguration, engine: CaptureEngine, collectors: [FlowCollector] = [], windowLength: Int64,
+        store: WindowStore? = nil
+    ) {
         self.configuration = configuration
         self.engine = engine
+        self.collectors = collectors
         self.windowLength = windowLength
         self.store = store
         self.metrics = TrafficMetrics(
             top: configuration.top, version: configuration.version, partyTTL: configuration.partyTTL,
-            maxPartySeries: configuration.maxPartySeries, interfaces: engine.interfaces)
+            maxPartySeries: configuration.maxPartySeries, interfaces: engine.interfaces, sources: engine.sourceNames,
+            flows: { collectors.map(\.health) })
         self.ring = LockedValue(WindowHistory(capacity: configuration.historySize))
     }
 

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import TrafficCapture
 import TrafficCore
+import TrafficFlows
 import TrafficServer
 import TrafficStore
 
@@ -13,11 +14,12 @@ import TrafficStore
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Capture from an interface (or replay a file) and serve Prometheus metrics and JSON.",
+        abstract: "Capture from an interface (or replay a file), collect flows, and serve Prometheus metrics and JSON.",
         discussion: """
             Live capture needs root, or the capabilities cap_net_raw,cap_net_admin on the binary. \
             --read FILE replays a capture file as fast as it can and then keeps serving what it \
-            computed (no privileges needed). SIGINT/SIGTERM close the open window and exit 0.
+            computed (no privileges needed). --netflow and --sflow collect flows from routers and \
+            switches, with or without --interface. SIGINT/SIGTERM close the open window and exit 0.
             """)
 
     @Option(help: ArgumentHelp("Capture live on this interface (see: trafficmon interfaces); repeatable: several interfaces feed one set of windows.", valueName: "name"))
@@ -28,6 +30,21 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Replay this capture file (pcap or pcapng) instead of capturing live.", valueName: "file"))
     var read: String?
+
+    @Option(help: ArgumentHelp("Collect NetFlow v5, v9 and IPFIX on this UDP address: HOST:PORT, [IPv6]:PORT or :PORT (every address).", valueName: "address"))
+    var netflow: String?
+
+    @Option(help: ArgumentHelp("Collect sFlow v5 on this UDP address: HOST:PORT, [IPv6]:PORT or :PORT.", valueName: "address"))
+    var sflow: String?
+
+    @Option(name: .customLong("flow-direction"), help: ArgumentHelp("Flow records counted, where the record says its direction: ingress, egress or both (records that do not say always count).", valueName: "direction"))
+    var flowDirection: String = "ingress"
+
+    @Option(name: .customLong("flow-buffer-size"), help: ArgumentHelp("Receive buffer of each flow socket in MiB (beyond net.core.rmem_max only as root).", valueName: "mib"))
+    var flowBufferSize: Int = 32
+
+    @Option(name: .customLong("max-flow-exporters"), help: ArgumentHelp("Flow exporters tracked one by one (templates, health); later ones are counted as 'other'.", valueName: "n"))
+    var maxFlowExporters: Int = 256
 
     @OptionGroup var aggregation: AggregationOptions
 
@@ -83,10 +100,27 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
+        let flows = netflow != nil || sflow != nil
         switch (interface.isEmpty, read) {
-        case (true, nil): throw ValidationError("give --interface NAME to capture live or --read FILE to replay a file")
+        case (true, nil) where !flows:
+            throw ValidationError("give --interface NAME to capture live, --read FILE to replay a file, or --netflow/--sflow ADDRESS to collect flows")
         case (false, .some): throw ValidationError("--interface and --read exclude each other; give one")
         default: break
+        }
+        if read != nil && flows {
+            throw ValidationError("--netflow and --sflow collect live flows; a replayed file (--read) runs on packet time: give them with --interface or alone")
+        }
+        for (flag, value) in [("--netflow", netflow), ("--sflow", sflow)] {
+            guard let value else { continue }
+            do { _ = try FlowListenAddress(parsing: value) } catch { throw ValidationError("\(flag): \(error.description)") }
+        }
+        if let netflow, let sflow, netflow == sflow { throw ValidationError("--netflow and --sflow need two different addresses") }
+        guard FlowDirectionFilter(rawValue: flowDirection) != nil else {
+            throw ValidationError("--flow-direction must be ingress, egress or both, not '\(flowDirection)'")
+        }
+        guard (1...4096).contains(flowBufferSize) else { throw ValidationError("--flow-buffer-size must be from 1 to 4096 MiB, not \(flowBufferSize)") }
+        guard (0...100_000).contains(maxFlowExporters) else {
+            throw ValidationError("--max-flow-exporters must be from 0 to 100000, not \(maxFlowExporters)")
         }
         guard (1...64).contains(captureThreads) else { throw ValidationError("--capture-threads must be from 1 to 64, not \(captureThreads)") }
         if read != nil && captureThreads > 1 {
@@ -122,6 +156,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// What `prepare()` did while privileged: the open capture, secrets read, root dropped.
     struct Prepared: Sendable {
         var sources: [PacketSource]
+        var collectors: [FlowCollector]
         var localNetworks: LocalNetworks
         var options: TrafficServer.Options
         var server: ServerConfiguration
@@ -167,8 +202,8 @@ struct ServeCommand: AsyncParsableCommand {
         var local = try aggregation.localNetworks()
         var sources: [PacketSource] = []
         do {
-            if interface.isEmpty {
-                sources = [try PacketSource.openFile(read ?? "", filter: aggregation.filter)]
+            if let read {
+                sources = [try PacketSource.openFile(read, filter: aggregation.filter)]
             }
             for name in interface {
                 var live = PacketSource.LiveOptions(interface: name)
@@ -185,8 +220,25 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw UserFacingError(error)
         }
+        // Before dropping root: a port below 1024, and a receive buffer past net.core.rmem_max.
+        var collectors: [FlowCollector] = []
+        let direction = FlowDirectionFilter(rawValue: flowDirection) ?? .ingress
+        for (kind, flag, text) in [(FlowCollector.Kind.netflow, "--netflow", netflow), (.sflow, "--sflow", sflow)] {
+            guard let text else { continue }
+            do {
+                let collector = try FlowCollector(
+                    kind: kind, listen: try FlowListenAddress(parsing: text), receiveBuffer: flowBufferSize << 20, direction: direction,
+                    maxExporters: maxFlowExporters)
+                if collector.health.receiveBuffer < flowBufferSize << 20 {
+                    logger.warning("\(flag): the kernel granted a receive buffer of \(collector.health.receiveBuffer >> 10) KiB, not \(flowBufferSize) MiB (raise net.core.rmem_max, or start as root)")
+                }
+                collectors.append(collector)
+            } catch {
+                throw UserFacingError("\(flag): \(error.description)")
+            }
+        }
         if let user { try Privileges.drop(to: user) }
-        return Prepared(sources: sources, localNetworks: local, options: options, server: server, logger: logger)
+        return Prepared(sources: sources, collectors: collectors, localNetworks: local, options: options, server: server, logger: logger)
     }
 
     /// The unprivileged part: the database, the server, until a signal.
@@ -213,13 +265,20 @@ struct ServeCommand: AsyncParsableCommand {
         let trafficServer: TrafficServer
         do {
             trafficServer = try await TrafficServer(
-                configuration: server, sources: prepared.sources, aggregation: windowConfiguration, options: options, logger: logger)
+                configuration: server, sources: prepared.sources, collectors: prepared.collectors, aggregation: windowConfiguration,
+                options: options, logger: logger)
         } catch {
             throw UserFacingError(error)
         }
-        let what = interface.isEmpty
-            ? "replaying \(read ?? "")"
-            : "capturing on \(interface.joined(separator: ", "))\(captureThreads > 1 ? " with \(captureThreads) threads each" : "")"
+        var inputs: [String] = []
+        if let read { inputs.append("replaying \(read)") }
+        if !interface.isEmpty {
+            inputs.append("capturing on \(interface.joined(separator: ", "))\(captureThreads > 1 ? " with \(captureThreads) threads each" : "")")
+        }
+        for collector in prepared.collectors {
+            inputs.append("collecting \(collector.kind.rawValue) on \(collector.listen) (port \(collector.port))")
+        }
+        let what = inputs.joined(separator: "; ")
         logger.info("starting (\(what), local networks: \(prepared.localNetworks.prefixes.map(\.description).joined(separator: ", ")))")
         do {
             try await trafficServer.runService()
