@@ -53,7 +53,7 @@ public enum TestProcess {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = input == nil ? FileHandle.nullDevice : inp
-        try process.run()
+        try withDefaultSignalMask { try process.run() }
         // Read both pipes while the process runs, so a large output cannot block it.
         let stdoutBox = DataBox(), stderrBox = DataBox()
         let group = DispatchGroup()
@@ -74,6 +74,18 @@ public enum TestProcess {
         }
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: stdoutBox.data, stderr: String(decoding: stderrBox.data, as: UTF8.self))
+    }
+
+    /// Runs `body` (which starts a child) with no signal blocked on this thread, so the child
+    /// starts with none blocked: a child inherits its parent thread's mask, and the test
+    /// runner's threads block some (SIGINT, SIGTERM), which makes a daemon that stops its
+    /// helper processes with them (pmacctd and its plugins) wait for ever.
+    public static func withDefaultSignalMask<T>(_ body: () throws -> T) rethrows -> T {
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        return try body()
     }
 
     /// `run` of `program` (an absolute path, or a name looked up with `which`) on a Dispatch
