@@ -445,13 +445,25 @@ final class WindowParts: @unchecked Sendable {
     /// else the window's totals for the one that did (or the first name, when none did).
     func sourceCounts(names: [String], window: (in: Counts, out: Counts)) -> [SourceCounts] {
         let only = tables.first?.0.input ?? 0
-        return names.enumerated().map { i, name in
+        let perInput = names.enumerated().map { i, name in
             if let perInput = ipPerInput {
                 let totals = perInput[i] ?? (.zero, .zero)
                 return SourceCounts(name: name, in: totals.in, out: totals.out)
             }
             return i == only ? SourceCounts(name: name, in: window.in, out: window.out) : SourceCounts(name: name)
         }
+        // Inputs of one kind (two --netflow addresses) are one source: summed, in first-seen order.
+        guard Set(names).count < names.count else { return perInput }
+        var merged: [SourceCounts] = []
+        for part in perInput {
+            if let k = merged.firstIndex(where: { $0.name == part.name }) {
+                merged[k].in += part.in
+                merged[k].out += part.out
+            } else {
+                merged.append(part)
+            }
+        }
+        return merged
     }
 }
 

@@ -40,6 +40,13 @@ public final class FlowCollector: CountingInput, @unchecked Sendable {
     /// The UDP port bound (the kernel's choice when asked for port 0).
     public var port: UInt16 { socket.port }
 
+    /// The address listened on with the port bound, as health and metrics name the input.
+    public var bound: String {
+        var address = listen
+        address.port = socket.port
+        return address.description
+    }
+
     /// Opens and binds the socket (this needs no privilege above port 1023).
     /// - Parameters:
     ///   - receiveBuffer: the socket's receive buffer, bytes (32 MiB: an exporter's burst
@@ -57,8 +64,10 @@ public final class FlowCollector: CountingInput, @unchecked Sendable {
         exporters = ExporterTable(limit: maxExporters)
         netflow = NetFlowDecoder(exporters: exporters)
         sflow = SFlowDecoder(exporters: exporters)
+        var bound = listen
+        bound.port = socket.port
         published = LockedValue(FlowCollectorHealth(
-            source: kind.rawValue, listen: listen.description, port: socket.port, receiveBuffer: socket.receiveBuffer))
+            source: kind.rawValue, listen: bound.description, port: socket.port, receiveBuffer: socket.receiveBuffer))
     }
 
     /// The collector's figures, as last published (at most ~250 ms old).
@@ -103,7 +112,7 @@ public final class FlowCollector: CountingInput, @unchecked Sendable {
 
     private func publish(now: Int64) {
         let snapshot = FlowCollectorHealth(
-            source: kind.rawValue, listen: listen.description, port: socket.port, receiveBuffer: socket.receiveBuffer,
+            source: kind.rawValue, listen: bound, port: socket.port, receiveBuffer: socket.receiveBuffer,
             datagrams: datagrams, receiveErrors: socket.kernelDrops, templates: exporters.templateCount, exporters: exporters.health)
         published.withLock { $0 = snapshot }
         lastPublished = now

@@ -2,7 +2,8 @@ import Foundation
 import TrafficFlows
 
 /// The flow inputs' families, rendered at each scrape from the collectors' published
-/// figures: per collector (`source`: `netflow`, `sflow`) its kernel receive errors and
+/// figures: per collector (`source`: `netflow`, `sflow`; `listen`: its address, so two
+/// inputs of one kind stay apart) its kernel receive errors and
 /// buffer, per exporter (its address, or `other` past `--max-flow-exporters`) datagrams,
 /// records, records left out by `--flow-direction`, decode errors by reason (a reason's
 /// series appears once it counts), sequence gaps, data sets waiting for a template,
@@ -20,7 +21,7 @@ extension TrafficMetrics {
             samples(&text)
         }
         func labels(_ c: FlowCollectorHealth, _ e: FlowExporterHealth) -> String {
-            "source=\"\(escape(c.source))\",exporter=\"\(escape(e.exporter))\""
+            "source=\"\(escape(c.source))\",listen=\"\(escape(c.listen))\",exporter=\"\(escape(e.exporter))\""
         }
         func perExporter(_ name: String, _ type: String, _ help: String, _ value: (FlowExporterHealth) -> String) {
             family(name, type, help) { text in
@@ -31,10 +32,10 @@ extension TrafficMetrics {
         }
         family("trafficmon_flow_receive_errors_total", "counter",
                "Flow datagrams the kernel dropped because the collector's receive buffer was full (SO_RXQ_OVFL).") { text in
-            for c in collectors { text += "trafficmon_flow_receive_errors_total{source=\"\(escape(c.source))\"} \(c.receiveErrors)\n" }
+            for c in collectors { text += "trafficmon_flow_receive_errors_total{source=\"\(escape(c.source))\",listen=\"\(escape(c.listen))\"} \(c.receiveErrors)\n" }
         }
         family("trafficmon_flow_receive_buffer_bytes", "gauge", "The receive buffer the kernel granted the flow collector's socket.") { text in
-            for c in collectors { text += "trafficmon_flow_receive_buffer_bytes{source=\"\(escape(c.source))\"} \(c.receiveBuffer)\n" }
+            for c in collectors { text += "trafficmon_flow_receive_buffer_bytes{source=\"\(escape(c.source))\",listen=\"\(escape(c.listen))\"} \(c.receiveBuffer)\n" }
         }
         perExporter("trafficmon_flow_datagrams_total", "counter", "Flow datagrams received, by exporter.") { "\($0.datagrams)" }
         perExporter("trafficmon_flow_records_total", "counter", "Flow records (and sFlow packet samples) counted into windows, by exporter.") { "\($0.records)" }

@@ -31,11 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Replay this capture file (pcap or pcapng) instead of capturing live.", valueName: "file"))
     var read: String?
 
-    @Option(help: ArgumentHelp("Collect NetFlow v5, v9 and IPFIX on this UDP address: HOST:PORT, [IPv6]:PORT or :PORT (every address).", valueName: "address"))
-    var netflow: String?
+    @Option(help: ArgumentHelp("Collect NetFlow v5, v9 and IPFIX on this UDP address: HOST:PORT, [IPv6]:PORT or :PORT (every address); repeatable.", valueName: "address"))
+    var netflow: [String] = []
 
-    @Option(help: ArgumentHelp("Collect sFlow v5 on this UDP address: HOST:PORT, [IPv6]:PORT or :PORT.", valueName: "address"))
-    var sflow: String?
+    @Option(help: ArgumentHelp("Collect sFlow v5 on this UDP address: HOST:PORT, [IPv6]:PORT or :PORT; repeatable.", valueName: "address"))
+    var sflow: [String] = []
 
     @Option(name: .customLong("flow-direction"), help: ArgumentHelp("Flow records counted, where the record says its direction: ingress, egress or both (records that do not say always count).", valueName: "direction"))
     var flowDirection: String = "ingress"
@@ -100,7 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        let flows = netflow != nil || sflow != nil
+        let flows = !netflow.isEmpty || !sflow.isEmpty
         switch (interface.isEmpty, read) {
         case (true, nil) where !flows:
             throw ValidationError("give --interface NAME to capture live, --read FILE to replay a file, or --netflow/--sflow ADDRESS to collect flows")
@@ -110,11 +110,15 @@ struct ServeCommand: AsyncParsableCommand {
         if read != nil && flows {
             throw ValidationError("--netflow and --sflow collect live flows; a replayed file (--read) runs on packet time: give them with --interface or alone")
         }
-        for (flag, value) in [("--netflow", netflow), ("--sflow", sflow)] {
-            guard let value else { continue }
-            do { _ = try FlowListenAddress(parsing: value) } catch { throw ValidationError("\(flag): \(error.description)") }
+        var seen: Set<String> = []
+        for (flag, value) in netflow.map({ ("--netflow", $0) }) + sflow.map({ ("--sflow", $0) }) {
+            let address: FlowListenAddress
+            do { address = try FlowListenAddress(parsing: value) } catch { throw ValidationError("\(flag): \(error.description)") }
+            // Port 0 asks the kernel for a free port: never the same one twice.
+            guard address.port == 0 || seen.insert(address.description).inserted else {
+                throw ValidationError("\(flag) \(value): that address is given twice; each flow input needs its own")
+            }
         }
-        if let netflow, let sflow, netflow == sflow { throw ValidationError("--netflow and --sflow need two different addresses") }
         guard FlowDirectionFilter(rawValue: flowDirection) != nil else {
             throw ValidationError("--flow-direction must be ingress, egress or both, not '\(flowDirection)'")
         }
@@ -223,8 +227,8 @@ struct ServeCommand: AsyncParsableCommand {
         // Before dropping root: a port below 1024, and a receive buffer past net.core.rmem_max.
         var collectors: [FlowCollector] = []
         let direction = FlowDirectionFilter(rawValue: flowDirection) ?? .ingress
-        for (kind, flag, text) in [(FlowCollector.Kind.netflow, "--netflow", netflow), (.sflow, "--sflow", sflow)] {
-            guard let text else { continue }
+        let inputs = netflow.map { (FlowCollector.Kind.netflow, "--netflow", $0) } + sflow.map { (FlowCollector.Kind.sflow, "--sflow", $0) }
+        for (kind, flag, text) in inputs {
             do {
                 let collector = try FlowCollector(
                     kind: kind, listen: try FlowListenAddress(parsing: text), receiveBuffer: flowBufferSize << 20, direction: direction,
@@ -234,7 +238,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 collectors.append(collector)
             } catch {
-                throw UserFacingError("\(flag): \(error.description)")
+                throw UserFacingError("\(flag) \(text): \(error.description)")
             }
         }
         if let user { try Privileges.drop(to: user) }

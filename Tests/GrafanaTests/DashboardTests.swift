@@ -124,9 +124,15 @@ struct DashboardTests {
             "process_cpu_seconds_total", "up{", "trafficmon_client_bytes_total", "trafficmon_server_bytes_total",
             "trafficmon_window_server_bytes", "trafficmon_window_servers", "trafficmon_party_series",
             "trafficmon_party_series_refused_total", "trafficmon_capture_oversized_frames_total",
+            "trafficmon_flow_records_total", "trafficmon_flow_datagrams_total", "trafficmon_flow_decode_errors_total",
+            "trafficmon_flow_sequence_gaps_total", "trafficmon_flow_missing_template_total",
+            "trafficmon_flow_receive_errors_total", "trafficmon_flow_exporter_last_seen_timestamp_seconds",
+            "trafficmon_flow_sampling_rate", "trafficmon_window_sampled",
         ] {
             #expect(all.contains(metric), "no panel queries \(metric)")
         }
+        // Flow inputs by exporter.
+        #expect(panels.contains { $0.expressions.contains { $0.contains("sum by (instance, source, exporter) (rate(trafficmon_flow_records_total{") } })
         // Throughput in bits/s, in and out.
         let throughput = panels.filter { $0.unit == "bps" && $0.expressions.contains { $0.contains("trafficmon_bytes_total") } }
         #expect(throughput.contains { p in p.expressions.contains { $0.contains(#"direction="in""#) } && p.expressions.contains { $0.contains(#"direction="out""#) } })

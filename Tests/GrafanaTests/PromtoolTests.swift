@@ -25,7 +25,7 @@ struct PromtoolTests {
         // Both files were read and hold rules (the seven alerts at least).
         #expect(result.stdoutText.contains("SUCCESS"))
         let alerts = try Repo.text("grafana/prometheus/alerts.yml")
-        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured"] {
+        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured", "FlowExporterSilent"] {
             #expect(alerts.contains("alert: \(name)\n"), "alerts.yml has no \(name)")
         }
     }
@@ -67,7 +67,7 @@ struct PromtoolTests {
         #expect(result.stdoutText.contains("SUCCESS"))
         // Each alert is tested both ways: firing on one series, silent on another.
         let tests = try Repo.text("grafana/prometheus/alerts_test.yml")
-        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured"] {
+        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured", "FlowExporterSilent"] {
             #expect(tests.contains("alertname: \(name)\n"), "alerts_test.yml does not test \(name)")
         }
     }

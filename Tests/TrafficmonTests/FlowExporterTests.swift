@@ -191,7 +191,10 @@ import Glibc
         }
         feeder.release()
         let result = try await run.value
-        #expect(result.status == 0, "pmacctd: \(result.stderr)")
+        // At the end of a savefile pmacctd 1.7.7 stops its plugin and exits 0, or 1 when its
+        // core sees the plugin gone first ("no more plugins active"): both are a full read.
+        let ended = result.status == 0 || (result.status == 1 && result.stderr.contains("no more plugins active"))
+        #expect(ended, "pmacctd: \(result.stderr)")
     }
 
     @Test func pmacctdSFlowUnsampledMatchesReportExactly() async throws {

@@ -591,6 +591,45 @@
     set('h-windows', fmtExact(c.windows_closed));
     set('h-window-length', fmtWindowLength(c.window_seconds));
     tickUptime();
+    renderFlows(c);
+  }
+
+  /** The flow inputs (--netflow, --sflow) by exporter, from /stats/capture; the panel is
+   *  hidden when none runs. */
+  function renderFlows(c) {
+    const inputs = Array.isArray(c.flows) ? c.flows : [];
+    $('panel-flows').hidden = inputs.length === 0;
+    if (inputs.length === 0) return;
+    const rows = [];
+    const notes = [];
+    for (const input of inputs) {
+      const name = input.source + ' ' + input.listen;
+      if (input.receive_errors > 0) notes.push(name + ': ' + fmtExact(input.receive_errors) + ' datagrams lost in the kernel (receive buffer full)');
+      if (input.exporters.length === 0) {
+        const tr = el('tr', { 'data-input': name });
+        tr.append(el('td', {}, name), el('td', { class: 'muted', colspan: '8' }, 'No exporter heard yet.'));
+        rows.push(tr);
+      }
+      for (const e of input.exporters) {
+        const errors = Object.values(e.errors || {}).reduce((a, b) => a + b, 0);
+        const tr = el('tr', { 'data-input': name, 'data-exporter': e.exporter });
+        tr.append(el('td', {}, name), el('td', {}, e.exporter));
+        const cells = [
+          [fmtExact(e.datagrams), false], [fmtExact(e.records), false], [fmtExact(errors), errors > 0],
+          [fmtExact(e.sequence_gaps), e.sequence_gaps > 0], [fmtExact(e.missing_template), false],
+          [e.sampling_rate > 1 ? '1 in ' + fmtExact(e.sampling_rate) : 'none', false],
+        ];
+        for (const [text, bad] of cells) {
+          const td = el('td', { class: 'num' + (bad ? ' bad' : '') }, text);
+          tr.append(td);
+        }
+        const ago = e.last_seen_ns > 0 ? fmtClock(e.last_seen_ns / 1e6) : '–';
+        tr.append(el('td', {}, ago));
+        rows.push(tr);
+      }
+    }
+    $('flows-table').tBodies[0].replaceChildren(...rows);
+    $('flows-note').textContent = notes.join('; ');
   }
 
   function tickUptime() {
