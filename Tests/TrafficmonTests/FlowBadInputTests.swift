@@ -154,4 +154,31 @@ import TrafficTestSupport
         #expect(metrics.value("trafficmon_flow_records_total", ["source": "netflow", "exporter": "127.0.0.3"]) == Double(goodRecords))
         #expect(try await server.get("/healthz").status == 200)
     }
+
+    /// A bad flow flag ends in one sentence naming it and status 64 (a port in use: status 1),
+    /// before any capture starts.
+    @Test(arguments: [
+        (["--netflow", "2055"], "--netflow"),
+        (["--sflow", "::1:6343"], "--sflow"),
+        (["--netflow", "127.0.0.1:70000"], "--netflow"),
+        (["--netflow", "127.0.0.1:2055", "--sflow", "127.0.0.1:2055"], "given twice"),
+        (["--netflow", ":2055", "--flow-direction", "sideways"], "--flow-direction"),
+        (["--netflow", ":2055", "--read", "x.pcap"], "--read"),
+        (["--netflow", ":2055", "--flow-buffer-size", "0"], "--flow-buffer-size"),
+    ])
+    func badFlowFlagsAreOneSentence(arguments: [String], names: String) throws {
+        let result = try TestProcess.run(TestProcess.trafficmon, ["serve", "--no-db"] + arguments, environment: TestProcess.environment())
+        ReportCommandTests.expectOneErrorLine(result)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains(names), "\(result.stderr)")
+    }
+
+    @Test func aFlowPortInUseIsOneSentence() throws {
+        let taken = try FlowCollector(kind: .netflow, listen: FlowListenAddress(parsing: "127.0.0.1:0"))
+        let result = try TestProcess.run(
+            TestProcess.trafficmon, ["serve", "--no-db", "--listen", "127.0.0.1:0", "--netflow", "127.0.0.1:\(taken.port)"],
+            environment: TestProcess.environment())
+        ReportCommandTests.expectOneErrorLine(result)
+        #expect(result.stderr.contains("--netflow 127.0.0.1:\(taken.port)"), "\(result.stderr)")
+    }
 }
