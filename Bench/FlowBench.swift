@@ -89,6 +89,25 @@ func sflowDatagrams(_ count: Int) -> [[UInt8]] {
 
 /// Runs `body` over the datagrams (each with its sequence field advanced first) for about
 /// `seconds`; returns records (or bytes, for the baseline) per second.
+/// Allocations so far, when Bench/malloc-count.c is preloaded (nil otherwise).
+let mallocCount: (@convention(c) () -> UInt)? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "trafficmon_malloc_count")
+    .map { unsafeBitCast($0, to: (@convention(c) () -> UInt).self) }
+
+/// Allocations per record while `body` decodes and counts the datagrams once more (warm).
+func allocationsPerRecord(_ datagrams: inout [[UInt8]], sequenceAt offset: Int, step: UInt32, _ body: (UnsafeRawBufferPointer) -> Int) -> String {
+    guard let mallocCount else { return "n/a (run through scripts/bench-flows)" }
+    var records = 0
+    let before = mallocCount()
+    for i in datagrams.indices {
+        sequence &+= step
+        datagrams[i].withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: (sequence &- step).bigEndian, toByteOffset: offset, as: UInt32.self)
+            records += body(UnsafeRawBufferPointer(raw))
+        }
+    }
+    return String(format: "%.4f", Double(mallocCount() - before) / Double(max(1, records)))
+}
+
 /// The next sequence number, kept across measures so the exporter's numbering never jumps.
 var sequence: UInt32 = 0
 func measure(_ datagrams: inout [[UInt8]], sequenceAt offset: Int, step: UInt32, _ body: (UnsafeRawBufferPointer) -> Int) -> Double {
@@ -139,12 +158,21 @@ do {
         }
         return n
     }
+    let ipfixAllocations = allocationsPerRecord(&messages, sequenceAt: 8, step: UInt32(ipfixPerMessage)) { raw in
+        var n = 0
+        decoder.decode(raw, from: exporter, at: now) { record in
+            shard.countFlow(record.packet, packets: record.scaledPackets, bytes: record.scaledBytes, timestamp: record.end,
+                            sampled: record.samplingRate > 1) { now }
+            n += 1
+        }
+        return n
+    }
     let bytesPerRecord = Double(messages[0].count) / Double(ipfixPerMessage)
     let read = measure(&messages, sequenceAt: 8, step: UInt32(ipfixPerMessage), baseline) / bytesPerRecord
     let h = table.health.first!
     precondition(h.sequenceGaps == 0 && h.errors.values.allSatisfy { $0 == 0 }, "IPFIX decode errors in the bench: \(h)")
     print(String(format: "ipfix  decode %12.0f records/s  decode+count %12.0f records/s  byte-read baseline %12.0f records/s  decode/baseline %.3f",
-                 decode, count, read, decode / read))
+                 decode, count, read, decode / read) + "  allocations/record \(ipfixAllocations)")
 }
 
 // sFlow.
@@ -168,11 +196,20 @@ do {
         }
         return n
     }
+    let sflowAllocations = allocationsPerRecord(&datagrams, sequenceAt: 16, step: 1) { raw in
+        var n = 0
+        decoder.decode(raw, from: exporter, at: now) { record in
+            shard.countFlow(record.packet, packets: record.scaledPackets, bytes: record.scaledBytes, timestamp: record.end,
+                            sampled: record.samplingRate > 1) { now }
+            n += 1
+        }
+        return n
+    }
     let bytesPerRecord = Double(datagrams[0].count) / Double(sflowPerDatagram)
     let read = measure(&datagrams, sequenceAt: 16, step: 1, baseline) / bytesPerRecord
     let h = table.health.first!
     precondition(h.errors.values.allSatisfy { $0 == 0 }, "sFlow decode errors in the bench: \(h)")
     print(String(format: "sflow  decode %12.0f records/s  decode+count %12.0f records/s  byte-read baseline %12.0f records/s  decode/baseline %.3f",
-                 decode, count, read, decode / read))
+                 decode, count, read, decode / read) + "  allocations/record \(sflowAllocations)")
 }
 if checksum == 42 { print("") }

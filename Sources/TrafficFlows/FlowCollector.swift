@@ -82,8 +82,10 @@ public final class FlowCollector: CountingInput, @unchecked Sendable {
                 let exporter = exporters.exporter(sender)
                 // The open window moves at most once per window length: read once per datagram.
                 let open = openWindow()
-                let count: (inout FlowRecord) -> Void = { record in
-                    guard self.direction.counts(record.direction) else {
+                // A local function passed as a non-escaping argument: its context stays on the
+                // stack, so no datagram allocates.
+                func count(_ record: inout FlowRecord) {
+                    guard direction.counts(record.direction) else {
                         exporter.filtered &+= 1
                         return
                     }
