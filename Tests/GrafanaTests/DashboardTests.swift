@@ -4,7 +4,7 @@ import Testing
 /// The dashboard's rules, checked on the JSON model itself.
 @Suite("Grafana dashboard JSON")
 struct DashboardTests {
-    static let allowedUnits: Set<String> = ["bps", "Bps", "pps", "bytes", "short", "percentunit"]
+    static let allowedUnits: Set<String> = ["bps", "Bps", "pps", "bytes", "short", "percentunit", "s"]
     static let instanceFilter = #"instance=~"$instance""#
 
     @Test("schemaVersion, uid, title")

@@ -4,7 +4,8 @@ import TrafficCore
 import TrafficTestSupport
 
 /// A real Prometheus scraping two real `trafficmon serve --read` processes (fed live
-/// through POST /debug/inject), and every dashboard query run against it.
+/// through POST /debug/inject) and a third collecting NetFlow, and every dashboard query
+/// run against it.
 @Suite("Live Prometheus scraping two trafficmon sensors")
 struct LivePrometheusTests {
     /// What Grafana would put in for `$__rate_interval` at a 1 s scrape interval.
@@ -32,9 +33,27 @@ struct LivePrometheusTests {
             let process = try ServerProcess(name: name, executable: TestProcess.trafficmon, arguments: arguments, port: port, in: dir)
             sensors.append((name, "127.0.0.1:\(port)", process))
         }
+        // A third sensor collects NetFlow only (live: flows do not go with --read), for the
+        // flow-input panels; the injector below sends it v5 datagrams.
+        let flowPort = try TestProcess.freePort()
+        let collector = try ServerProcess(
+            name: "collector", executable: TestProcess.trafficmon,
+            arguments: ["serve", "--netflow", "127.0.0.1:0", "--enable-debug-inject", "--window", "1s", "--listen", "127.0.0.1:\(flowPort)", "--no-db"]
+                + SyntheticTraffic.localNetworks.flatMap { ["--local-net", $0] },
+            port: flowPort, in: dir)
+        sensors.append(("collector", "127.0.0.1:\(flowPort)", collector))
         for sensor in sensors {
             _ = try await sensor.process.waitUntilServing("/healthz", timeout: 60)
         }
+        var netflowPort: UInt16?
+        try await collector.waitUntil("the collector's NetFlow port in its log") {
+            netflowPort = collector.stderr.firstMatch(of: /\(port (\d+)\)/).flatMap { UInt16($0.1) }
+            return netflowPort != nil
+        }
+        let flowTarget = try #require(netflowPort)
+        let exporter = try UDPSender(from: "127.0.0.1")
+        // One undecodable datagram, so the decode-error query has a series.
+        _ = exporter.send([0, 5, 0], to: "127.0.0.1", port: flowTarget)
 
         // Prometheus with the shipped prometheus.yml, sped up (1 s scrapes and rule
         // evaluations), scraping both sensors and loading the shipped rule files.
@@ -65,6 +84,11 @@ struct LivePrometheusTests {
                         }
                     }
                 }
+                let seconds = UInt32(Date().timeIntervalSince1970)
+                let flow = FlowDatagrams.V5Record(
+                    source: ["198.51.100.7", "203.0.113.9"][tick % 2], destination: "10.0.0.1", sourcePort: 40000, destinationPort: 443,
+                    packets: 3, bytes: UInt32(600 + tick % 7 * 100))
+                _ = exporter.send(FlowDatagrams.netflowV5([flow], sequence: UInt32(tick), unixSeconds: seconds), to: "127.0.0.1", port: flowTarget)
                 tick += 1
                 try? await Task.sleep(for: .milliseconds(200))
             }
