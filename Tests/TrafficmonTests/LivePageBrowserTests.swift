@@ -537,4 +537,52 @@ import Glibc
         let unexpected = browser.logErrors.filter { !$0.contains("401") }
         #expect(unexpected.isEmpty, "console/log errors: \(unexpected)")
     }
+
+    /// A collector of flows only: the "Flow inputs" panel lists each input's exporters with
+    /// their datagrams, records and errors (flagged), from /stats/capture.
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    func flowInputsAreListedByExporter() async throws {
+        try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
+        let (dir, shots) = try Self.folder("live-page-flows")
+        defer { Self.cleanUp(dir, keeping: shots) }
+        let port = try TestProcess.freePort()
+        let server = try ServerProcess.trafficmon(
+            ["serve", "--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--listen", "127.0.0.1:\(port)", "--no-db", "--window", "2s"]
+                + SyntheticTraffic.localNetworks.flatMap { ["--local-net", $0] }, port: port, in: dir)
+        defer { server.stop() }
+        _ = try await server.waitUntilServing("/readyz")
+        var netflow: UInt16?
+        try await server.waitUntil("the NetFlow port in the log") {
+            netflow = server.stderr.firstMatch(of: /collecting netflow on \S+ \(port (\d+)\)/).flatMap { UInt16($0.1) }
+            return netflow != nil
+        }
+        let target = try #require(netflow)
+        let exporter = try UDPSender(from: "127.0.0.2")
+        let seconds = UInt32(Date().timeIntervalSince1970)
+        for sequence in 0..<3 {
+            let record = FlowDatagrams.V5Record(source: "198.51.100.7", destination: "10.0.0.1", sourcePort: 40000, destinationPort: 443, packets: 2, bytes: 900)
+            #expect(exporter.send(FlowDatagrams.netflowV5([record], sequence: UInt32(sequence), unixSeconds: seconds), to: "127.0.0.1", port: target))
+        }
+        #expect(exporter.send([0, 5, 0, 1], to: "127.0.0.1", port: target))
+
+        let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
+        defer { browser.close() }
+        try await browser.navigate("http://127.0.0.1:\(port)/")
+        let row = "document.querySelector('#flows-table tbody tr[data-exporter=\"127.0.0.2\"]')"
+        let listed = try await browser.wait(
+            until: "!document.getElementById('panel-flows').hidden && \(row) !== null && \(row).cells[2].textContent === '4'", timeout: .seconds(20))
+        #expect(listed, "the flow panel does not list the exporter")
+        let cells: [String] = try await browser.evaluate("Array.from(\(row).cells).map((c) => c.textContent)")
+        #expect(cells.count == 9 && cells[0].hasPrefix("netflow 127.0.0.1:") && cells[1] == "127.0.0.2", "\(cells)")
+        #expect(cells[3] == "3" && cells[4] == "1" && cells[7] == "none", "\(cells)")
+        let flagged: Bool = try await browser.evaluate("\(row).cells[4].classList.contains('bad')")
+        #expect(flagged, "the decode error is not flagged")
+        let source: String = try await browser.evaluate("document.getElementById('source').textContent")
+        #expect(source.hasPrefix("Collecting flows on netflow 127.0.0.1:") && source.contains(", sflow 127.0.0.1:"), "\(source)")
+        // The sFlow input is listed too, with no exporter yet.
+        let inputs: Int = try await browser.evaluate("document.querySelectorAll('#flows-table tbody tr').length")
+        #expect(inputs == 2)
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page-flows.png")), "the screenshot")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+    }
 }

@@ -376,9 +376,13 @@
     const c = state.capture;
     if (!c) return;
     $('version').textContent = c.version ? 'v' + c.version : '';
-    const kind = c.source && c.source.kind === 'interface' ? 'interface' : 'file';
+    const kind = c.source ? c.source.kind : 'file';
     const name = c.source ? c.source.name : '';
-    $('source').textContent = (kind === 'interface' ? 'Capturing on ' : 'Replayed from ') + name;
+    const flows = Array.isArray(c.flows) ? c.flows.map((f) => f.source + ' ' + f.listen) : [];
+    const collecting = flows.length ? 'collecting flows on ' + flows.join(', ') : '';
+    if (kind === 'flows') $('source').textContent = 'C' + collecting.slice(1);
+    else if (kind === 'interface') $('source').textContent = 'Capturing on ' + name + (collecting ? '; ' + collecting : '');
+    else $('source').textContent = 'Replayed from ' + name;
     document.title = 'trafficmon · ' + name;
   }
 
