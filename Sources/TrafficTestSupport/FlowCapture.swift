@@ -23,9 +23,12 @@ public enum FlowCapture {
         (1, 0, 56, 56),
     ]
 
-    /// Writes `packets` frames spread evenly over `seconds` from `start` (nanoseconds).
+    /// Writes `packets` frames spread evenly over `seconds` from `start` (nanoseconds); with
+    /// `padded` false short frames are left unpadded, so every frame is its IP packet plus
+    /// the 14-byte Ethernet header (for exporters that count the IP length).
     public static func write(
-        to url: URL, packets: Int, clients: Int = 2000, start: Int64, seconds: Double = 30, seed: UInt64 = 1, snapLength: Int = 128
+        to url: URL, packets: Int, clients: Int = 2000, start: Int64, seconds: Double = 30, seed: UInt64 = 1, snapLength: Int = 128,
+        padded: Bool = true
     ) throws {
         FileManager.default.createFile(atPath: url.path, contents: nil)
         let handle = try FileHandle(forWritingTo: url)
@@ -72,7 +75,7 @@ public enum FlowCapture {
                 ? FrameBuilder.ipv6(src: source, dst: destination, proto: proto, payload: transport)
                 : FrameBuilder.ipv4(src: source, dst: destination, proto: proto, payload: transport)
             var frame = FrameBuilder.ethernet(ip: ip)
-            if frame.count < 60 { frame += [UInt8](repeating: 0, count: 60 - frame.count) }
+            if padded && frame.count < 60 { frame += [UInt8](repeating: 0, count: 60 - frame.count) }
             writer.append(frame, timestamp: start + Int64(Double(n) * step))
             if writer.data.count > 1 << 22 { try handle.write(contentsOf: writer.takeData()) }
         }
