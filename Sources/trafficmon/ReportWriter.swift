@@ -43,7 +43,41 @@ final class ReportWriter: @unchecked Sendable {
             + "  non-ip \(r.nonIP.packets)/\(r.nonIP.bytes)  malformed \(r.malformed.packets)/\(r.malformed.bytes)  late \(r.latePackets)")
         parties(r.clients, other: r.other, title: "client", otherTitle: "clients", into: &lines)
         parties(r.servers, other: r.otherServers, title: "server", otherTitle: "servers", into: &lines)
+        protocols(r.protocols, into: &lines)
         return lines.joined(separator: "\n") + "\n\n"
+    }
+
+    /// TCP control segments and packet sizes by direction, the clients whose SYNs reached
+    /// the most services, and DNS queries and responses; each block only when the window
+    /// has some of it.
+    private static func protocols(_ p: ProtocolCounts, into lines: inout [String]) {
+        let kinds = TCPFlags.Kind.allCases
+        if kinds.contains(where: { p.tcpIn[$0] + p.tcpOut[$0] > 0 }) {
+            lines.append("  " + pad("tcp", 14) + kinds.map { pad($0.label, 10, right: true) }.joined())
+            for (label, counts) in [("in", p.tcpIn), ("out", p.tcpOut)] {
+                lines.append("    " + pad(label, 12) + kinds.map { pad("\(counts[$0])", 10, right: true) }.joined())
+            }
+        }
+        if !p.synClients.isEmpty {
+            lines.append("  " + pad("syn client", 42) + pad("services", 10, right: true) + pad("syn", 10, right: true))
+            for c in p.synClients {
+                lines.append("    " + pad(c.ip.description, 40) + pad("\(c.synServices)", 10, right: true) + pad("\(c.syn)", 10, right: true))
+            }
+        }
+        if (p.sizesIn + p.sizesOut).contains(where: { $0 > 0 }) {
+            let bounds = ProtocolCounts.sizeBounds.map { "<=\($0)" } + [ProtocolCounts.sizeBounds.last.map { ">\($0)" } ?? "larger"]
+            lines.append("  " + pad("size (bytes)", 14) + bounds.map { pad($0, 10, right: true) }.joined())
+            for (label, counts) in [("in", p.sizesIn), ("out", p.sizesOut)] {
+                lines.append("    " + pad(label, 12) + counts.map { pad("\($0)", 10, right: true) }.joined())
+            }
+        }
+        let queries = zip(DNSFacts.queryTypes, p.dnsQueries).filter { $0.1 > 0 }
+        let responses = zip(DNSFacts.responseCodes, p.dnsResponses).filter { $0.1 > 0 }
+        if !queries.isEmpty || !responses.isEmpty || p.dnsMalformed > 0 || p.dnsCut > 0 {
+            lines.append("  " + pad("dns queries", 16) + (queries.isEmpty ? "-" : queries.map { "\($0.0) \($0.1)" }.joined(separator: "  ")))
+            lines.append("  " + pad("dns responses", 16) + (responses.isEmpty ? "-" : responses.map { "\($0.0) \($0.1)" }.joined(separator: "  "))
+                + "  (malformed \(p.dnsMalformed), cut \(p.dnsCut))")
+        }
     }
 
     /// A client or server table: one line per listed party (`*` marks a local one), with
