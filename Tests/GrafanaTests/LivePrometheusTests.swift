@@ -10,7 +10,7 @@ struct LivePrometheusTests {
     /// What Grafana would put in for `$__rate_interval` at a 1 s scrape interval.
     static let rateInterval = "4s"
 
-    @Test("every panel query returns data; the instance variable lists both sensors; per-instance figures are each sensor's own")
+    @Test("every panel query outside the Protocols row returns data; the instance variable lists both sensors; per-instance figures are each sensor's own")
     func everyPanelQueryReturnsData() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-grafana")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -94,10 +94,13 @@ struct LivePrometheusTests {
         let instances = Set(labelValues.result.compactMap { $0["value"] as? String })
         #expect(instances == Set(addresses), "label_values(\(metric), instance) = \(instances), want \(addresses)")
 
-        // Every panel query, as Grafana would send it.
+        // Every panel query, as Grafana would send it. The Protocols row needs TCP handshakes
+        // and DNS in fresh windows, which injects do not carry: ProtocolPanelsTests runs it.
         let rangeSeconds = max(10, Int(Date().timeIntervalSince(started).rounded(.up)))
+        let protocolPanels = Set(dashboard.dataPanels(inRow: "Protocols").map(\.id))
+        #expect(!protocolPanels.isEmpty)
         var checked = 0
-        for panel in dashboard.dataPanels {
+        for panel in dashboard.dataPanels where !protocolPanels.contains(panel.id) {
             for target in panel.targets {
                 guard let template = target["expr"] as? String else { continue }
                 let expr = template

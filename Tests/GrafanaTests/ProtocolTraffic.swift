@@ -1,0 +1,1 @@
+../TrafficmonTests/ProtocolTraffic.swift
