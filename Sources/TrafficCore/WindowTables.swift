@@ -28,6 +28,13 @@ public final class WindowTables: @unchecked Sendable {
     /// Distinct clients and servers counted in `other` past `maxClients`.
     var otherClients = DistinctParties()
     var otherServers = DistinctParties()
+    /// Parties (dense indices) one shard admitted and another folded into `other`: merged,
+    /// their whole traffic counts in `other`, where the distinct count already has them.
+    var demotedClients = Set<UInt64>()
+    var demotedServers = Set<UInt64>()
+    /// Some shard folded more parties than `DistinctParties` can name: a listed party's
+    /// figures may miss a part another shard folded (its exact totals are unknown).
+    var foldedUnnamed = false
     /// TCP control segments (SYN, SYN-ACK, RST, FIN) per (client, kind, service): the
     /// packets in `packets`.
     var controls = CounterTable<PartyKey>(minimumCapacity: 64)
@@ -61,6 +68,9 @@ public final class WindowTables: @unchecked Sendable {
         oversized = 0
         otherClients.removeAll()
         otherServers.removeAll()
+        demotedClients.removeAll()
+        demotedServers.removeAll()
+        foldedUnnamed = false
         clientFlows.removeAll()
         serverFlows.removeAll()
         clients.removeAll()
@@ -91,6 +101,9 @@ public final class WindowTables: @unchecked Sendable {
         c.servers = servers.copy()
         c.otherClients = otherClients.copy()
         c.otherServers = otherServers.copy()
+        c.demotedClients = demotedClients
+        c.demotedServers = demotedServers
+        c.foldedUnnamed = foldedUnnamed
         c.controls.deallocate()
         c.controls = controls.copy()
         c.protocols = protocols
@@ -100,9 +113,10 @@ public final class WindowTables: @unchecked Sendable {
     /// Adds `other`'s counts (another shard's, for the same window) to this set: sums for
     /// the counters; its parties are admitted here up to `maxClients` per side (past it
     /// their flows count as `other`) and its flows up to `maxFlows`; the distinct counts of
-    /// `other` merge exactly, or register by register where a sketch took over. The result
-    /// does not depend on the order the sets are merged in, but for which parties are
-    /// listed once a cap is reached.
+    /// `other` merge exactly, or register by register where a sketch took over. A party
+    /// folded into `other` by either set counts in `other` whole (never listed with a part
+    /// of its traffic). The result does not depend on the order the sets are merged in, but
+    /// for which parties are listed once a cap is reached.
     func merge(_ other: WindowTables, maxClients: Int, maxFlows: Int) {
         nonIP += other.nonIP
         malformed += other.malformed
@@ -110,8 +124,15 @@ public final class WindowTables: @unchecked Sendable {
         late &+= other.late
         received &+= other.received
         oversized &+= other.oversized
+        let foldsHere = (otherClients.count > 0, otherServers.count > 0)
         otherClients.merge(other.otherClients)
         otherServers.merge(other.otherServers)
+        demotedClients.formUnion(other.demotedClients)
+        demotedServers.formUnion(other.demotedServers)
+        foldedUnnamed = foldedUnnamed || other.foldedUnnamed
+        // Parties admitted on one side of the merge and folded on the other.
+        if other.otherClients.count > 0 || foldsHere.0 { Self.demote(clients, folded: otherClients, into: &demotedClients, unnamed: &foldedUnnamed) }
+        if other.otherServers.count > 0 || foldsHere.1 { Self.demote(servers, folded: otherServers, into: &demotedServers, unnamed: &foldedUnnamed) }
         for i in protocols.indices { protocols[i] &+= other.protocols[i] }
         other.controls.forEach { entry in
             var key = entry.key
@@ -131,6 +152,12 @@ public final class WindowTables: @unchecked Sendable {
             let hash = key.hash
             let slot = flows.addOrFindSlot(key, hash: hash, packets: entry.packets, bytes: entry.bytes)
             guard slot < 0 else { return }
+            if !key.isOther && !parties.contains(key.party) && folded.contains(key.party) == true {
+                // Folded on this side already: the other side's part goes there too.
+                let stored = flows.count >= maxFlows ? key.withOtherParty.withOtherService : key.withOtherParty
+                flows.add(stored, packets: entry.packets, bytes: entry.bytes, aux: PartyIndex.other)
+                return
+            }
             let (stored, index, isFolded) = admit(key, parties: &parties, flowCount: flows.count, maxClients: maxClients, maxFlows: maxFlows)
             if isFolded { folded.insert(key.party) }
             if stored == key {
@@ -138,6 +165,20 @@ public final class WindowTables: @unchecked Sendable {
             } else {
                 flows.add(stored, packets: entry.packets, bytes: entry.bytes, aux: index)
             }
+        }
+    }
+
+    /// Marks the admitted `parties` that `folded` holds (when it can name them; when it
+    /// cannot, says so in `unnamed`).
+    private static func demote(
+        _ parties: CounterTable<PartyKey>, folded: DistinctParties, into demoted: inout Set<UInt64>, unnamed: inout Bool
+    ) {
+        guard !folded.saturated else {
+            unnamed = true
+            return
+        }
+        parties.forEach { entry in
+            if folded.contains(entry.key) == true { demoted.insert(entry.aux) }
         }
     }
 
@@ -203,6 +244,11 @@ struct DistinctParties {
         sketch.removeAll()
         exact.removeAll()
         saturated = false
+    }
+
+    /// Whether `key` went to `other`; `nil` once the sketch took over (it cannot tell).
+    func contains(_ key: PartyKey) -> Bool? {
+        saturated ? nil : exact.contains(key)
     }
 
     /// Adds another count of the same window's parties: the union of the exact sets while
