@@ -211,22 +211,23 @@ final class LiveCapture: @unchecked Sendable {
         return ClosedWindow(facts: facts, tables: tables, configuration: configuration).record()
     }
 
-    /// Stops: the open window closes (marked partial) and is handed on, with every window
-    /// still in a shard; the capture threads end.
+    /// Stops: the capture threads end, the windows up to the one holding `now` close (the
+    /// last marked partial) and are handed on with every table still in a shard: a packet
+    /// a shard placed in a later window (a clock ahead of this one) counts in the last.
     func stop(now: Int64) {
-        let closed = clock.advance(to: now - closeGrace, emitEmpty: false) + (clock.finish().map { [$0] } ?? [])
         stopping.store(true, ordering: .releasing)
         for worker in workers { worker.wake.signal() }
         answers.lock()
         while !workers.allSatisfy({ $0.ended.load(ordering: .acquiring) }) { answers.wait() }
         answers.unlock()
-        let end = closed.last?.end ?? .max
-        emit(closed, answers: workers.map { Self.answer(.close(before: end), shard: $0.shard, source: $0.handle.source) })
+        let closed = clock.advance(to: now, emitEmpty: true) + (clock.finish().map { [$0] } ?? [])
+        emit(closed, answers: workers.map { Self.answer(.close(before: .max), shard: $0.shard, source: $0.handle.source) }, final: true)
     }
 
     /// Hands each closed window on with every shard's tables for it; the drops since the
-    /// last close go with the newest.
-    private func emit(_ closed: [WindowFacts], answers: [Answer]) {
+    /// last close go with the newest. `final`: the tables of windows after the last closed
+    /// one count in it (nothing comes after).
+    private func emit(_ closed: [WindowFacts], answers: [Answer], final: Bool = false) {
         var kernel = [UInt64](repeating: 0, count: inputNames.count)
         var interface = [UInt64](repeating: 0, count: inputNames.count)
         for (i, (worker, answer)) in zip(workers, answers).enumerated() {
@@ -246,14 +247,19 @@ final class LiveCapture: @unchecked Sendable {
             facts.interfaceDropped = facts.inputs.reduce(0) { $0 &+ $1.interfaceDropped }
             var tables: [(WindowTables, WindowShard?)] = []
             for (worker, answer) in zip(workers, answers) {
-                for part in answer.tables where part.start == facts.start { tables.append((part.tables, worker.shard)) }
+                for part in answer.tables where part.start == facts.start || (final && newest && part.start > facts.start) {
+                    tables.append((part.tables, worker.shard))
+                }
             }
             if let injected = injectShard.take(facts.start) { tables.append((injected, injectShard)) }
             onWindow(ClosedWindow(facts: facts, tables: tables, configuration: configuration))
         }
         // Tables of windows no close covered (a packet far ahead of the clock) go back.
         for (worker, answer) in zip(workers, answers) {
-            for part in answer.tables where !closed.contains(where: { $0.start == part.start }) { worker.shard.recycle(part.tables) }
+            for part in answer.tables where !closed.contains(where: { $0.start == part.start }) {
+                if final && part.start > (closed.last?.start ?? .max) { continue }
+                worker.shard.recycle(part.tables)
+            }
         }
     }
 }
