@@ -16,6 +16,8 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
     case badFilter(filter: String, reason: String)
     /// Any other libpcap failure while opening or reading a live capture.
     case captureFailed(interface: String, reason: String)
+    /// The memory a capture needs could not be had (too many threads for the limits set).
+    case outOfMemory(what: String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,8 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
             "bad capture filter '\(filter)': \(reason)"
         case .captureFailed(let name, let reason):
             "capture on \(name) failed: \(reason)"
+        case .outOfMemory(let what):
+            "not enough memory for \(what): use fewer threads or raise the process's memory limit"
         }
     }
 }

@@ -114,12 +114,6 @@ public final class WindowAggregator {
         shard.prepare(frame: frame, decoder: decoder, timestamp: timestamp, wireLength: wireLength, into: slot)
     }
 
-    /// Decodes the frames of `batch` left undecoded (`WindowShard.prepareDeferred`).
-    @discardableResult
-    public func prepareDeferred(_ batch: UnsafeMutableBufferPointer<PreparedPacket>, decoder: PacketDecoder) -> Int {
-        shard.prepareDeferred(batch, decoder: decoder)
-    }
-
     /// Counts a batch of prepared packets in order, each into the window its time picks
     /// (closing windows as packet time passes them).
     ///
@@ -139,13 +133,7 @@ public final class WindowAggregator {
     /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
     /// party bookkeeping, but not a captured frame.
     public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
-        var p = PreparedPacket()
-        p.key = FlowKey(attribution)
-        p.timestamp = timestamp
-        p.bytes = UInt64(truncatingIfNeeded: wireLength)
-        p.kind = .ip
-        p.captured = false
-        count(p)
+        count(PreparedPacket(injected: attribution, timestamp: timestamp, wireLength: wireLength))
     }
 
     /// Counts one prepared packet.

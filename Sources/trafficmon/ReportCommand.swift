@@ -63,13 +63,18 @@ struct ReportCommand: ParsableCommand {
         let writerQueue = DispatchQueue(label: "trafficmon.report.writer")
         let slots = DispatchSemaphore(value: 2)
         // One thread walks the files, `--threads` decode and count.
-        let pump = ParallelPump(configuration: configuration, threads: threads) { closed in
-            slots.wait()
-            writerQueue.async {
-                output.write(closed.record())
-                closed.recycle()
-                slots.signal()
+        let pump: ParallelPump
+        do {
+            pump = try ParallelPump(configuration: configuration, threads: threads) { closed in
+                slots.wait()
+                writerQueue.async {
+                    output.write(closed.record())
+                    closed.recycle()
+                    slots.signal()
+                }
             }
+        } catch {
+            throw UserFacingError(error)
         }
         var failure: CaptureError?
         for source in sources {

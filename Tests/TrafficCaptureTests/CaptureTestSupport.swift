@@ -130,7 +130,7 @@ enum Pump {
         var result = PumpResult()
         if let threads {
             let records = LockedValue<[WindowRecord]>([])
-            let pump = ParallelPump(configuration: configuration, threads: threads, chunks: chunks) { closed in
+            let pump = try ParallelPump(configuration: configuration, threads: threads, chunks: chunks) { closed in
                 let record = closed.record()
                 closed.recycle()
                 records.withLock { $0.append(record) }
