@@ -60,9 +60,6 @@ public final class WindowAggregator {
 
     /// Receives each closed window, on the thread that drives the aggregator.
     public var onClose: (ClosedWindow) -> Void
-    /// Returns the capture's cumulative (kernel, interface) drops; read when a window closes.
-    public var dropCounter: (() -> (kernel: UInt64, interface: UInt64))?
-    var lastDrops: (kernel: UInt64, interface: UInt64) = (0, 0)
 
     public var attributor: Attributor { shard.attributor }
     /// The latest packet (or inject, or wall-clock) time seen: the stream's event-time clock.
@@ -171,28 +168,13 @@ public final class WindowAggregator {
 
     /// The open window as a record (marked partial: it has not run its length), or `nil`.
     public func snapshot() -> WindowRecord? {
-        guard var facts = clock.openFacts else { return nil }
-        (facts.kernelDropped, facts.interfaceDropped) = currentDrops()
+        guard let facts = clock.openFacts else { return nil }
         let tables = shard.snapshot(facts.start).map { [($0, WindowShard?.none)] } ?? []
         return ClosedWindow(facts: facts, tables: tables, configuration: configuration).record()
     }
 
-    /// Drops since the last closed window.
-    func currentDrops() -> (kernel: UInt64, interface: UInt64) {
-        guard let dropCounter else { return (0, 0) }
-        let now = dropCounter()
-        return (now.kernel &- lastDrops.kernel, now.interface &- lastDrops.interface)
-    }
-
     /// Hands a closed window, with the shard's tables for it, to `onClose`.
     func emit(_ facts: WindowFacts) {
-        var facts = facts
-        if let dropCounter {
-            let now = dropCounter()
-            facts.kernelDropped = now.kernel &- lastDrops.kernel
-            facts.interfaceDropped = now.interface &- lastDrops.interface
-            lastDrops = now
-        }
         let tables = shard.take(facts.start).map { [($0, Optional(shard))] } ?? []
         onClose(ClosedWindow(facts: facts, tables: tables, configuration: configuration))
     }
