@@ -164,8 +164,8 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
     public var tcpIn = TCPCounts()
     public var tcpOut = TCPCounts()
     /// IP packets per size bucket (`sizeBounds`, then larger), by direction.
-    public var sizesIn = [UInt64](repeating: 0, count: 8)
-    public var sizesOut = [UInt64](repeating: 0, count: 8)
+    public var sizesIn = [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets)
+    public var sizesOut = [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets)
     /// DNS queries per type (`DNSFacts.queryTypes`), responses per code (`DNSFacts.responseCodes`).
     public var dnsQueries = [UInt64](repeating: 0, count: DNSFacts.queryTypes.count)
     public var dnsResponses = [UInt64](repeating: 0, count: DNSFacts.responseCodes.count)
@@ -182,7 +182,9 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
     public static let synClientLimit = 10
 
     /// The upper bounds (wire bytes, inclusive) of the size buckets; the last has none.
-    public static let sizeBounds: [UInt64] = [64, 128, 256, 512, 1024, 1518, 9216]
+    public static var sizeBounds: [UInt64] { ProtocolTallies.sizeBounds }
+    /// How many size buckets there are (the bounds, then one without).
+    public static let sizeBuckets = ProtocolTallies.sizeBuckets
 
     public init() {}
 
@@ -191,7 +193,7 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
             tcpIn[kind] = t[ProtocolTallies.tcp(kind, 0)]
             tcpOut[kind] = t[ProtocolTallies.tcp(kind, 1)]
         }
-        for bucket in 0..<8 {
+        for bucket in 0..<Self.sizeBuckets {
             sizesIn[bucket] = t[ProtocolTallies.size(bucket, 0)]
             sizesOut[bucket] = t[ProtocolTallies.size(bucket, 1)]
         }
@@ -218,7 +220,7 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
         let sizes = try c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .sizes)
         sizesIn = try sizes.decode([UInt64].self, forKey: .in)
         sizesOut = try sizes.decode([UInt64].self, forKey: .out)
-        guard sizesIn.count == 8, sizesOut.count == 8 else {
+        guard sizesIn.count == Self.sizeBuckets, sizesOut.count == Self.sizeBuckets else {
             throw DecodingError.dataCorruptedError(forKey: .in, in: sizes, debugDescription: "8 size buckets per direction")
         }
         let dns = try c.nestedContainer(keyedBy: DNSKeys.self, forKey: .dns)

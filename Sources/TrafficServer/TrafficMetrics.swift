@@ -51,7 +51,7 @@ public final class TrafficMetrics: Sendable {
         /// The packet-size histogram per direction (`in`, `out`): cumulative counts per
         /// bucket (`ProtocolCounts.sizeBounds`, then +Inf) and the bytes, rendered by hand
         /// (swift-prometheus' histograms take one observation at a time).
-        var sizeBuckets = [[UInt64]](repeating: [UInt64](repeating: 0, count: 8), count: 2)
+        var sizeBuckets = [[UInt64]](repeating: [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets), count: 2)
         var sizeSums: [UInt64] = [0, 0]
         /// Services with a counter of their own (at most `top`); the rest count as `other`.
         var labelledServices: Set<String> = []
@@ -235,7 +235,7 @@ public final class TrafficMetrics: Sendable {
             dnsMalformed.increment(by: Int64(clamping: p.dnsMalformed))
             dnsCut.increment(by: Int64(clamping: p.dnsCut))
             for (d, sizes, c) in [(0, p.sizesIn, r.in), (1, p.sizesOut, r.out)] {
-                for b in 0..<8 { state.sizeBuckets[d][b] &+= sizes[b] }
+                for b in 0..<ProtocolCounts.sizeBuckets { state.sizeBuckets[d][b] &+= sizes[b] }
                 state.sizeSums[d] &+= c.bytes
             }
             windowsClosed.increment()

@@ -266,6 +266,18 @@ struct WindowClockTests {
 
 @Suite("WindowAggregator: counting")
 struct WindowCountingTests {
+    /// The closed-form size bucket agrees with the bounds, for every length up to past jumbo.
+    @Test func sizeBucketsFollowTheirBounds() {
+        #expect(ProtocolTallies.sizeBuckets == ProtocolTallies.sizeBounds.count + 1)
+        for bytes in UInt64(0)...20_000 {
+            let expected = ProtocolTallies.sizeBounds.firstIndex { bytes <= $0 } ?? ProtocolTallies.sizeBounds.count
+            if ProtocolTallies.sizeBucket(bytes) != expected {
+                Issue.record("\(bytes) bytes: bucket \(ProtocolTallies.sizeBucket(bytes)), bounds say \(expected)")
+                return
+            }
+        }
+    }
+
     typealias A = Agg
     static let t0 = Agg.t0
 
