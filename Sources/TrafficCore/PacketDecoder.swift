@@ -282,11 +282,11 @@ public struct PacketDecoder: Sendable {
     }
 
     /// ICMP types sent in answer to something (echo, timestamp, information and address
-    /// mask replies) or about it (unreachable, source quench, redirect, time exceeded,
-    /// parameter problem).
+    /// mask replies, router advertisement) or about it (unreachable, source quench,
+    /// redirect, time exceeded, parameter problem): as ICMPv6's replies and advertisements.
     @inline(__always)
     static func isICMPReply(_ type: UInt8) -> Bool {
-        type < 32 && (UInt32(1) << UInt32(type)) & 0x5_5839 != 0
+        type < 32 && (UInt32(1) << UInt32(type)) & 0x5_5A39 != 0
     }
 
     /// ICMPv6 errors (1-4), echo reply (129), router and neighbor advertisements (134,
