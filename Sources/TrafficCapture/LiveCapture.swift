@@ -153,7 +153,7 @@ final class LiveCapture: @unchecked Sendable {
         case .close(let end):
             return Answer(tables: shard.take(before: end), statistics: source.statistics())
         case .snapshot(let start):
-            return Answer(tables: shard.snapshot(start).map { [(start, $0)] } ?? [], statistics: nil)
+            return Answer(tables: shard.snapshot(start).map { [(start, $0)] } ?? [], statistics: source.statistics())
         }
     }
 
@@ -203,8 +203,11 @@ final class LiveCapture: @unchecked Sendable {
 
     /// The open window as a record (marked partial), or `nil` when none is open.
     func snapshot() -> WindowRecord? {
-        guard let facts = clock.openFacts else { return nil }
-        var tables: [(WindowTables, WindowShard?)] = ask(.snapshot(start: facts.start)).flatMap { answer in
+        guard var facts = clock.openFacts else { return nil }
+        let answers = ask(.snapshot(start: facts.start))
+        let (kernel, interface) = drops(answers, keep: false)
+        setInputs(&facts, kernel: kernel, interface: interface)
+        var tables: [(WindowTables, WindowShard?)] = answers.flatMap { answer in
             answer.tables.map { ($0.tables, WindowShard?.none) }
         }
         if let injected = injectShard.snapshot(facts.start) { tables.append((injected, nil)) }
@@ -224,10 +227,10 @@ final class LiveCapture: @unchecked Sendable {
         emit(closed, answers: workers.map { Self.answer(.close(before: .max), shard: $0.shard, source: $0.handle.source) }, final: true)
     }
 
-    /// Hands each closed window on with every shard's tables for it; the drops since the
-    /// last close go with the newest. `final`: the tables of windows after the last closed
-    /// one count in it (nothing comes after).
-    private func emit(_ closed: [WindowFacts], answers: [Answer], final: Bool = false) {
+    /// Each input's kernel and interface drops since the last close (kernel drops summed
+    /// over an interface's handles, interface drops read from one); `keep`: they are now
+    /// counted (a close), not looked at (a snapshot).
+    private func drops(_ answers: [Answer], keep: Bool) -> (kernel: [UInt64], interface: [UInt64]) {
         var kernel = [UInt64](repeating: 0, count: inputNames.count)
         var interface = [UInt64](repeating: 0, count: inputNames.count)
         for (i, (worker, answer)) in zip(workers, answers).enumerated() {
@@ -235,16 +238,30 @@ final class LiveCapture: @unchecked Sendable {
             let input = worker.handle.input
             kernel[input] &+= statistics.kernelDropped &- lastStatistics[i].kernel
             if worker.handle.readsInterfaceDrops { interface[input] &+= statistics.interfaceDropped &- lastStatistics[i].interface }
-            lastStatistics[i] = (statistics.kernelDropped, statistics.interfaceDropped)
+            if keep { lastStatistics[i] = (statistics.kernelDropped, statistics.interfaceDropped) }
         }
+        return (kernel, interface)
+    }
+
+    /// A window's per-input drops and their sums.
+    private func setInputs(_ facts: inout WindowFacts, kernel: [UInt64], interface: [UInt64]) {
+        facts.inputs = inputNames.enumerated().map { i, name in
+            InputFacts(name: name, kernelDropped: kernel[i], interfaceDropped: interface[i])
+        }
+        facts.kernelDropped = facts.inputs.reduce(0) { $0 &+ $1.kernelDropped }
+        facts.interfaceDropped = facts.inputs.reduce(0) { $0 &+ $1.interfaceDropped }
+    }
+
+    /// Hands each closed window on with every shard's tables for it; the drops since the
+    /// last close go with the newest. `final`: the tables of windows after the last closed
+    /// one count in it (nothing comes after).
+    private func emit(_ closed: [WindowFacts], answers: [Answer], final: Bool = false) {
+        let (kernel, interface) = drops(answers, keep: true)
+        let none = [UInt64](repeating: 0, count: inputNames.count)
         for (k, window) in closed.enumerated() {
             var facts = window
             let newest = k == closed.count - 1
-            facts.inputs = inputNames.enumerated().map { i, name in
-                InputFacts(name: name, kernelDropped: newest ? kernel[i] : 0, interfaceDropped: newest ? interface[i] : 0)
-            }
-            facts.kernelDropped = facts.inputs.reduce(0) { $0 &+ $1.kernelDropped }
-            facts.interfaceDropped = facts.inputs.reduce(0) { $0 &+ $1.interfaceDropped }
+            setInputs(&facts, kernel: newest ? kernel : none, interface: newest ? interface : none)
             var tables: [(WindowTables, WindowShard?)] = []
             for (worker, answer) in zip(workers, answers) {
                 for part in answer.tables where part.start == facts.start || (final && newest && part.start > facts.start) {
