@@ -296,4 +296,38 @@ struct ProtocolDecoderTests {
         #expect(Self.dns(Self.decode(syn.prefix(st + 12))) == .cut)
         #expect(Self.dns(Self.decode(syn.prefix(st + 13))) == .none)
     }
+
+    // MARK: Fragments
+
+    /// A response too large for one packet: its first fragment holds the UDP header (whose
+    /// length is the whole datagram's) and the DNS header, which count as the message; the
+    /// bytes in later fragments count as not captured, and later fragments hold no DNS.
+    @Test(arguments: [false, true])
+    func aFirstFragmentIsReadAsFarAsItGoes(v6: Bool) {
+        var response = Self.header(flags: 0x8180, an: 120) + Self.name + [0, 1, 0, 1]
+        for _ in 0..<120 { response += [0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1] }
+        let datagram = Self.udp(53, 40000, payload: response)
+        func fragment(_ bytes: ArraySlice<UInt8>, offset: Int, more: Bool) -> [UInt8] {
+            let ip = v6
+                ? FrameBuilder.ipv6(src: Self.server6, dst: Self.client6, proto: IPProtocol.udp, payload: Array(bytes),
+                                    extensions: [(IPProtocol.fragment, FrameBuilder.fragmentHeader(offset: UInt16(offset / 8), more: more))])
+                : FrameBuilder.ipv4(src: Self.server4, dst: Self.client4, proto: IPProtocol.udp, payload: Array(bytes),
+                                    moreFragments: more, fragmentOffset: UInt16(offset / 8))
+            return FrameBuilder.ethernet(ip: ip)
+        }
+        let first = Self.decode(fragment(datagram[0..<1200], offset: 0, more: true))
+        #expect(first.hasPorts && first.sourcePort == 53)
+        #expect(Self.dns(first) == Self.response("NOERROR"))
+        let later = Self.decode(fragment(datagram[1200...], offset: 1200, more: false))
+        #expect(later.isLaterFragment && !later.hasPorts)
+        #expect(Self.dns(later) == .none)
+
+        // A query whose question goes on past the first fragment: what is missing is not
+        // in this packet, as if cut by the capture.
+        let long = Self.header() + [UInt8](repeating: 0, count: 60).flatMap { _ in [9] + [UInt8](repeating: 0x61, count: 9) } + [0, 0, 1, 0, 1]
+        let query = Self.udp(40000, 53, payload: long)
+        #expect(Self.dns(Self.decode(fragment(query[0..<96], offset: 0, more: true))) == .cut)
+        #expect(Self.dns(Self.decode(fragment(query[0..<(query.count - 8) / 8 * 8], offset: 0, more: true))) == .cut)
+        #expect(Self.dns(Self.decode(fragment(query[...], offset: 0, more: false))) == Self.query("A"))
+    }
 }
