@@ -43,9 +43,6 @@ public final class TrafficMetrics: Sendable {
         /// window closes: a pure function of that record, so series of clients that left the
         /// top simply are not there, at no cost per series in the registry.
         var windowText: [UInt8] = []
-        var serviceCounters: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
-        /// Services with a counter of their own (at most `top`); the rest count as `other`.
-        var labelledServices: Set<String> = []
     }
 
     struct SeriesKey: Hashable {
@@ -66,6 +63,8 @@ public final class TrafficMetrics: Sendable {
     let droppedInterface: Counter
     let windowsClosed: Counter
     let injectedPackets: Counter
+    /// The service counters, labelled for the busiest services (`ServiceLabels`); updated under `lock`.
+    let serviceCounters: ServiceCounters
     // Gauges of the last closed window.
     let windowPackets: [Direction: Gauge]
     let windowBytes: [Direction: Gauge]
@@ -108,6 +107,7 @@ public final class TrafficMetrics: Sendable {
         droppedInterface = counter(Names.droppedPackets, [("where", "interface")])
         windowsClosed = counter(Names.windowsClosed)
         injectedPackets = counter(Names.injectedPackets)
+        serviceCounters = ServiceCounters(registry: r, capacity: self.top)
         windowClients = gauge(Names.windowClients)
         windowStart = gauge(Names.windowStart)
         windowDuration = gauge(Names.windowDuration)
@@ -176,22 +176,7 @@ public final class TrafficMetrics: Sendable {
             Self.render(services, labelName: "service", packets: Names.windowServicePackets, bytes: Names.windowServiceBytes, into: &text)
             state.windowText = Array(text.utf8)
 
-            // Cumulative service counters: the first `top` services seen keep their own label.
-            for s in r.services {
-                var label = s.service.label
-                if s.service == .other {
-                    label = "other"
-                } else if !state.labelledServices.contains(label) {
-                    if state.labelledServices.count < top { state.labelledServices.insert(label) } else { label = "other" }
-                }
-                let key = SeriesKey(name: label, direction: s.direction)
-                let pair = state.serviceCounters[key] ?? (
-                    registry.makeCounter(descriptor: Names.servicePackets, labels: [("service", label), ("direction", s.direction.label)]),
-                    registry.makeCounter(descriptor: Names.serviceBytes, labels: [("service", label), ("direction", s.direction.label)]))
-                state.serviceCounters[key] = pair
-                pair.packets.increment(by: Int64(clamping: s.packets))
-                pair.bytes.increment(by: Int64(clamping: s.bytes))
-            }
+            serviceCounters.record(r)
         }
     }
 
@@ -247,8 +232,8 @@ enum Names {
 
     static var packets: MetricNameDescriptor { d("trafficmon_packets_total", "IP packets counted, by direction relative to the local side (in = towards it).") }
     static var bytes: MetricNameDescriptor { d("trafficmon_bytes_total", "IP wire bytes counted, by direction relative to the local side.") }
-    static var servicePackets: MetricNameDescriptor { d("trafficmon_service_packets_total", "IP packets by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
-    static var serviceBytes: MetricNameDescriptor { d("trafficmon_service_bytes_total", "IP wire bytes by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
+    static var servicePackets: MetricNameDescriptor { d("trafficmon_service_packets_total", "IP packets by service and direction; the --top busiest services have their own label (a port scan cannot take them), the rest are service=\"other\".") }
+    static var serviceBytes: MetricNameDescriptor { d("trafficmon_service_bytes_total", "IP wire bytes by service and direction; the --top busiest services have their own label (a port scan cannot take them), the rest are service=\"other\".") }
     static var nonIPPackets: MetricNameDescriptor { d("trafficmon_non_ip_packets_total", "Frames that are not IP (ARP, LLDP, STP, ...).") }
     static var nonIPBytes: MetricNameDescriptor { d("trafficmon_non_ip_bytes_total", "Wire bytes of frames that are not IP.") }
     static var malformedPackets: MetricNameDescriptor { d("trafficmon_malformed_packets_total", "Frames that could not be decoded, by reason.") }
