@@ -81,8 +81,14 @@ public struct TrafficServer: Sendable {
 
         var subscribers: [any WindowSubscriber] = [hub]
         var services: [any ServiceLifecycle.Service] = []
+        let storeMetrics = StoreMetrics(registry: state.metrics.registry)
         if let store = options.store {
-            let writer = StoreWriter(store: store, retention: options.retention, logger: logger) { state.noteFlushed() }
+            let historySize = configuration.historySize
+            // While the store fails, at least an hour of 5 s windows waits (more with a
+            // longer --history); those in the history ring share its memory.
+            let writer = StoreWriter(
+                store: store, retention: options.retention, logger: logger, queueLimit: max(historySize, 720), metrics: storeMetrics,
+                history: { state.history(limit: historySize) }, onFlushed: { state.noteFlushed() })
             subscribers.append(writer)
             services.append(writer)
         }
