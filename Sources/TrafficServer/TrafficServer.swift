@@ -40,6 +40,8 @@ public struct TrafficServer: Sendable {
 
     public let state: TrafficState
     public let hub: StreamHub
+    /// The open HTTP connections.
+    let connections: ConnectionTable
     /// The HTTP application with trafficmon's services inside it (what tests drive with
     /// `application.test(...)`). `runService()` runs the same routes and services for
     /// production, in the order that shuts down cleanly.
@@ -69,6 +71,8 @@ public struct TrafficServer: Sendable {
 
         let router = Router(context: Context.self)
         router.add(middleware: JSONErrorMiddleware())
+        let hostCheck = HostCheck(listen: configuration.listen, allowedHosts: configuration.allowedHosts)
+        if hostCheck.enforced { router.add(middleware: HostCheckMiddleware(check: hostCheck)) }
         if !options.authTokens.isEmpty {
             router.add(middleware: BearerAuthMiddleware(tokens: options.authTokens, openPaths: LivePage<Context>.paths.union(["/healthz"])))
         }
@@ -96,7 +100,11 @@ public struct TrafficServer: Sendable {
             channel: channel, state: state, subscribers: subscribers, marksFlushed: options.store == nil, logger: logger))
         services.append(CaptureService(engine: engine, channel: channel, state: state, logger: logger))
 
-        var server: HTTPServerBuilder = .trafficmon(webSocketRouter: router, requiringTokens: options.authTokens)
+        let connections = ConnectionTable(limit: configuration.limits.maxConnections, registry: state.metrics.registry)
+        self.connections = connections
+        var server: HTTPServerBuilder = .trafficmon(
+            webSocketRouter: router, requiringTokens: options.authTokens, hostCheck: hostCheck, limits: configuration.limits,
+            connections: connections)
         if let tls = options.tls {
             server = try .tls(server, tlsConfiguration: tls)
         }

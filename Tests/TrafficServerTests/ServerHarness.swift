@@ -24,16 +24,20 @@ enum HTTPHarness {
         return logger
     }
 
-    /// A server replaying `capture`.
+    /// A server replaying `capture`; `configure` changes its settings (limits, listen
+    /// address, allowed hosts), `options` its store and tokens.
     static func server(
         capture: URL, top: Int = 50, windowLength: Int64 = 5_000_000_000, maxClients: Int = 100_000,
-        historySize: Int = 720, enableDebugInject: Bool = false
+        historySize: Int = 720, enableDebugInject: Bool = false, options: TrafficServer.Options = .init(),
+        configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TrafficServer {
         let aggregation = WindowAggregator.Configuration(
             windowLength: windowLength, localNetworks: try localNetworks(), maxClients: maxClients, top: top)
+        var settings = configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject)
+        configure(&settings)
         return try await TrafficServer(
-            configuration: configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject),
-            source: try PacketSource.openFile(capture.path), aggregation: aggregation, logger: quietLogger)
+            configuration: settings, source: try PacketSource.openFile(capture.path), aggregation: aggregation, options: options,
+            logger: quietLogger)
     }
 
     /// The server settings of the test servers (version 9.9.9-test).

@@ -521,6 +521,8 @@ enum ServeHarness {
         (["--read", "/nonexistent/x.pcap"], "missing file"),
         (["--read", "CAPTURE", "--history", "0"], "--history 0"),
         (["--read", "CAPTURE", "--bogus-flag"], "unknown flag"),
+        (["--read", "CAPTURE", "--max-connections", "0"], "--max-connections 0"),
+        (["--read", "CAPTURE", "--allowed-host", "a b/c"], "bad --allowed-host"),
     ])
     func badCommandLinesAreOneLine(arguments: [String], what: String) throws {
         let dir = try TestProcess.temporaryDirectory()
