@@ -1,3 +1,4 @@
+import CMappedFileGuard
 import CPcap
 import Foundation
 import TrafficCore
@@ -208,6 +209,11 @@ public final class PacketSource: @unchecked Sendable {
         }
     }
 
+    /// The error for a capture file that shrank while it was read.
+    func shrankError() -> CaptureError {
+        .fileShrank(path: origin.name, from: mapping?.length ?? 0, to: mapping?.currentSize() ?? 0)
+    }
+
     /// How far libpcap has read into the file's memory map (`nil` without one).
     var libpcapReadPosition: Int? {
         guard mapping != nil, let stream = pcap_file(handle) else { return nil }
@@ -240,12 +246,23 @@ public final class PacketSource: @unchecked Sendable {
 
 /// A read-only memory map of a whole regular file.
 ///
+/// A file truncated while it is mapped loses its pages past the new end, and touching one
+/// raises SIGBUS. The map is registered with `CMappedFileGuard`, which turns that into a
+/// page of 0xFF bytes (every reader stops at the next record header) and a flag; readers
+/// also compare the file's size (`fstat`) with the map before they enter a new range of it
+/// (`MappedRecords`, every 4 MiB) and after each libpcap read, and end with
+/// `CaptureError.fileShrank`. A file removed while open keeps its pages: a normal read.
+///
 /// ```swift
 /// if let map = MappedFile(path: "trace.pcap") { use(map.base, map.length) }
 /// ```
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let length: Int
+    /// The file, open for `fstat` while it is read.
+    let descriptor: Int32
+    /// The map's slot in the SIGBUS guard (-1: unguarded).
+    let guardSlot: Int32
     /// How much of the front has been released (`release(before:)`).
     var released = 0
 
@@ -257,18 +274,42 @@ final class MappedFile: @unchecked Sendable {
         guard stat(path, &before) == 0, before.st_mode & S_IFMT == S_IFREG else { return nil }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0 else { return nil }
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0 else {
+            close(fd)
+            return nil
+        }
         let length = Int(info.st_size)
-        guard let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else { return nil }
+        guard let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            close(fd)
+            return nil
+        }
         _ = madvise(base, length, MADV_SEQUENTIAL)
         self.base = base
         self.length = length
+        descriptor = fd
+        guardSlot = trafficmon_map_guard_register(base, length)
     }
 
     deinit {
+        trafficmon_map_guard_unregister(guardSlot)
         munmap(base, length)
+        close(descriptor)
+    }
+
+    /// The file's size now (`nil` when it cannot be read).
+    func currentSize() -> Int? {
+        var info = stat()
+        return fstat(descriptor, &info) == 0 ? Int(info.st_size) : nil
+    }
+
+    /// Whether a page of the map was replaced after a SIGBUS (the file was cut under it).
+    var guardFaulted: Bool { trafficmon_map_guard_faulted(guardSlot) != 0 }
+
+    /// Whether the file is shorter than the map: truncated while it was read.
+    var shrank: Bool {
+        if guardFaulted { return true }
+        return currentSize().map { $0 < length } ?? false
     }
 
     /// Pages are released and mapped ahead in steps of this many bytes.
