@@ -9,7 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SLOTS 64
+/* Maps guarded at once (`report` maps every file it is given before reading the first). */
+#define SLOTS 4096
 
 struct slot {
     _Atomic uintptr_t base;   /* 0: free */

@@ -46,7 +46,7 @@ struct MappedRecords: @unchecked Sendable {
     /// The map, for the file's size as it is read.
     let mapping: MappedFile
     /// Records are read up to here: the file was at least this long when last checked
-    /// (`fstat` each `checkStep`, before reading past it), so a file truncated while it is
+    /// (`stat` each `checkStep`, before reading past it), so a file truncated while it is
     /// read ends at its cut instead of in the pages the cut took away.
     private(set) var limit: Int
     /// The file turned out shorter than the map: the caller reports the cut (no hand-back).

@@ -107,7 +107,7 @@ public final class PacketPump {
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
         finishDispatch()
         // libpcap reads a mapped file through a stream over the map: a cut shows as an
-        // error or as records of 0xFF bytes (`MappedFile`). One fstat per read call.
+        // error or as records of 0xFF bytes (`MappedFile`). One stat per read call.
         if let mapping = source.mapping, mapping.shrank { throw source.shrankError() }
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }

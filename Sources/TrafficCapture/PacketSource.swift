@@ -249,9 +249,10 @@ public final class PacketSource: @unchecked Sendable {
 /// A file truncated while it is mapped loses its pages past the new end, and touching one
 /// raises SIGBUS. The map is registered with `CMappedFileGuard`, which turns that into a
 /// page of 0xFF bytes (every reader stops at the next record header) and a flag; readers
-/// also compare the file's size (`fstat`) with the map before they enter a new range of it
-/// (`MappedRecords`, every 4 MiB) and after each libpcap read, and end with
-/// `CaptureError.fileShrank`. A file removed while open keeps its pages: a normal read.
+/// also compare the file's size (`stat` of its path, while the path still leads to it) with
+/// the map before they enter a new range of it (`MappedRecords`, every 4 MiB) and after
+/// each libpcap read, and end with `CaptureError.fileShrank`. A file removed while open
+/// keeps its pages: a normal read.
 ///
 /// ```swift
 /// if let map = MappedFile(path: "trace.pcap") { use(map.base, map.length) }
@@ -259,8 +260,11 @@ public final class PacketSource: @unchecked Sendable {
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let length: Int
-    /// The file, open for `fstat` while it is read.
-    let descriptor: Int32
+    /// The file's path and identity (device, inode), to see its size as it is read; no
+    /// descriptor is kept (`report` may open thousands of files at once).
+    let path: String
+    let device: UInt64
+    let inode: UInt64
     /// The map's slot in the SIGBUS guard (-1: unguarded).
     let guardSlot: Int32
     /// How much of the front has been released (`release(before:)`).
@@ -274,33 +278,31 @@ final class MappedFile: @unchecked Sendable {
         guard stat(path, &before) == 0, before.st_mode & S_IFMT == S_IFREG else { return nil }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
+        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0 else {
-            close(fd)
-            return nil
-        }
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0 else { return nil }
         let length = Int(info.st_size)
-        guard let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            close(fd)
-            return nil
-        }
+        guard let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else { return nil }
         _ = madvise(base, length, MADV_SEQUENTIAL)
         self.base = base
         self.length = length
-        descriptor = fd
+        self.path = path
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
         guardSlot = trafficmon_map_guard_register(base, length)
     }
 
     deinit {
         trafficmon_map_guard_unregister(guardSlot)
         munmap(base, length)
-        close(descriptor)
     }
 
-    /// The file's size now (`nil` when it cannot be read).
+    /// The file's size now; `nil` when its path no longer leads to it (removed, or renamed
+    /// and replaced: rotation), when only the SIGBUS guard can tell a cut.
     func currentSize() -> Int? {
         var info = stat()
-        return fstat(descriptor, &info) == 0 ? Int(info.st_size) : nil
+        guard stat(path, &info) == 0, UInt64(info.st_dev) == device, UInt64(info.st_ino) == inode else { return nil }
+        return Int(info.st_size)
     }
 
     /// Whether a page of the map was replaced after a SIGBUS (the file was cut under it).

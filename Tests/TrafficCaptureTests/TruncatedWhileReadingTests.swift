@@ -103,6 +103,45 @@ import Glibc
         #expect(map.shrank)
     }
 
+    /// Every map open at once is guarded (`report` maps all its files first): the last of
+    /// 300 maps of a file cut under them reads as 0xFF bytes past the cut, not SIGBUS.
+    @Test func manyMapsAtOnceAreAllGuarded() throws {
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("f")
+        try Data(repeating: 0x22, count: 16 * 1024).write(to: url)
+        let maps = try (0..<300).map { _ in try #require(MappedFile(path: url.path)) }
+        #expect(maps.allSatisfy { $0.guardSlot >= 0 })
+        Self.truncate(url, to: 100)
+        let last = try #require(maps.last)
+        #expect(last.base.assumingMemoryBound(to: UInt8.self)[12_000] == 0xFF)
+        #expect(last.guardFaulted && last.shrank)
+    }
+
+    /// A file removed, or renamed and replaced by a shorter one (rotation), while it is read
+    /// is read to its end: its pages stay, and the size of whatever its path now leads to is
+    /// not its own.
+    @Test(arguments: [false, true])
+    func aFileRemovedOrReplacedWhileOpenIsReadToItsEnd(replaced: Bool) throws {
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = Self.capture(packets: 100_000, seconds: 10)
+        let url = dir.appendingPathComponent("c.pcap")
+        try data.write(to: url)
+        let source = try PacketSource.openFile(url.path)
+        if replaced {
+            try FileManager.default.moveItem(at: url, to: dir.appendingPathComponent("c.pcap.1"))
+            try data.prefix(100).write(to: url)
+        } else {
+            try FileManager.default.removeItem(at: url)
+        }
+        var packets: UInt64 = 0
+        let aggregator = WindowAggregator(configuration: Self.configuration) { (record: WindowRecord) in packets += record.packets }
+        try PipelinedPump(source: source, aggregator: aggregator).drain()
+        aggregator.finish()
+        #expect(packets == 100_000)
+    }
+
     /// Cut before the read begins: the records wholly before the cut are read, exactly as
     /// libpcap reads a file of those bytes, then `fileShrank`.
     @Test(arguments: [false, true])

@@ -12,8 +12,8 @@
 /// The first registration installs the SIGBUS handler; a SIGBUS outside every registered
 /// map goes to the handler installed before it (or ends the process as it would have).
 
-/// Registers the map [base, base + length); returns its slot, or -1 when no slot is free
-/// or the handler cannot be installed (the map is then unguarded).
+/// Registers the map [base, base + length); returns its slot, or -1 when all 4096 slots are
+/// taken or the handler cannot be installed (the map is then unguarded).
 int trafficmon_map_guard_register(const void *base, size_t length);
 
 /// Forgets a slot (before the map is unmapped).
