@@ -181,7 +181,9 @@ final class ChunkRing: @unchecked Sendable {
                     condition.unlock()
                     let mapped = mapping.populateStep(from: reading, before: reading + Self.populateAhead)
                     condition.lock()
-                    if mapped { continue }
+                    // The reader may have published or finished while the lock was let go:
+                    // look again before sleeping, or that wake-up is lost.
+                    if mapped || consumed != published || readerDone { continue }
                 }
                 condition.wait()
             }
