@@ -26,9 +26,11 @@ import TrafficTestSupport
     /// - `trafficmon_window_clients`, `_start_timestamp_seconds`, `_duration_seconds`,
     ///   `_late_packets`, `trafficmon_up`, `trafficmon_build_info` -> 6
     /// - `process_*`: cpu, resident, virtual, start time, open fds, max fds -> 6
+    /// - `trafficmon_http_connections`, `_http_connections_closed_total{reason}` (4 reasons),
+    ///   `trafficmon_store_errors_total`, `_store_dropped_windows_total` -> 7
     static func seriesBound(top: Int) -> Int {
         let t1 = top + 1
-        return 2 * 2 * t1 + 2 * 2 * t1 + 2 * 2 * t1 + 4 + 2 + MalformedReason.allCases.count + 5 + 2 + 4 + 6 + 6
+        return 2 * 2 * t1 + 2 * 2 * t1 + 2 * 2 * t1 + 4 + 2 + MalformedReason.allCases.count + 5 + 2 + 4 + 6 + 6 + 7
     }
 
     static let t0: Int64 = 1_700_000_000 * 1_000_000_000
