@@ -137,7 +137,8 @@ final class ConnectionTable: Sendable {
         open.set(Double(remaining))
     }
 
-    func count(_ reason: CloseReason) {
+    /// Counts a connection the server closed for `reason`.
+    func noteClosed(_ reason: CloseReason) {
         closed[reason]?.increment()
     }
 }
@@ -286,7 +287,7 @@ final class RequestClock {
         deadline = channel.eventLoop.assumeIsolated().scheduleTask(deadline: start + (idle ? idleTimeout : timeout)) { [self] in
             deadline = nil
             guard channel.isActive else { return }
-            table.count(idle ? .idle : .requestTimeout)
+            table.noteClosed(idle ? .idle : .requestTimeout)
             end()
         }
     }

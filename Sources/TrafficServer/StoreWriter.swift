@@ -107,20 +107,24 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
 
     /// Writes what is queued; false when the store failed (the windows stay queued).
     private func writePending() async -> Bool {
-        let batch = pending.withLock { $0 }
+        var batch = pending.withLock { $0 }
         guard !batch.isEmpty else { return true }
         do {
             do {
                 try await store.save(batch)
             } catch .moved(_) {
                 // Removed or replaced under us (a failure: what the file held is gone): start
-                // a new file with what memory holds.
+                // a new file, and queue ahead what memory holds that the queue does not.
                 metrics.errors.increment()
                 try store.reopen()
-                let kept = history?() ?? []
                 let queuedStarts = Set(batch.map(\.start))
-                try await store.save(kept.filter { !queuedStarts.contains($0.start) } + batch)
-                logger.error("database \(store.path) was removed or replaced while open; created it anew with the \(kept.count) window(s) kept in memory")
+                let kept = (history?() ?? []).filter { !queuedStarts.contains($0.start) }
+                batch = pending.withLock { list in
+                    list.insert(contentsOf: kept, at: 0)
+                    return list
+                }
+                logger.error("database \(store.path) was removed or replaced while open; creating it anew with the \(batch.count) window(s) kept in memory")
+                try await store.save(batch)
             }
         } catch {
             failed(error, queued: batch.count)
