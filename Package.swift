@@ -35,7 +35,10 @@ let package = Package(
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
         .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
-        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
+        // Keeps a capture file's memory map readable when the file is truncated while read
+        // (a SIGBUS handler that patches the cut pages and says so).
+        .target(name: "CMappedFileGuard"),
+        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore", "CMappedFileGuard"], swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
             dependencies: [

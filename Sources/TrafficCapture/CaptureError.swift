@@ -4,6 +4,8 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
     case unreadableFile(path: String, reason: String)
     /// Reading stopped part-way through the file (truncated or corrupt).
     case readFailed(path: String, reason: String)
+    /// The file was truncated while it was read (it is now shorter than when it was opened).
+    case fileShrank(path: String, from: Int, to: Int)
     /// The link type is not one trafficmon decodes.
     case unsupportedLinkType(source: String, name: String, number: Int32)
     /// No such capture device.
@@ -25,6 +27,9 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
             "cannot read capture file \(path): \(reason)"
         case .readFailed(let path, let reason):
             "capture file \(path) is truncated or corrupt: \(reason)"
+        case .fileShrank(let path, let from, let to):
+            "capture file \(path) was truncated while it was read (from \(from) to \(to) bytes, as logrotate's copytruncate does); "
+                + "reading stopped at the cut"
         case .unsupportedLinkType(let source, let name, let number):
             "\(source) has link type \(name == "unknown" ? "\(number)" : "\(name) (\(number))"), which trafficmon does not decode; supported: "
                 + "EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6"

@@ -237,7 +237,9 @@ public final class ParallelPump: @unchecked Sendable {
                     condition.unlock()
                     let mapped = mapping.populateStep(from: reading, before: reading + Self.populateAhead)
                     condition.lock()
-                    if mapped { continue }
+                    // Work may have been queued while the lock was let go: look again
+                    // before sleeping, or that wake-up is lost.
+                    if mapped || queueHeads[i] != queues[i].count { continue }
                 }
                 condition.wait()
             }

@@ -22,6 +22,11 @@ public struct ServerConfiguration: Sendable {
     public var enableDebugInject = false
     /// Version reported by `trafficmon_build_info`.
     public var version = "0.0.0"
+    /// Time and connection limits of the HTTP server.
+    public var limits = HTTPLimits()
+    /// Names besides loopback ones that a server listening on loopback answers to
+    /// (`--allowed-host`; see `HostCheck`).
+    public var allowedHosts: [String] = []
 
     public init() {}
 }

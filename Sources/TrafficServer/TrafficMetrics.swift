@@ -47,14 +47,11 @@ public final class TrafficMetrics: Sendable {
         var windowText: [UInt8] = []
         var clientSeries: PartySeries
         var serverSeries: PartySeries
-        var serviceCounters: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
         /// The packet-size histogram per direction (`in`, `out`): cumulative counts per
         /// bucket (`ProtocolCounts.sizeBounds`, then +Inf) and the bytes, rendered by hand
         /// (swift-prometheus' histograms take one observation at a time).
         var sizeBuckets = [[UInt64]](repeating: [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets), count: 2)
         var sizeSums: [UInt64] = [0, 0]
-        /// Services with a counter of their own (at most `top`); the rest count as `other`.
-        var labelledServices: Set<String> = []
     }
 
     struct SeriesKey: Hashable {
@@ -83,6 +80,8 @@ public final class TrafficMetrics: Sendable {
     let dnsResponses: [Counter]
     let dnsMalformed: Counter
     let dnsCut: Counter
+    /// The service counters, labelled for the busiest services (`ServiceLabels`); updated under `lock`.
+    let serviceCounters: ServiceCounters
     // Gauges of the last closed window.
     let windowPackets: [Direction: Gauge]
     let windowBytes: [Direction: Gauge]
@@ -159,6 +158,7 @@ public final class TrafficMetrics: Sendable {
         dnsResponses = DNSFacts.responseCodes.map { counter(Names.dnsResponses, [("rcode", $0)]) }
         dnsMalformed = counter(Names.dnsMalformed)
         dnsCut = counter(Names.dnsCut)
+        serviceCounters = ServiceCounters(registry: r, capacity: self.top)
         windowClients = gauge(Names.windowClients)
         windowServers = gauge(Names.windowServers)
         windowStart = gauge(Names.windowStart)
@@ -291,22 +291,7 @@ public final class TrafficMetrics: Sendable {
             }
             state.windowText = Array(text.utf8)
 
-            // Cumulative service counters: the first `top` services seen keep their own label.
-            for s in r.services {
-                var label = s.service.label
-                if s.service == .other {
-                    label = "other"
-                } else if !state.labelledServices.contains(label) {
-                    if state.labelledServices.count < top { state.labelledServices.insert(label) } else { label = "other" }
-                }
-                let key = SeriesKey(name: label, direction: s.direction)
-                let pair = state.serviceCounters[key] ?? (
-                    registry.makeCounter(descriptor: Names.servicePackets, labels: [("service", label), ("direction", s.direction.label)]),
-                    registry.makeCounter(descriptor: Names.serviceBytes, labels: [("service", label), ("direction", s.direction.label)]))
-                state.serviceCounters[key] = pair
-                pair.packets.increment(by: Int64(clamping: s.packets))
-                pair.bytes.increment(by: Int64(clamping: s.bytes))
-            }
+            serviceCounters.record(r)
         }
     }
 
@@ -381,8 +366,8 @@ enum Names {
 
     static var packets: MetricNameDescriptor { d("trafficmon_packets_total", "IP packets counted, by direction relative to the local side (in = towards it).") }
     static var bytes: MetricNameDescriptor { d("trafficmon_bytes_total", "IP wire bytes counted, by direction relative to the local side.") }
-    static var servicePackets: MetricNameDescriptor { d("trafficmon_service_packets_total", "IP packets by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
-    static var serviceBytes: MetricNameDescriptor { d("trafficmon_service_bytes_total", "IP wire bytes by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
+    static var servicePackets: MetricNameDescriptor { d("trafficmon_service_packets_total", "IP packets by service and direction; the --top busiest services have their own label (a port scan cannot take them), the rest are service=\"other\".") }
+    static var serviceBytes: MetricNameDescriptor { d("trafficmon_service_bytes_total", "IP wire bytes by service and direction; the --top busiest services have their own label (a port scan cannot take them), the rest are service=\"other\".") }
     static var nonIPPackets: MetricNameDescriptor { d("trafficmon_non_ip_packets_total", "Frames that are not IP (ARP, LLDP, STP, ...).") }
     static var nonIPBytes: MetricNameDescriptor { d("trafficmon_non_ip_bytes_total", "Wire bytes of frames that are not IP.") }
     static var malformedPackets: MetricNameDescriptor { d("trafficmon_malformed_packets_total", "Frames that could not be decoded, by reason.") }

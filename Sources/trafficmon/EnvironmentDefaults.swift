@@ -31,6 +31,7 @@ enum EnvironmentDefaults {
             ("retention", .value), ("top", .value), ("max-clients", .value), ("auth-token-file", .value),
             ("tls-cert", .value), ("tls-key", .value), ("enable-debug-inject", .flag), ("user", .value),
             ("snaplen", .value), ("buffer-size", .value), ("immediate-mode", .flag), ("log-level", .value),
+            ("max-connections", .value), ("allowed-host", .list),
         ],
     ]
 

@@ -76,6 +76,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key for --tls-cert.", valueName: "file"))
     var tlsKey: String?
 
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("HTTP connections open at once; at the cap, the oldest connection still sending its request makes way for a new one.", valueName: "n"))
+    var maxConnections: Int = 512
+
+    @Option(name: .customLong("allowed-host"), help: ArgumentHelp("A Host name (besides localhost and loopback addresses) that a server listening on a loopback address answers to; repeatable. Others get 421, against DNS rebinding.", valueName: "name"))
+    var allowedHosts: [String] = []
+
     @Option(help: ArgumentHelp("After opening the capture, drop root privileges to this user (like tcpdump -Z).", valueName: "name"))
     var user: String?
 
@@ -103,6 +109,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...4096).contains(bufferSize) else { throw ValidationError("--buffer-size must be from 1 to 4096 MiB, not \(bufferSize)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         do { _ = try ListenAddress(parsing: listen) } catch { throw ValidationError(error.description) }
+        guard (1...1_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be from 1 to 1000000, not \(maxConnections)")
+        }
+        for name in allowedHosts where HostCheck.hostPart(of: name) == nil {
+            throw ValidationError("--allowed-host '\(name)' is not a host name or address (for example monitor.example.com, 192.0.2.7 or [2001:db8::7])")
+        }
         guard let nanos = TimeSpan.nanoseconds(retention), nanos >= 1_000_000_000 else {
             throw ValidationError("--retention must be a duration of at least 1s, such as 7d or 12h, not '\(retention)'")
         }
@@ -151,6 +163,8 @@ struct ServeCommand: AsyncParsableCommand {
         server.historySize = history
         server.enableDebugInject = enableDebugInject
         server.version = Trafficmon.version
+        server.limits.maxConnections = maxConnections
+        server.allowedHosts = allowedHosts
 
         var options = TrafficServer.Options()
         if let authTokenFile {
@@ -201,6 +215,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw UserFacingError(error)
             }
             options.retention = TimeSpan.nanoseconds(retention)
+        }
+        if !allowedHosts.isEmpty && !server.listen.isLoopback {
+            logger.notice("--allowed-host has no effect: \(server.listen) is not a loopback address, so every Host is served")
         }
         if options.authTokens.isEmpty && !server.listen.isLoopback {
             logger.warning("listening on \(server.listen) without authentication: anyone who can reach it can read the traffic figures (use --auth-token-file)")

@@ -327,6 +327,8 @@ enum ServeHarness {
         (["--read", "CAPTURE", "--service-port", "UDP/0"], "bad service port"),
         (["--read", "CAPTURE", "--party-ttl", "0s"], "--party-ttl 0s"),
         (["--read", "CAPTURE", "--max-party-series", "-1"], "--max-party-series -1"),
+        (["--read", "CAPTURE", "--max-connections", "0"], "--max-connections 0"),
+        (["--read", "CAPTURE", "--allowed-host", "a b/c"], "bad --allowed-host"),
     ])
     func badCommandLinesAreOneLine(arguments: [String], what: String) throws {
         let dir = try TestProcess.temporaryDirectory()
