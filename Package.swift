@@ -37,6 +37,8 @@ let package = Package(
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
         .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
+        // The build stamp `--version` prints, written into the shipped binary by scripts/build-release.
+        .target(name: "CBuildInfo"),
         .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
@@ -67,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "trafficmon",
             dependencies: [
-                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer",
+                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
