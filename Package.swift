@@ -19,7 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.16.0"),
+        // Without the default traits: no swift-configuration, and FoundationEssentials
+        // instead of Foundation inside Hummingbird (nothing here uses either).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.16.0", traits: []),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
@@ -38,6 +40,8 @@ let package = Package(
         // Keeps a capture file's memory map readable when the file is truncated while read
         // (a SIGBUS handler that patches the cut pages and says so).
         .target(name: "CMappedFileGuard"),
+        // The build stamp `--version` prints, written into the shipped binary by scripts/build-release.
+        .target(name: "CBuildInfo"),
         .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore", "CMappedFileGuard"], swiftSettings: hotPathSettings),
         .target(
             name: "TrafficStore",
@@ -68,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "trafficmon",
             dependencies: [
-                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer",
+                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
