@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -32,10 +33,20 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        .systemLibrary(
+            name: "CMaxMindDB",
+            pkgConfig: "libmaxminddb",
+            providers: [.apt(["libmaxminddb-dev"])]
+        ),
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
         .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
         .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
+        // Who a party is: the --networks file (YAML) and MaxMind DB lookups of AS and country.
+        .target(
+            name: "TrafficEnrichment",
+            dependencies: ["TrafficCore", "CMaxMindDB", .product(name: "Yams", package: "Yams")]
+        ),
         .target(
             name: "TrafficStore",
             dependencies: [
@@ -65,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "trafficmon",
             dependencies: [
-                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer",
+                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "TrafficEnrichment",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -77,6 +88,10 @@ let package = Package(
         // Writes synthetic captures with an exact oracle for the demo and the benchmarks.
         .executableTarget(name: "synth-capture", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
+        .testTarget(
+            name: "TrafficEnrichmentTests",
+            dependencies: ["TrafficEnrichment", "TrafficCore", "TrafficCapture", "TrafficTestSupport"]
+        ),
         .testTarget(
             name: "TrafficCaptureTests",
             dependencies: ["TrafficCore", "TrafficCapture", "TrafficTestSupport"],
