@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "TrafficServerTests",
             dependencies: [
-                "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport",
+                "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport", "TrafficEnrichment",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

@@ -82,13 +82,27 @@ public enum WhoFixtures {
         }
     }
 
-    /// The `--networks` file of `blocks`, with labels on the first block of a few names.
+    /// `count` blocks of one size (a power of two) that together hold the `sources`
+    /// addresses from 11.0.0.0 up (a spoofed flood's, as `synth-capture --spoofed` writes
+    /// them), each of its own name, `net-N`.
+    public static func floodBlocks(count: Int, sources: Int) -> [Block<String>] {
+        var size = 1
+        while size * count < sources { size <<= 1 }
+        let length = 32 - size.trailingZeroBitCount
+        return (0..<count).map { k in
+            let a = 0x0B00_0000 &+ UInt32(truncatingIfNeeded: k * size)
+            return Block("\(a >> 24).\((a >> 16) & 0xFF).\((a >> 8) & 0xFF).\(a & 0xFF)/\(length)", "net-\(k)")
+        }
+    }
+
+    /// The `--networks` file of `blocks`, with labels (`site`, `tier`) on the first block of
+    /// each fixture name (not on the filler and flood blocks).
     public static func networksYAML(_ blocks: [Block<String>]) -> String {
         var text = "# trafficmon --networks, written by the tests\nnetworks:\n"
         var labelled: Set<String> = []
         for b in blocks {
             text += "  - cidr: \(b.cidr)\n    name: \(b.value)\n"
-            if !b.value.hasPrefix("filler"), labelled.insert(b.value).inserted {
+            if !b.value.hasPrefix("filler-") && !b.value.hasPrefix("net-"), labelled.insert(b.value).inserted {
                 text += "    labels: {site: \(b.value.hasPrefix("docs") || b.value.hasPrefix("office") ? "paris" : "lyon"), tier: \"\(b.value.count % 3)\"}\n"
             }
         }
@@ -98,8 +112,8 @@ public enum WhoFixtures {
     /// ASes over the synthetic clients and servers (both layouts), nested: 198.51.0.0/16 in
     /// one AS with a /20 of another; 203.0.0.0/16 in none.
     public static let asBlocks: [Block<AS>] = [
-        Block("198.51.0.0/16", AS(64500, "Doc Net")),
-        Block("198.51.16.0/20", AS(64501, "Doc Net Sub \"quoted\"")),
+        Block("198.51.0.0/16", AS(64500, "Doc \"Net\" \\ Paris")),
+        Block("198.51.16.0/20", AS(64501, "Doc Net Sub")),
         Block("100.64.0.0/10", AS(64512, "Carrier Grade")),
         Block("11.0.0.0/8", AS(4_200_000_000, "Eleven 32-bit ASN")),
         Block("10.0.0.0/8", AS(65000, "Private Servers")),
