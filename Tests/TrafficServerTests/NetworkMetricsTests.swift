@@ -106,6 +106,12 @@ import TrafficTestSupport
             // A quote and a backslash in an organisation survive the text format's escaping.
             #expect(newest.asns?.contains { $0.asn == "64500" } == true)
             #expect(m.value("trafficmon_window_asn_bytes", ["asn": "64500", "as_org": "Doc \"Net\" \\ Paris", "direction": "out"]) != nil)
+            // promtool finds nothing to say about the new families (HELP, TYPE, names, labels).
+            let promtool = try #require(MetricsTests.promtool, "promtool is not installed: scripts/install-deps --test")
+            let text = try await HTTPHarness.get(client, "/metrics")
+            let check = try HTTPHarness.run(promtool, ["check", "metrics"], input: Data(HTTPHarness.bytes(text)))
+            let said = String(decoding: check.stdout + check.stderr, as: UTF8.self)
+            #expect(check.status == 0 && said.isEmpty, "promtool: \(said)")
             // Labels of the file, once per network.
             #expect(m.value("trafficmon_network_info", ["network": "docs", "site": "paris", "tier": "1"]) == 1)
             #expect(m.samples("trafficmon_network_info").count == 100)
