@@ -27,12 +27,18 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
             name: "CPcap",
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMaxMindDB",
+            pkgConfig: "libmaxminddb",
+            providers: [.apt(["libmaxminddb-dev"])]
         ),
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
@@ -43,6 +49,11 @@ let package = Package(
         // The build stamp `--version` prints, written into the shipped binary by scripts/build-release.
         .target(name: "CBuildInfo"),
         .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore", "CMappedFileGuard"], swiftSettings: hotPathSettings),
+        // Who a party is: the --networks file (YAML) and MaxMind DB lookups of AS and country.
+        .target(
+            name: "TrafficEnrichment",
+            dependencies: ["TrafficCore", "CMaxMindDB", .product(name: "Yams", package: "Yams")]
+        ),
         .target(
             name: "TrafficStore",
             dependencies: [
@@ -72,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "trafficmon",
             dependencies: [
-                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "CBuildInfo",
+                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "TrafficEnrichment", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -85,6 +96,10 @@ let package = Package(
         .executableTarget(name: "synth-capture", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(
+            name: "TrafficEnrichmentTests",
+            dependencies: ["TrafficEnrichment", "TrafficCore", "TrafficCapture", "TrafficTestSupport"]
+        ),
+        .testTarget(
             name: "TrafficCaptureTests",
             dependencies: ["TrafficCore", "TrafficCapture", "TrafficTestSupport"],
             resources: [.copy("Fixtures")]
@@ -92,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "TrafficServerTests",
             dependencies: [
-                "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport",
+                "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport", "TrafficEnrichment",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

@@ -37,6 +37,10 @@ public final class WindowAggregator {
         /// Captured frames longer than this on the wire are counted as oversized (a live
         /// interface's MTU plus link header: merged GRO/LRO frames); `nil`: not checked.
         public var oversizedAbove: Int?
+        /// Named networks every record adds up its parties' traffic by (`--networks`).
+        public var networks: NamedNetworks?
+        /// Gives each client's AS and country when a record is built (`--asn-db`, `--country-db`).
+        public var origins: (any OriginLookup)?
 
         public init(
             windowLength: Int64 = 5 * Timestamp.nanosPerSecond, localNetworks: LocalNetworks = LocalNetworks(),

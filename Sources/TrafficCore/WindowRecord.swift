@@ -52,6 +52,14 @@ public struct PartyRecord: Codable, Hashable, Sendable {
     public var services: [ServiceCounts]
     /// A client's TCP control segments (`nil` when it had none).
     public var tcp: PartyTCP?
+    /// The named network holding the address (`--networks`; `nil` without it).
+    public var network: String?
+    /// A client's country code or `unknown` (`--country-db`; `nil` without it).
+    public var country: String?
+    /// A client's AS number as decimal text or `unknown`, and its organisation (`--asn-db`;
+    /// `nil` without it).
+    public var asn: String?
+    public var asOrg: String?
 
     public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts], tcp: PartyTCP? = nil) {
         self.ip = ip
@@ -64,7 +72,10 @@ public struct PartyRecord: Codable, Hashable, Sendable {
 
     public var total: Counts { self.in + out }
 
-    enum CodingKeys: String, CodingKey { case ip, local, `in`, out, services, tcp }
+    enum CodingKeys: String, CodingKey {
+        case ip, local, `in`, out, services, tcp, network, country, asn
+        case asOrg = "as_org"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -75,6 +86,10 @@ public struct PartyRecord: Codable, Hashable, Sendable {
         out = try c.decode(Counts.self, forKey: .out)
         services = try c.decode([ServiceCounts].self, forKey: .services)
         tcp = try c.decodeIfPresent(PartyTCP.self, forKey: .tcp)
+        network = try c.decodeIfPresent(String.self, forKey: .network)
+        country = try c.decodeIfPresent(String.self, forKey: .country)
+        asn = try c.decodeIfPresent(String.self, forKey: .asn)
+        asOrg = try c.decodeIfPresent(String.self, forKey: .asOrg)
     }
 }
 
@@ -433,6 +448,12 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     public var capture: CaptureCounts
     /// Every service in the window (all clients, listed or not), sorted by bytes, descending.
     public var services: [ServiceCounts]
+    /// Per named network and side (`--networks`; `nil` without it).
+    public var networks: [NetworkCounts]?
+    /// Client traffic per country (`--country-db`; `nil` without it).
+    public var countries: [CountryCounts]?
+    /// Client traffic per autonomous system (`--asn-db`; `nil` without it).
+    public var asns: [ASNCounts]?
     /// TCP control segments, packet sizes and DNS messages of the window.
     public var protocols: ProtocolCounts
 
@@ -461,6 +482,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
+        case networks, countries, asns
         case start, end, partial, packets, bytes, `in`, out, clients, other, servers
         case otherServers = "other_servers"
         case nonIP = "non_ip"
@@ -498,6 +520,9 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         malformed = try c.decode(MalformedCounts.self, forKey: .malformed)
         latePackets = try c.decode(UInt64.self, forKey: .latePackets)
         capture = try c.decode(CaptureCounts.self, forKey: .capture)
+        networks = try c.decodeIfPresent([NetworkCounts].self, forKey: .networks)
+        countries = try c.decodeIfPresent([CountryCounts].self, forKey: .countries)
+        asns = try c.decodeIfPresent([ASNCounts].self, forKey: .asns)
         services = try c.decodeIfPresent([ServiceCounts].self, forKey: .services) ?? []
         // Records stored before protocols were counted have none: zeros.
         protocols = c.contains(.tcp) ? try ProtocolCounts(from: decoder) : ProtocolCounts()
@@ -522,6 +547,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         }
         // The totals are the sum of `in`, `out`, non-IP and malformed by construction.
         return sides(clients, other) == (self.in, out) && sides(servers, otherServers) == (self.in, out)
+            && whoIsConserved
     }
 }
 

@@ -14,6 +14,10 @@ struct WindowRecordBuilder {
     let received: [Int: UInt64]
     let top: Int?
     let localNetworks: LocalNetworks
+    /// Names each party's network (`--networks`).
+    var networks: NamedNetworks? = nil
+    /// Gives each client's AS and country (`--asn-db`, `--country-db`).
+    var origins: (any OriginLookup)? = nil
 
     func build(tracking tracked: TrackedParties) -> BuiltWindow {
         let t = tables
@@ -43,7 +47,7 @@ struct WindowRecordBuilder {
             InterfaceCounts(
                 name: input.name, received: received[i] ?? 0, kernelDropped: input.kernelDropped, interfaceDropped: input.interfaceDropped)
         }
-        let record = WindowRecord(
+        var record = WindowRecord(
             start: facts.start, end: facts.end, partial: facts.partial, in: windowIn, out: windowOut,
             clients: listedClients, other: other, servers: listedServers, otherServers: otherServers,
             nonIP: t.nonIP,
@@ -54,10 +58,12 @@ struct WindowRecordBuilder {
                 interfaces: interfaces),
             services: Self.sortedAndFolded(windowServices, top: top),
             protocols: protocols)
+        let networkTotals = addWho(to: &record, clients: clients, servers: servers)
         return BuiltWindow(
             record: record,
             clientTotals: tracked.clients.map { clients.totals(of: $0, foldedPastLimit: t.otherClients.count > 0, partsUnknown: t.foldedUnnamed) },
-            serverTotals: tracked.servers.map { servers.totals(of: $0, foldedPastLimit: t.otherServers.count > 0, partsUnknown: t.foldedUnnamed) })
+            serverTotals: tracked.servers.map { servers.totals(of: $0, foldedPastLimit: t.otherServers.count > 0, partsUnknown: t.foldedUnnamed) },
+            networkTotals: networkTotals)
     }
 
     /// Each tracked client's TCP control segments (by dense index), from the control table;

@@ -378,12 +378,17 @@ public struct ClosedWindow: @unchecked Sendable {
     public let top: Int?
     /// Marks the listed parties `local`.
     let localNetworks: LocalNetworks
+    /// Name networks, ASes and countries in the record (`--networks`, `--asn-db`, `--country-db`).
+    let networks: NamedNetworks?
+    let origins: (any OriginLookup)?
 
     public init(facts: WindowFacts, tables: [(WindowTables, WindowShard?)], configuration: WindowAggregator.Configuration) {
         self.facts = facts
         self.parts = WindowParts(tables: tables, maxClients: configuration.maxClients, maxFlows: configuration.maxFlows)
         self.top = configuration.top
         self.localNetworks = configuration.localNetworks
+        self.networks = configuration.networks
+        self.origins = configuration.origins
     }
 
     /// Window start, nanoseconds since the Unix epoch.
@@ -406,8 +411,10 @@ public struct ClosedWindow: @unchecked Sendable {
     /// built.clientTotals[0]?.out.bytes
     /// ```
     public func build(tracking tracked: TrackedParties = TrackedParties()) -> BuiltWindow {
-        WindowRecordBuilder(tables: parts.merged(), facts: facts, received: parts.receivedPerInput, top: top, localNetworks: localNetworks)
-            .build(tracking: tracked)
+        WindowRecordBuilder(
+            tables: parts.merged(), facts: facts, received: parts.receivedPerInput, top: top, localNetworks: localNetworks,
+            networks: networks, origins: origins
+        ).build(tracking: tracked)
     }
 
     /// Returns the tables to their shards' pools. The value must not be used afterwards.
@@ -473,6 +480,9 @@ public struct BuiltWindow: Sendable {
     public var record: WindowRecord
     public var clientTotals: [PartyTotals?]
     public var serverTotals: [PartyTotals?]
+    /// Every named network's traffic per side, before the record's `--top` fold (`nil`
+    /// without `--networks`).
+    public var networkTotals: [NetworkCounts]? = nil
 }
 
 /// One party's packets and bytes in a window, by direction.

@@ -21,14 +21,17 @@ struct StatsRoutes<Context: RequestContext> {
             let since = try Self.time(query["since"].map(String.init), name: "since")
             let until = try Self.time(query["until"].map(String.init), name: "until")
             let top = try Self.top(query["top"].map(String.init))
+            let who = try Self.whoFilter(
+                network: query["network"].map(String.init), asn: query["asn"].map(String.init),
+                country: query["country"].map(String.init), state: state)
             if let since, let until, since >= until {
                 throw badRequest("since must be earlier than until")
             }
             if since == nil && until == nil {
-                return .json(Self.historyBody(state.history(limit: limit), top: top))
+                return .json(Self.historyBody(state.history(limit: limit), top: top, who: who))
             }
             do {
-                return .json(Self.historyBody(try await state.history(since: since, until: until, limit: limit), top: top))
+                return .json(Self.historyBody(try await state.history(since: since, until: until, limit: limit), top: top, who: who))
             } catch {
                 throw HTTPError(.serviceUnavailable, message: "the history database cannot be read: \(error)")
             }
@@ -65,13 +68,21 @@ struct StatsRoutes<Context: RequestContext> {
         throw badRequest("\(name) must be an RFC 3339 time (2026-11-25T10:00:00Z) or Unix seconds, not '\(text.prefix(40))'")
     }
 
-    /// `{"windows":[...]}`.
-    static func historyBody(_ windows: [WindowRecord], top: Int? = nil) -> [UInt8] {
+    /// `{"windows":[...]}`, each window seen through `who` (`WindowRecord.filtered`), then
+    /// folded to `top` (the networks, countries and ASes a filter selected stay listed).
+    static func historyBody(_ windows: [WindowRecord], top: Int? = nil, who: WhoFilter = WhoFilter()) -> [UInt8] {
         var out = [UInt8]("{\"windows\":[".utf8)
         out.reserveCapacity(windows.count * (top == 0 ? 640 : 2048))
         for (i, w) in windows.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            if let top { w.folded(top: top).appendJSON(to: &out) } else { w.appendJSON(to: &out) }
+            var w = who.isEmpty ? w : w.filtered(who)
+            if let top {
+                let selected = (w.networks, w.countries, w.asns)
+                w = w.folded(top: top)
+                // `top` folds the parties; the entries a filter selected stay listed.
+                if !who.isEmpty { (w.networks, w.countries, w.asns) = selected }
+            }
+            w.appendJSON(to: &out)
         }
         out += Array("]}".utf8)
         return out

@@ -52,6 +52,8 @@ public final class TrafficMetrics: Sendable {
         /// (swift-prometheus' histograms take one observation at a time).
         var sizeBuckets = [[UInt64]](repeating: [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets), count: 2)
         var sizeSums: [UInt64] = [0, 0]
+        /// Named networks, countries and ASes.
+        var who: WhoSeries
     }
 
     struct SeriesKey: Hashable {
@@ -98,13 +100,17 @@ public final class TrafficMetrics: Sendable {
     ///     after it was last listed in a window's top (`--party-ttl`).
     ///   - maxPartySeries: at most this many parties per side have sticky counters.
     ///   - interfaces: the live interfaces captured (each gets its own capture counters); none for a file.
+    ///   - networks: the named networks (`--networks`), the first `maxNetworkSeries` of which
+    ///     get counters of their own; `origins`: the AS and country lookups (`WhoSeries`).
     public init(
-        top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000, interfaces: [String] = []
+        top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000, interfaces: [String] = [],
+        networks: NamedNetworks? = nil, maxNetworkSeries: Int = 100, origins: (any OriginLookup)? = nil
     ) {
         self.top = max(1, top)
         lock = LockedValue(State(
             clientSeries: PartySeries(label: "client", ttl: partyTTL, limit: maxPartySeries),
-            serverSeries: PartySeries(label: "server", ttl: partyTTL, limit: maxPartySeries)))
+            serverSeries: PartySeries(label: "server", ttl: partyTTL, limit: maxPartySeries),
+            who: WhoSeries(networks: networks, maxNetworkSeries: maxNetworkSeries, origins: origins)))
         let r = registry
         func counter(_ d: MetricNameDescriptor, _ labels: [(String, String)] = []) -> Counter {
             labels.isEmpty ? r.makeCounter(descriptor: d) : r.makeCounter(descriptor: d, labels: labels)
@@ -182,7 +188,7 @@ public final class TrafficMetrics: Sendable {
     /// Adds a closed window (built with `trackedParties()`) to the counters and makes it
     /// the window the gauges describe.
     public func record(_ built: BuiltWindow) {
-        record(built.record, clientTotals: built.clientTotals, serverTotals: built.serverTotals)
+        record(built.record, clientTotals: built.clientTotals, serverTotals: built.serverTotals, networkTotals: built.networkTotals)
     }
 
     /// Adds a record whose lists hold every party (an inject test, a record read back):
@@ -196,7 +202,9 @@ public final class TrafficMetrics: Sendable {
         record(r, clientTotals: totals(tracked.clients, r.clients), serverTotals: totals(tracked.servers, r.servers))
     }
 
-    private func record(_ whole: WindowRecord, clientTotals: [PartyTotals?], serverTotals: [PartyTotals?]) {
+    private func record(
+        _ whole: WindowRecord, clientTotals: [PartyTotals?], serverTotals: [PartyTotals?], networkTotals: [NetworkCounts]? = nil
+    ) {
         // Series for this exposition's top (records built by `serve` are folded to it already).
         let r = whole.folded(top: top)
         lock.withLock { state in
@@ -289,6 +297,8 @@ public final class TrafficMetrics: Sendable {
                     into: &text)
                 partySeries[series.label]?.set(Double(series.count))
             }
+            state.who.add(r, networkTotals: networkTotals ?? whole.networks)
+            text += state.who.text
             state.windowText = Array(text.utf8)
 
             serviceCounters.record(r)

@@ -41,7 +41,9 @@ public final class TrafficState: Sendable {
         self.store = store
         self.metrics = TrafficMetrics(
             top: configuration.top, version: configuration.version, partyTTL: configuration.partyTTL,
-            maxPartySeries: configuration.maxPartySeries, interfaces: engine.interfaces)
+            maxPartySeries: configuration.maxPartySeries, interfaces: engine.interfaces,
+            networks: engine.configuration.networks, maxNetworkSeries: configuration.maxNetworkSeries,
+            origins: engine.configuration.origins)
         self.ring = LockedValue(WindowHistory(capacity: configuration.historySize))
     }
 

@@ -42,12 +42,13 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let configuration = WindowAggregator.Configuration(
+        var configuration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(),
             localNetworks: try aggregation.localNetworks(),
             servicePorts: try aggregation.servicePortSet(),
             maxClients: aggregation.maxClients,
             top: top)
+        try aggregation.addWho(to: &configuration)
         // Open every file first, so a bad one is refused before anything is printed.
         var sources: [PacketSource] = []
         for path in files {

@@ -43,6 +43,7 @@ final class ReportWriter: @unchecked Sendable {
             + "  non-ip \(r.nonIP.packets)/\(r.nonIP.bytes)  malformed \(r.malformed.packets)/\(r.malformed.bytes)  late \(r.latePackets)")
         parties(r.clients, other: r.other, title: "client", otherTitle: "clients", into: &lines)
         parties(r.servers, other: r.otherServers, title: "server", otherTitle: "servers", into: &lines)
+        lines += whoTable(r)
         protocols(r.protocols, into: &lines)
         return lines.joined(separator: "\n") + "\n\n"
     }

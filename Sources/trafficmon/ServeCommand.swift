@@ -46,6 +46,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-party-series"), help: ArgumentHelp("Clients (and, apart, servers) with sticky counters at most; later ones wait until some expire.", valueName: "n"))
     var maxPartySeries: Int = 1000
 
+    @Option(name: .customLong("max-network-series"), help: ArgumentHelp("Named networks (the first in the --networks file) with counters of their own (trafficmon_network_*_total); the rest count as network=\"other\".", valueName: "n"))
+    var maxNetworkSeries: Int = 100
+
     @Flag(name: .customLong("enable-debug-inject"), help: "Serve POST /debug/inject (off by default).")
     var enableDebugInject = false
 
@@ -103,6 +106,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...100_000).contains(maxPartySeries) else {
             throw ValidationError("--max-party-series must be from 0 to 100000, not \(maxPartySeries)")
         }
+        guard (0...100_000).contains(maxNetworkSeries) else {
+            throw ValidationError("--max-network-series must be from 0 to 100000, not \(maxNetworkSeries)")
+        }
         _ = try partyTTLNanoseconds()
         guard (1...1_000_000).contains(history) else { throw ValidationError("--history must be from 1 to 1000000, not \(history)") }
         guard (64...262_144).contains(snaplen) else { throw ValidationError("--snaplen must be from 64 to 262144, not \(snaplen)") }
@@ -135,6 +141,8 @@ struct ServeCommand: AsyncParsableCommand {
     struct Prepared: Sendable {
         var sources: [PacketSource]
         var localNetworks: LocalNetworks
+        /// The named networks and the AS and country databases (`--networks`, `--asn-db`, `--country-db`).
+        var who: WindowAggregator.Configuration
         var options: TrafficServer.Options
         var server: ServerConfiguration
         var logger: Logger
@@ -160,6 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
         server.top = top
         server.partyTTL = try partyTTLNanoseconds()
         server.maxPartySeries = maxPartySeries
+        server.maxNetworkSeries = maxNetworkSeries
         server.historySize = history
         server.enableDebugInject = enableDebugInject
         server.version = Trafficmon.version
@@ -177,6 +186,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let tlsCert, let tlsKey {
             options.tls = try Self.loadTLS(certificate: tlsCert, key: tlsKey)
         }
+
+        // Read while privileged, like the token and TLS files.
+        var who = WindowAggregator.Configuration()
+        try aggregation.addWho(to: &who)
 
         var local = try aggregation.localNetworks()
         var sources: [PacketSource] = []
@@ -200,7 +213,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw UserFacingError(error)
         }
         if let user { try Privileges.drop(to: user) }
-        return Prepared(sources: sources, localNetworks: local, options: options, server: server, logger: logger)
+        return Prepared(sources: sources, localNetworks: local, who: who, options: options, server: server, logger: logger)
     }
 
     /// The unprivileged part: the database, the server, until a signal.
@@ -222,10 +235,12 @@ struct ServeCommand: AsyncParsableCommand {
         if options.authTokens.isEmpty && !server.listen.isLoopback {
             logger.warning("listening on \(server.listen) without authentication: anyone who can reach it can read the traffic figures (use --auth-token-file)")
         }
-        let windowConfiguration = WindowAggregator.Configuration(
+        var windowConfiguration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(), localNetworks: prepared.localNetworks,
             servicePorts: try aggregation.servicePortSet(), maxClients: aggregation.maxClients, top: top,
             oversizedAbove: prepared.sources.first?.oversizedAbove)
+        windowConfiguration.networks = prepared.who.networks
+        windowConfiguration.origins = prepared.who.origins
 
         let trafficServer: TrafficServer
         do {

@@ -20,6 +20,12 @@ struct LivePrometheusTests {
             SyntheticTraffic(packets: 12_000, clients: 300, seconds: 20, seed: 11),
             SyntheticTraffic(packets: 3_000, clients: 80, seconds: 20, seed: 23),
         ]
+        // Named networks, ASes and countries over the captures' and the injects' addresses.
+        let networksFile = dir.appendingPathComponent("networks.yaml")
+        try WhoFixtures.networksYAML(WhoFixtures.networkBlocks(.servers)).write(to: networksFile, atomically: true, encoding: .utf8)
+        let asnFile = dir.appendingPathComponent("asn.mmdb"), countryFile = dir.appendingPathComponent("country.mmdb")
+        try WhoFixtures.asnDatabase().write(to: asnFile)
+        try WhoFixtures.countryDatabase().write(to: countryFile)
         var sensors: [(name: String, address: String, process: ServerProcess)] = []
         defer { for sensor in sensors { sensor.process.stop() } }
         for (index, traffic) in captures.enumerated() {
@@ -29,6 +35,7 @@ struct LivePrometheusTests {
             let port = try TestProcess.freePort()
             var arguments = ["serve", "--read", file.path, "--enable-debug-inject", "--window", "1s", "--listen", "127.0.0.1:\(port)", "--no-db"]
             for net in SyntheticTraffic.localNetworks { arguments += ["--local-net", net] }
+            arguments += ["--networks", networksFile.path, "--asn-db", asnFile.path, "--country-db", countryFile.path]
             let process = try ServerProcess(name: name, executable: TestProcess.trafficmon, arguments: arguments, port: port, in: dir)
             sensors.append((name, "127.0.0.1:\(port)", process))
         }
@@ -125,6 +132,11 @@ struct LivePrometheusTests {
             }
         }
         #expect(checked >= 20)
+
+        // The Networks row's counters carry the injected traffic, not only the series every
+        // network of the file has from the start.
+        let docs = try await api.query(#"sum(increase(trafficmon_network_bytes_total{network="docs", side="client", instance=~"\#(instanceRegex)"}[\#(rangeSeconds)s]))"#)
+        #expect(docs.result.compactMap { ($0["value"] as? [Any])?.last as? String }.compactMap(Double.init).first ?? 0 > 0, "\(docs.raw.prefix(300))")
 
         // Top clients of the last window come from the injected clients, per sensor.
         let topClients = try await api.query(#"topk(3, sum by (client) (trafficmon_window_client_bytes{client!="other", instance=~"\#(instanceRegex)"}))"#)

@@ -14,6 +14,7 @@ struct PromtoolTests {
     static let alertNames = [
         "TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping",
         "NoTrafficCaptured", "SynFlood", "PortScanSuspected", "DnsServfailHigh", "DnsErrorsHigh",
+        "NetworkTrafficHigh",
     ]
 
     static func run(_ arguments: [String]) throws -> TestProcess.Result {

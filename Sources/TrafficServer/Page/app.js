@@ -367,7 +367,7 @@
 
   function render() {
     // One panel failing on an odd record must not stop the others or the stream.
-    for (const panel of [renderSource, renderWindow, renderCharts, renderParties, renderServices, renderProtocols, renderHealth]) {
+    for (const panel of [renderSource, renderWindow, renderCharts, renderParties, renderServices, renderProtocols, renderNetworks, renderHealth]) {
       try { panel(); } catch (error) { console.error('trafficmon: drawing ' + panel.name + ' failed:', error); }
     }
   }
@@ -672,6 +672,54 @@
       return tr;
     }) : [];
     fillTable($('sizes-table').tBodies[0], sizeRows, waiting, 3);
+  }
+
+  /** The newest window's traffic per named network (both sides), client country and
+   *  client AS, for what the server was started with (--networks, --country-db,
+   *  --asn-db); the panel stays hidden without them. */
+  function renderNetworks() {
+    const last = state.windows[state.windows.length - 1];
+    const r = last ? last.record : {};
+    const lists = { networks: r.networks, countries: r.countries, asns: r.asns };
+    const shown = Object.values(lists).some(Array.isArray);
+    $('panel-networks').hidden = !shown;
+    if (!shown) return;
+    $('networks-window').textContent = 'The last window, ' + fmtClock(last.start) + ' – ' + fmtClock(last.end) + (r.partial ? ' (partial).' : '.');
+    const num = (v) => Number(v) || 0;
+    const bytes = (c) => num(c && c.bytes);
+    /** One row per entry: its name (and a second line), bytes in and out, share of the window. */
+    const rows = (list, name, detail, key) => list.map((e) => {
+      const inBytes = bytes(e.in), outBytes = bytes(e.out);
+      const tr = el('tr', { [key]: name(e), 'data-in': String(inBytes), 'data-out': String(outBytes) });
+      const head = el('th', { scope: 'row' }, name(e));
+      const more = detail(e);
+      if (more) head.append(el('span', { class: 'muted detail' }, more));
+      if (name(e) === 'unknown' || name(e) === 'other') tr.classList.add('rest');
+      tr.append(head);
+      for (const text of [fmtBytes(inBytes), fmtBytes(outBytes), fmtShare(inBytes + outBytes, last.ipBytes)]) {
+        tr.append(el('td', { class: 'num' }, text));
+      }
+      return tr;
+    });
+    const none = () => '';
+    for (const side of ['client', 'server']) {
+      const part = $('networks-' + side + '-part');
+      part.hidden = !Array.isArray(lists.networks);
+      if (part.hidden) continue;
+      const entries = lists.networks.filter((n) => n.side === side);
+      fillTable($('networks-' + side + '-table').tBodies[0], rows(entries, (n) => String(n.network), none, 'data-network'),
+        'No ' + side + ' traffic in this window.', 4);
+    }
+    $('countries-part').hidden = !Array.isArray(lists.countries);
+    if (Array.isArray(lists.countries)) {
+      fillTable($('countries-table').tBodies[0], rows(lists.countries, (c) => String(c.country), none, 'data-country'),
+        'No client traffic in this window.', 4);
+    }
+    $('asns-part').hidden = !Array.isArray(lists.asns);
+    if (Array.isArray(lists.asns)) {
+      fillTable($('asns-table').tBodies[0], rows(lists.asns, (a) => String(a.asn), (a) => a.as_org ? String(a.as_org) : '', 'data-asn'),
+        'No client traffic in this window.', 4);
+    }
   }
 
   function renderHealth() {
