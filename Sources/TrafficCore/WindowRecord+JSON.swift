@@ -328,3 +328,24 @@ struct JSONWriter {
         raw("]")
     }
 }
+
+/// A closed window's record with its JSON, rendered once when the window closes: the
+/// stream, the store and the JSON routes send these bytes rather than render the record
+/// again for each of them (or for each request).
+///
+/// ```swift
+/// let rendered = RenderedRecord(record)
+/// body += rendered.json
+/// ```
+public struct RenderedRecord: Sendable, Equatable {
+    public let record: WindowRecord
+    /// `record.jsonBytes()`: one line of JSON, no trailing newline.
+    public let json: [UInt8]
+
+    public init(_ record: WindowRecord) {
+        self.record = record
+        json = record.jsonBytes()
+    }
+
+    public var start: Int64 { record.start }
+}

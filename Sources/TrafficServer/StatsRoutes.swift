@@ -9,8 +9,7 @@ struct StatsRoutes<Context: RequestContext> {
 
     func add(to router: Router<Context>) {
         router.get("/stats/current") { _, _ -> Response in
-            let record = await state.currentWindow()
-            return .json(record.jsonBytes())
+            .json(await state.currentRendered().json)
         }
         router.get("/stats/capture") { _, _ -> Response in
             .json(CaptureSummary(state: state, now: Int64(Date().timeIntervalSince1970 * 1e9)).jsonBytes())
@@ -28,10 +27,10 @@ struct StatsRoutes<Context: RequestContext> {
                 throw badRequest("since must be earlier than until")
             }
             if since == nil && until == nil {
-                return .json(Self.historyBody(state.history(limit: limit), top: top, who: who))
+                return .json(Self.historyBody(state.rendered(limit: limit), top: top, who: who))
             }
             do {
-                return .json(Self.historyBody(try await state.history(since: since, until: until, limit: limit), top: top, who: who))
+                return .json(Self.historyBody(try await state.rendered(since: since, until: until, limit: limit), top: top, who: who))
             } catch {
                 throw HTTPError(.serviceUnavailable, message: "the history database cannot be read: \(error)")
             }
@@ -70,12 +69,17 @@ struct StatsRoutes<Context: RequestContext> {
 
     /// `{"windows":[...]}`, each window seen through `who` (`WindowRecord.filtered`), then
     /// folded to `top` (the networks, countries and ASes a filter selected stay listed).
-    static func historyBody(_ windows: [WindowRecord], top: Int? = nil, who: WhoFilter = WhoFilter()) -> [UInt8] {
+    static func historyBody(_ windows: [RenderedRecord], top: Int? = nil, who: WhoFilter = WhoFilter()) -> [UInt8] {
         var out = [UInt8]("{\"windows\":[".utf8)
-        out.reserveCapacity(windows.count * (top == 0 ? 640 : 2048))
-        for (i, w) in windows.enumerated() {
+        out.reserveCapacity(top == nil && who.isEmpty ? windows.reduce(16) { $0 + $1.json.count + 1 } : windows.count * 2048)
+        for (i, rendered) in windows.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            var w = who.isEmpty ? w : w.filtered(who)
+            // As kept: the bytes rendered when the window closed.
+            if top == nil && who.isEmpty {
+                out += rendered.json
+                continue
+            }
+            var w = who.isEmpty ? rendered.record : rendered.record.filtered(who)
             if let top {
                 let selected = (w.networks, w.countries, w.asns)
                 w = w.folded(top: top)

@@ -30,9 +30,9 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
     /// Told once the last window is committed.
     let onFlushed: (@Sendable () -> Void)?
     /// The windows kept in memory, written into a database file created anew.
-    let history: (@Sendable () -> [WindowRecord])?
+    let history: (@Sendable () -> [RenderedRecord])?
     let metrics: StoreMetrics
-    private let pending = LockedValue<[WindowRecord]>([])
+    private let pending = LockedValue<[RenderedRecord]>([])
     private let health = LockedValue<Health>(Health())
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
@@ -56,7 +56,7 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
 
     public init(
         store: WindowStore, retention: Int64?, logger: Logger, queueLimit: Int = 720, metrics: StoreMetrics = StoreMetrics(),
-        history: (@Sendable () -> [WindowRecord])? = nil, onFlushed: (@Sendable () -> Void)? = nil
+        history: (@Sendable () -> [RenderedRecord])? = nil, onFlushed: (@Sendable () -> Void)? = nil
     ) {
         self.store = store
         self.retention = retention
@@ -68,9 +68,9 @@ public final class StoreWriter: WindowSubscriber, ServiceLifecycle.Service {
         (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    public func publish(_ record: WindowRecord) async {
+    public func publish(_ rendered: RenderedRecord) async {
         let dropped = pending.withLock { list -> Int in
-            list.append(record)
+            list.append(rendered)
             let excess = max(0, list.count - queueLimit)
             list.removeFirst(excess)
             return excess

@@ -101,7 +101,7 @@ public struct TrafficServer: Sendable {
             // longer --history); those in the history ring share its memory.
             let writer = StoreWriter(
                 store: store, retention: options.retention, logger: logger, queueLimit: max(historySize, 720), metrics: storeMetrics,
-                history: { state.history(limit: historySize) }, onFlushed: { state.noteFlushed() })
+                history: { state.rendered(limit: historySize) }, onFlushed: { state.noteFlushed() })
             subscribers.append(writer)
             services.append(writer)
         }

@@ -123,9 +123,18 @@ public final class WindowStore: Sendable {
     /// Writes records in one transaction (a repeated start replaces the older row). Throws
     /// `.moved` without writing when the file was removed or replaced while open.
     public func save(_ records: [WindowRecord]) async throws(StoreError) {
+        try await save(records.map(RenderedRecord.init))
+    }
+
+    /// Writes records with the JSON they were rendered to once (the `record` column holds
+    /// those bytes as they are).
+    public func save(_ records: [RenderedRecord]) async throws(StoreError) {
         guard !records.isEmpty else { return }
         try checkFile()
-        let rows = records.map { r in (r.start, r.end, r.partial, Int64(clamping: r.packets), Int64(clamping: r.bytes), r.jsonString) }
+        let rows = records.map { rendered in
+            let r = rendered.record
+            return (r.start, r.end, r.partial, Int64(clamping: r.packets), Int64(clamping: r.bytes), String(decoding: rendered.json, as: UTF8.self))
+        }
         do {
             try await pool.write { db in
                 let statement = try db.cachedStatement(sql: """
