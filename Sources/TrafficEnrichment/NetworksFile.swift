@@ -48,7 +48,10 @@ public enum NetworksFile {
         }
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // Every value is read as text (`scalar.string`), so no scalar needs its type
+            // resolved: the basic resolver skips the regular expressions that the default
+            // one runs on each scalar (most of the time of a 10,000-entry file).
+            root = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             throw Self.describe(error, path: path)
         } catch {
