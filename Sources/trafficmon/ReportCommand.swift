@@ -32,8 +32,8 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("List only the top N clients, servers (and services) of each window; the rest is folded into 'other'.", valueName: "n"))
     var top: Int?
 
-    @Option(help: ArgumentHelp("Threads that decode and count (one more reads the files); the default is the number of cores.", valueName: "n"))
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: ArgumentHelp("Threads that decode and count (one more reads the files); the default is one less than the number of cores, at least 1.", valueName: "n"))
+    var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
 
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
