@@ -89,9 +89,10 @@ let package = Package(
             ]
         ),
         // The test harness every test target shares: a pcap/pcapng writer, a frame builder, a
-        // synthetic capture with an exact oracle, a runner for the built binary and a wrapper
-        // for the servers it starts, an HTTP client, and a Prometheus text-format parser.
-        .target(name: "TrafficTestSupport", dependencies: ["TrafficCore"]),
+        // synthetic capture with an exact oracle, a reader of captures into records, a runner
+        // for the built binary and a wrapper for the servers it starts, an HTTP client, and a
+        // Prometheus text-format parser.
+        .target(name: "TrafficTestSupport", dependencies: ["TrafficCore", "TrafficCapture"]),
         // Writes synthetic captures with an exact oracle for the demo and the benchmarks.
         .executableTarget(name: "synth-capture", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),

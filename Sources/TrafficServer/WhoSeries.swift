@@ -91,45 +91,47 @@ struct WhoSeries {
             let keys = networkCounters.keys.sorted { a, b in
                 (order[a.name] ?? .max, a.side.rawValue, a.direction.rawValue) < (order[b.name] ?? .max, b.side.rawValue, b.direction.rawValue)
             }
-            for (family, pick) in [(WhoNames.networkPackets, \Counts.packets), (WhoNames.networkBytes, \Counts.bytes)] {
-                family.header("counter", into: &out)
-                for k in keys {
-                    out += "\(family.name){network=\"\(TrafficMetrics.escape(k.name))\",side=\"\(k.side.rawValue)\",direction=\"\(k.direction.label)\"} \((networkCounters[k] ?? .zero)[keyPath: pick])\n"
-                }
-            }
+            Self.write(WhoNames.networkPackets, WhoNames.networkBytes, type: "counter", into: &out, rows: keys.map { k in
+                (Self.networkLabels(k.name, k.side, k.direction), networkCounters[k] ?? .zero)
+            })
         }
         if let networks = r?.networks, !networks.isEmpty {
-            for (family, pick) in [(WhoNames.windowNetworkPackets, \Counts.packets), (WhoNames.windowNetworkBytes, \Counts.bytes)] {
-                family.header("gauge", into: &out)
-                for n in networks {
-                    for (direction, c) in [(Direction.inbound, n.in), (.outbound, n.out)] {
-                        out += "\(family.name){network=\"\(TrafficMetrics.escape(n.network))\",side=\"\(n.side.rawValue)\",direction=\"\(direction.label)\"} \(c[keyPath: pick])\n"
-                    }
-                }
-            }
+            Self.write(WhoNames.windowNetworkPackets, WhoNames.windowNetworkBytes, type: "gauge", into: &out, rows: networks.flatMap { n in
+                [(Self.networkLabels(n.network, n.side, .inbound), n.in), (Self.networkLabels(n.network, n.side, .outbound), n.out)]
+            })
         }
         if providesCountry && !countryCounters.isEmpty {
             let keys = countryCounters.keys.sorted { a, b in
                 (Self.rank(a.name), a.name, a.direction.rawValue) < (Self.rank(b.name), b.name, b.direction.rawValue)
             }
-            for (family, pick) in [(WhoNames.countryPackets, \Counts.packets), (WhoNames.countryBytes, \Counts.bytes)] {
-                family.header("counter", into: &out)
-                for k in keys {
-                    out += "\(family.name){country=\"\(TrafficMetrics.escape(k.name))\",direction=\"\(k.direction.label)\"} \((countryCounters[k] ?? .zero)[keyPath: pick])\n"
-                }
-            }
+            Self.write(WhoNames.countryPackets, WhoNames.countryBytes, type: "counter", into: &out, rows: keys.map { k in
+                ("country=\"\(TrafficMetrics.escape(k.name))\",direction=\"\(k.direction.label)\"", countryCounters[k] ?? .zero)
+            })
         }
         if let asns = r?.asns, !asns.isEmpty {
-            for (family, pick) in [(WhoNames.windowASNPackets, \Counts.packets), (WhoNames.windowASNBytes, \Counts.bytes)] {
-                family.header("gauge", into: &out)
-                for a in asns {
-                    for (direction, c) in [(Direction.inbound, a.in), (.outbound, a.out)] {
-                        out += "\(family.name){asn=\"\(TrafficMetrics.escape(a.asn))\",as_org=\"\(TrafficMetrics.escape(a.asOrg))\",direction=\"\(direction.label)\"} \(c[keyPath: pick])\n"
-                    }
+            Self.write(WhoNames.windowASNPackets, WhoNames.windowASNBytes, type: "gauge", into: &out, rows: asns.flatMap { a in
+                [(Direction.inbound, a.in), (.outbound, a.out)].map { direction, counts in
+                    ("asn=\"\(TrafficMetrics.escape(a.asn))\",as_org=\"\(TrafficMetrics.escape(a.asOrg))\",direction=\"\(direction.label)\"", counts)
                 }
-            }
+            })
         }
         return out
+    }
+
+    /// The `packets` family, then the `bytes` family, as `type`: each with its header and a
+    /// line per row, its labels and the packets (or bytes) of its counts.
+    private static func write(
+        _ packets: WhoNames.Family, _ bytes: WhoNames.Family, type: String, into out: inout String,
+        rows: [(labels: String, counts: Counts)]
+    ) {
+        for (family, pick) in [(packets, \Counts.packets), (bytes, \Counts.bytes)] {
+            family.header(type, into: &out)
+            for row in rows { out += "\(family.name){\(row.labels)} \(row.counts[keyPath: pick])\n" }
+        }
+    }
+
+    private static func networkLabels(_ network: String, _ side: NetworkSide, _ direction: Direction) -> String {
+        "network=\"\(TrafficMetrics.escape(network))\",side=\"\(side.rawValue)\",direction=\"\(direction.label)\""
     }
 
     /// Codes first, then `unknown`, then `other`.
@@ -158,22 +160,18 @@ enum WhoNames {
     static let networkBytes = Family(
         name: "trafficmon_network_bytes_total",
         help: "IP wire bytes by named network (--networks) of the client or the server side, and direction; network=\"unknown\" and \"other\" as for the packets.")
-    static let windowNetworkPackets = Family(
-        name: "trafficmon_window_network_packets",
-        help: "IP packets of each top named network per side in the last closed window (network=\"other\" holds the rest, network=\"unknown\" the addresses outside every network).")
-    static let windowNetworkBytes = Family(
-        name: "trafficmon_window_network_bytes",
-        help: "IP wire bytes of each top named network per side in the last closed window (network=\"other\" holds the rest, network=\"unknown\" the addresses outside every network).")
-    static let countryPackets = Family(
-        name: "trafficmon_country_packets_total",
-        help: "IP packets by the client's country (ISO 3166 code from --country-db; unknown: none; other: clients past --max-clients) and direction.")
-    static let countryBytes = Family(
-        name: "trafficmon_country_bytes_total",
-        help: "IP wire bytes by the client's country (ISO 3166 code from --country-db; unknown: none; other: clients past --max-clients) and direction.")
-    static let windowASNPackets = Family(
-        name: "trafficmon_window_asn_packets",
-        help: "IP packets of each top autonomous system of the clients (--asn-db) in the last closed window (asn=\"other\" holds the rest, asn=\"unknown\" the clients no AS holds).")
-    static let windowASNBytes = Family(
-        name: "trafficmon_window_asn_bytes",
-        help: "IP wire bytes of each top autonomous system of the clients (--asn-db) in the last closed window (asn=\"other\" holds the rest, asn=\"unknown\" the clients no AS holds).")
+    static let windowNetworkPackets = Family(name: "trafficmon_window_network_packets", help: "IP packets \(windowNetworkHelp)")
+    static let windowNetworkBytes = Family(name: "trafficmon_window_network_bytes", help: "IP wire bytes \(windowNetworkHelp)")
+    static let countryPackets = Family(name: "trafficmon_country_packets_total", help: "IP packets \(countryHelp)")
+    static let countryBytes = Family(name: "trafficmon_country_bytes_total", help: "IP wire bytes \(countryHelp)")
+    static let windowASNPackets = Family(name: "trafficmon_window_asn_packets", help: "IP packets \(windowASNHelp)")
+    static let windowASNBytes = Family(name: "trafficmon_window_asn_bytes", help: "IP wire bytes \(windowASNHelp)")
+
+    // What the packets and the bytes family of each pair count, after "IP packets" or "IP wire bytes".
+    private static let windowNetworkHelp =
+        "of each top named network per side in the last closed window (network=\"other\" holds the rest, network=\"unknown\" the addresses outside every network)."
+    private static let countryHelp =
+        "by the client's country (ISO 3166 code from --country-db; unknown: none; other: clients past --max-clients) and direction."
+    private static let windowASNHelp =
+        "of each top autonomous system of the clients (--asn-db) in the last closed window (asn=\"other\" holds the rest, asn=\"unknown\" the clients no AS holds)."
 }

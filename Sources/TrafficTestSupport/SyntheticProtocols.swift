@@ -309,18 +309,6 @@ public struct SyntheticProtocols: Sendable {
 
         // MARK: TCP
 
-        static func tcp(_ sport: UInt16, _ dport: UInt16, flags: UInt8, seq: UInt32 = 1, ack: UInt32 = 0,
-                        options: [UInt8] = [], payload: [UInt8] = [], headerWords: Int? = nil) -> [UInt8] {
-            var h = FrameBuilder.be16(sport) + FrameBuilder.be16(dport) + FrameBuilder.be32(seq) + FrameBuilder.be32(ack)
-            h += [UInt8((headerWords ?? (5 + options.count / 4)) << 4), flags]
-            h += FrameBuilder.be16(65535) + [0, 0, 0, 0]
-            return h + options + payload
-        }
-
-        static func udp(_ sport: UInt16, _ dport: UInt16, payload: [UInt8], length: UInt16? = nil) -> [UInt8] {
-            FrameBuilder.be16(sport) + FrameBuilder.be16(dport) + FrameBuilder.be16(length ?? UInt16(8 + payload.count)) + [0, 0] + payload
-        }
-
         /// MSS, SACK permitted, timestamps, NOP, window scale: 20 bytes, as a SYN carries them.
         static let synOptions: [UInt8] = [2, 4, 0x05, 0xB4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]
 
@@ -377,7 +365,7 @@ public struct SyntheticProtocols: Sendable {
             let (sp, dp) = toServer ? (s.cport, s.sport) : (s.sport, s.cport)
             let inbound = toServer == s.clientIsRemote
             frame(episode, src: src, dst: dst, inbound: inbound, proto: 6,
-                  transport: Self.tcp(sp, dp, flags: flags, seq: seq, ack: ack, options: options, payload: payload), dns: dns)
+                  transport: FrameBuilder.tcp(sp, dp, flags: flags, seq: seq, ack: ack, options: options, payload: payload), dns: dns)
             let advance = UInt32(payload.count) &+ (flags & 0x03 != 0 ? 1 : 0)
             if toServer { s.cseq &+= advance } else { s.sseq &+= advance }
         }
@@ -390,10 +378,10 @@ public struct SyntheticProtocols: Sendable {
             for _ in 0..<(10 + below(50)) {
                 let client = remote(v6: v6), cport = ephemeral()
                 frame("syn flood", src: client, dst: server, inbound: true, proto: 6,
-                      transport: Self.tcp(cport, port, flags: 0x02, seq: UInt32(truncatingIfNeeded: rng.next())))
+                      transport: FrameBuilder.tcp(cport, port, flags: 0x02, seq: UInt32(truncatingIfNeeded: rng.next())))
                 if below(8) == 0 {
                     frame("syn flood", src: server, dst: client, inbound: false, proto: 6,
-                          transport: Self.tcp(port, cport, flags: 0x12, ack: 1, options: Self.synOptions))
+                          transport: FrameBuilder.tcp(port, cport, flags: 0x12, ack: 1, options: Self.synOptions))
                 }
             }
         }
@@ -404,11 +392,11 @@ public struct SyntheticProtocols: Sendable {
             let client = remote(v6: v6), server = local(v6: v6), cport = ephemeral()
             for _ in 0..<(5 + below(30)) {
                 let port = UInt16(1 + below(1024))
-                frame("scan", src: client, dst: server, inbound: true, proto: 6, transport: Self.tcp(cport, port, flags: 0x02))
+                frame("scan", src: client, dst: server, inbound: true, proto: 6, transport: FrameBuilder.tcp(cport, port, flags: 0x02))
                 if chance(0.8) {
-                    frame("scan", src: server, dst: client, inbound: false, proto: 6, transport: Self.tcp(port, cport, flags: 0x14, ack: 2))
+                    frame("scan", src: server, dst: client, inbound: false, proto: 6, transport: FrameBuilder.tcp(port, cport, flags: 0x14, ack: 2))
                 } else {
-                    frame("scan", src: server, dst: client, inbound: false, proto: 6, transport: Self.tcp(port, cport, flags: 0x12, ack: 2))
+                    frame("scan", src: server, dst: client, inbound: false, proto: 6, transport: FrameBuilder.tcp(port, cport, flags: 0x12, ack: 2))
                 }
             }
         }
@@ -422,7 +410,7 @@ public struct SyntheticProtocols: Sendable {
                 let flags: UInt8 = pick([0x04, 0x14, 0x05, 0x15, 0x1C])
                 let (src, dst) = outbound ? (a, b) : (b, a)
                 let (sp, dp) = outbound ? (UInt16(443), ephemeral()) : (ephemeral(), UInt16(443))
-                frame("rst storm", src: src, dst: dst, inbound: !outbound, proto: 6, transport: Self.tcp(sp, dp, flags: flags, seq: 9))
+                frame("rst storm", src: src, dst: dst, inbound: !outbound, proto: 6, transport: FrameBuilder.tcp(sp, dp, flags: flags, seq: 9))
             }
         }
 
@@ -434,7 +422,7 @@ public struct SyntheticProtocols: Sendable {
             for flags in [0x03, 0x06, 0x16, 0x3F, 0x00, 0x29, 0xC2, 0xD2, 0x07, 0xFF] as [UInt8] where chance(0.6) {
                 let inbound = chance(0.5)
                 let (src, dst) = inbound ? (client, server) : (server, client)
-                frame("odd flags", src: src, dst: dst, inbound: inbound, proto: 6, transport: Self.tcp(ephemeral(), 80, flags: flags))
+                frame("odd flags", src: src, dst: dst, inbound: inbound, proto: 6, transport: FrameBuilder.tcp(ephemeral(), 80, flags: flags))
             }
         }
 
@@ -450,7 +438,7 @@ public struct SyntheticProtocols: Sendable {
                 let flags: UInt8 = pick([0x02, 0x12, 0x04, 0x11, 0x10, 0x18])
                 let options = chance(0.5) ? Self.synOptions : []
                 let data = payload(wire: wireSize(), overhead: 14 + (v6 ? 40 : 20) + 20 + options.count)
-                let segment = Self.tcp(ephemeral(), 443, flags: flags, options: options, payload: data)
+                let segment = FrameBuilder.tcp(ephemeral(), 443, flags: flags, options: options, payload: data)
                 let cut = below(10)
                 let keep: (Int) -> Int = switch cut {
                 case 0..<4: { $0 + 4 + cut * 3 }       // ports kept, flags byte not (t+4 ... t+13)
@@ -469,7 +457,7 @@ public struct SyntheticProtocols: Sendable {
         mutating func bogusHeaderLength() {
             let client = remote(v6: false), server = local(v6: false)
             frame("bogus tcp header length", src: client, dst: server, inbound: true, proto: 6,
-                  transport: Self.tcp(ephemeral(), 80, flags: pick([0x02, 0x04, 0x01]), headerWords: 2 + below(3)))
+                  transport: FrameBuilder.tcp(ephemeral(), 80, flags: pick([0x02, 0x04, 0x01]), headerWords: 2 + below(3)))
         }
 
         /// UDP data of every size (jumbo frames too), not DNS, to a port no dissector claims.
@@ -479,7 +467,7 @@ public struct SyntheticProtocols: Sendable {
             let a = local(v6: v6), b = remote(v6: v6)
             let (src, dst) = inbound ? (b, a) : (a, b)
             let data = payload(wire: wireSize(), overhead: 14 + (v6 ? 40 : 20) + 8)
-            frame("udp data", src: src, dst: dst, inbound: inbound, proto: 17, transport: Self.udp(ephemeral(), 40000, payload: data))
+            frame("udp data", src: src, dst: dst, inbound: inbound, proto: 17, transport: FrameBuilder.udp(ephemeral(), 40000, payload: data))
         }
 
         // MARK: DNS messages
@@ -494,10 +482,6 @@ public struct SyntheticProtocols: Sendable {
             return out + [0]
         }
 
-        static func header(id: UInt16, flags: UInt16, qd: UInt16, an: UInt16 = 0, ns: UInt16 = 0, ar: UInt16 = 0) -> [UInt8] {
-            [id, flags, qd, an, ns, ar].flatMap { FrameBuilder.be16($0) }
-        }
-
         mutating func qtype() -> UInt16 {
             chance(0.8) ? pick(Array(SyntheticProtocols.queryTypes.keys).sorted()) : pick(SyntheticProtocols.otherQueryTypes)
         }
@@ -505,7 +489,7 @@ public struct SyntheticProtocols: Sendable {
         /// A query for `qtype`; with `pointer`, the first question's name is one label and a
         /// compression pointer to the rest, written after the question.
         mutating func query(_ qtype: UInt16, pointer: Bool = false) -> Message {
-            var m = Self.header(id: UInt16(truncatingIfNeeded: rng.next()), flags: 0x0100, qd: 1)
+            var m = FrameBuilder.dnsHeader(id: UInt16(truncatingIfNeeded: rng.next()), flags: 0x0100, qd: 1)
             if pointer {
                 let first = name(labels: 1).dropLast()
                 let target = 12 + first.count + 2 + 4
@@ -525,7 +509,7 @@ public struct SyntheticProtocols: Sendable {
             let qtype = self.qtype()
             let answers = rcode == 0 ? 1 + below(3) : 0
             let withQuestion = rcode != 1 || chance(0.5)
-            var m = Self.header(id: UInt16(truncatingIfNeeded: rng.next()), flags: 0x8180 | UInt16(rcode), qd: withQuestion ? 1 : 0, an: UInt16(answers))
+            var m = FrameBuilder.dnsHeader(id: UInt16(truncatingIfNeeded: rng.next()), flags: 0x8180 | UInt16(rcode), qd: withQuestion ? 1 : 0, an: UInt16(answers))
             if withQuestion { m += name() + FrameBuilder.be16(qtype) + FrameBuilder.be16(1) }
             for _ in 0..<answers {
                 let rdata: [UInt8] = qtype == 28 ? [UInt8](repeating: 0x20, count: 16) : [192, 0, 2, UInt8(below(256))]
@@ -545,32 +529,32 @@ public struct SyntheticProtocols: Sendable {
                 let n = below(12)
                 return Message(bytes: (0..<n).map { _ in UInt8(below(256)) }, kind: .malformed, needed: 0)
             case 1:
-                return Message(bytes: Self.header(id: id, flags: 0x0100, qd: 0) + name() + [0, 1, 0, 1], kind: .malformed, needed: 12)
+                return Message(bytes: FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 0) + name() + [0, 1, 0, 1], kind: .malformed, needed: 12)
             case 2:
                 // The first label claims more bytes than the message has left.
-                let m = Self.header(id: id, flags: 0x0100, qd: 1) + [UInt8(20 + below(40)), 0x61, 0x62]
+                let m = FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 1) + [UInt8(20 + below(40)), 0x61, 0x62]
                 return Message(bytes: m, kind: .malformed, needed: 13)
             case 3, 4:
                 // A label type other than a length or a pointer (0x40 extended, 0x80 reserved),
                 // after a normal label or first.
                 let lead: [UInt8] = chance(0.5) ? [3, 0x77, 0x77, 0x77] : []
                 let bad = UInt8(below(2) == 0 ? 0x40 : 0x80) | UInt8(below(64))
-                let m = Self.header(id: id, flags: 0x0100, qd: 1) + lead + [bad] + name() + [0, 1, 0, 1]
+                let m = FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 1) + lead + [bad] + name() + [0, 1, 0, 1]
                 return Message(bytes: m, kind: .malformed, needed: 12 + lead.count + 1)
             case 5:
                 // Labels to the last byte, no zero: telling needs the last label's length byte.
                 let n = Array(name().dropLast())
                 var last = 0
                 while last + 1 + Int(n[last]) < n.count { last += 1 + Int(n[last]) }
-                return Message(bytes: Self.header(id: id, flags: 0x0100, qd: 1) + n, kind: .malformed, needed: 12 + last + 1)
+                return Message(bytes: FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 1) + n, kind: .malformed, needed: 12 + last + 1)
             case 6:
                 // A name and then only one byte of its type.
                 let n = name()
-                return Message(bytes: Self.header(id: id, flags: 0x0100, qd: 1) + n + [0], kind: .malformed, needed: 12 + n.count)
+                return Message(bytes: FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 1) + n + [0], kind: .malformed, needed: 12 + n.count)
             default:
                 // 128 one-byte labels: 257 bytes, past the 255 a name may have.
                 let labels = [UInt8](repeating: 0, count: 128).flatMap { _ in [1, 0x61] as [UInt8] }
-                let m = Self.header(id: id, flags: 0x0100, qd: 1) + labels + [0, 0, 1, 0, 1]
+                let m = FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 1) + labels + [0, 0, 1, 0, 1]
                 // Telling needs the 128th label's length byte.
                 return Message(bytes: m, kind: .malformed, needed: 12 + labels.count - 1)
             }
@@ -580,7 +564,7 @@ public struct SyntheticProtocols: Sendable {
         /// have) in an A query.
         func longestQuery() -> Message {
             let labels = [UInt8](repeating: 0, count: 127).flatMap { _ in [1, 0x62] as [UInt8] }
-            let m = Self.header(id: 7, flags: 0x0100, qd: 1) + labels + [0, 0, 1, 0, 1]
+            let m = FrameBuilder.dnsHeader(id: 7, flags: 0x0100, qd: 1) + labels + [0, 0, 1, 0, 1]
             return Message(bytes: m, kind: .query("A"), needed: m.count - 2)
         }
 
@@ -618,7 +602,7 @@ public struct SyntheticProtocols: Sendable {
             let keep: ((Int) -> Int)? = keepAfterPorts.map { k in { $0 + k } }
             // The UDP length (bytes 4-5) is always needed; a message shorter than its header
             // needs nothing more.
-            frame(episode, src: src, dst: dst, inbound: dst == localSide, proto: 17, transport: Self.udp(sp, dp, payload: message.bytes),
+            frame(episode, src: src, dst: dst, inbound: dst == localSide, proto: 17, transport: FrameBuilder.udp(sp, dp, payload: message.bytes),
                   dns: (message.kind, message.needed == 0 ? 6 : 8 + message.needed), keep: keep)
         }
 
@@ -657,7 +641,7 @@ public struct SyntheticProtocols: Sendable {
         mutating func dnsBadUDPLength() {
             let message = query(1)
             let client = remote(v6: false), resolver = local(v6: false)
-            let transport = Self.udp(ephemeral(), 53, payload: message.bytes, length: UInt16(8 + message.bytes.count + 1 + below(100)))
+            let transport = FrameBuilder.udp(ephemeral(), 53, payload: message.bytes, length: UInt16(8 + message.bytes.count + 1 + below(100)))
             frame("dns bad udp length", src: client, dst: resolver, inbound: true, proto: 17, transport: transport, dns: (.malformed, 6))
         }
 
@@ -670,13 +654,13 @@ public struct SyntheticProtocols: Sendable {
             let localIsResolver = chance(0.5)
             let (src, dst) = localIsResolver ? (localSide, remoteSide) : (remoteSide, localSide)
             let qtype: UInt16 = v6 ? 28 : 1
-            var m = Self.header(id: UInt16(truncatingIfNeeded: rng.next()), flags: 0x8180, qd: 1, an: UInt16(60 + below(140)))
+            var m = FrameBuilder.dnsHeader(id: UInt16(truncatingIfNeeded: rng.next()), flags: 0x8180, qd: 1, an: UInt16(60 + below(140)))
             m += name() + FrameBuilder.be16(qtype) + FrameBuilder.be16(1)
             for _ in 0..<(Int(m[6]) << 8 | Int(m[7])) {
                 let rdata = [UInt8](repeating: UInt8(below(256)), count: qtype == 28 ? 16 : 4)
                 m += [0xC0, 0x0C] + FrameBuilder.be16(qtype) + FrameBuilder.be16(1) + FrameBuilder.be32(60) + FrameBuilder.be16(UInt16(rdata.count)) + rdata
             }
-            let datagram = Self.udp(53, ephemeral(), payload: m)
+            let datagram = FrameBuilder.udp(53, ephemeral(), payload: m)
             // Fragment data comes in multiples of 8 bytes: 1,480 fill an Ethernet frame after
             // an IPv4 header, 1,448 after an IPv6 header and its fragment header.
             let chunk = v6 ? 1448 : 1480

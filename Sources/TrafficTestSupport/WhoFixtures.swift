@@ -218,6 +218,11 @@ public enum WhoFixtures {
         return result
     }
 
+    /// The same figures as counted in `records` (every window's `countries` added up).
+    public static func countryTotals(in records: [WindowRecord]) -> [String: Counts] {
+        totals(in: records) { r in (r.countries ?? []).map { ($0.country, $0.in, $0.out) } }
+    }
+
     /// The truth's client flows per (AS number or `unknown`, direction).
     public static func asnTotals(_ truth: SyntheticTraffic.Truth) -> [String: Counts] {
         var result: [String: Counts] = [:]
@@ -226,5 +231,23 @@ public enum WhoFixtures {
             result["\(asn)/\(key.direction)", default: .zero] += counts
         }
         return result
+    }
+
+    /// The same figures as counted in `records` (every window's `asns` added up).
+    public static func asnTotals(in records: [WindowRecord]) -> [String: Counts] {
+        totals(in: records) { r in (r.asns ?? []).map { ($0.asn, $0.in, $0.out) } }
+    }
+
+    /// The (name, in, out) rows `rows` gives of each record added up per "name/direction",
+    /// without the zero ones.
+    private static func totals(in records: [WindowRecord], _ rows: (WindowRecord) -> [(String, Counts, Counts)]) -> [String: Counts] {
+        var result: [String: Counts] = [:]
+        for r in records {
+            for (name, inbound, outbound) in rows(r) {
+                result["\(name)/in", default: .zero] += inbound
+                result["\(name)/out", default: .zero] += outbound
+            }
+        }
+        return result.filter { $0.value != .zero }
     }
 }

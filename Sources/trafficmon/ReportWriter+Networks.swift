@@ -26,18 +26,9 @@ extension ReportWriter {
 
     private static func whoRows(_ rows: [(String, Counts, Counts)], title: String, into lines: inout [String]) {
         guard !rows.isEmpty else { return }
-        lines.append("  " + column(title, 42) + column("in pkts", 10, right: true) + column("in bytes", 14, right: true)
-            + column("out pkts", 10, right: true) + column("out bytes", 14, right: true))
+        lines.append("  " + pad(title, 42) + countsHeader)
         for (name, inbound, outbound) in rows {
-            lines.append("  " + column("  " + name, 42) + column("\(inbound.packets)", 10, right: true)
-                + column("\(inbound.bytes)", 14, right: true) + column("\(outbound.packets)", 10, right: true)
-                + column("\(outbound.bytes)", 14, right: true))
+            lines.append("  " + pad("  " + name, 42) + countColumns(inbound, outbound))
         }
-    }
-
-    private static func column(_ s: String, _ width: Int, right: Bool = false) -> String {
-        guard s.count < width else { return s + " " }
-        let fill = String(repeating: " ", count: width - s.count)
-        return right ? fill + s : s + fill
     }
 }

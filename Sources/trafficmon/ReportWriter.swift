@@ -85,23 +85,30 @@ final class ReportWriter: @unchecked Sendable {
     /// its top service, then `other`.
     private static func parties(_ list: [PartyRecord], other: OtherCounts, title: String, otherTitle: String, into lines: inout [String]) {
         if !list.isEmpty {
-            lines.append("  " + pad(title, 42) + pad("in pkts", 10, right: true) + pad("in bytes", 14, right: true)
-                + pad("out pkts", 10, right: true) + pad("out bytes", 14, right: true) + "  top service")
+            lines.append("  " + pad(title, 42) + countsHeader + "  top service")
             for p in list {
-                lines.append("  " + pad((p.local ? "* " : "  ") + p.ip.description, 42)
-                    + pad("\(p.in.packets)", 10, right: true) + pad("\(p.in.bytes)", 14, right: true)
-                    + pad("\(p.out.packets)", 10, right: true) + pad("\(p.out.bytes)", 14, right: true)
+                lines.append("  " + pad((p.local ? "* " : "  ") + p.ip.description, 42) + countColumns(p.in, p.out)
                     + "  " + (p.services.first.map { "\($0.service) \($0.direction.label)" } ?? "-"))
             }
         }
         if other.packets > 0 || other.clients > 0 {
-            lines.append("  " + pad("  other (\(other.clients) \(otherTitle))", 42) + pad("\(other.in.packets)", 10, right: true)
-                + pad("\(other.in.bytes)", 14, right: true) + pad("\(other.out.packets)", 10, right: true)
-                + pad("\(other.out.bytes)", 14, right: true))
+            lines.append("  " + pad("  other (\(other.clients) \(otherTitle))", 42) + countColumns(other.in, other.out))
         }
     }
 
-    private static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
+    /// The titles of the in and out packets and bytes columns of a party or "who" table.
+    static let countsHeader = pad("in pkts", 10, right: true) + pad("in bytes", 14, right: true)
+        + pad("out pkts", 10, right: true) + pad("out bytes", 14, right: true)
+
+    /// A row's in and out packets and bytes, under `countsHeader`.
+    static func countColumns(_ inbound: Counts, _ outbound: Counts) -> String {
+        pad("\(inbound.packets)", 10, right: true) + pad("\(inbound.bytes)", 14, right: true)
+            + pad("\(outbound.packets)", 10, right: true) + pad("\(outbound.bytes)", 14, right: true)
+    }
+
+    /// `s` padded with spaces to `width` characters (on the left when `right`), or `s` and
+    /// one space when it is that long or longer.
+    static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
         guard s.count < width else { return s + " " }
         let fill = String(repeating: " ", count: width - s.count)
         return right ? fill + s : s + fill

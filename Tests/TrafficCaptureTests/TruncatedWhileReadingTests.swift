@@ -50,55 +50,24 @@ import Glibc
         return c
     }
 
-    /// Reads `url`, calling `onWindow` with each closed record.
+    /// Reads `url`, calling `onWindow` with each closed record: with `PacketPump` on this
+    /// thread, or (`pipelined`) with `ParallelPump`'s walker and two counting threads, which
+    /// decode frames the walker handed on after it read them.
     static func read(
         _ url: URL, pipelined: Bool, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
     ) throws -> PumpResult {
         drain(try PacketSource.openFile(url.path), pipelined: pipelined, onWindow: onWindow)
     }
 
-    /// Reads `source` to its end or its first error and closes the last window: with
-    /// `PacketPump` on this thread, or (`pipelined`) with `ParallelPump`'s walker and two
-    /// counting threads, which decode frames the walker handed on after it read them.
+    /// Reads `source` as `read` does; an error starting the pump is the result's failure too.
     static func drain(
         _ source: PacketSource, pipelined: Bool, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
     ) -> PumpResult {
-        var result = PumpResult()
-        if pipelined {
-            let records = LockedValue<[WindowRecord]>([])
-            do {
-                let pump = try ParallelPump(configuration: configuration, threads: 2) { closed in
-                    let record = closed.record()
-                    closed.recycle()
-                    records.withLock { $0.append(record) }
-                    onWindow(record)
-                }
-                do {
-                    try pump.read(source)
-                } catch {
-                    result.failure = error
-                }
-                pump.finish()
-                (result.framesRead, result.bytesRead) = (pump.framesRead, pump.bytesRead)
-            } catch {
-                result.failure = error
-            }
-            result.records = records.withLock { $0 }
-            return result
-        }
-        let aggregator = WindowAggregator(configuration: configuration) { (record: WindowRecord) in
-            result.records.append(record)
-            onWindow(record)
-        }
         do {
-            let pump = try PacketPump(source: source, aggregator: aggregator)
-            defer { (result.framesRead, result.bytesRead) = (pump.framesRead, pump.bytesRead) }
-            try pump.drain()
+            return try Pump.source(source, configuration: configuration, threads: pipelined ? 2 : nil, onWindow: onWindow)
         } catch {
-            result.failure = error
+            return PumpResult(failure: error)
         }
-        aggregator.finish()
-        return result
     }
 
     static func isShrank(_ error: CaptureError?) -> Bool {
@@ -244,12 +213,9 @@ import Glibc
         try data.write(to: url)
         let source = try PacketSource.openFile(url.path)
         Self.truncate(url, to: data.count / 3)
-        let aggregator = WindowAggregator(configuration: Self.configuration) { (_: WindowRecord) in }
-        var failure: CaptureError?
-        let pump = try PacketPump(source: source, aggregator: aggregator)
-        do { try pump.drain() } catch { failure = error }
-        #expect(Self.isShrank(failure), "\(String(describing: failure))")
-        #expect(pump.framesRead < 100_000 / 3 + 1)
+        let cut = try Pump.source(source, configuration: Self.configuration)
+        #expect(Self.isShrank(cut.failure), "\(String(describing: cut.failure))")
+        #expect(cut.framesRead < 100_000 / 3 + 1)
 
         try data.write(to: url)
         let cutDone = LockedValue(false)

@@ -14,12 +14,11 @@ struct ProtocolDecoderTests {
 
     /// A TCP header (`options` padded by the caller to 4 bytes) and its payload.
     static func tcp(_ sport: UInt16 = 40000, _ dport: UInt16 = 443, flags: UInt8, options: [UInt8] = [], payload: [UInt8] = []) -> [UInt8] {
-        FrameBuilder.be16(sport) + FrameBuilder.be16(dport) + FrameBuilder.be32(1) + FrameBuilder.be32(0)
-            + [UInt8((5 + options.count / 4) << 4), flags] + FrameBuilder.be16(65535) + [0, 0, 0, 0] + options + payload
+        FrameBuilder.tcp(sport, dport, flags: flags, options: options, payload: payload)
     }
 
     static func udp(_ sport: UInt16 = 40000, _ dport: UInt16 = 53, payload: [UInt8], length: Int? = nil) -> [UInt8] {
-        FrameBuilder.be16(sport) + FrameBuilder.be16(dport) + FrameBuilder.be16(UInt16(length ?? 8 + payload.count)) + [0, 0] + payload
+        FrameBuilder.udp(sport, dport, payload: payload, length: length.map { UInt16($0) })
     }
 
     /// An Ethernet frame with IPv4 or IPv6 around `transport`, and where the transport starts.
@@ -51,7 +50,7 @@ struct ProtocolDecoderTests {
     }
 
     static func header(id: UInt16 = 0x1234, flags: UInt16 = 0x0100, qd: UInt16 = 1, an: UInt16 = 0) -> [UInt8] {
-        [id, flags, qd, an, 0, 0].flatMap(FrameBuilder.be16)
+        FrameBuilder.dnsHeader(id: id, flags: flags, qd: qd, an: an)
     }
 
     /// `www.example.com` in labels.

@@ -19,28 +19,6 @@ import TrafficTestSupport
         return c
     }
 
-    /// Reads `url` with one thread (`PacketPump`) or with the walker and `threads` counting
-    /// threads (`ParallelPump`, whose windows merge several shards before the record is built).
-    static func records(_ url: URL, _ configuration: WindowAggregator.Configuration, threads: Int?) throws -> [WindowRecord] {
-        let source = try PacketSource.openFile(url.path)
-        guard let threads else {
-            var records: [WindowRecord] = []
-            let aggregator = WindowAggregator(configuration: configuration) { records.append($0) }
-            try PacketPump(source: source, aggregator: aggregator).drain()
-            aggregator.finish()
-            return records
-        }
-        let records = LockedValue<[WindowRecord]>([])
-        let pump = try ParallelPump(configuration: configuration, threads: threads) { closed in
-            let record = closed.record()
-            closed.recycle()
-            records.withLock { $0.append(record) }
-        }
-        try pump.read(source)
-        pump.finish()
-        return records.withLock { $0 }
-    }
-
     static func differences(_ a: [WhoFixtures.NetworkKey: Counts], _ b: [WhoFixtures.NetworkKey: Counts]) -> [String] {
         Set(a.keys).union(b.keys).filter { a[$0] != b[$0] }.sorted { $0.description < $1.description }.prefix(5).map {
             "\($0): \(String(describing: a[$0])) vs \(String(describing: b[$0]))"
@@ -54,14 +32,12 @@ import TrafficTestSupport
         (SyntheticTraffic.Layout.uplink, UInt64(34), Int?.none, 2_000),
     ])
     func networksMatchTheOracle(layout: SyntheticTraffic.Layout, seed: UInt64, threads: Int?, filler: Int) throws {
-        let traffic = SyntheticTraffic(packets: 30_000, clients: 400, seconds: 40, seed: seed, layout: layout)
-        let dir = try TestProcess.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("t.pcap")
-        try traffic.pcap(snapLength: 128).write(to: url)
+        let f = try WhoFixtures.Files(
+            SyntheticTraffic(packets: 30_000, clients: 400, seconds: 40, seed: seed, layout: layout), layout: layout, snapLength: 128)
+        defer { f.remove() }
         let blocks = WhoFixtures.networkBlocks(layout)
-        let records = try Self.records(url, Self.configuration(layout, blocks: blocks + WhoFixtures.fillerBlocks(filler)), threads: threads)
-        let expected = WhoFixtures.networkTotals(traffic.truth(snapLength: 128), blocks: blocks)
+        let records = try Pump.file(f.capture, configuration: Self.configuration(layout, blocks: blocks + WhoFixtures.fillerBlocks(filler)), threads: threads).get()
+        let expected = WhoFixtures.networkTotals(f.traffic.truth(snapLength: 128), blocks: blocks)
         let counted = WhoFixtures.networkTotals(in: records)
 
         #expect(Self.differences(counted, expected).isEmpty, "\(Self.differences(counted, expected))")
@@ -86,13 +62,10 @@ import TrafficTestSupport
     @Test(arguments: [Int?.none, 2])
     func partiesPastTheCapCountAsOther(threads: Int?) throws {
         let layout = SyntheticTraffic.Layout.servers
-        let traffic = SyntheticTraffic(packets: 20_000, clients: 600, seconds: 20, seed: 35, layout: layout)
-        let dir = try TestProcess.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("t.pcap")
-        try traffic.pcap().write(to: url)
+        let f = try WhoFixtures.Files(SyntheticTraffic(packets: 20_000, clients: 600, seconds: 20, seed: 35, layout: layout), layout: layout)
+        defer { f.remove() }
         let blocks = WhoFixtures.networkBlocks(layout)
-        let records = try Self.records(url, Self.configuration(layout, blocks: blocks, maxClients: 40), threads: threads)
+        let records = try Pump.file(f.capture, configuration: Self.configuration(layout, blocks: blocks, maxClients: 40), threads: threads).get()
         var otherClients = Counts(), otherByRecord = Counts()
         for r in records {
             #expect(r.whoIsConserved, "window \(r.start)")
@@ -104,7 +77,7 @@ import TrafficTestSupport
         #expect(otherClients == otherByRecord)
         #expect(otherClients.packets > 1000)
         // Named + unknown + other over the capture: the oracle's whole IP traffic per side.
-        let expected = WhoFixtures.networkTotals(traffic.truth, blocks: blocks)
+        let expected = WhoFixtures.networkTotals(f.traffic.truth, blocks: blocks)
         let counted = WhoFixtures.networkTotals(in: records)
         for side in ["client", "server"] {
             let all = expected.filter { $0.key.side == side }.values.reduce(Counts(), +)
@@ -116,14 +89,11 @@ import TrafficTestSupport
     /// one with its whole figures.
     @Test func topFoldsNetworksIntoOther() throws {
         let layout = SyntheticTraffic.Layout.servers
-        let traffic = SyntheticTraffic(packets: 10_000, clients: 300, seconds: 10, seed: 36, layout: layout)
-        let dir = try TestProcess.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("t.pcap")
-        try traffic.pcap().write(to: url)
+        let f = try WhoFixtures.Files(SyntheticTraffic(packets: 10_000, clients: 300, seconds: 10, seed: 36, layout: layout), layout: layout)
+        defer { f.remove() }
         let blocks = WhoFixtures.networkBlocks(layout)
-        let whole = try Self.records(url, Self.configuration(layout, blocks: blocks), threads: nil)
-        let folded = try Self.records(url, Self.configuration(layout, blocks: blocks, top: 2), threads: nil)
+        let whole = try Pump.file(f.capture, configuration: Self.configuration(layout, blocks: blocks)).get()
+        let folded = try Pump.file(f.capture, configuration: Self.configuration(layout, blocks: blocks, top: 2)).get()
         #expect(whole.count == folded.count)
         var sawFold = false
         for (w, f) in zip(whole, folded) {

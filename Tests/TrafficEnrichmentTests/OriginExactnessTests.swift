@@ -11,30 +11,17 @@ import TrafficTestSupport
 @Suite struct OriginExactnessTests {
     @Test(arguments: [(SyntheticTraffic.Layout.servers, UInt64(41), Int?.none), (.uplink, 42, 3), (.servers, 43, 2)])
     func countriesAndASesMatchTheOracle(layout: SyntheticTraffic.Layout, seed: UInt64, threads: Int?) throws {
-        let traffic = SyntheticTraffic(packets: 20_000, clients: 400, seconds: 30, seed: seed, layout: layout)
-        let dir = try TestProcess.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("t.pcap")
-        try traffic.pcap().write(to: url)
-        let asn = dir.appendingPathComponent("asn.mmdb"), country = dir.appendingPathComponent("country.mmdb")
-        try WhoFixtures.asnDatabase().write(to: asn)
-        try WhoFixtures.countryDatabase().write(to: country)
+        let f = try WhoFixtures.Files(SyntheticTraffic(packets: 20_000, clients: 400, seconds: 30, seed: seed, layout: layout), layout: layout)
+        defer { f.remove() }
         var configuration = WindowAggregator.Configuration(
             localNetworks: LocalNetworks(try layout.localNetworks.map { try NetworkPrefix(parsing: $0) }))
-        configuration.origins = try MaxMindOrigins(asnDatabase: asn.path, countryDatabase: country.path)
-        let records = try NetworkExactnessTests.records(url, configuration, threads: threads)
+        configuration.origins = try MaxMindOrigins(asnDatabase: f.asn.path, countryDatabase: f.country.path)
+        let records = try Pump.file(f.capture, configuration: configuration, threads: threads).get()
 
-        var countries: [String: Counts] = [:], asns: [String: Counts] = [:]
         for r in records {
             #expect(r.whoIsConserved, "window \(r.start)")
             #expect(r.networks == nil)
-            for c in r.countries ?? [] {
-                countries["\(c.country)/in", default: .zero] += c.in
-                countries["\(c.country)/out", default: .zero] += c.out
-            }
             for a in r.asns ?? [] {
-                asns["\(a.asn)/in", default: .zero] += a.in
-                asns["\(a.asn)/out", default: .zero] += a.out
                 let block = WhoFixtures.asBlocks.first { String($0.value.number) == a.asn }
                 #expect(a.asOrg == (block?.value.organization ?? ""), "\(a.asn)")
             }
@@ -50,10 +37,9 @@ import TrafficTestSupport
             // Servers are not looked up.
             #expect(r.servers.allSatisfy { $0.asn == nil && $0.country == nil })
         }
-        countries = countries.filter { $0.value != .zero }
-        asns = asns.filter { $0.value != .zero }
-        let expectedCountries = WhoFixtures.countryTotals(traffic.truth)
-        let expectedASNs = WhoFixtures.asnTotals(traffic.truth)
+        let countries = WhoFixtures.countryTotals(in: records), asns = WhoFixtures.asnTotals(in: records)
+        let expectedCountries = WhoFixtures.countryTotals(f.traffic.truth)
+        let expectedASNs = WhoFixtures.asnTotals(f.traffic.truth)
         #expect(countries == expectedCountries)
         #expect(asns == expectedASNs)
         // The fixture reaches several countries and ASes and leaves some clients unknown.
@@ -65,19 +51,13 @@ import TrafficTestSupport
     /// Past `--max-clients`, the folded clients count as `other` in both lists; `--top`
     /// folds the ASes past it into `other` too, and leaves the countries (bounded) whole.
     @Test func foldedClientsCountAsOther() throws {
-        let traffic = SyntheticTraffic(packets: 10_000, clients: 500, seconds: 10, seed: 44)
-        let dir = try TestProcess.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("t.pcap")
-        try traffic.pcap().write(to: url)
-        let asn = dir.appendingPathComponent("asn.mmdb"), country = dir.appendingPathComponent("country.mmdb")
-        try WhoFixtures.asnDatabase().write(to: asn)
-        try WhoFixtures.countryDatabase().write(to: country)
+        let f = try WhoFixtures.Files(SyntheticTraffic(packets: 10_000, clients: 500, seconds: 10, seed: 44))
+        defer { f.remove() }
         func run(top: Int?) throws -> [WindowRecord] {
             var configuration = WindowAggregator.Configuration(
                 localNetworks: LocalNetworks(try SyntheticTraffic.localNetworks.map { try NetworkPrefix(parsing: $0) }), maxClients: 30, top: top)
-            configuration.origins = try MaxMindOrigins(asnDatabase: asn.path, countryDatabase: country.path)
-            return try NetworkExactnessTests.records(url, configuration, threads: nil)
+            configuration.origins = try MaxMindOrigins(asnDatabase: f.asn.path, countryDatabase: f.country.path)
+            return try Pump.file(f.capture, configuration: configuration).get()
         }
         let whole = try run(top: nil), folded = try run(top: 1)
         #expect(whole.count == folded.count && !whole.isEmpty)

@@ -1,5 +1,4 @@
 import TrafficCore
-import TrafficTestSupport
 
 /// Traffic with TCP control segments, DNS messages and packets of every size bucket, built
 /// byte by byte, in "rounds" that repeat: what the report table, the live page and the
@@ -15,35 +14,38 @@ import TrafficTestSupport
 /// - DNS between 198.51.100.53 and 10.0.0.5:53: queries of type A, AAAA, MX, TXT and A,
 ///   answered NOERROR, NOERROR, SERVFAIL, NXDOMAIN and REFUSED.
 ///
-/// This file is compiled into TrafficmonTests and (through a link) GrafanaTests.
-enum ProtocolTraffic {
-    static let localNetwork = "10.0.0.0/24"
-    static let scanner = "203.0.113.66"
-    static let scannedPorts = 80
-    static let connections = 5
-    static let floodSources = 20
+/// ```swift
+/// try ProtocolTraffic.capture(rounds: 3, start: t0, spacing: 1_000_000_000).write(to: url)
+/// #expect(record.protocols.tcpIn.syn == 3 * ProtocolTraffic.perRound.synIn)
+/// ```
+public enum ProtocolTraffic {
+    public static let localNetwork = "10.0.0.0/24"
+    public static let scanner = "203.0.113.66"
+    public static let scannedPorts = 80
+    public static let connections = 5
+    public static let floodSources = 20
 
     /// What one round adds to a window.
-    static let perRound = Round()
+    public static let perRound = Round()
 
-    struct Round {
-        var synIn: UInt64 { UInt64(scannedPorts + connections + floodSources) }
-        var synackOut: UInt64 { UInt64(connections) }
-        var rstOut: UInt64 { UInt64(scannedPorts) }
-        var finIn: UInt64 { UInt64(connections) }
-        var finOut: UInt64 { UInt64(connections) }
-        var unknownIn: UInt64 { 1 }
+    public struct Round: Sendable {
+        public var synIn: UInt64 { UInt64(scannedPorts + connections + floodSources) }
+        public var synackOut: UInt64 { UInt64(connections) }
+        public var rstOut: UInt64 { UInt64(scannedPorts) }
+        public var finIn: UInt64 { UInt64(connections) }
+        public var finOut: UInt64 { UInt64(connections) }
+        public var unknownIn: UInt64 { 1 }
         /// Query types as the record names them, and response codes.
-        var queries: [String: UInt64] { ["A": 2, "AAAA": 1, "MX": 1, "TXT": 1] }
-        var responses: [String: UInt64] { ["NOERROR": 2, "SERVFAIL": 1, "NXDOMAIN": 1, "REFUSED": 1] }
+        public var queries: [String: UInt64] { ["A": 2, "AAAA": 1, "MX": 1, "TXT": 1] }
+        public var responses: [String: UInt64] { ["NOERROR": 2, "SERVFAIL": 1, "NXDOMAIN": 1, "REFUSED": 1] }
         /// IP packets per size bucket (64, 128, 256, 512, 1024, 1518, 9216 wire bytes, larger).
-        var sizesIn: [UInt64] { [111, 5, 0, 0, 0, 0, 0, 0] }
-        var sizesOut: [UInt64] { [90, 5, 1, 1, 1, 1, 1, 1] }
+        public var sizesIn: [UInt64] { [111, 5, 0, 0, 0, 0, 0, 0] }
+        public var sizesOut: [UInt64] { [90, 5, 1, 1, 1, 1, 1, 1] }
     }
 
     /// One round of frames, all stamped `time` (nanoseconds) plus a nanosecond each, and the
     /// wire length of the one the capture cut.
-    static func round(at time: Int64) -> [(frame: [UInt8], timestamp: Int64, wireLength: Int?)] {
+    public static func round(at time: Int64) -> [(frame: [UInt8], timestamp: Int64, wireLength: Int?)] {
         var out: [(frame: [UInt8], timestamp: Int64, wireLength: Int?)] = []
         func add(_ frame: [UInt8], wireLength: Int? = nil) {
             out.append((frame, time + Int64(out.count), wireLength))
@@ -79,7 +81,7 @@ enum ProtocolTraffic {
     }
 
     /// A capture of `rounds` rounds, `spacing` nanoseconds apart from `start`.
-    static func capture(rounds: Int, start: Int64, spacing: Int64) -> PcapWriter {
+    public static func capture(rounds: Int, start: Int64, spacing: Int64) -> PcapWriter {
         var writer = PcapWriter(linkType: 1)
         for r in 0..<rounds {
             for f in round(at: start + Int64(r) * spacing) { writer.append(f.frame, timestamp: f.timestamp, wireLength: f.wireLength) }
@@ -89,32 +91,27 @@ enum ProtocolTraffic {
 
     // MARK: Frames
 
-    static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10
+    private static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10
 
-    static func ip(_ text: String) -> IPAddress {
+    private static func ip(_ text: String) -> IPAddress {
         guard let address = IPAddress(text) else { preconditionFailure("not an address: \(text)") }
         return address
     }
 
-    /// An Ethernet frame holding an IPv4 TCP segment: a 20-byte header with `flags` in its
-    /// 14th byte, then `payload` zero bytes.
-    static func tcp(_ src: IPAddress, _ sport: UInt16, _ dst: IPAddress, _ dport: UInt16, flags: UInt8, payload: Int = 0) -> [UInt8] {
-        var segment = FrameBuilder.be16(sport) + FrameBuilder.be16(dport)
-        segment += FrameBuilder.be32(1) + FrameBuilder.be32(flags & ack != 0 ? 1 : 0)
-        segment += [0x50, flags] + FrameBuilder.be16(65_535) + [0, 0, 0, 0]
-        segment += [UInt8](repeating: 0, count: payload)
+    /// An Ethernet frame holding an IPv4 TCP segment with `flags`, acknowledging 1 when
+    /// they hold ACK, then `payload` zero bytes.
+    private static func tcp(_ src: IPAddress, _ sport: UInt16, _ dst: IPAddress, _ dport: UInt16, flags: UInt8, payload: Int = 0) -> [UInt8] {
+        let segment = FrameBuilder.tcp(sport, dport, flags: flags, ack: flags & ack != 0 ? 1 : 0, payload: [UInt8](repeating: 0, count: payload))
         return FrameBuilder.ethernet(ip: FrameBuilder.ipv4(src: src, dst: dst, proto: 6, payload: segment))
     }
 
-    static func udp(_ src: IPAddress, _ sport: UInt16, _ dst: IPAddress, _ dport: UInt16, payload: [UInt8]) -> [UInt8] {
-        let datagram = FrameBuilder.be16(sport) + FrameBuilder.be16(dport) + FrameBuilder.be16(UInt16(8 + payload.count)) + [0, 0] + payload
-        return FrameBuilder.ethernet(ip: FrameBuilder.ipv4(src: src, dst: dst, proto: 17, payload: datagram))
+    private static func udp(_ src: IPAddress, _ sport: UInt16, _ dst: IPAddress, _ dport: UInt16, payload: [UInt8]) -> [UInt8] {
+        FrameBuilder.ethernet(ip: FrameBuilder.ipv4(src: src, dst: dst, proto: 17, payload: FrameBuilder.udp(sport, dport, payload: payload)))
     }
 
     /// A DNS message with one question (example.com, class IN) and no records.
-    static func dns(id: UInt16, response: Bool, rcode: UInt8, qtype: UInt16) -> [UInt8] {
-        let flags: UInt16 = response ? 0x8180 | UInt16(rcode) : 0x0100
-        var m = FrameBuilder.be16(id) + FrameBuilder.be16(flags) + FrameBuilder.be16(1) + [0, 0, 0, 0, 0, 0]
+    private static func dns(id: UInt16, response: Bool, rcode: UInt8, qtype: UInt16) -> [UInt8] {
+        var m = FrameBuilder.dnsHeader(id: id, flags: response ? 0x8180 | UInt16(rcode) : 0x0100, qd: 1)
         for label in ["example", "com"] { m += [UInt8(label.utf8.count)] + Array(label.utf8) }
         m += [0] + FrameBuilder.be16(qtype) + FrameBuilder.be16(1)
         return m

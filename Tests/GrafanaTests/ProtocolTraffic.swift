@@ -1,1 +1,0 @@
-../TrafficmonTests/ProtocolTraffic.swift
