@@ -19,12 +19,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.16.0"),
+        // Without the default traits: no swift-configuration, and FoundationEssentials
+        // instead of Foundation inside Hummingbird (nothing here uses either).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.16.0", traits: []),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -32,12 +35,27 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        .systemLibrary(
+            name: "CMaxMindDB",
+            pkgConfig: "libmaxminddb",
+            providers: [.apt(["libmaxminddb-dev"])]
+        ),
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
         .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
-        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore"], swiftSettings: hotPathSettings),
+        // Keeps a capture file's memory map readable when the file is truncated while read
+        // (a SIGBUS handler that patches the cut pages and says so).
+        .target(name: "CMappedFileGuard"),
+        // The build stamp `--version` prints, written into the shipped binary by scripts/build-release.
+        .target(name: "CBuildInfo"),
+        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore", "CMappedFileGuard"], swiftSettings: hotPathSettings),
         // Flow inputs: NetFlow v5/v9, IPFIX and sFlow decoders and the UDP collector.
         .target(name: "TrafficFlows", dependencies: ["TrafficCore"], swiftSettings: hotPathSettings),
+        // Who a party is: the --networks file (YAML) and MaxMind DB lookups of AS and country.
+        .target(
+            name: "TrafficEnrichment",
+            dependencies: ["TrafficCore", "CMaxMindDB", .product(name: "Yams", package: "Yams")]
+        ),
         .target(
             name: "TrafficStore",
             dependencies: [
@@ -67,19 +85,24 @@ let package = Package(
         .executableTarget(
             name: "trafficmon",
             dependencies: [
-                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "TrafficFlows",
+                "TrafficCore", "TrafficCapture", "TrafficStore", "TrafficServer", "TrafficEnrichment", "CBuildInfo", "TrafficFlows",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The test harness every test target shares: a pcap/pcapng writer, a frame builder, a
-        // synthetic capture with an exact oracle, a runner for the built binary and a wrapper
-        // for the servers it starts, an HTTP client, and a Prometheus text-format parser.
-        .target(name: "TrafficTestSupport", dependencies: ["TrafficCore"]),
+        // synthetic capture with an exact oracle, a reader of captures into records, a runner
+        // for the built binary and a wrapper for the servers it starts, an HTTP client, and a
+        // Prometheus text-format parser.
+        .target(name: "TrafficTestSupport", dependencies: ["TrafficCore", "TrafficCapture"]),
         // Writes synthetic captures with an exact oracle for the demo and the benchmarks.
         .executableTarget(name: "synth-capture", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(name: "TrafficCoreTests", dependencies: ["TrafficCore", "TrafficTestSupport"]),
         .testTarget(name: "TrafficFlowsTests", dependencies: ["TrafficFlows", "TrafficCore", "TrafficTestSupport"]),
+        .testTarget(
+            name: "TrafficEnrichmentTests",
+            dependencies: ["TrafficEnrichment", "TrafficCore", "TrafficCapture", "TrafficTestSupport"]
+        ),
         .testTarget(
             name: "TrafficCaptureTests",
             dependencies: ["TrafficCore", "TrafficCapture", "TrafficTestSupport"],
@@ -88,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "TrafficServerTests",
             dependencies: [
-                "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport",
+                "TrafficServer", "TrafficCore", "TrafficCapture", "TrafficTestSupport", "TrafficEnrichment",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

@@ -3,8 +3,8 @@
 //
 // Input: byte 0 picks the link type, bytes 1-2 the wire-length slack, the rest is the
 // captured frame. Every input must decode without crashing or reading out of bounds
-// (AddressSanitizer checks the reads), land in exactly one bucket, and keep every
-// window record conserved.
+// (AddressSanitizer checks the reads), land in exactly one bucket, carry TCP flags and
+// DNS facts only where they can be, and keep every window record conserved.
 
 nonisolated(unsafe) var closedRecords = 0
 nonisolated(unsafe) let aggregator = WindowAggregator(
@@ -32,6 +32,21 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let packet = decoder.decode(UnsafeRawBufferPointer(frame))
     if packet.kind == .ip && packet.hasPorts {
         precondition(Service.hasPorts(packet.ipProtocol) && !packet.isLaterFragment)
+    }
+    // Flags only in a TCP segment with ports, DNS only on port 53, and each within its
+    // layout (a known flags byte, or `unknown` alone; a type or code index in range).
+    if packet.tcpFlags != 0 {
+        precondition(packet.hasPorts && packet.ipProtocol == IPProtocol.tcp)
+        precondition(packet.tcpFlags & 0x80 != 0 ? packet.tcpFlags & 0x68 == 0 : packet.tcpFlags == TCPFlags.unknown.rawValue)
+    }
+    if packet.dns != 0 {
+        precondition(packet.hasPorts && (packet.sourcePort == 53 || packet.destinationPort == 53))
+        switch DNSFacts(rawValue: packet.dns).kind {
+        case .query(let i): precondition(i < DNSFacts.queryTypes.count)
+        case .response(let i): precondition(i < DNSFacts.responseCodes.count)
+        case .malformed, .cut: break
+        case .none: preconditionFailure("a DNS byte that reads as none")
+        }
     }
     // Time moves forward with small jumps back (late packets) driven by the input.
     clock += Int64(data[1] & 0x7F) * 10_000_000 - (data[2] & 0x80 != 0 ? 300_000_000 : 0)

@@ -61,9 +61,8 @@ public final class CaptureEngine: Sendable {
     private let stopRequested = Atomic<Bool>(false)
     /// A pipe whose read end the capture thread polls (beside the capture descriptor while
     /// live), so a request (a snapshot, an inject, stop) is served at once rather than at
-    /// the next packet or poll timeout. -1 when no pipe could be made (the timeout serves).
-    private let wakeDescriptor: Int32
-    private let wakeWriter: Int32
+    /// the next packet or poll timeout (without a pipe, the timeout serves).
+    private let wake = WakePipe()
     /// Whether the capture thread has ended, and who waits for it (`stop`).
     private let finished = LockedValue<(done: Bool, waiters: [ResumeOnce<Bool>])>((false, []))
     /// The capture thread, so that `stop` can interrupt a read from a stalled pipe.
@@ -90,28 +89,11 @@ public final class CaptureEngine: Sendable {
         self.configuration = configuration
         self.closeGrace = closeGrace
         self.onWindow = onWindow
-        var ends: [Int32] = [-1, -1]
-        if pipe(&ends) == 0 {
-            for fd in ends {
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            }
-        }
-        wakeDescriptor = ends[0]
-        wakeWriter = ends[1]
-    }
-
-    deinit {
-        if wakeDescriptor >= 0 { close(wakeDescriptor) }
-        if wakeWriter >= 0 { close(wakeWriter) }
     }
 
     /// Wakes the capture thread wherever it waits.
     private func wakeUp() {
-        if wakeWriter >= 0 {
-            var byte: UInt8 = 1
-            _ = write(wakeWriter, &byte, 1)  // a full pipe already means "wake up"
-        }
+        wake.signal()
     }
 
     public var status: Status { state.withLock { $0 } }
@@ -288,7 +270,7 @@ public final class CaptureEngine: Sendable {
         while !stopRequested.load(ordering: .acquiring) {
             waitForWork(captureDescriptor: -1, milliseconds: 100)
             let now = Self.now()
-            handleControls(live: live, clock: now)
+            handleControls(live, clock: now)
             live.tick(now: now)
         }
         live.stop(now: Self.now())
@@ -317,7 +299,7 @@ public final class CaptureEngine: Sendable {
                 break
             }
             let time = aggregator.eventTime
-            handleControls(aggregator: aggregator, clock: time == .min ? Self.now() : time)
+            handleControls(aggregator, clock: time == .min ? Self.now() : time)
             if n == 0 {
                 aggregator.finish()
                 state.withLock { $0 = .replayed }
@@ -328,7 +310,7 @@ public final class CaptureEngine: Sendable {
         while !stopRequested.load(ordering: .acquiring) {
             waitForWork(captureDescriptor: -1, milliseconds: 100)
             let now = Self.now()
-            handleControls(aggregator: aggregator, clock: now)
+            handleControls(aggregator, clock: now)
             aggregator.advance(to: now - closeGrace, emitEmpty: false)
         }
     }
@@ -336,19 +318,14 @@ public final class CaptureEngine: Sendable {
     /// Sleeps until the capture descriptor has packets (when not -1), a request wakes the
     /// thread, or `milliseconds` pass.
     private func waitForWork(captureDescriptor: Int32, milliseconds: Int32) {
-        var descriptors = (
-            pollfd(fd: captureDescriptor, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0))
-        let ready = withUnsafeMutableBytes(of: &descriptors) { raw in
-            poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, milliseconds)
-        }
-        guard ready > 0, descriptors.1.revents & Int16(POLLIN) != 0 else { return }
-        var drained: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        while withUnsafeMutableBytes(of: &drained, { read(wakeDescriptor, $0.baseAddress, $0.count) }) > 0 {}
+        wake.wait(alongside: captureDescriptor, milliseconds: milliseconds)
     }
 
-    /// Injects and looks at the open window for a live capture's coordinator.
-    private func handleControls(live: LiveCapture, clock: Int64) {
+    /// Injects and looks at the open window: a live capture's coordinator, or the file's
+    /// aggregator once the file has ended. Requests that arrived together share one
+    /// snapshot: under a burst of /stats/current requests the capture thread builds one
+    /// record per drain (at most ten a second while capturing), not one per request.
+    private func handleControls(_ target: some WindowControls, clock: Int64) {
         guard hasControls.load(ordering: .acquiring) else { return }
         let pending = controls.withLock { list -> [Control] in
             hasControls.store(false, ordering: .releasing)
@@ -359,33 +336,10 @@ public final class CaptureEngine: Sendable {
         for control in pending {
             switch control {
             case .inject(let attribution, let size):
-                live.inject(attribution, wireLength: size, now: clock)
+                target.inject(attribution, wireLength: size, now: clock)
                 snapshot = nil
             case .snapshot(let reply):
-                if snapshot == nil { snapshot = .some(live.snapshot()) }
-                reply.resume(snapshot ?? nil)
-            }
-        }
-    }
-
-    private func handleControls(aggregator: WindowAggregator, clock: Int64) {
-        guard hasControls.load(ordering: .acquiring) else { return }
-        let pending = controls.withLock { list -> [Control] in
-            hasControls.store(false, ordering: .releasing)
-            defer { list = [] }
-            return list
-        }
-        // Requests that arrived together share one snapshot: under a burst of
-        // /stats/current requests the capture thread builds one record per drain
-        // (at most ten a second while capturing), not one per request.
-        var snapshot: WindowRecord??
-        for control in pending {
-            switch control {
-            case .inject(let attribution, let size):
-                aggregator.add(attribution, timestamp: clock, wireLength: size)
-                snapshot = nil
-            case .snapshot(let reply):
-                if snapshot == nil { snapshot = .some(aggregator.snapshot()) }
+                if snapshot == nil { snapshot = .some(target.snapshot()) }
                 reply.resume(snapshot ?? nil)
             }
         }
@@ -430,5 +384,20 @@ final class ResumeOnce<Value: Sendable>: Sendable {
             }
             if let ready { continuation.resume(returning: ready) }
         }
+    }
+}
+
+/// What the capture thread's requests act on: an inject at the wall clock, a look at the
+/// open window.
+protocol WindowControls {
+    func inject(_ attribution: Attribution, wireLength: Int, now: Int64)
+    func snapshot() -> WindowRecord?
+}
+
+extension LiveCapture: WindowControls {}
+
+extension WindowAggregator: WindowControls {
+    func inject(_ attribution: Attribution, wireLength: Int, now: Int64) {
+        add(attribution, timestamp: now, wireLength: wireLength)
     }
 }

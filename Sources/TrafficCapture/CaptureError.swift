@@ -4,6 +4,8 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
     case unreadableFile(path: String, reason: String)
     /// Reading stopped part-way through the file (truncated or corrupt).
     case readFailed(path: String, reason: String)
+    /// The file was truncated while it was read (it is now shorter than when it was opened).
+    case fileShrank(path: String, from: Int, to: Int)
     /// The link type is not one trafficmon decodes.
     case unsupportedLinkType(source: String, name: String, number: Int32)
     /// No such capture device.
@@ -16,6 +18,8 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
     case badFilter(filter: String, reason: String)
     /// Any other libpcap failure while opening or reading a live capture.
     case captureFailed(interface: String, reason: String)
+    /// The memory a capture needs could not be had (too many threads for the limits set).
+    case outOfMemory(what: String)
 
     public var description: String {
         switch self {
@@ -23,6 +27,9 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
             "cannot read capture file \(path): \(reason)"
         case .readFailed(let path, let reason):
             "capture file \(path) is truncated or corrupt: \(reason)"
+        case .fileShrank(let path, let from, let to):
+            "capture file \(path) was truncated while it was read (from \(from) to \(to) bytes, as logrotate's copytruncate does); "
+                + "reading stopped at the cut"
         case .unsupportedLinkType(let source, let name, let number):
             "\(source) has link type \(name == "unknown" ? "\(number)" : "\(name) (\(number))"), which trafficmon does not decode; supported: "
                 + "EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6"
@@ -37,6 +44,8 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable, Equatable {
             "bad capture filter '\(filter)': \(reason)"
         case .captureFailed(let name, let reason):
             "capture on \(name) failed: \(reason)"
+        case .outOfMemory(let what):
+            "not enough memory for \(what): use fewer threads or raise the process's memory limit"
         }
     }
 }

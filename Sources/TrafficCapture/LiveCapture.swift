@@ -177,7 +177,7 @@ final class LiveCapture: @unchecked Sendable {
         case .close(let end):
             return Answer(tables: shard.take(before: end), statistics: source?.statistics())
         case .snapshot(let start):
-            return Answer(tables: shard.snapshot(start).map { [(start, $0)] } ?? [], statistics: nil)
+            return Answer(tables: shard.snapshot(start).map { [(start, $0)] } ?? [], statistics: source?.statistics())
         }
     }
 
@@ -229,29 +229,33 @@ final class LiveCapture: @unchecked Sendable {
     func snapshot() -> WindowRecord? {
         guard var facts = clock.openFacts else { return nil }
         facts.sources = sourceNames
-        var tables: [(WindowTables, WindowShard?)] = ask(.snapshot(start: facts.start)).flatMap { answer in
+        let answers = ask(.snapshot(start: facts.start))
+        let (kernel, interface) = drops(answers, keep: false)
+        setInputs(&facts, kernel: kernel, interface: interface)
+        var tables: [(WindowTables, WindowShard?)] = answers.flatMap { answer in
             answer.tables.map { ($0.tables, WindowShard?.none) }
         }
         if let injected = injectShard.snapshot(facts.start) { tables.append((injected, nil)) }
         return ClosedWindow(facts: facts, tables: tables, configuration: configuration).record()
     }
 
-    /// Stops: the open window closes (marked partial) and is handed on, with every window
-    /// still in a shard; the capture threads end.
+    /// Stops: the capture threads end, the windows up to the one holding `now` close (the
+    /// last marked partial) and are handed on with every table still in a shard: a packet
+    /// a shard placed in a later window (a clock ahead of this one) counts in the last.
     func stop(now: Int64) {
-        let closed = clock.advance(to: now - closeGrace, emitEmpty: false) + (clock.finish().map { [$0] } ?? [])
         stopping.store(true, ordering: .releasing)
         for worker in workers { worker.wake.signal() }
         answers.lock()
         while !workers.allSatisfy({ $0.ended.load(ordering: .acquiring) }) { answers.wait() }
         answers.unlock()
-        let end = closed.last?.end ?? .max
-        emit(closed, answers: workers.map { Self.answer(.close(before: end), shard: $0.shard, source: $0.handle?.source) })
+        let closed = clock.advance(to: now, emitEmpty: true) + (clock.finish().map { [$0] } ?? [])
+        emit(closed, answers: workers.map { Self.answer(.close(before: .max), shard: $0.shard, source: $0.handle?.source) }, final: true)
     }
 
-    /// Hands each closed window on with every shard's tables for it; the drops since the
-    /// last close go with the newest.
-    private func emit(_ closed: [WindowFacts], answers: [Answer]) {
+    /// Each input's kernel and interface drops since the last close (kernel drops summed
+    /// over an interface's handles, interface drops read from one); `keep`: they are now
+    /// counted (a close), not looked at (a snapshot).
+    private func drops(_ answers: [Answer], keep: Bool) -> (kernel: [UInt64], interface: [UInt64]) {
         var kernel = [UInt64](repeating: 0, count: inputNames.count)
         var interface = [UInt64](repeating: 0, count: inputNames.count)
         for (i, (worker, answer)) in zip(workers, answers).enumerated() {
@@ -259,27 +263,46 @@ final class LiveCapture: @unchecked Sendable {
             let input = handle.input
             kernel[input] &+= statistics.kernelDropped &- lastStatistics[i].kernel
             if handle.readsInterfaceDrops { interface[input] &+= statistics.interfaceDropped &- lastStatistics[i].interface }
-            lastStatistics[i] = (statistics.kernelDropped, statistics.interfaceDropped)
+            if keep { lastStatistics[i] = (statistics.kernelDropped, statistics.interfaceDropped) }
         }
+        return (kernel, interface)
+    }
+
+    /// A window's per-input drops and their sums.
+    private func setInputs(_ facts: inout WindowFacts, kernel: [UInt64], interface: [UInt64]) {
+        facts.inputs = inputNames.enumerated().map { i, name in
+            InputFacts(name: name, kernelDropped: kernel[i], interfaceDropped: interface[i])
+        }
+        facts.kernelDropped = facts.inputs.reduce(0) { $0 &+ $1.kernelDropped }
+        facts.interfaceDropped = facts.inputs.reduce(0) { $0 &+ $1.interfaceDropped }
+    }
+
+    /// Hands each closed window on with every shard's tables for it; the drops since the
+    /// last close go with the newest. `final`: the tables of windows after the last closed
+    /// one count in it (nothing comes after).
+    private func emit(_ closed: [WindowFacts], answers: [Answer], final: Bool = false) {
+        let (kernel, interface) = drops(answers, keep: true)
+        let none = [UInt64](repeating: 0, count: inputNames.count)
         for (k, window) in closed.enumerated() {
             var facts = window
             let newest = k == closed.count - 1
-            facts.inputs = inputNames.enumerated().map { i, name in
-                InputFacts(name: name, kernelDropped: newest ? kernel[i] : 0, interfaceDropped: newest ? interface[i] : 0)
-            }
-            facts.kernelDropped = facts.inputs.reduce(0) { $0 &+ $1.kernelDropped }
-            facts.interfaceDropped = facts.inputs.reduce(0) { $0 &+ $1.interfaceDropped }
+            setInputs(&facts, kernel: newest ? kernel : none, interface: newest ? interface : none)
             facts.sources = sourceNames
             var tables: [(WindowTables, WindowShard?)] = []
             for (worker, answer) in zip(workers, answers) {
-                for part in answer.tables where part.start == facts.start { tables.append((part.tables, worker.shard)) }
+                for part in answer.tables where part.start == facts.start || (final && newest && part.start > facts.start) {
+                    tables.append((part.tables, worker.shard))
+                }
             }
             if let injected = injectShard.take(facts.start) { tables.append((injected, injectShard)) }
             onWindow(ClosedWindow(facts: facts, tables: tables, configuration: configuration))
         }
         // Tables of windows no close covered (a packet far ahead of the clock) go back.
         for (worker, answer) in zip(workers, answers) {
-            for part in answer.tables where !closed.contains(where: { $0.start == part.start }) { worker.shard.recycle(part.tables) }
+            for part in answer.tables where !closed.contains(where: { $0.start == part.start }) {
+                if final && part.start > (closed.last?.start ?? .max) { continue }
+                worker.shard.recycle(part.tables)
+            }
         }
     }
 }

@@ -20,7 +20,11 @@ import TrafficCore
 ///   and the whole record within the file;
 /// - time fields below 2^31 (libpcap 1.10.3 reads them as signed, 1.10.6 as unsigned);
 /// - a link type whose frames libpcap does not rewrite: not Linux cooked captures (SLL,
-///   SLL2) written in the other byte order, whose pseudo-headers it swaps.
+///   SLL2) written in the other byte order, whose pseudo-headers it swaps;
+/// - a wire length above 0.
+///
+/// A file truncated while it is read ends at its cut: records are read only up to where the
+/// file's size was last checked (`limit`, moved on every 4 MiB), and `shrank` says so.
 ///
 /// ```swift
 /// if var records = MappedRecords(source: source) {
@@ -39,6 +43,14 @@ struct MappedRecords: @unchecked Sendable {
 
     let base: UnsafeRawPointer
     let length: Int
+    /// The map, for the file's size as it is read.
+    let mapping: MappedFile
+    /// Records are read up to here: the file was at least this long when last checked
+    /// (`stat` each `checkStep`, before reading past it), so a file truncated while it is
+    /// read ends at its cut instead of in the pages the cut took away.
+    private(set) var limit: Int
+    /// The file turned out shorter than the map: the caller reports the cut (no hand-back).
+    private(set) var shrank = false
     /// libpcap's stream over the same map.
     let stream: UnsafeMutablePointer<FILE>
     /// The file's byte order is the other one.
@@ -54,6 +66,8 @@ struct MappedRecords: @unchecked Sendable {
     /// libpcap's `MAXIMUM_SNAPLEN`: the largest captured length it accepts for the link
     /// types trafficmon decodes.
     static let maximumSnapshotLength: UInt32 = 262_144
+    /// How far past the last size check records are read (larger than any record).
+    static let checkStep = 4 << 20
 
     /// For a classic pcap file that libpcap has opened through `source`'s memory map and
     /// read only the header of; `nil` otherwise (pcapng, a FIFO, another version).
@@ -82,34 +96,57 @@ struct MappedRecords: @unchecked Sendable {
         guard ftell(stream) == 24 else { return nil }
         self.base = base
         self.length = mapping.length
+        self.mapping = mapping
+        limit = 24
         self.stream = stream
         subsecondScale = micro ? 1000 : 1
         maximumCapturedLength = min(UInt32(snapshot), Self.maximumSnapshotLength)
         offset = 24
     }
 
-    /// The next record, or `nil` at the end of the plain records (then `handBack()`).
+    /// The next record, or `nil` at the end of the plain records (then `handBack()`, unless
+    /// `shrank`).
     @inline(__always)
     mutating func next() -> Record? {
-        let at = offset
-        guard length &- at >= 16 else { return nil }
-        var seconds = base.loadUnaligned(fromByteOffset: at, as: UInt32.self)
-        var subseconds = base.loadUnaligned(fromByteOffset: at &+ 4, as: UInt32.self)
-        var captured = base.loadUnaligned(fromByteOffset: at &+ 8, as: UInt32.self)
-        var wire = base.loadUnaligned(fromByteOffset: at &+ 12, as: UInt32.self)
-        if swapped {
-            seconds = seconds.byteSwapped
-            subseconds = subseconds.byteSwapped
-            captured = captured.byteSwapped
-            wire = wire.byteSwapped
+        while true {
+            let at = offset
+            if limit &- at >= 16 {
+                var seconds = base.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+                var subseconds = base.loadUnaligned(fromByteOffset: at &+ 4, as: UInt32.self)
+                var captured = base.loadUnaligned(fromByteOffset: at &+ 8, as: UInt32.self)
+                var wire = base.loadUnaligned(fromByteOffset: at &+ 12, as: UInt32.self)
+                if swapped {
+                    seconds = seconds.byteSwapped
+                    subseconds = subseconds.byteSwapped
+                    captured = captured.byteSwapped
+                    wire = wire.byteSwapped
+                }
+                // (A wire length of 0 is no frame: libpcap reads such a record, and the zeros
+                // past the end of a file cut while it is read are not taken for records.)
+                guard captured <= maximumCapturedLength, (seconds | subseconds) < 1 << 31, wire != 0 else { return nil }
+                if limit &- at &- 16 >= Int(captured) {
+                    offset = at &+ 16 &+ Int(captured)
+                    return Record(
+                        frame: base + (at &+ 16), capturedLength: Int(captured), wireLength: Int(wire),
+                        timestamp: Int64(seconds) &* 1_000_000_000 &+ Int64(subseconds) &* subsecondScale)
+                }
+            }
+            // The record reaches past the checked range: check the file's size again.
+            guard extendLimit() else { return nil }
         }
-        guard captured <= maximumCapturedLength, length &- at &- 16 >= Int(captured), (seconds | subseconds) < 1 << 31 else {
-            return nil
-        }
-        offset = at &+ 16 &+ Int(captured)
-        return Record(
-            frame: base + (at &+ 16), capturedLength: Int(captured), wireLength: Int(wire),
-            timestamp: Int64(seconds) &* 1_000_000_000 &+ Int64(subseconds) &* subsecondScale)
+    }
+
+    /// Moves `limit` on by `checkStep` if the file still has its size (else up to its new
+    /// end, and `shrank`); false when there is nothing more to read.
+    @inline(never)
+    mutating func extendLimit() -> Bool {
+        guard limit < length else { return false }
+        let size = mapping.currentSize() ?? length
+        if size < length || mapping.guardFaulted { shrank = true }
+        let end = min(size, length)
+        guard end > limit else { return false }
+        limit = min(end, limit + Self.checkStep)
+        return true
     }
 
     /// Moves libpcap's reader to the next record: it reads the rest of the file.

@@ -118,6 +118,11 @@ public final class PacketPump: @unchecked Sendable {
                 finishDispatch()
                 return n
             }
+            // Truncated while read: everything before the cut has been counted.
+            if records?.shrank == true || source.mapping?.shrank == true {
+                finishDispatch()
+                throw source.shrankError()
+            }
             // The end of the plain records: libpcap reads on from the next one.
             guard records?.handBack() == true else {
                 throw source.readError(reason: "cannot move the read position in the capture file's memory map")
@@ -127,6 +132,9 @@ public final class PacketPump: @unchecked Sendable {
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let n = pcap_dispatch(source.handle, maxPackets, packetHandler, context)
         finishDispatch()
+        // libpcap reads a mapped file through a stream over the map: a cut shows as an
+        // error or as records of 0xFF bytes (`MappedFile`). One stat per read call.
+        if let mapping = source.mapping, mapping.shrank { throw source.shrankError() }
         if n >= 0 { return Int(n) }
         if n == PCAP_ERROR_BREAK { return 0 }
         throw source.readError()

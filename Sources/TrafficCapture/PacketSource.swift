@@ -1,3 +1,4 @@
+import CMappedFileGuard
 import CPcap
 import Foundation
 import TrafficCore
@@ -223,6 +224,11 @@ public final class PacketSource: @unchecked Sendable {
         }
     }
 
+    /// The error for a capture file that shrank while it was read.
+    func shrankError() -> CaptureError {
+        .fileShrank(path: origin.name, from: mapping?.length ?? 0, to: mapping?.currentSize() ?? 0)
+    }
+
     /// How far libpcap has read into the file's memory map (`nil` without one).
     var libpcapReadPosition: Int? {
         guard mapping != nil, let stream = pcap_file(handle) else { return nil }
@@ -255,12 +261,27 @@ public final class PacketSource: @unchecked Sendable {
 
 /// A read-only memory map of a whole regular file.
 ///
+/// A file truncated while it is mapped loses its pages past the new end, and touching one
+/// raises SIGBUS. The map is registered with `CMappedFileGuard`, which turns that into a
+/// page of 0xFF bytes (every reader stops at the next record header) and a flag; readers
+/// also compare the file's size (`stat` of its path, while the path still leads to it) with
+/// the map before they enter a new range of it (`MappedRecords`, every 4 MiB) and after
+/// each libpcap read, and end with `CaptureError.fileShrank`. A file removed while open
+/// keeps its pages: a normal read.
+///
 /// ```swift
 /// if let map = MappedFile(path: "trace.pcap") { use(map.base, map.length) }
 /// ```
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let length: Int
+    /// The file's path and identity (device, inode), to see its size as it is read; no
+    /// descriptor is kept (`report` may open thousands of files at once).
+    let path: String
+    let device: UInt64
+    let inode: UInt64
+    /// The map's slot in the SIGBUS guard (-1: unguarded).
+    let guardSlot: Int32
     /// How much of the front has been released (`release(before:)`).
     var released = 0
 
@@ -280,10 +301,32 @@ final class MappedFile: @unchecked Sendable {
         _ = madvise(base, length, MADV_SEQUENTIAL)
         self.base = base
         self.length = length
+        self.path = path
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        guardSlot = trafficmon_map_guard_register(base, length)
     }
 
     deinit {
+        trafficmon_map_guard_unregister(guardSlot)
         munmap(base, length)
+    }
+
+    /// The file's size now; `nil` when its path no longer leads to it (removed, or renamed
+    /// and replaced: rotation), when only the SIGBUS guard can tell a cut.
+    func currentSize() -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0, UInt64(info.st_dev) == device, UInt64(info.st_ino) == inode else { return nil }
+        return Int(info.st_size)
+    }
+
+    /// Whether a page of the map was replaced after a SIGBUS (the file was cut under it).
+    var guardFaulted: Bool { trafficmon_map_guard_faulted(guardSlot) != 0 }
+
+    /// Whether the file is shorter than the map: truncated while it was read.
+    var shrank: Bool {
+        if guardFaulted { return true }
+        return currentSize().map { $0 < length } ?? false
     }
 
     /// Pages are released and mapped ahead in steps of this many bytes.

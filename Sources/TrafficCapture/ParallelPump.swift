@@ -21,7 +21,7 @@ import TrafficCore
 /// first comers, the merge admits again).
 ///
 /// ```swift
-/// let pump = ParallelPump(configuration: configuration, threads: 4) { closed in write(closed.record()) }
+/// let pump = try ParallelPump(configuration: configuration, threads: 4) { closed in write(closed.record()) }
 /// for source in sources { try pump.read(source) }
 /// pump.finish()
 /// ```
@@ -49,7 +49,10 @@ public final class ParallelPump: @unchecked Sendable {
     /// Every chunk handed on, by sequence number: counted yet, and its file's map with the
     /// read position when it was handed on (its frames lie before it), so the pages of
     /// frames counted can be let go.
+    /// Only the chunks from `firstChunk` on are kept (the counted ones before the last
+    /// released are let go), so the list stays short whatever the file.
     var chunks: [(done: Bool, position: Int, mapping: MappedFile?)] = []
+    var firstChunk = 0
     var releasedThrough = 0
     /// The map of the file being read (walker thread).
     var mapping: MappedFile?
@@ -76,7 +79,7 @@ public final class ParallelPump: @unchecked Sendable {
 
     public init(
         configuration: WindowAggregator.Configuration, threads: Int, chunks: Int = 32, onClose: @escaping (ClosedWindow) -> Void
-    ) {
+    ) throws(CaptureError) {
         self.configuration = configuration
         self.threads = max(1, threads)
         self.onClose = onClose
@@ -91,7 +94,7 @@ public final class ParallelPump: @unchecked Sendable {
         // maps in as the chunks first fill: a small file does not pay for all of it.
         let slots = Self.chunkSize * chunkCount
         guard let memory = calloc(slots, MemoryLayout<PreparedPacket>.stride) else {
-            fatalError("out of memory for the \(slots)-packet chunks")
+            throw .outOfMemory(what: "\(chunkCount) chunks of \(Self.chunkSize) packets")
         }
         base = memory.bindMemory(to: PreparedPacket.self, capacity: slots)
         for i in 0..<self.threads {
@@ -166,7 +169,7 @@ public final class ParallelPump: @unchecked Sendable {
         guard let baseAddress = chunk.baseAddress, let decoder = currentDecoder else { return }
         let index = (baseAddress - base) / Self.chunkSize
         condition.lock()
-        let sequence = chunks.count
+        let sequence = firstChunk + chunks.count
         chunks.append((false, position, mapping))
         queues[nextWorker].append(.chunk(index: index, count: chunk.count, sequence: sequence, decoder: decoder))
         nextWorker = (nextWorker + 1) % threads
@@ -236,7 +239,9 @@ public final class ParallelPump: @unchecked Sendable {
                     condition.unlock()
                     let mapped = mapping.populateStep(from: reading, before: reading + Self.populateAhead)
                     condition.lock()
-                    if mapped { continue }
+                    // Work may have been queued while the lock was let go: look again
+                    // before sleeping, or that wake-up is lost.
+                    if mapped || queueHeads[i] != queues[i].count { continue }
                 }
                 condition.wait()
             }
@@ -290,11 +295,18 @@ public final class ParallelPump: @unchecked Sendable {
     /// Notes chunk `sequence` counted; returns the map and position before which every
     /// frame has now been counted, when that moved on (under the lock).
     private func markDone(_ sequence: Int) -> (MappedFile, Int)? {
-        guard sequence < chunks.count else { return nil }
-        chunks[sequence].done = true
+        guard sequence >= firstChunk, sequence < firstChunk + chunks.count else { return nil }
+        chunks[sequence - firstChunk].done = true
         let before = releasedThrough
-        while releasedThrough < chunks.count && chunks[releasedThrough].done { releasedThrough += 1 }
-        guard releasedThrough > before, let mapping = chunks[releasedThrough - 1].mapping else { return nil }
-        return (mapping, chunks[releasedThrough - 1].position)
+        while releasedThrough < firstChunk + chunks.count && chunks[releasedThrough - firstChunk].done { releasedThrough += 1 }
+        guard releasedThrough > before else { return nil }
+        let last = chunks[releasedThrough - 1 - firstChunk]
+        // Keep the last released chunk (the next release starts after it) and what follows.
+        if releasedThrough - 1 - firstChunk >= 256 {
+            chunks.removeFirst(releasedThrough - 1 - firstChunk)
+            firstChunk = releasedThrough - 1
+        }
+        guard let mapping = last.mapping else { return nil }
+        return (mapping, last.position)
     }
 }

@@ -193,7 +193,8 @@ public struct PacketDecoder: Sendable {
         p.destination = IPAddress(ipv4: data.u32(o + 16))
         let proto = data[o + 9]
         p.ipProtocol = proto
-        p.isLaterFragment = data.u16(o + 6) & 0x1FFF != 0
+        let fragment = data.u16(o + 6)
+        p.isLaterFragment = fragment & 0x1FFF != 0
         if !p.isLaterFragment && Service.hasPorts(proto) {
             let t = o + headerLength
             guard n >= t + 4, totalLength == 0 || totalLength - headerLength >= 4 else {
@@ -202,7 +203,8 @@ public struct PacketDecoder: Sendable {
             p.sourcePort = data.u16(t)
             p.destinationPort = data.u16(t + 2)
             p.hasPorts = true
-            Self.readPastPorts(data, into: &p, transport: t, end: totalLength == 0 ? nil : o + totalLength)
+            Self.readPastPorts(data, into: &p, transport: t, end: totalLength == 0 ? nil : o + totalLength,
+                               firstFragment: fragment & 0x2000 != 0)
         } else if proto == IPProtocol.icmp && !p.isLaterFragment {
             let t = o + headerLength
             if n > t { p.isReply = Self.isICMPReply(data[t]) }
@@ -212,24 +214,31 @@ public struct PacketDecoder: Sendable {
 
     /// What a TCP or UDP segment at `transport` holds past its ports: TCP's flags, and a DNS
     /// message on port 53. `end` is where the IP packet says the segment ends (`nil`: not
-    /// said, a segmentation-offload frame).
+    /// said, a segmentation-offload frame); in a `firstFragment` the datagram goes on in
+    /// later fragments.
     @inline(__always)
-    static func readPastPorts(_ data: FrameBytes, into p: inout DecodedPacket, transport t: Int, end: Int?) {
+    static func readPastPorts(_ data: FrameBytes, into p: inout DecodedPacket, transport t: Int, end: Int?, firstFragment: Bool) {
         let dnsPort = p.sourcePort == 53 || p.destinationPort == 53
         if p.ipProtocol == IPProtocol.tcp {
             let captured = data.count >= t + 14 && end.map({ t + 14 <= $0 }) ?? true
             p.tcpFlags = captured ? TCPFlags(headerByte: data[t + 13]).rawValue : TCPFlags.unknown.rawValue
             if dnsPort { p.dns = dnsOverTCP(data, segment: t, end: end).rawValue }
         } else if p.ipProtocol == IPProtocol.udp && dnsPort {
-            p.dns = dnsOverUDP(data, segment: t, end: end).rawValue
+            p.dns = dnsOverUDP(data, segment: t, end: end, firstFragment: firstFragment).rawValue
         }
     }
 
-    /// A DNS message in a UDP datagram: its length from the UDP header.
+    /// A DNS message in a UDP datagram: its length from the UDP header. In the first fragment
+    /// of a datagram (a large response) the message goes on in later fragments: it is read
+    /// from the bytes this packet holds, as if the capture had cut the rest.
     @inline(never)
-    static func dnsOverUDP(_ data: FrameBytes, segment t: Int, end: Int?) -> DNSFacts {
+    static func dnsOverUDP(_ data: FrameBytes, segment t: Int, end: Int?, firstFragment: Bool) -> DNSFacts {
         guard data.count >= t + 6 else { return .cut }
         let length = Int(data.u16(t + 4)) - 8
+        if firstFragment, let end {
+            guard length >= 0 else { return .malformed }
+            return dns(FrameBytes(base: data.base, count: min(data.count, end)), at: t + 8, length: length)
+        }
         guard length >= 0, end.map({ t + 8 + length <= $0 }) ?? true else { return .malformed }
         return dns(data, at: t + 8, length: length)
     }
@@ -282,11 +291,11 @@ public struct PacketDecoder: Sendable {
     }
 
     /// ICMP types sent in answer to something (echo, timestamp, information and address
-    /// mask replies) or about it (unreachable, source quench, redirect, time exceeded,
-    /// parameter problem).
+    /// mask replies, router advertisement) or about it (unreachable, source quench,
+    /// redirect, time exceeded, parameter problem): as ICMPv6's replies and advertisements.
     @inline(__always)
     static func isICMPReply(_ type: UInt8) -> Bool {
-        type < 32 && (UInt32(1) << UInt32(type)) & 0x5_5839 != 0
+        type < 32 && (UInt32(1) << UInt32(type)) & 0x5_5A39 != 0
     }
 
     /// ICMPv6 errors (1-4), echo reply (129), router and neighbor advertisements (134,
@@ -309,6 +318,7 @@ public struct PacketDecoder: Sendable {
         let payloadLength = Int(data.u16(o + 4))
         var next = data[o + 6]
         var t = o + 40
+        var firstFragment = false
         // Extension headers: each is at least 8 bytes long, so the walk ends.
         walk: while true {
             switch next {
@@ -327,6 +337,7 @@ public struct PacketDecoder: Sendable {
                     p.isLaterFragment = true
                     break walk
                 }
+                firstFragment = data.u16(t + 2) & 1 != 0
                 t += 8
             default:
                 break walk
@@ -340,7 +351,8 @@ public struct PacketDecoder: Sendable {
             p.sourcePort = data.u16(t)
             p.destinationPort = data.u16(t + 2)
             p.hasPorts = true
-            Self.readPastPorts(data, into: &p, transport: t, end: payloadLength == 0 ? nil : o + 40 + payloadLength)
+            Self.readPastPorts(data, into: &p, transport: t, end: payloadLength == 0 ? nil : o + 40 + payloadLength,
+                               firstFragment: firstFragment)
         } else if next == IPProtocol.icmpv6 && !p.isLaterFragment {
             if n > t { p.isReply = Self.isICMPv6Reply(data[t]) }
         }

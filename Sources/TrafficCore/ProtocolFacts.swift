@@ -112,7 +112,7 @@ public struct DNSFacts: Sendable, Hashable {
 /// messages. The layout is defined here and nowhere else.
 enum ProtocolTallies {
     static let tcp = 0                  // TCPFlags.Kind x direction: 5 x 2
-    static let sizes = 10               // size bucket x direction: 8 x 2
+    static let sizes = 10               // size bucket x direction: `sizeBuckets` x 2
     static let queries = 26             // DNSFacts.queryTypes: 12
     static let responses = 38           // DNSFacts.responseCodes: 7
     static let dnsMalformed = 45
@@ -121,7 +121,10 @@ enum ProtocolTallies {
 
     /// The upper bounds (wire bytes, inclusive) of the size buckets; the last bucket has none.
     static let sizeBounds: [UInt64] = [64, 128, 256, 512, 1024, 1518, 9216]
+    static let sizeBuckets = 8
 
+    /// The bucket of a packet of `bytes` wire bytes: the first whose bound holds it (the
+    /// powers of two found from the leading zeros, without a search).
     @inline(__always)
     static func sizeBucket(_ bytes: UInt64) -> Int {
         if bytes <= 64 { return 0 }

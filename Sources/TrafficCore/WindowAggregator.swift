@@ -37,6 +37,10 @@ public final class WindowAggregator {
         /// Captured frames longer than this on the wire are counted as oversized (a live
         /// interface's MTU plus link header: merged GRO/LRO frames); `nil`: not checked.
         public var oversizedAbove: Int?
+        /// Named networks every record adds up its parties' traffic by (`--networks`).
+        public var networks: NamedNetworks?
+        /// Gives each client's AS and country when a record is built (`--asn-db`, `--country-db`).
+        public var origins: (any OriginLookup)?
 
         public init(
             windowLength: Int64 = 5 * Timestamp.nanosPerSecond, localNetworks: LocalNetworks = LocalNetworks(),
@@ -63,9 +67,6 @@ public final class WindowAggregator {
     /// The name its traffic is counted under in a record's `sources` (and the metrics'
     /// `source` label).
     public var sourceName = "file"
-    /// Returns the capture's cumulative (kernel, interface) drops; read when a window closes.
-    public var dropCounter: (() -> (kernel: UInt64, interface: UInt64))?
-    var lastDrops: (kernel: UInt64, interface: UInt64) = (0, 0)
 
     public var attributor: Attributor { shard.attributor }
     /// The latest packet (or inject, or wall-clock) time seen: the stream's event-time clock.
@@ -117,12 +118,6 @@ public final class WindowAggregator {
         shard.prepare(frame: frame, decoder: decoder, timestamp: timestamp, wireLength: wireLength, into: slot)
     }
 
-    /// Decodes the frames of `batch` left undecoded (`WindowShard.prepareDeferred`).
-    @discardableResult
-    public func prepareDeferred(_ batch: UnsafeMutableBufferPointer<PreparedPacket>, decoder: PacketDecoder) -> Int {
-        shard.prepareDeferred(batch, decoder: decoder)
-    }
-
     /// Counts a batch of prepared packets in order, each into the window its time picks
     /// (closing windows as packet time passes them).
     ///
@@ -142,13 +137,7 @@ public final class WindowAggregator {
     /// Counts one already-attributed packet (the `/debug/inject` path): same windows, same
     /// party bookkeeping, but not a captured frame.
     public func add(_ attribution: Attribution, timestamp: Int64, wireLength: Int) {
-        var p = PreparedPacket()
-        p.key = FlowKey(attribution)
-        p.timestamp = timestamp
-        p.bytes = UInt64(truncatingIfNeeded: wireLength)
-        p.kind = .ip
-        p.captured = false
-        count(p)
+        count(PreparedPacket(injected: attribution, timestamp: timestamp, wireLength: wireLength))
     }
 
     /// Counts one prepared packet.
@@ -187,29 +176,15 @@ public final class WindowAggregator {
     /// The open window as a record (marked partial: it has not run its length), or `nil`.
     public func snapshot() -> WindowRecord? {
         guard var facts = clock.openFacts else { return nil }
-        (facts.kernelDropped, facts.interfaceDropped) = currentDrops()
         facts.sources = [sourceName]
         let tables = shard.snapshot(facts.start).map { [($0, WindowShard?.none)] } ?? []
         return ClosedWindow(facts: facts, tables: tables, configuration: configuration).record()
-    }
-
-    /// Drops since the last closed window.
-    func currentDrops() -> (kernel: UInt64, interface: UInt64) {
-        guard let dropCounter else { return (0, 0) }
-        let now = dropCounter()
-        return (now.kernel &- lastDrops.kernel, now.interface &- lastDrops.interface)
     }
 
     /// Hands a closed window, with the shard's tables for it, to `onClose`.
     func emit(_ facts: WindowFacts) {
         var facts = facts
         facts.sources = [sourceName]
-        if let dropCounter {
-            let now = dropCounter()
-            facts.kernelDropped = now.kernel &- lastDrops.kernel
-            facts.interfaceDropped = now.interface &- lastDrops.interface
-            lastDrops = now
-        }
         let tables = shard.take(facts.start).map { [($0, Optional(shard))] } ?? []
         onClose(ClosedWindow(facts: facts, tables: tables, configuration: configuration))
     }

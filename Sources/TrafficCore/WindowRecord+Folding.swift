@@ -2,7 +2,8 @@ extension WindowRecord {
     /// The same window with at most `top` clients and `top` servers listed (the rest added
     /// into `other` and `other_servers`, whose party counts count them) and at most `top`
     /// services in the window-wide list and in each listed party's list (the rest folded
-    /// into one `other` entry per direction), as `--top` does when a record is built.
+    /// into one `other` entry per direction), and at most `top` named networks per side and
+    /// `top` ASes, as `--top` does when a record is built.
     /// Totals and conservation are unchanged.
     ///
     /// ```swift
@@ -16,6 +17,7 @@ extension WindowRecord {
         if services.count > top {
             record.services = WindowRecordBuilder.sortedAndFolded(services, top: top)
         }
+        record.foldWho(top: top)
         return record
     }
 

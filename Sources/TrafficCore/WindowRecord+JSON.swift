@@ -1,6 +1,8 @@
 /// A small JSON writer for the window record: numbers and ASCII-safe strings
 /// straight into a byte buffer, keys in DESIGN.md's order, added keys after them
-/// (`services`, `servers`, `other_servers`; `local` in each party).
+/// (`services`, `servers`, `other_servers`, then `networks`, `countries`, `asns` where
+/// configured, then `tcp`, `sizes`, `dns`; `local`, then `network`, `country`, `asn`,
+/// `as_org` where configured, in each party).
 extension WindowRecord {
     /// The record as one line of JSON (no trailing newline).
     ///
@@ -107,7 +109,9 @@ extension WindowRecord {
         w.counts(otherServers.in)
         w.raw(",\"out\":")
         w.counts(otherServers.out)
-        w.raw("},\"tcp\":{\"in\":")
+        w.raw("}")
+        w.who(self)
+        w.raw(",\"tcp\":{\"in\":")
         w.tcp(protocols.tcpIn)
         w.raw(",\"out\":")
         w.tcp(protocols.tcpOut)
@@ -250,9 +254,72 @@ struct JSONWriter {
                 number(tcp.synServices)
                 raw("}")
             }
+            if let network = party.network {
+                raw(",\"network\":")
+                string(network)
+            }
+            if let country = party.country {
+                raw(",\"country\":")
+                string(country)
+            }
+            if let asn = party.asn {
+                raw(",\"asn\":")
+                string(asn)
+                raw(",\"as_org\":")
+                string(party.asOrg ?? "")
+            }
             raw("}")
         }
         raw("]")
+    }
+
+    /// The `networks`, `countries` and `asns` lists a record carries (each only when
+    /// configured), as keys after the others.
+    mutating func who(_ r: WindowRecord) {
+        if let networks = r.networks {
+            raw(",\"networks\":[")
+            for (i, n) in networks.enumerated() {
+                if i > 0 { raw(",") }
+                raw("{\"network\":")
+                string(n.network)
+                raw(n.side == .client ? ",\"side\":\"client\",\"in\":" : ",\"side\":\"server\",\"in\":")
+                counts(n.in)
+                raw(",\"out\":")
+                counts(n.out)
+                raw("}")
+            }
+            raw("]")
+        }
+        if let countries = r.countries {
+            raw(",\"countries\":[")
+            for (i, c) in countries.enumerated() {
+                if i > 0 { raw(",") }
+                raw("{\"country\":")
+                string(c.country)
+                raw(",\"in\":")
+                counts(c.in)
+                raw(",\"out\":")
+                counts(c.out)
+                raw("}")
+            }
+            raw("]")
+        }
+        if let asns = r.asns {
+            raw(",\"asns\":[")
+            for (i, a) in asns.enumerated() {
+                if i > 0 { raw(",") }
+                raw("{\"asn\":")
+                string(a.asn)
+                raw(",\"as_org\":")
+                string(a.asOrg)
+                raw(",\"in\":")
+                counts(a.in)
+                raw(",\"out\":")
+                counts(a.out)
+                raw("}")
+            }
+            raw("]")
+        }
     }
 
     mutating func services(_ list: [ServiceCounts]) {
@@ -272,4 +339,25 @@ struct JSONWriter {
         }
         raw("]")
     }
+}
+
+/// A closed window's record with its JSON, rendered once when the window closes: the
+/// stream, the store and the JSON routes send these bytes rather than render the record
+/// again for each of them (or for each request).
+///
+/// ```swift
+/// let rendered = RenderedRecord(record)
+/// body += rendered.json
+/// ```
+public struct RenderedRecord: Sendable, Equatable {
+    public let record: WindowRecord
+    /// `record.jsonBytes()`: one line of JSON, no trailing newline.
+    public let json: [UInt8]
+
+    public init(_ record: WindowRecord) {
+        self.record = record
+        json = record.jsonBytes()
+    }
+
+    public var start: Int64 { record.start }
 }

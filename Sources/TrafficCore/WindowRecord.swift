@@ -52,6 +52,14 @@ public struct PartyRecord: Codable, Hashable, Sendable {
     public var services: [ServiceCounts]
     /// A client's TCP control segments (`nil` when it had none).
     public var tcp: PartyTCP?
+    /// The named network holding the address (`--networks`; `nil` without it).
+    public var network: String?
+    /// A client's country code or `unknown` (`--country-db`; `nil` without it).
+    public var country: String?
+    /// A client's AS number as decimal text or `unknown`, and its organisation (`--asn-db`;
+    /// `nil` without it).
+    public var asn: String?
+    public var asOrg: String?
 
     public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts], tcp: PartyTCP? = nil) {
         self.ip = ip
@@ -64,7 +72,10 @@ public struct PartyRecord: Codable, Hashable, Sendable {
 
     public var total: Counts { self.in + out }
 
-    enum CodingKeys: String, CodingKey { case ip, local, `in`, out, services, tcp }
+    enum CodingKeys: String, CodingKey {
+        case ip, local, `in`, out, services, tcp, network, country, asn
+        case asOrg = "as_org"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -75,6 +86,10 @@ public struct PartyRecord: Codable, Hashable, Sendable {
         out = try c.decode(Counts.self, forKey: .out)
         services = try c.decode([ServiceCounts].self, forKey: .services)
         tcp = try c.decodeIfPresent(PartyTCP.self, forKey: .tcp)
+        network = try c.decodeIfPresent(String.self, forKey: .network)
+        country = try c.decodeIfPresent(String.self, forKey: .country)
+        asn = try c.decodeIfPresent(String.self, forKey: .asn)
+        asOrg = try c.decodeIfPresent(String.self, forKey: .asOrg)
     }
 }
 
@@ -164,8 +179,8 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
     public var tcpIn = TCPCounts()
     public var tcpOut = TCPCounts()
     /// IP packets per size bucket (`sizeBounds`, then larger), by direction.
-    public var sizesIn = [UInt64](repeating: 0, count: 8)
-    public var sizesOut = [UInt64](repeating: 0, count: 8)
+    public var sizesIn = [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets)
+    public var sizesOut = [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets)
     /// DNS queries per type (`DNSFacts.queryTypes`), responses per code (`DNSFacts.responseCodes`).
     public var dnsQueries = [UInt64](repeating: 0, count: DNSFacts.queryTypes.count)
     public var dnsResponses = [UInt64](repeating: 0, count: DNSFacts.responseCodes.count)
@@ -182,7 +197,9 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
     public static let synClientLimit = 10
 
     /// The upper bounds (wire bytes, inclusive) of the size buckets; the last has none.
-    public static let sizeBounds: [UInt64] = [64, 128, 256, 512, 1024, 1518, 9216]
+    public static var sizeBounds: [UInt64] { ProtocolTallies.sizeBounds }
+    /// How many size buckets there are (the bounds, then one without).
+    public static let sizeBuckets = ProtocolTallies.sizeBuckets
 
     public init() {}
 
@@ -191,7 +208,7 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
             tcpIn[kind] = t[ProtocolTallies.tcp(kind, 0)]
             tcpOut[kind] = t[ProtocolTallies.tcp(kind, 1)]
         }
-        for bucket in 0..<8 {
+        for bucket in 0..<Self.sizeBuckets {
             sizesIn[bucket] = t[ProtocolTallies.size(bucket, 0)]
             sizesOut[bucket] = t[ProtocolTallies.size(bucket, 1)]
         }
@@ -218,7 +235,7 @@ public struct ProtocolCounts: Codable, Hashable, Sendable {
         let sizes = try c.nestedContainer(keyedBy: DirectionKeys.self, forKey: .sizes)
         sizesIn = try sizes.decode([UInt64].self, forKey: .in)
         sizesOut = try sizes.decode([UInt64].self, forKey: .out)
-        guard sizesIn.count == 8, sizesOut.count == 8 else {
+        guard sizesIn.count == Self.sizeBuckets, sizesOut.count == Self.sizeBuckets else {
             throw DecodingError.dataCorruptedError(forKey: .in, in: sizes, debugDescription: "8 size buckets per direction")
         }
         let dns = try c.nestedContainer(keyedBy: DNSKeys.self, forKey: .dns)
@@ -446,6 +463,12 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     public var capture: CaptureCounts
     /// Every service in the window (all clients, listed or not), sorted by bytes, descending.
     public var services: [ServiceCounts]
+    /// Per named network and side (`--networks`; `nil` without it).
+    public var networks: [NetworkCounts]?
+    /// Client traffic per country (`--country-db`; `nil` without it).
+    public var countries: [CountryCounts]?
+    /// Client traffic per autonomous system (`--asn-db`; `nil` without it).
+    public var asns: [ASNCounts]?
     /// TCP control segments, packet sizes and DNS messages of the window.
     public var protocols: ProtocolCounts
     /// Some figures were scaled up from samples (a flow exporter's sampling rate above 1):
@@ -479,6 +502,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
+        case networks, countries, asns
         case start, end, partial, packets, bytes, `in`, out, clients, other, servers
         case otherServers = "other_servers"
         case nonIP = "non_ip"
@@ -516,6 +540,9 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         malformed = try c.decode(MalformedCounts.self, forKey: .malformed)
         latePackets = try c.decode(UInt64.self, forKey: .latePackets)
         capture = try c.decode(CaptureCounts.self, forKey: .capture)
+        networks = try c.decodeIfPresent([NetworkCounts].self, forKey: .networks)
+        countries = try c.decodeIfPresent([CountryCounts].self, forKey: .countries)
+        asns = try c.decodeIfPresent([ASNCounts].self, forKey: .asns)
         services = try c.decodeIfPresent([ServiceCounts].self, forKey: .services) ?? []
         // Records stored before protocols were counted have none: zeros.
         protocols = c.contains(.tcp) ? try ProtocolCounts(from: decoder) : ProtocolCounts()
@@ -543,6 +570,7 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
         }
         // The totals are the sum of `in`, `out`, non-IP and malformed by construction.
         return sides(clients, other) == (self.in, out) && sides(servers, otherServers) == (self.in, out)
+            && whoIsConserved
     }
 }
 

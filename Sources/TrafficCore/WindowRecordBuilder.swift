@@ -14,16 +14,20 @@ struct WindowRecordBuilder {
     let received: [Int: UInt64]
     let top: Int?
     let localNetworks: LocalNetworks
+    /// Names each party's network (`--networks`).
+    var networks: NamedNetworks? = nil
+    /// Gives each client's AS and country (`--asn-db`, `--country-db`).
+    var origins: (any OriginLookup)? = nil
 
     func build(tracking tracked: TrackedParties) -> BuiltWindow {
         let t = tables
         var serviceTotals = CounterTable<PartyKey>(minimumCapacity: 64)
         defer { serviceTotals.deallocate() }
-        var clients = PartySide(parties: t.clients, flows: t.clientFlows, serviceTotals: &serviceTotals)
+        var clients = PartySide(parties: t.clients, flows: t.clientFlows, demoted: t.demotedClients, serviceTotals: &serviceTotals)
         clients.tcp = Self.controlsByClient(t)
         var protocols = ProtocolCounts(tallies: t.protocols)
         protocols.synClients = clients.synClients()
-        let servers = PartySide(parties: t.servers, flows: t.serverFlows)
+        let servers = PartySide(parties: t.servers, flows: t.serverFlows, demoted: t.demotedServers)
         let (listedClients, other) = clients.fold(top: top, otherParties: t.otherClients.count, localNetworks: localNetworks)
         let (listedServers, otherServers) = servers.fold(top: top, otherParties: t.otherServers.count, localNetworks: localNetworks)
         let windowIn = clients.totalIn, windowOut = clients.totalOut
@@ -43,7 +47,7 @@ struct WindowRecordBuilder {
             InterfaceCounts(
                 name: input.name, received: received[i] ?? 0, kernelDropped: input.kernelDropped, interfaceDropped: input.interfaceDropped)
         }
-        let record = WindowRecord(
+        var record = WindowRecord(
             start: facts.start, end: facts.end, partial: facts.partial, in: windowIn, out: windowOut,
             clients: listedClients, other: other, servers: listedServers, otherServers: otherServers,
             nonIP: t.nonIP,
@@ -54,10 +58,12 @@ struct WindowRecordBuilder {
                 interfaces: interfaces),
             services: Self.sortedAndFolded(windowServices, top: top),
             protocols: protocols)
+        let networkTotals = addWho(to: &record, clients: clients, servers: servers)
         return BuiltWindow(
             record: record,
-            clientTotals: tracked.clients.map { clients.totals(of: $0, foldedPastLimit: t.otherClients.count > 0) },
-            serverTotals: tracked.servers.map { servers.totals(of: $0, foldedPastLimit: t.otherServers.count > 0) })
+            clientTotals: tracked.clients.map { clients.totals(of: $0, foldedPastLimit: t.otherClients.count > 0, partsUnknown: t.foldedUnnamed) },
+            serverTotals: tracked.servers.map { servers.totals(of: $0, foldedPastLimit: t.otherServers.count > 0, partsUnknown: t.foldedUnnamed) },
+            networkTotals: networkTotals)
     }
 
     /// Each tracked client's TCP control segments (by dense index), from the control table;
@@ -140,24 +146,28 @@ struct PartySide {
     var totalOut = Counts()
     /// Per party (dense index), its TCP control segments (clients only).
     var tcp: [PartyTCP]?
+    /// Parties (dense indices) whose traffic counts in `other` (`WindowTables.demotedClients`).
+    let demoted: Set<UInt64>
 
     /// Adds up each party's flows.
-    init(parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>) {
+    init(parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>, demoted: Set<UInt64> = []) {
         var none = CounterTable<PartyKey>(minimumCapacity: 0)
         defer { none.deallocate() }
-        self.init(parties: parties, flows: flows, serviceTotals: &none, withServices: false)
+        self.init(parties: parties, flows: flows, demoted: demoted, serviceTotals: &none, withServices: false)
     }
 
     /// Adds up each party's flows, and each (service, direction) in `serviceTotals`.
-    init(parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>, serviceTotals: inout CounterTable<PartyKey>) {
-        self.init(parties: parties, flows: flows, serviceTotals: &serviceTotals, withServices: true)
+    init(parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>, demoted: Set<UInt64> = [], serviceTotals: inout CounterTable<PartyKey>) {
+        self.init(parties: parties, flows: flows, demoted: demoted, serviceTotals: &serviceTotals, withServices: true)
     }
 
     private init(
-        parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>, serviceTotals: inout CounterTable<PartyKey>, withServices: Bool
+        parties: CounterTable<PartyKey>, flows: CounterTable<PartyKey>, demoted: Set<UInt64>,
+        serviceTotals: inout CounterTable<PartyKey>, withServices: Bool
     ) {
         self.parties = parties
         self.flows = flows
+        self.demoted = demoted
         let n = parties.count
         var addresses = [IPAddress](repeating: IPAddress(ipv4: 0), count: n)
         parties.forEach { entry in addresses[Int(entry.aux)] = entry.key.address }
@@ -171,7 +181,7 @@ struct PartySide {
             let isOut = entry.key.flowTag.direction == .outbound
             if isOut { totalOut.add(packets: entry.packets, bytes: entry.bytes) } else { totalIn.add(packets: entry.packets, bytes: entry.bytes) }
             if withServices { serviceTotals.add(entry.key.serviceTotal, packets: entry.packets, bytes: entry.bytes) }
-            guard entry.aux != PartyIndex.other else {
+            guard entry.aux != PartyIndex.other && (demoted.isEmpty || !demoted.contains(entry.aux)) else {
                 if isOut { otherOut.add(packets: entry.packets, bytes: entry.bytes) } else { otherIn.add(packets: entry.packets, bytes: entry.bytes) }
                 return
             }
@@ -194,7 +204,7 @@ struct PartySide {
         let count = addresses.count
         var keys = [OrderKey]()
         keys.reserveCapacity(count)
-        for i in 0..<count {
+        for i in 0..<count where demoted.isEmpty || !demoted.contains(UInt64(i)) {
             keys.append(OrderKey(
                 bytes: inbound[i].bytes &+ outbound[i].bytes, packets: inbound[i].packets &+ outbound[i].packets,
                 address: addresses[i], index: Int32(truncatingIfNeeded: i)))
@@ -205,7 +215,7 @@ struct PartySide {
             return a.address < b.address
         }
         var other = OtherCounts(in: otherIn, out: otherOut, clients: otherParties)
-        let listed = TopFold.parties(count: count, top: top, into: &other) { (inbound[Int(keys[$0].index)], outbound[Int(keys[$0].index)]) }
+        let listed = TopFold.parties(count: keys.count, top: top, into: &other) { (inbound[Int(keys[$0].index)], outbound[Int(keys[$0].index)]) }
 
         // The listed parties' services, placed by a counting sort into one flat array (each
         // party's run starts at `offsets[position]`).
@@ -257,9 +267,10 @@ struct PartySide {
     }
 
     /// A party's totals: zero when it sent nothing, `nil` when it may hide in `other`
-    /// (some parties were folded past `maxClients`).
-    func totals(of address: IPAddress, foldedPastLimit: Bool) -> PartyTotals? {
+    /// (some parties were folded past `maxClients`), in part (`partsUnknown`) or whole.
+    func totals(of address: IPAddress, foldedPastLimit: Bool, partsUnknown: Bool = false) -> PartyTotals? {
         guard let entry = parties.entry(PartyKey(address)) else { return foldedPastLimit ? nil : PartyTotals() }
+        guard !partsUnknown, demoted.isEmpty || !demoted.contains(entry.aux) else { return nil }
         let i = Int(entry.aux)
         return PartyTotals(in: inbound[i], out: outbound[i])
     }

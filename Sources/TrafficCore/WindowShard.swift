@@ -14,8 +14,8 @@ import CTrafficCoreShims
 /// ```swift
 /// let shard = WindowShard(configuration: configuration)
 /// shard.prepareDeferred(batch, decoder: decoder)
-/// shard.count(batch, in: windowStart)       // every packet of `batch` belongs to that window
-/// let tables = shard.take(windowStart)      // when the window closes
+/// shard.countPlaced(batch)                  // each packet's time names its window
+/// let tables = shard.take(before: end)      // when the windows before `end` close
 /// ```
 public final class WindowShard: @unchecked Sendable {
     public let configuration: WindowAggregator.Configuration
@@ -119,11 +119,6 @@ public final class WindowShard: @unchecked Sendable {
         return taken
     }
 
-    /// The windows this shard holds counts for.
-    public var windowsInFlight: [Int64] {
-        (currentStart == .min ? [] : [currentStart]) + parked.map(\.start)
-    }
-
     /// A copy of `start`'s counts so far (for a look at the open window; allocates).
     public func snapshot(_ start: Int64) -> WindowTables? {
         if start == currentStart {
@@ -210,7 +205,7 @@ public final class WindowShard: @unchecked Sendable {
     ///
     /// ```swift
     /// shard.prepareDeferred(batch, decoder: decoder)
-    /// shard.count(batch, in: windowStart)
+    /// shard.countPlaced(batch)
     /// ```
     @discardableResult
     public func prepareDeferred(_ batch: UnsafeMutableBufferPointer<PreparedPacket>, decoder: PacketDecoder) -> Int {
@@ -233,13 +228,6 @@ public final class WindowShard: @unchecked Sendable {
 
     // MARK: The packet path
 
-    /// Counts a batch whose packets all belong to the window starting at `start` (a
-    /// coordinator placed them and marked the late ones).
-    public func count(_ batch: UnsafeMutableBufferPointer<PreparedPacket>, in start: Int64) {
-        select(start)
-        count(batch, low: .min, high: .max) { _ in }
-    }
-
     /// Counts a batch a coordinator placed: each packet's time is the start of the window
     /// it counts in (`PacketPump` as a walker stores it so), late ones marked.
     public func countPlaced(_ batch: UnsafeMutableBufferPointer<PreparedPacket>) {
@@ -256,12 +244,7 @@ public final class WindowShard: @unchecked Sendable {
 
     /// Counts an inject (not a captured frame) at `timestamp`, placed as `countLive` places.
     public func countInject(_ attribution: Attribution, timestamp: Int64, wireLength: Int, openWindow: () -> Int64) {
-        var p = PreparedPacket()
-        p.key = FlowKey(attribution)
-        p.timestamp = timestamp
-        p.bytes = UInt64(truncatingIfNeeded: wireLength)
-        p.kind = .ip
-        p.captured = false
+        var p = PreparedPacket(injected: attribution, timestamp: timestamp, wireLength: wireLength)
         placeLive(&p, open: openWindow())
         count(p, hashes: Self.hashes(p.key))
     }
@@ -479,8 +462,14 @@ public struct PreparedPacket: Sendable {
 
     public init() {}
 
-    /// Its time, nanoseconds since the Unix epoch.
-    public var time: Int64 { timestamp }
+    /// An attributed packet that was not captured (`/debug/inject`).
+    init(injected attribution: Attribution, timestamp: Int64, wireLength: Int) {
+        key = FlowKey(attribution)
+        self.timestamp = timestamp
+        bytes = UInt64(truncatingIfNeeded: wireLength)
+        kind = .ip
+        captured = false
+    }
 
     /// Marks the packet late: older than the window it is counted in.
     public mutating func markLate() { isLate = true }

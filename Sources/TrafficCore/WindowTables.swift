@@ -30,6 +30,13 @@ public final class WindowTables: @unchecked Sendable {
     /// Distinct clients and servers counted in `other` past `maxClients`.
     var otherClients = DistinctParties()
     var otherServers = DistinctParties()
+    /// Parties (dense indices) one shard admitted and another folded into `other`: merged,
+    /// their whole traffic counts in `other`, where the distinct count already has them.
+    var demotedClients = Set<UInt64>()
+    var demotedServers = Set<UInt64>()
+    /// Some shard folded more parties than `DistinctParties` can name: a listed party's
+    /// figures may miss a part another shard folded (its exact totals are unknown).
+    var foldedUnnamed = false
     /// TCP control segments (SYN, SYN-ACK, RST, FIN) per (client, kind, service): the
     /// packets in `packets`.
     var controls = CounterTable<PartyKey>(minimumCapacity: 64)
@@ -64,6 +71,9 @@ public final class WindowTables: @unchecked Sendable {
         sampled = false
         otherClients.removeAll()
         otherServers.removeAll()
+        demotedClients.removeAll()
+        demotedServers.removeAll()
+        foldedUnnamed = false
         clientFlows.removeAll()
         serverFlows.removeAll()
         clients.removeAll()
@@ -95,6 +105,9 @@ public final class WindowTables: @unchecked Sendable {
         c.servers = servers.copy()
         c.otherClients = otherClients.copy()
         c.otherServers = otherServers.copy()
+        c.demotedClients = demotedClients
+        c.demotedServers = demotedServers
+        c.foldedUnnamed = foldedUnnamed
         c.controls.deallocate()
         c.controls = controls.copy()
         c.protocols = protocols
@@ -104,9 +117,10 @@ public final class WindowTables: @unchecked Sendable {
     /// Adds `other`'s counts (another shard's, for the same window) to this set: sums for
     /// the counters; its parties are admitted here up to `maxClients` per side (past it
     /// their flows count as `other`) and its flows up to `maxFlows`; the distinct counts of
-    /// `other` merge exactly, or register by register where a sketch took over. The result
-    /// does not depend on the order the sets are merged in, but for which parties are
-    /// listed once a cap is reached.
+    /// `other` merge exactly, or register by register where a sketch took over. A party
+    /// folded into `other` by either set counts in `other` whole (never listed with a part
+    /// of its traffic). The result does not depend on the order the sets are merged in, but
+    /// for which parties are listed once a cap is reached.
     func merge(_ other: WindowTables, maxClients: Int, maxFlows: Int) {
         nonIP += other.nonIP
         malformed += other.malformed
@@ -115,8 +129,15 @@ public final class WindowTables: @unchecked Sendable {
         received &+= other.received
         oversized &+= other.oversized
         sampled = sampled || other.sampled
+        let foldsHere = (otherClients.count > 0, otherServers.count > 0)
         otherClients.merge(other.otherClients)
         otherServers.merge(other.otherServers)
+        demotedClients.formUnion(other.demotedClients)
+        demotedServers.formUnion(other.demotedServers)
+        foldedUnnamed = foldedUnnamed || other.foldedUnnamed
+        // Parties admitted on one side of the merge and folded on the other.
+        if other.otherClients.count > 0 || foldsHere.0 { Self.demote(clients, folded: otherClients, into: &demotedClients, unnamed: &foldedUnnamed) }
+        if other.otherServers.count > 0 || foldsHere.1 { Self.demote(servers, folded: otherServers, into: &demotedServers, unnamed: &foldedUnnamed) }
         for i in protocols.indices { protocols[i] &+= other.protocols[i] }
         other.controls.forEach { entry in
             var key = entry.key
@@ -136,6 +157,12 @@ public final class WindowTables: @unchecked Sendable {
             let hash = key.hash
             let slot = flows.addOrFindSlot(key, hash: hash, packets: entry.packets, bytes: entry.bytes)
             guard slot < 0 else { return }
+            if !key.isOther && !parties.contains(key.party) && folded.contains(key.party) == true {
+                // Folded on this side already: the other side's part goes there too.
+                let stored = flows.count >= maxFlows ? key.withOtherParty.withOtherService : key.withOtherParty
+                flows.add(stored, packets: entry.packets, bytes: entry.bytes, aux: PartyIndex.other)
+                return
+            }
             let (stored, index, isFolded) = admit(key, parties: &parties, flowCount: flows.count, maxClients: maxClients, maxFlows: maxFlows)
             if isFolded { folded.insert(key.party) }
             if stored == key {
@@ -143,6 +170,20 @@ public final class WindowTables: @unchecked Sendable {
             } else {
                 flows.add(stored, packets: entry.packets, bytes: entry.bytes, aux: index)
             }
+        }
+    }
+
+    /// Marks the admitted `parties` that `folded` holds (when it can name them; when it
+    /// cannot, says so in `unnamed`).
+    private static func demote(
+        _ parties: CounterTable<PartyKey>, folded: DistinctParties, into demoted: inout Set<UInt64>, unnamed: inout Bool
+    ) {
+        guard !folded.saturated else {
+            unnamed = true
+            return
+        }
+        parties.forEach { entry in
+            if folded.contains(entry.key) == true { demoted.insert(entry.aux) }
         }
     }
 
@@ -208,6 +249,11 @@ struct DistinctParties {
         sketch.removeAll()
         exact.removeAll()
         saturated = false
+    }
+
+    /// Whether `key` went to `other`; `nil` once the sketch took over (it cannot tell).
+    func contains(_ key: PartyKey) -> Bool? {
+        saturated ? nil : exact.contains(key)
     }
 
     /// Adds another count of the same window's parties: the union of the exact sets while
@@ -340,12 +386,17 @@ public struct ClosedWindow: @unchecked Sendable {
     public let top: Int?
     /// Marks the listed parties `local`.
     let localNetworks: LocalNetworks
+    /// Name networks, ASes and countries in the record (`--networks`, `--asn-db`, `--country-db`).
+    let networks: NamedNetworks?
+    let origins: (any OriginLookup)?
 
     public init(facts: WindowFacts, tables: [(WindowTables, WindowShard?)], configuration: WindowAggregator.Configuration) {
         self.facts = facts
         self.parts = WindowParts(tables: tables, maxClients: configuration.maxClients, maxFlows: configuration.maxFlows)
         self.top = configuration.top
         self.localNetworks = configuration.localNetworks
+        self.networks = configuration.networks
+        self.origins = configuration.origins
     }
 
     /// Window start, nanoseconds since the Unix epoch.
@@ -369,8 +420,10 @@ public struct ClosedWindow: @unchecked Sendable {
     /// ```
     public func build(tracking tracked: TrackedParties = TrackedParties()) -> BuiltWindow {
         let tables = parts.merged()
-        var built = WindowRecordBuilder(tables: tables, facts: facts, received: parts.receivedPerInput, top: top, localNetworks: localNetworks)
-            .build(tracking: tracked)
+        var built = WindowRecordBuilder(
+            tables: tables, facts: facts, received: parts.receivedPerInput, top: top, localNetworks: localNetworks,
+            networks: networks, origins: origins
+        ).build(tracking: tracked)
         built.record.sampled = tables.sampled
         built.record.sources = parts.sourceCounts(names: facts.sources, window: (built.record.in, built.record.out))
         return built
@@ -483,6 +536,9 @@ public struct BuiltWindow: Sendable {
     public var record: WindowRecord
     public var clientTotals: [PartyTotals?]
     public var serverTotals: [PartyTotals?]
+    /// Every named network's traffic per side, before the record's `--top` fold (`nil`
+    /// without `--networks`).
+    public var networkTotals: [NetworkCounts]? = nil
 }
 
 /// One party's packets and bytes in a window, by direction.

@@ -16,12 +16,20 @@ public struct ServerConfiguration: Sendable {
     public var partyTTL: Int64 = 600 * 1_000_000_000
     /// Parties with sticky counters, per side (`--max-party-series`).
     public var maxPartySeries = 1000
+    /// Named networks with counters of their own (`--max-network-series`): the first ones
+    /// of the `--networks` file; the rest count as `network="other"`.
+    public var maxNetworkSeries = 100
     /// Closed windows kept in memory for `/stats/history`.
     public var historySize = 720
     /// Serve `POST /debug/inject`.
     public var enableDebugInject = false
     /// Version reported by `trafficmon_build_info`.
     public var version = "0.0.0"
+    /// Time and connection limits of the HTTP server.
+    public var limits = HTTPLimits()
+    /// Names besides loopback ones that a server listening on loopback answers to
+    /// (`--allowed-host`; see `HostCheck`).
+    public var allowedHosts: [String] = []
 
     public init() {}
 }

@@ -9,8 +9,7 @@ struct StatsRoutes<Context: RequestContext> {
 
     func add(to router: Router<Context>) {
         router.get("/stats/current") { _, _ -> Response in
-            let record = await state.currentWindow()
-            return .json(record.jsonBytes())
+            .json(await state.currentRendered().json)
         }
         router.get("/stats/capture") { _, _ -> Response in
             .json(CaptureSummary(state: state, now: Int64(Date().timeIntervalSince1970 * 1e9)).jsonBytes())
@@ -21,14 +20,17 @@ struct StatsRoutes<Context: RequestContext> {
             let since = try Self.time(query["since"].map(String.init), name: "since")
             let until = try Self.time(query["until"].map(String.init), name: "until")
             let top = try Self.top(query["top"].map(String.init))
+            let who = try Self.whoFilter(
+                network: query["network"].map(String.init), asn: query["asn"].map(String.init),
+                country: query["country"].map(String.init), state: state)
             if let since, let until, since >= until {
                 throw badRequest("since must be earlier than until")
             }
             if since == nil && until == nil {
-                return .json(Self.historyBody(state.history(limit: limit), top: top))
+                return .json(Self.historyBody(state.rendered(limit: limit), top: top, who: who))
             }
             do {
-                return .json(Self.historyBody(try await state.history(since: since, until: until, limit: limit), top: top))
+                return .json(Self.historyBody(try await state.rendered(since: since, until: until, limit: limit), top: top, who: who))
             } catch {
                 throw HTTPError(.serviceUnavailable, message: "the history database cannot be read: \(error)")
             }
@@ -65,13 +67,26 @@ struct StatsRoutes<Context: RequestContext> {
         throw badRequest("\(name) must be an RFC 3339 time (2026-11-25T10:00:00Z) or Unix seconds, not '\(text.prefix(40))'")
     }
 
-    /// `{"windows":[...]}`.
-    static func historyBody(_ windows: [WindowRecord], top: Int? = nil) -> [UInt8] {
+    /// `{"windows":[...]}`, each window seen through `who` (`WindowRecord.filtered`), then
+    /// folded to `top` (the networks, countries and ASes a filter selected stay listed).
+    static func historyBody(_ windows: [RenderedRecord], top: Int? = nil, who: WhoFilter = WhoFilter()) -> [UInt8] {
         var out = [UInt8]("{\"windows\":[".utf8)
-        out.reserveCapacity(windows.count * (top == 0 ? 640 : 2048))
-        for (i, w) in windows.enumerated() {
+        out.reserveCapacity(top == nil && who.isEmpty ? windows.reduce(16) { $0 + $1.json.count + 1 } : windows.count * 2048)
+        for (i, rendered) in windows.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            if let top { w.folded(top: top).appendJSON(to: &out) } else { w.appendJSON(to: &out) }
+            // As kept: the bytes rendered when the window closed.
+            if top == nil && who.isEmpty {
+                out += rendered.json
+                continue
+            }
+            var w = who.isEmpty ? rendered.record : rendered.record.filtered(who)
+            if let top {
+                let selected = (w.networks, w.countries, w.asns)
+                w = w.folded(top: top)
+                // `top` folds the parties; the entries a filter selected stay listed.
+                if !who.isEmpty { (w.networks, w.countries, w.asns) = selected }
+            }
+            w.appendJSON(to: &out)
         }
         out += Array("]}".utf8)
         return out

@@ -62,8 +62,9 @@ public final class StreamHub: WindowSubscriber {
         client?.continuation.finish()
     }
 
-    public func publish(_ record: WindowRecord) async {
-        let text = record.jsonString
+    public func publish(_ rendered: RenderedRecord) async {
+        // One string for every client (they share its storage).
+        let text = String(decoding: rendered.json, as: UTF8.self)
         var kicks: [@Sendable () -> Void] = []
         clients.withLock { list in
             for (id, client) in list where !client.tooSlow {

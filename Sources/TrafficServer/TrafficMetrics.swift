@@ -48,16 +48,15 @@ public final class TrafficMetrics: Sendable {
         var windowText: [UInt8] = []
         var clientSeries: PartySeries
         var serverSeries: PartySeries
-        var serviceCounters: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
         /// The packet-size histogram per direction (`in`, `out`): cumulative counts per
         /// bucket (`ProtocolCounts.sizeBounds`, then +Inf) and the bytes, rendered by hand
         /// (swift-prometheus' histograms take one observation at a time).
-        var sizeBuckets = [[UInt64]](repeating: [UInt64](repeating: 0, count: 8), count: 2)
+        var sizeBuckets = [[UInt64]](repeating: [UInt64](repeating: 0, count: ProtocolCounts.sizeBuckets), count: 2)
         var sizeSums: [UInt64] = [0, 0]
-        /// Services with a counter of their own (at most `top`); the rest count as `other`.
-        var labelledServices: Set<String> = []
         /// `trafficmon_packets_total` and `_bytes_total` per (source, direction).
         var traffic: [SeriesKey: (packets: Counter, bytes: Counter)] = [:]
+        /// Named networks, countries and ASes.
+        var who: WhoSeries
     }
 
     struct SeriesKey: Hashable {
@@ -84,6 +83,8 @@ public final class TrafficMetrics: Sendable {
     let dnsResponses: [Counter]
     let dnsMalformed: Counter
     let dnsCut: Counter
+    /// The service counters, labelled for the busiest services (`ServiceLabels`); updated under `lock`.
+    let serviceCounters: ServiceCounters
     // Gauges of the last closed window.
     let windowPackets: [Direction: Gauge]
     let windowBytes: [Direction: Gauge]
@@ -103,18 +104,22 @@ public final class TrafficMetrics: Sendable {
     ///     after it was last listed in a window's top (`--party-ttl`).
     ///   - maxPartySeries: at most this many parties per side have sticky counters.
     ///   - interfaces: the live interfaces captured (each gets its own capture counters); none for a file.
+    ///   - networks: the named networks (`--networks`), the first `maxNetworkSeries` of which
+    ///     get counters of their own; `origins`: the AS and country lookups (`WhoSeries`).
     ///   - sources: the sources the traffic counters are labelled with from the start (others
     ///     get their series when a window names them).
     ///   - flows: the flow inputs' figures, read at each scrape.
     public init(
         top: Int, version: String, partyTTL: Int64 = 600 * 1_000_000_000, maxPartySeries: Int = 1000, interfaces: [String] = [],
+        networks: NamedNetworks? = nil, maxNetworkSeries: Int = 100, origins: (any OriginLookup)? = nil,
         sources: [String] = [], flows: @escaping @Sendable () -> [FlowCollectorHealth] = { [] }
     ) {
         self.top = max(1, top)
         self.flows = flows
         lock = LockedValue(State(
             clientSeries: PartySeries(label: "client", ttl: partyTTL, limit: maxPartySeries),
-            serverSeries: PartySeries(label: "server", ttl: partyTTL, limit: maxPartySeries)))
+            serverSeries: PartySeries(label: "server", ttl: partyTTL, limit: maxPartySeries),
+            who: WhoSeries(networks: networks, maxNetworkSeries: maxNetworkSeries, origins: origins)))
         let r = registry
         func counter(_ d: MetricNameDescriptor, _ labels: [(String, String)] = []) -> Counter {
             labels.isEmpty ? r.makeCounter(descriptor: d) : r.makeCounter(descriptor: d, labels: labels)
@@ -163,6 +168,7 @@ public final class TrafficMetrics: Sendable {
         dnsResponses = DNSFacts.responseCodes.map { counter(Names.dnsResponses, [("rcode", $0)]) }
         dnsMalformed = counter(Names.dnsMalformed)
         dnsCut = counter(Names.dnsCut)
+        serviceCounters = ServiceCounters(registry: r, capacity: self.top)
         windowClients = gauge(Names.windowClients)
         windowServers = gauge(Names.windowServers)
         windowStart = gauge(Names.windowStart)
@@ -203,7 +209,7 @@ public final class TrafficMetrics: Sendable {
     /// Adds a closed window (built with `trackedParties()`) to the counters and makes it
     /// the window the gauges describe.
     public func record(_ built: BuiltWindow) {
-        record(built.record, clientTotals: built.clientTotals, serverTotals: built.serverTotals)
+        record(built.record, clientTotals: built.clientTotals, serverTotals: built.serverTotals, networkTotals: built.networkTotals)
     }
 
     /// Adds a record whose lists hold every party (an inject test, a record read back):
@@ -217,7 +223,9 @@ public final class TrafficMetrics: Sendable {
         record(r, clientTotals: totals(tracked.clients, r.clients), serverTotals: totals(tracked.servers, r.servers))
     }
 
-    private func record(_ whole: WindowRecord, clientTotals: [PartyTotals?], serverTotals: [PartyTotals?]) {
+    private func record(
+        _ whole: WindowRecord, clientTotals: [PartyTotals?], serverTotals: [PartyTotals?], networkTotals: [NetworkCounts]? = nil
+    ) {
         // Series for this exposition's top (records built by `serve` are folded to it already).
         let r = whole.folded(top: top)
         lock.withLock { state in
@@ -265,7 +273,7 @@ public final class TrafficMetrics: Sendable {
             dnsMalformed.increment(by: Int64(clamping: p.dnsMalformed))
             dnsCut.increment(by: Int64(clamping: p.dnsCut))
             for (d, sizes, c) in [(0, p.sizesIn, r.in), (1, p.sizesOut, r.out)] {
-                for b in 0..<8 { state.sizeBuckets[d][b] &+= sizes[b] }
+                for b in 0..<ProtocolCounts.sizeBuckets { state.sizeBuckets[d][b] &+= sizes[b] }
                 state.sizeSums[d] &+= c.bytes
             }
             windowsClosed.increment()
@@ -319,24 +327,11 @@ public final class TrafficMetrics: Sendable {
                     into: &text)
                 partySeries[series.label]?.set(Double(series.count))
             }
+            state.who.add(r, networkTotals: networkTotals ?? whole.networks)
+            text += state.who.text
             state.windowText = Array(text.utf8)
 
-            // Cumulative service counters: the first `top` services seen keep their own label.
-            for s in r.services {
-                var label = s.service.label
-                if s.service == .other {
-                    label = "other"
-                } else if !state.labelledServices.contains(label) {
-                    if state.labelledServices.count < top { state.labelledServices.insert(label) } else { label = "other" }
-                }
-                let key = SeriesKey(name: label, direction: s.direction)
-                let pair = state.serviceCounters[key] ?? (
-                    registry.makeCounter(descriptor: Names.servicePackets, labels: [("service", label), ("direction", s.direction.label)]),
-                    registry.makeCounter(descriptor: Names.serviceBytes, labels: [("service", label), ("direction", s.direction.label)]))
-                state.serviceCounters[key] = pair
-                pair.packets.increment(by: Int64(clamping: s.packets))
-                pair.bytes.increment(by: Int64(clamping: s.bytes))
-            }
+            serviceCounters.record(r)
         }
     }
 
@@ -412,8 +407,8 @@ enum Names {
 
     static var packets: MetricNameDescriptor { d("trafficmon_packets_total", "IP packets counted, by source (an interface, file, netflow, sflow, inject) and direction relative to the local side (in = towards it).") }
     static var bytes: MetricNameDescriptor { d("trafficmon_bytes_total", "IP bytes counted, by source and direction relative to the local side: wire bytes for captures and sFlow, layer-3 bytes for NetFlow and IPFIX.") }
-    static var servicePackets: MetricNameDescriptor { d("trafficmon_service_packets_total", "IP packets by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
-    static var serviceBytes: MetricNameDescriptor { d("trafficmon_service_bytes_total", "IP wire bytes by service and direction; the first --top services seen have their own label, the rest are service=\"other\".") }
+    static var servicePackets: MetricNameDescriptor { d("trafficmon_service_packets_total", "IP packets by service and direction; the --top busiest services have their own label (a port scan cannot take them), the rest are service=\"other\".") }
+    static var serviceBytes: MetricNameDescriptor { d("trafficmon_service_bytes_total", "IP wire bytes by service and direction; the --top busiest services have their own label (a port scan cannot take them), the rest are service=\"other\".") }
     static var nonIPPackets: MetricNameDescriptor { d("trafficmon_non_ip_packets_total", "Frames that are not IP (ARP, LLDP, STP, ...).") }
     static var nonIPBytes: MetricNameDescriptor { d("trafficmon_non_ip_bytes_total", "Wire bytes of frames that are not IP.") }
     static var malformedPackets: MetricNameDescriptor { d("trafficmon_malformed_packets_total", "Frames that could not be decoded, by reason.") }

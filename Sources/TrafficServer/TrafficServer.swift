@@ -41,6 +41,8 @@ public struct TrafficServer: Sendable {
 
     public let state: TrafficState
     public let hub: StreamHub
+    /// The open HTTP connections.
+    let connections: ConnectionTable
     /// The HTTP application with trafficmon's services inside it (what tests drive with
     /// `application.test(...)`). `runService()` runs the same routes and services for
     /// production, in the order that shuts down cleanly.
@@ -81,6 +83,8 @@ public struct TrafficServer: Sendable {
 
         let router = Router(context: Context.self)
         router.add(middleware: JSONErrorMiddleware())
+        let hostCheck = HostCheck(listen: configuration.listen, allowedHosts: configuration.allowedHosts)
+        if hostCheck.enforced { router.add(middleware: HostCheckMiddleware(check: hostCheck)) }
         if !options.authTokens.isEmpty {
             router.add(middleware: BearerAuthMiddleware(tokens: options.authTokens, openPaths: LivePage<Context>.paths.union(["/healthz"])))
         }
@@ -93,8 +97,14 @@ public struct TrafficServer: Sendable {
 
         var subscribers: [any WindowSubscriber] = [hub]
         var services: [any ServiceLifecycle.Service] = []
+        let storeMetrics = StoreMetrics(registry: state.metrics.registry)
         if let store = options.store {
-            let writer = StoreWriter(store: store, retention: options.retention, logger: logger) { state.noteFlushed() }
+            let historySize = configuration.historySize
+            // While the store fails, at least an hour of 5 s windows waits (more with a
+            // longer --history); those in the history ring share its memory.
+            let writer = StoreWriter(
+                store: store, retention: options.retention, logger: logger, queueLimit: max(historySize, 720), metrics: storeMetrics,
+                history: { state.rendered(limit: historySize) }, onFlushed: { state.noteFlushed() })
             subscribers.append(writer)
             services.append(writer)
         }
@@ -102,7 +112,11 @@ public struct TrafficServer: Sendable {
             channel: channel, state: state, subscribers: subscribers, marksFlushed: options.store == nil, logger: logger))
         services.append(CaptureService(engine: engine, channel: channel, state: state, logger: logger))
 
-        var server: HTTPServerBuilder = .trafficmon(webSocketRouter: router, requiringTokens: options.authTokens)
+        let connections = ConnectionTable(limit: configuration.limits.maxConnections, registry: state.metrics.registry)
+        self.connections = connections
+        var server: HTTPServerBuilder = .trafficmon(
+            webSocketRouter: router, requiringTokens: options.authTokens, hostCheck: hostCheck, limits: configuration.limits,
+            connections: connections)
         if let tls = options.tls {
             server = try .tls(server, tlsConfiguration: tls)
         }

@@ -18,7 +18,7 @@ public final class TrafficState: Sendable {
     public let windowLength: Int64
     /// The SQLite store, when persistence is on.
     public let store: WindowStore?
-    private let ring: LockedValue<WindowHistory>
+    private let ring: LockedValue<WindowHistory<RenderedRecord>>
     /// When this server started (Unix nanoseconds): `/stats/capture`'s `started` and uptime.
     public let startedAt = Int64(Date().timeIntervalSince1970 * 1e9)
     private let shuttingDown = Atomic<Bool>(false)
@@ -49,28 +49,45 @@ public final class TrafficState: Sendable {
         self.store = store
         self.metrics = TrafficMetrics(
             top: configuration.top, version: configuration.version, partyTTL: configuration.partyTTL,
-            maxPartySeries: configuration.maxPartySeries, interfaces: engine.interfaces, sources: engine.sourceNames,
-            flows: { collectors.map(\.health) })
+            maxPartySeries: configuration.maxPartySeries, interfaces: engine.interfaces,
+            networks: engine.configuration.networks, maxNetworkSeries: configuration.maxNetworkSeries,
+            origins: engine.configuration.origins, sources: engine.sourceNames, flows: { collectors.map(\.health) })
         self.ring = LockedValue(WindowHistory(capacity: configuration.historySize))
     }
 
-    /// Adds a closed window to the in-memory history.
+    /// Adds a closed window, with its JSON, to the in-memory history.
+    public func append(_ rendered: RenderedRecord) {
+        ring.withLock { $0.append(rendered) }
+    }
+
+    /// Adds a closed window to the in-memory history (rendering it).
     public func append(_ record: WindowRecord) {
-        ring.withLock { $0.append(record) }
+        append(RenderedRecord(record))
     }
 
     /// The last `limit` closed windows, oldest first.
     public func history(limit: Int) -> [WindowRecord] {
+        rendered(limit: limit).map(\.record)
+    }
+
+    /// The last `limit` closed windows with their JSON, oldest first.
+    public func rendered(limit: Int) -> [RenderedRecord] {
         ring.withLock { $0.last(limit) }
     }
 
     /// Closed windows starting in `since..<until`, oldest first, at most `limit` (the newest
     /// of them). Ranges that reach back before the memory ring are read from SQLite.
     public func history(since: Int64?, until: Int64?, limit: Int) async throws -> [WindowRecord] {
+        try await rendered(since: since, until: until, limit: limit).map(\.record)
+    }
+
+    /// `history(since:until:limit:)` with each record's JSON (rendered anew for the windows
+    /// read from SQLite, so rows written by an older version read as the current format).
+    public func rendered(since: Int64?, until: Int64?, limit: Int) async throws -> [RenderedRecord] {
         let (oldest, fromMemory) = ring.withLock { ($0.oldest?.start, $0.windows(since: since, until: until, limit: limit)) }
         let reachesBack = since.map { s in oldest.map { s < $0 } ?? true } ?? true
         if let store, reachesBack {
-            return try await store.windows(since: since, until: until, limit: limit)
+            return try await store.windows(since: since, until: until, limit: limit).map(RenderedRecord.init)
         }
         return fromMemory
     }
@@ -81,11 +98,17 @@ public final class TrafficState: Sendable {
     /// The open window; when none is open (a replay that has ended), the last closed one;
     /// before anything was seen, an empty record of the current wall-clock window.
     public func currentWindow() async -> WindowRecord {
-        if let open = await engine.currentWindow() { return open }
+        await currentRendered().record
+    }
+
+    /// `currentWindow()` with its JSON: the open window is rendered for the asking, the
+    /// last closed one comes as it was rendered when it closed.
+    public func currentRendered() async -> RenderedRecord {
+        if let open = await engine.currentWindow() { return RenderedRecord(open) }
         if let newest = ring.withLock({ $0.newest }) { return newest }
         let now = Int64(Date().timeIntervalSince1970 * 1e9)
         let start = Timestamp.floorDiv(now, windowLength) * windowLength
-        return WindowRecord(start: start, end: start + windowLength, partial: true)
+        return RenderedRecord(WindowRecord(start: start, end: start + windowLength, partial: true))
     }
 
     /// Ready while the capture runs (or a replay has been read to its end).

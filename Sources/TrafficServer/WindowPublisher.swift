@@ -4,9 +4,10 @@ import ServiceLifecycle
 import TrafficCapture
 import TrafficCore
 
-/// Something that wants every closed window, in order (the store, the WebSocket hub).
+/// Something that wants every closed window, in order (the store, the WebSocket hub): the
+/// record and its JSON, rendered once for all of them.
 public protocol WindowSubscriber: Sendable {
-    func publish(_ record: WindowRecord) async
+    func publish(_ rendered: RenderedRecord) async
     /// Called once after the last window, at shutdown.
     func finish() async
 }
@@ -66,13 +67,13 @@ public struct WindowPublisher: ServiceLifecycle.Service {
         // last window and finished the channel, so that window still reaches everyone.
         for await closed in channel.stream {
             let built = closed.build(tracking: state.metrics.trackedParties())
-            let record = built.record
             closed.recycle()
             channel.slots.release()
+            let rendered = RenderedRecord(built.record)
             // Counters first: once a window is in the history, they include it.
             state.metrics.record(built)
-            state.append(record)
-            for subscriber in subscribers { await subscriber.publish(record) }
+            state.append(rendered)
+            for subscriber in subscribers { await subscriber.publish(rendered) }
         }
         for subscriber in subscribers { await subscriber.finish() }
         if marksFlushed { state.noteFlushed() }

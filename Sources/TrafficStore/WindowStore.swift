@@ -14,7 +14,23 @@ import TrafficCore
 /// ```
 public final class WindowStore: Sendable {
     public let path: String
-    let pool: DatabasePool
+    /// The open database and the file it was opened on (device and inode), to notice the
+    /// file being removed or replaced while open (SQLite would go on writing to the
+    /// unlinked file without an error).
+    private let current: LockedValue<(pool: DatabasePool, file: FileIdentity?)>
+    var pool: DatabasePool { current.withLock { $0.pool } }
+
+    struct FileIdentity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+
+        init?(path: String) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+        }
+    }
 
     /// The schema versions this build knows, oldest first.
     static let schemaVersions = ["v1"]
@@ -22,9 +38,6 @@ public final class WindowStore: Sendable {
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String) throws(StoreError) {
         self.path = path
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(2)
-        configuration.label = "trafficmon"
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             var isDirectory: ObjCBool = false
@@ -37,12 +50,33 @@ public final class WindowStore: Sendable {
         if FileManager.default.fileExists(atPath: path) {
             try Self.check(path: path)
         }
+        current = LockedValue(try Self.open(path: path))
+    }
+
+    static func open(path: String) throws(StoreError) -> (pool: DatabasePool, file: FileIdentity?) {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(2)
+        configuration.label = "trafficmon"
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            let pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator().migrate(pool)
+            return (pool, FileIdentity(path: path))
         } catch {
             throw StoreError.describe(error, path: path)
         }
+    }
+
+    /// Throws `.moved` when the file at `path` is no longer the one open (removed or
+    /// replaced); `reopen()` then starts a new one there.
+    public func checkFile() throws(StoreError) {
+        let opened = current.withLock { $0.file }
+        guard let opened, FileIdentity(path: path) == opened else { throw .moved(path: path) }
+    }
+
+    /// Opens the database at `path` again, creating it if it is gone (after `.moved`).
+    public func reopen() throws(StoreError) {
+        let fresh = try Self.open(path: path)
+        current.withLock { $0 = fresh }
     }
 
     /// Integrity (quick check) and schema version of an existing file, read-only.
@@ -86,10 +120,21 @@ public final class WindowStore: Sendable {
         return migrator
     }
 
-    /// Writes records in one transaction (a repeated start replaces the older row).
+    /// Writes records in one transaction (a repeated start replaces the older row). Throws
+    /// `.moved` without writing when the file was removed or replaced while open.
     public func save(_ records: [WindowRecord]) async throws(StoreError) {
+        try await save(records.map(RenderedRecord.init))
+    }
+
+    /// Writes records with the JSON they were rendered to once (the `record` column holds
+    /// those bytes as they are).
+    public func save(_ records: [RenderedRecord]) async throws(StoreError) {
         guard !records.isEmpty else { return }
-        let rows = records.map { r in (r.start, r.end, r.partial, Int64(clamping: r.packets), Int64(clamping: r.bytes), r.jsonString) }
+        try checkFile()
+        let rows = records.map { rendered in
+            let r = rendered.record
+            return (r.start, r.end, r.partial, Int64(clamping: r.packets), Int64(clamping: r.bytes), String(decoding: rendered.json, as: UTF8.self))
+        }
         do {
             try await pool.write { db in
                 let statement = try db.cachedStatement(sql: """
@@ -172,6 +217,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     case corrupt(path: String, reason: String)
     case newerSchema(path: String, found: String, known: String)
     case failed(path: String, reason: String)
+    /// The file was removed or replaced while open.
+    case moved(path: String)
 
     public var description: String {
         switch self {
@@ -187,6 +234,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
             "database \(path) was written by a newer trafficmon (schema \(found); this version knows up to \(known)); upgrade trafficmon or choose another --db"
         case .failed(let path, let reason):
             "database \(path): \(reason)"
+        case .moved(let path):
+            "database \(path) was removed or replaced while trafficmon had it open"
         }
     }
 

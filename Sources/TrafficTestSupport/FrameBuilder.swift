@@ -1,7 +1,7 @@
 import TrafficCore
 
 /// Builds frames byte by byte for tests: Ethernet (with VLAN tags), IPv4, IPv6 (with
-/// extension headers), TCP/UDP/SCTP/ICMP.
+/// extension headers), TCP, UDP, ports of SCTP and others, ICMP, DNS headers.
 ///
 /// ```swift
 /// let frame = FrameBuilder.ethernet(vlans: [100], payload: FrameBuilder.ipv4(src: a, dst: b, proto: 6,
@@ -99,6 +99,29 @@ public enum FrameBuilder {
         var b = be16(source) + be16(destination)
         b += [UInt8](repeating: 0, count: max(0, headerLength - 4) + payload)
         return b
+    }
+
+    /// A TCP segment: a header of `headerWords` 32-bit words (by default 5 plus the
+    /// options, which the caller pads to 4 bytes) with `flags` in its 14th byte, then
+    /// `options` and `payload`.
+    public static func tcp(
+        _ sport: UInt16, _ dport: UInt16, flags: UInt8, seq: UInt32 = 1, ack: UInt32 = 0,
+        options: [UInt8] = [], payload: [UInt8] = [], headerWords: Int? = nil
+    ) -> [UInt8] {
+        var h = be16(sport) + be16(dport) + be32(seq) + be32(ack)
+        h += [UInt8((headerWords ?? (5 + options.count / 4)) << 4), flags]
+        h += be16(65535) + [0, 0, 0, 0]
+        return h + options + payload
+    }
+
+    /// A UDP datagram; `length` (the header's length field) is the true one unless given.
+    public static func udp(_ sport: UInt16, _ dport: UInt16, payload: [UInt8], length: UInt16? = nil) -> [UInt8] {
+        be16(sport) + be16(dport) + be16(length ?? UInt16(8 + payload.count)) + [0, 0] + payload
+    }
+
+    /// A DNS message header: `id`, `flags` and the four section counts.
+    public static func dnsHeader(id: UInt16, flags: UInt16, qd: UInt16, an: UInt16 = 0, ns: UInt16 = 0, ar: UInt16 = 0) -> [UInt8] {
+        [id, flags, qd, an, ns, ar].flatMap(be16)
     }
 
     /// An ICMP echo message: `type` 8 (request) or 0 (reply); for ICMPv6, 128 or 129.

@@ -3,13 +3,17 @@
 //
 //   synth-capture OUT.pcap [--packets N] [--clients C] [--seconds S] [--seed X]
 //                 [--snaplen L] [--format pcap|pcapng] [--truth OUT.json]
-//                 [--frame-size B] [--spoofed] [--uplink]
+//                 [--frame-size B] [--spoofed] [--uplink] [--protocols]
 //
 // The default is the mixed traffic of SyntheticTraffic (the tests' oracle): local servers
 // and remote clients, or with --uplink local machines using remote servers. With
 // --frame-size B every frame is a B-byte UDP datagram to 10.0.0.1 (for line-rate and
 // small-packet tests); with --spoofed every frame also comes from a new source address
-// (a cardinality attack: N packets, N distinct clients).
+// (a cardinality attack: N packets, N distinct clients). With --protocols the frames are
+// SyntheticProtocols's instead: TCP handshakes, SYN floods, RST storms, cut TCP headers, DNS
+// of every counted type and code, malformed DNS and DNS over TCP, in every size bucket; its
+// truth then holds the record's "tcp", "sizes" and "dns" figures (local networks:
+// 10.1.0.0/16 and 2001:db8:53::/48).
 import Foundation
 import TrafficCore
 import TrafficTestSupport
@@ -21,7 +25,7 @@ func fail(_ message: String) -> Never {
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let output = arguments.first, !output.hasPrefix("-") else {
-    fail("usage: synth-capture OUT.pcap [--packets N] [--clients C] [--seconds S] [--seed X] [--snaplen L] [--format pcap|pcapng] [--truth OUT.json]")
+    fail("usage: synth-capture OUT.pcap [--packets N] [--clients C] [--seconds S] [--seed X] [--snaplen L] [--format pcap|pcapng] [--truth OUT.json] [--frame-size B] [--spoofed] [--uplink] [--protocols]")
 }
 arguments.removeFirst()
 var packets = 100_000, clients = 2_000, seconds = 60.0, seed: UInt64 = 1, snapLength = 262_144
@@ -29,6 +33,7 @@ var format = PcapWriter.Format.pcapMicro
 var truthPath: String?
 var frameSize: Int?
 var spoofed = false
+var protocols = false
 var layout = SyntheticTraffic.Layout.servers
 while !arguments.isEmpty {
     let flag = arguments.removeFirst()
@@ -38,6 +43,10 @@ while !arguments.isEmpty {
     }
     if flag == "--uplink" {
         layout = .uplink
+        continue
+    }
+    if flag == "--protocols" {
+        protocols = true
         continue
     }
     guard let value = arguments.first else { fail("\(flag) needs a value") }
@@ -92,6 +101,28 @@ if let frameSize {
         fail("cannot write \(output): \(error.localizedDescription)")
     }
     print("wrote \(packets) frames of \(frameSize) bytes to \(output)\(spoofed ? " from \(packets) distinct sources" : "")")
+    exit(0)
+}
+
+if protocols {
+    do {
+        let spacing = max(1, Int64(seconds * 1e9) / Int64(packets))
+        let truth = try SyntheticProtocols.write(
+            to: URL(fileURLWithPath: output), packets: packets, seed: seed, spacing: spacing, snapLength: snapLength, format: format)
+        if let truthPath {
+            let object: [String: Any] = [
+                "packets": truth.packets, "bytes": truth.bytes, "malformed_packets": truth.malformedFrames,
+                "tcp": ["in": truth.tcpIn, "out": truth.tcpOut],
+                "sizes": ["in": truth.sizesIn, "out": truth.sizesOut],
+                "dns": ["queries": truth.queries, "responses": truth.responses, "malformed": truth.dnsMalformed, "cut": truth.dnsCut],
+                "local_networks": SyntheticProtocols.localNetworks,
+            ]
+            try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: truthPath))
+        }
+    } catch {
+        fail("cannot write \(output): \(error.localizedDescription)")
+    }
+    print("wrote \(packets) packets to \(output) (local networks: \(SyntheticProtocols.localNetworks.joined(separator: " ")))")
     exit(0)
 }
 

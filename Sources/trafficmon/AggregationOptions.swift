@@ -19,6 +19,15 @@ struct AggregationOptions: ParsableArguments {
     @Option(name: .customLong("max-clients"), help: ArgumentHelp("Distinct clients tracked one by one per window; later new clients are counted in 'other'.", valueName: "n"))
     var maxClients: Int = 100_000
 
+    @Option(help: ArgumentHelp("A YAML file of named networks (cidr, name, optional labels): client and server traffic is added up per network.", valueName: "file"))
+    var networks: String?
+
+    @Option(name: .customLong("asn-db"), help: ArgumentHelp("A MaxMind DB of autonomous systems (GeoLite2-ASN, DB-IP ASN lite): client traffic per AS.", valueName: "file"))
+    var asnDB: String?
+
+    @Option(name: .customLong("country-db"), help: ArgumentHelp("A MaxMind DB of countries (GeoLite2-Country or -City, DB-IP country lite): client traffic per country.", valueName: "file"))
+    var countryDB: String?
+
     /// Validated window length in nanoseconds.
     func windowLength() throws -> Int64 {
         guard let nanos = TimeSpan.nanoseconds(window), nanos >= 1_000_000, nanos <= 86_400 * Timestamp.nanosPerSecond,
@@ -52,6 +61,7 @@ struct AggregationOptions: ParsableArguments {
         _ = try windowLength()
         _ = try localNetworks()
         _ = try servicePortSet()
+        try validateWho()
         guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1, not \(maxClients)") }
         if let filter, filter.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--filter is empty; leave it out to capture everything")

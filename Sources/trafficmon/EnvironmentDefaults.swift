@@ -23,6 +23,7 @@ enum EnvironmentDefaults {
         "report": [
             ("window", .value), ("local-net", .list), ("service-port", .list), ("filter", .value), ("format", .value),
             ("top", .value), ("max-clients", .value), ("threads", .value),
+            ("networks", .value), ("asn-db", .value), ("country-db", .value),
         ],
         "serve": [
             ("interface", .list), ("capture-threads", .value), ("read", .value), ("filter", .value), ("window", .value),
@@ -31,6 +32,8 @@ enum EnvironmentDefaults {
             ("retention", .value), ("top", .value), ("max-clients", .value), ("auth-token-file", .value),
             ("tls-cert", .value), ("tls-key", .value), ("enable-debug-inject", .flag), ("user", .value),
             ("snaplen", .value), ("buffer-size", .value), ("immediate-mode", .flag), ("log-level", .value),
+            ("max-connections", .value), ("allowed-host", .list),
+            ("networks", .value), ("asn-db", .value), ("country-db", .value), ("max-network-series", .value),
         ],
     ]
 

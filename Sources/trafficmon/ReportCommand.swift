@@ -32,8 +32,8 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("List only the top N clients, servers (and services) of each window; the rest is folded into 'other'.", valueName: "n"))
     var top: Int?
 
-    @Option(help: ArgumentHelp("Threads that decode and count (one more reads the files); the default is the number of cores.", valueName: "n"))
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: ArgumentHelp("Threads that decode and count (one more reads the files); the default is one less than the number of cores, at least 1.", valueName: "n"))
+    var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
 
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
@@ -42,12 +42,13 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let configuration = WindowAggregator.Configuration(
+        var configuration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(),
             localNetworks: try aggregation.localNetworks(),
             servicePorts: try aggregation.servicePortSet(),
             maxClients: aggregation.maxClients,
             top: top)
+        try aggregation.addWho(to: &configuration)
         // Open every file first, so a bad one is refused before anything is printed.
         var sources: [PacketSource] = []
         for path in files {
@@ -63,13 +64,18 @@ struct ReportCommand: ParsableCommand {
         let writerQueue = DispatchQueue(label: "trafficmon.report.writer")
         let slots = DispatchSemaphore(value: 2)
         // One thread walks the files, `--threads` decode and count.
-        let pump = ParallelPump(configuration: configuration, threads: threads) { closed in
-            slots.wait()
-            writerQueue.async {
-                output.write(closed.record())
-                closed.recycle()
-                slots.signal()
+        let pump: ParallelPump
+        do {
+            pump = try ParallelPump(configuration: configuration, threads: threads) { closed in
+                slots.wait()
+                writerQueue.async {
+                    output.write(closed.record())
+                    closed.recycle()
+                    slots.signal()
+                }
             }
+        } catch {
+            throw UserFacingError(error)
         }
         var failure: CaptureError?
         for source in sources {

@@ -63,6 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-party-series"), help: ArgumentHelp("Clients (and, apart, servers) with sticky counters at most; later ones wait until some expire.", valueName: "n"))
     var maxPartySeries: Int = 1000
 
+    @Option(name: .customLong("max-network-series"), help: ArgumentHelp("Named networks (the first in the --networks file) with counters of their own (trafficmon_network_*_total); the rest count as network=\"other\".", valueName: "n"))
+    var maxNetworkSeries: Int = 100
+
     @Flag(name: .customLong("enable-debug-inject"), help: "Serve POST /debug/inject (off by default).")
     var enableDebugInject = false
 
@@ -92,6 +95,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key for --tls-cert.", valueName: "file"))
     var tlsKey: String?
+
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("HTTP connections open at once; at the cap, the oldest connection still sending its request makes way for a new one.", valueName: "n"))
+    var maxConnections: Int = 512
+
+    @Option(name: .customLong("allowed-host"), help: ArgumentHelp("A Host name (besides localhost and loopback addresses) that a server listening on a loopback address answers to; repeatable. Others get 421, against DNS rebinding.", valueName: "name"))
+    var allowedHosts: [String] = []
 
     @Option(help: ArgumentHelp("After opening the capture, drop root privileges to this user (like tcpdump -Z).", valueName: "name"))
     var user: String?
@@ -135,12 +144,21 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...100_000).contains(maxPartySeries) else {
             throw ValidationError("--max-party-series must be from 0 to 100000, not \(maxPartySeries)")
         }
+        guard (0...100_000).contains(maxNetworkSeries) else {
+            throw ValidationError("--max-network-series must be from 0 to 100000, not \(maxNetworkSeries)")
+        }
         _ = try partyTTLNanoseconds()
         guard (1...1_000_000).contains(history) else { throw ValidationError("--history must be from 1 to 1000000, not \(history)") }
         guard (64...262_144).contains(snaplen) else { throw ValidationError("--snaplen must be from 64 to 262144, not \(snaplen)") }
         guard (1...4096).contains(bufferSize) else { throw ValidationError("--buffer-size must be from 1 to 4096 MiB, not \(bufferSize)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         do { _ = try ListenAddress(parsing: listen) } catch { throw ValidationError(error.description) }
+        guard (1...1_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be from 1 to 1000000, not \(maxConnections)")
+        }
+        for name in allowedHosts where HostCheck.hostPart(of: name) == nil {
+            throw ValidationError("--allowed-host '\(name)' is not a host name or address (for example monitor.example.com, 192.0.2.7 or [2001:db8::7])")
+        }
         guard let nanos = TimeSpan.nanoseconds(retention), nanos >= 1_000_000_000 else {
             throw ValidationError("--retention must be a duration of at least 1s, such as 7d or 12h, not '\(retention)'")
         }
@@ -162,6 +180,8 @@ struct ServeCommand: AsyncParsableCommand {
         var sources: [PacketSource]
         var collectors: [FlowCollector]
         var localNetworks: LocalNetworks
+        /// The named networks and the AS and country databases (`--networks`, `--asn-db`, `--country-db`).
+        var who: WindowAggregator.Configuration
         var options: TrafficServer.Options
         var server: ServerConfiguration
         var logger: Logger
@@ -187,9 +207,12 @@ struct ServeCommand: AsyncParsableCommand {
         server.top = top
         server.partyTTL = try partyTTLNanoseconds()
         server.maxPartySeries = maxPartySeries
+        server.maxNetworkSeries = maxNetworkSeries
         server.historySize = history
         server.enableDebugInject = enableDebugInject
         server.version = Trafficmon.version
+        server.limits.maxConnections = maxConnections
+        server.allowedHosts = allowedHosts
 
         var options = TrafficServer.Options()
         if let authTokenFile {
@@ -202,6 +225,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let tlsCert, let tlsKey {
             options.tls = try Self.loadTLS(certificate: tlsCert, key: tlsKey)
         }
+
+        // Read while privileged, like the token and TLS files.
+        var who = WindowAggregator.Configuration()
+        try aggregation.addWho(to: &who)
 
         var local = try aggregation.localNetworks()
         var sources: [PacketSource] = []
@@ -242,7 +269,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         if let user { try Privileges.drop(to: user) }
-        return Prepared(sources: sources, collectors: collectors, localNetworks: local, options: options, server: server, logger: logger)
+        return Prepared(sources: sources, collectors: collectors, localNetworks: local, who: who, options: options, server: server, logger: logger)
     }
 
     /// The unprivileged part: the database, the server, until a signal.
@@ -258,13 +285,18 @@ struct ServeCommand: AsyncParsableCommand {
             }
             options.retention = TimeSpan.nanoseconds(retention)
         }
+        if !allowedHosts.isEmpty && !server.listen.isLoopback {
+            logger.notice("--allowed-host has no effect: \(server.listen) is not a loopback address, so every Host is served")
+        }
         if options.authTokens.isEmpty && !server.listen.isLoopback {
             logger.warning("listening on \(server.listen) without authentication: anyone who can reach it can read the traffic figures (use --auth-token-file)")
         }
-        let windowConfiguration = WindowAggregator.Configuration(
+        var windowConfiguration = WindowAggregator.Configuration(
             windowLength: try aggregation.windowLength(), localNetworks: prepared.localNetworks,
             servicePorts: try aggregation.servicePortSet(), maxClients: aggregation.maxClients, top: top,
             oversizedAbove: prepared.sources.first?.oversizedAbove)
+        windowConfiguration.networks = prepared.who.networks
+        windowConfiguration.origins = prepared.who.origins
 
         let trafficServer: TrafficServer
         do {

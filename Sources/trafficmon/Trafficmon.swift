@@ -1,10 +1,18 @@
 import ArgumentParser
+import CBuildInfo
 import Foundation
 
 /// The `trafficmon` command: `serve`, `report`, `interfaces`.
 @main
 struct Trafficmon: ParsableCommand {
     static let version = "0.1.0"
+
+    /// What `--version` prints: the version and the build stamp (the git revision, the
+    /// number of commits and the commit time, from scripts/build-release), for example
+    /// `0.1.0 (git 1a2b3c4d5e6f, 312 commits, 2026-12-04T09:30:00Z)`.
+    static var versionDescription: String {
+        "\(version) (\(String(cString: trafficmon_build_stamp())))"
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "trafficmon",
@@ -15,7 +23,7 @@ struct Trafficmon: ParsableCommand {
             Every --flag can also be set with an environment variable TRAFFICMON_<FLAG> \
             (for example TRAFFICMON_WINDOW=10s, TRAFFICMON_LOCAL_NET=10.0.0.0/8,192.168.0.0/16).
             """,
-        version: version,
+        version: versionDescription,
         subcommands: [ServeCommand.self, ReportCommand.self, InterfacesCommand.self]
     )
 

@@ -43,10 +43,10 @@ struct DashboardTests {
         #expect((instance["refresh"] as? Int ?? 0) >= 1)
     }
 
-    @Test("rows group overview, clients, servers, services and capture health")
+    @Test("rows group overview, clients, servers, services, protocols and capture health")
     func rows() throws {
         let titles = try Dashboard().rowTitles.map { $0.lowercased() }
-        for wanted in ["overview", "clients", "servers", "services", "capture health"] {
+        for wanted in ["overview", "clients", "servers", "services", "protocols", "capture health"] {
             #expect(titles.contains { $0.contains(wanted) }, "no row titled like '\(wanted)' in \(titles)")
         }
     }
@@ -124,6 +124,9 @@ struct DashboardTests {
             "process_cpu_seconds_total", "up{", "trafficmon_client_bytes_total", "trafficmon_server_bytes_total",
             "trafficmon_window_server_bytes", "trafficmon_window_servers", "trafficmon_party_series",
             "trafficmon_party_series_refused_total", "trafficmon_capture_oversized_frames_total",
+            "trafficmon_tcp_packets_total", "trafficmon_packet_size_bytes_bucket", "trafficmon_packet_size_bytes_sum",
+            "trafficmon_packet_size_bytes_count", "trafficmon_dns_queries_total", "trafficmon_dns_responses_total",
+            "trafficmon_dns_malformed_total", "trafficmon_dns_cut_total", "trafficmon_window_client_syn_services",
             "trafficmon_flow_records_total", "trafficmon_flow_datagrams_total", "trafficmon_flow_decode_errors_total",
             "trafficmon_flow_sequence_gaps_total", "trafficmon_flow_missing_template_total",
             "trafficmon_flow_receive_errors_total", "trafficmon_flow_exporter_last_seen_timestamp_seconds",
@@ -172,6 +175,50 @@ struct DashboardTests {
         }
     }
 
+    /// The Protocols row: TCP segments by flags and direction, the SYN-ACK/SYN ratio, the
+    /// size histogram as a heatmap and as a distribution, DNS by code and by type, the
+    /// SERVFAIL and error shares, and the SYN clients by services reached.
+    @Test("Protocols row: TCP flags, SYN-ACK/SYN, sizes, DNS codes and types, failure shares, SYN clients")
+    func protocolPanels() throws {
+        let panels = try Dashboard().dataPanels(inRow: "Protocols")
+        func find(_ what: String, _ match: (Panel) -> Bool) -> Panel? {
+            let found = panels.filter(match)
+            #expect(found.count == 1, "\(found.count) panels for \(what) in the Protocols row: \(found.map(\.title))")
+            return found.first
+        }
+        func queries(_ panel: Panel, _ needles: String...) -> Bool {
+            panel.expressions.contains { expr in needles.allSatisfy { expr.contains($0) } }
+        }
+        _ = find("TCP segments by flags and direction") {
+            $0.type == "timeseries" && $0.unit == "pps" && queries($0, "sum by (flags, direction) (rate(trafficmon_tcp_packets_total{")
+        }
+        _ = find("SYN-ACK per SYN") {
+            $0.unit == "percentunit" && queries($0, #"flags="synack""#, "/", #"flags="syn""#, "> 0)")
+        }
+        let heatmap = find("the size histogram over time") { $0.type == "heatmap" && queries($0, "sum by (le) (rate(trafficmon_packet_size_bytes_bucket{") }
+        let distribution = find("the size distribution") { $0.type == "bargauge" && queries($0, "sum by (le) (rate(trafficmon_packet_size_bytes_bucket{") }
+        for panel in [heatmap, distribution].compactMap({ $0 }) {
+            // Grafana turns cumulative buckets into per-bucket counts only for this format.
+            #expect(panel.targets.allSatisfy { $0["format"] as? String == "heatmap" && $0["legendFormat"] as? String == "{{le}}" }, "'\(panel.title)'")
+        }
+        _ = find("the average packet size") {
+            $0.unit == "bytes" && queries($0, "trafficmon_packet_size_bytes_sum{", "/", "trafficmon_packet_size_bytes_count{")
+        }
+        _ = find("DNS responses by code") { $0.unit == "pps" && queries($0, "sum by (rcode) (rate(trafficmon_dns_responses_total{") }
+        _ = find("DNS queries by type") { $0.unit == "pps" && queries($0, "sum by (qtype) (rate(trafficmon_dns_queries_total{") }
+        let shares = find("the SERVFAIL and error shares") { $0.unit == "percentunit" && queries($0, #"rcode="SERVFAIL""#) }
+        if let shares {
+            // The same error codes as the DnsErrorsHigh alert.
+            let alerts = try Repo.text("grafana/prometheus/alerts.yml")
+            let errorCodes = #"rcode=~"FORMERR|SERVFAIL|NOTIMP|REFUSED|other""#
+            #expect(queries(shares, errorCodes) && alerts.contains(errorCodes), "'\(shares.title)': \(shares.expressions)")
+        }
+        _ = find("unreadable DNS") { queries($0, "trafficmon_dns_malformed_total{") && queries($0, "trafficmon_dns_cut_total{") }
+        let synClients = panels.filter { queries($0, "topk(10, max by (", "client) (", "trafficmon_window_client_syn_services{") }
+        #expect(synClients.contains { $0.isTopNOverRange && queries($0, "max_over_time(", "[$__range]") }, "no top SYN clients over the selected time range")
+        #expect(synClients.contains { $0.type == "bargauge" && !queries($0, "[") }, "no SYN clients of the last window")
+    }
+
     @Test("a bits/s panel over a bytes metric multiplies by 8")
     func bitsAreBytesTimesEight() throws {
         for panel in try Dashboard().dataPanels where panel.unit == "bps" {
@@ -197,8 +244,12 @@ struct DashboardTests {
             let exprs = try Repo.text(file).split(separator: "\n").filter { !$0.contains("record:") && !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
             used.formUnion(trafficmonMetricNames(in: exprs.joined(separator: "\n")))
         }
+        // A histogram's series are its name with _bucket, _sum and _count.
+        func isExported(_ name: String) -> Bool {
+            known.contains(name) || ["_bucket", "_sum", "_count"].contains { name.hasSuffix($0) && known.contains(String(name.dropLast($0.count))) }
+        }
         for name in used.sorted() {
-            #expect(known.contains(name), "\(name) is not a metric trafficmon exports")
+            #expect(isExported(name), "\(name) is not a metric trafficmon exports")
         }
     }
 

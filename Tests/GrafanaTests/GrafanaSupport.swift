@@ -49,6 +49,22 @@ struct Dashboard {
         allPanels.filter { ($0["type"] as? String) != "row" }.map(Panel.init)
     }
 
+    /// The data panels of the row titled `title`: those after it up to the next row, or
+    /// those nested in it when it is collapsed.
+    func dataPanels(inRow title: String) -> [Panel] {
+        var row: String?
+        var found: [Panel] = []
+        for panel in json["panels"] as? [[String: Any]] ?? [] {
+            if (panel["type"] as? String) == "row" {
+                row = panel["title"] as? String
+                if row == title { found += (panel["panels"] as? [[String: Any]] ?? []).map(Panel.init) }
+            } else if row == title {
+                found.append(Panel(panel))
+            }
+        }
+        return found
+    }
+
     var rowTitles: [String] {
         allPanels.filter { ($0["type"] as? String) == "row" }.compactMap { $0["title"] as? String }
     }
@@ -67,6 +83,7 @@ struct Panel {
 
     init(_ json: [String: Any]) { self.json = json }
 
+    var id: Int { json["id"] as? Int ?? -1 }
     var title: String { json["title"] as? String ?? "<untitled>" }
     var type: String { json["type"] as? String ?? "" }
     var description: String { json["description"] as? String ?? "" }

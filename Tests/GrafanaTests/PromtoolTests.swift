@@ -10,6 +10,13 @@ struct PromtoolTests {
                      "promtool not found: install Debian's prometheus package")
     }
 
+    /// Every alert alerts.yml ships.
+    static let alertNames = [
+        "TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping",
+        "NoTrafficCaptured", "SynFlood", "PortScanSuspected", "DnsServfailHigh", "DnsErrorsHigh",
+        "NetworkTrafficHigh", "FlowExporterSilent",
+    ]
+
     static func run(_ arguments: [String]) throws -> TestProcess.Result {
         try TestProcess.run(promtool(), arguments, timeout: 60)
     }
@@ -22,10 +29,10 @@ struct PromtoolTests {
             dir.appendingPathComponent("alerts.yml").path, dir.appendingPathComponent("recording_rules.yml").path,
         ])
         #expect(result.status == 0, "\(result.stdoutText)\n\(result.stderr)")
-        // Both files were read and hold rules (the seven alerts at least).
+        // Both files were read and hold rules (every alert at least).
         #expect(result.stdoutText.contains("SUCCESS"))
         let alerts = try Repo.text("grafana/prometheus/alerts.yml")
-        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured", "FlowExporterSilent"] {
+        for name in Self.alertNames {
             #expect(alerts.contains("alert: \(name)\n"), "alerts.yml has no \(name)")
         }
     }
@@ -34,13 +41,17 @@ struct PromtoolTests {
     func alertShape() throws {
         let text = try Repo.text("grafana/prometheus/alerts.yml")
         let blocks = text.components(separatedBy: "- alert: ").dropFirst()
-        #expect(blocks.count >= 7)
+        let header = text.components(separatedBy: "\ngroups:").first ?? ""
+        #expect(blocks.map { String($0.prefix { $0 != "\n" }) } == Self.alertNames)
         for block in blocks {
             let name = String(block.prefix { $0 != "\n" })
             #expect(name.first?.isUppercase == true && !name.contains("_"), "\(name) is not CamelCase")
             #expect(block.contains("severity:"), "\(name) has no severity")
             #expect(block.contains("summary:"), "\(name) has no summary")
             #expect(block.contains("description:"), "\(name) has no description")
+            // Every threshold is marked where it is written (the header of alerts.yml lists them).
+            #expect(block.contains("# threshold"), "\(name) has no number marked # threshold")
+            #expect(header.contains("#   \(name) "), "the header of alerts.yml does not list \(name)")
         }
         #expect(text.contains(#"up{job="trafficmon"} == 0"#))
     }
@@ -67,7 +78,7 @@ struct PromtoolTests {
         #expect(result.stdoutText.contains("SUCCESS"))
         // Each alert is tested both ways: firing on one series, silent on another.
         let tests = try Repo.text("grafana/prometheus/alerts_test.yml")
-        for name in ["TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping", "NoTrafficCaptured", "FlowExporterSilent"] {
+        for name in Self.alertNames {
             #expect(tests.contains("alertname: \(name)\n"), "alerts_test.yml does not test \(name)")
         }
     }

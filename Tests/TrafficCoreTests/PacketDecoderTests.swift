@@ -256,10 +256,11 @@ struct IPv4DecodingTests {
         #expect(!Self.decode(ip).isReply)
     }
 
-    /// Replies (echo, timestamp, information, address mask) and errors (unreachable, source
-    /// quench, redirect, time exceeded, parameter problem) come from the server side.
+    /// Replies (echo, timestamp, information, address mask, router advertisement) and errors
+    /// (unreachable, source quench, redirect, time exceeded, parameter problem) come from the
+    /// server side.
     @Test func icmpRepliesAndErrorsAreMarked() {
-        let replies: Set<UInt8> = [0, 3, 4, 5, 11, 12, 14, 16, 18]
+        let replies: Set<UInt8> = [0, 3, 4, 5, 9, 11, 12, 14, 16, 18]
         for type in 0...255 {
             let ip = FrameBuilder.ipv4(src: Self.src, dst: Self.dst, proto: IPProtocol.icmp, payload: [UInt8(type), 0, 0, 0])
             #expect(Self.decode(ip).isReply == replies.contains(UInt8(type)), "type \(type)")

@@ -266,6 +266,18 @@ struct WindowClockTests {
 
 @Suite("WindowAggregator: counting")
 struct WindowCountingTests {
+    /// The closed-form size bucket agrees with the bounds, for every length up to past jumbo.
+    @Test func sizeBucketsFollowTheirBounds() {
+        #expect(ProtocolTallies.sizeBuckets == ProtocolTallies.sizeBounds.count + 1)
+        for bytes in UInt64(0)...20_000 {
+            let expected = ProtocolTallies.sizeBounds.firstIndex { bytes <= $0 } ?? ProtocolTallies.sizeBounds.count
+            if ProtocolTallies.sizeBucket(bytes) != expected {
+                Issue.record("\(bytes) bytes: bucket \(ProtocolTallies.sizeBucket(bytes)), bounds say \(expected)")
+                return
+            }
+        }
+    }
+
     typealias A = Agg
     static let t0 = Agg.t0
 
@@ -598,22 +610,6 @@ struct WindowCountingTests {
         let closed = try #require(out.records.first)
         #expect(out.records.count == 1)
         #expect(closed == second, "nothing happened between the snapshot and the close")
-    }
-
-    @Test func dropsAreReportedPerWindow() throws {
-        let (agg, out) = makeAggregator(A.config())
-        var cumulative: (kernel: UInt64, interface: UInt64) = (0, 0)
-        agg.dropCounter = { cumulative }
-        A.add(agg, "198.51.100.1", at: Self.t0 + seconds(1), bytes: 100)
-        cumulative = (5, 1)
-        #expect(agg.snapshot()?.capture == CaptureCounts(received: 1, kernelDropped: 5, interfaceDropped: 1))
-        A.add(agg, "198.51.100.1", at: Self.t0 + seconds(6), bytes: 100)   // closes the first window...
-        cumulative = (12, 1)
-        agg.finish()
-        #expect(out.records.map(\.capture.kernelDropped) == [5, 7])
-        #expect(out.records.map(\.capture.interfaceDropped) == [1, 0])
-        #expect(out.records.map(\.capture.dropped) == [6, 7])
-        #expect(out.records.map(\.capture.received) == [1, 1])
     }
 
     @Test func manyClientsAndFlowsStayExact() throws {

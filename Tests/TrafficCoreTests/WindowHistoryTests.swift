@@ -14,7 +14,7 @@ struct WindowHistoryTests {
     static func indices(_ records: [WindowRecord]) -> [Int64] { records.map { $0.start / w } }
 
     @Test func emptyHistory() {
-        let h = WindowHistory(capacity: 10)
+        let h = WindowHistory<WindowRecord>(capacity: 10)
         #expect(h.isEmpty && h.count == 0)
         #expect(h.newest == nil && h.oldest == nil)
         #expect(h.all.isEmpty && h.last(5).isEmpty)
@@ -23,7 +23,7 @@ struct WindowHistoryTests {
 
     @Test(arguments: [1, 2, 3, 7, 10], [0, 1, 2, 6, 7, 8, 25])
     func keepsTheNewestCapacityOldestFirst(capacity: Int, appended: Int) {
-        var h = WindowHistory(capacity: capacity)
+        var h = WindowHistory<WindowRecord>(capacity: capacity)
         for i in 0..<appended { h.append(Self.window(Int64(i))) }
         let expected = Array(Int64(max(0, appended - capacity))..<Int64(appended))
         #expect(h.capacity == capacity)
@@ -38,22 +38,22 @@ struct WindowHistoryTests {
     }
 
     @Test func capacityIsAtLeastOne() {
-        var h = WindowHistory(capacity: 0)
+        var h = WindowHistory<WindowRecord>(capacity: 0)
         #expect(h.capacity == 1)
         h.append(Self.window(1))
         h.append(Self.window(2))
         #expect(Self.indices(h.all) == [2])
-        #expect(WindowHistory(capacity: -5).capacity == 1)
+        #expect(WindowHistory<WindowRecord>(capacity: -5).capacity == 1)
     }
 
     @Test func lastOfANegativeCountIsEmpty() {
-        var h = WindowHistory(capacity: 4)
+        var h = WindowHistory<WindowRecord>(capacity: 4)
         for i in 0..<3 { h.append(Self.window(Int64(i))) }
         #expect(h.last(-1).isEmpty)
     }
 
     @Test func windowsSinceUntilLimit() {
-        var h = WindowHistory(capacity: 8)
+        var h = WindowHistory<WindowRecord>(capacity: 8)
         for i in 0..<12 { h.append(Self.window(Int64(i))) }   // holds 4...11
         let w = Self.w
         #expect(Self.indices(h.windows(since: nil, until: nil, limit: 100)) == Array(4...11))
@@ -71,7 +71,7 @@ struct WindowHistoryTests {
     @Test func matchesASimpleModelOnRandomAppends() {
         var rng = SplitMix64(seed: 720)
         for capacity in [1, 3, 16] {
-            var h = WindowHistory(capacity: capacity)
+            var h = WindowHistory<WindowRecord>(capacity: capacity)
             var model: [Int64] = []
             var next: Int64 = 0
             for _ in 0..<200 {
@@ -91,7 +91,7 @@ struct WindowHistoryTests {
     }
 
     @Test func aRepeatedWindowReplacesTheOldOneAndOrderIsByStart() {
-        var h = WindowHistory(capacity: 5)
+        var h = WindowHistory<WindowRecord>(capacity: 5)
         for i: Int64 in [1, 2, 4] { h.append(Self.window(i)) }
         h.append(Self.window(2, packets: 99))     // the same window again
         h.append(Self.window(3))                  // an older one arriving late

@@ -30,8 +30,6 @@ struct WindowRecordJSONTests {
     /// services past --top, non-IP, malformed frames, a late packet, drops, an inject.
     static func busyRecords(window: Int64 = Agg.w5) -> [WindowRecord] {
         let (agg, out) = makeAggregator(A.config(window: window, maxClients: 4, top: 3))
-        var drops: (kernel: UInt64, interface: UInt64) = (3, 1)
-        agg.dropCounter = { drops }
         let t0 = A.t0
         let traffic: [(String, Direction, String, Int)] = [
             ("198.51.100.7", .inbound, "TCP/443", 900), ("198.51.100.7", .outbound, "TCP/443", 15000),
@@ -50,10 +48,15 @@ struct WindowRecordJSONTests {
         agg.add(malformedPacket(.badVersion), timestamp: t0 + seconds(1), wireLength: 70)
         agg.add(A.attribution("10.10.10.10", .inbound, "TCP/8000"), timestamp: t0 + seconds(2), wireLength: 1200)
         A.add(agg, "198.51.100.7", at: t0 + window + seconds(1), bytes: 100)
-        drops = (10, 4)
         A.add(agg, "198.51.100.8", at: t0 + seconds(1), bytes: 77)   // late
         agg.finish()
-        return out.records
+        // Drops as a live capture's coordinator reports them per window.
+        var records = out.records
+        for (i, drops) in [(3, 1), (7, 3)].enumerated() where i < records.count {
+            records[i].capture.kernelDropped = UInt64(drops.0)
+            records[i].capture.interfaceDropped = UInt64(drops.1)
+        }
+        return records
     }
 
     static func json(_ r: WindowRecord) throws -> [String: Any] {

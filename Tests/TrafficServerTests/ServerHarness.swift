@@ -24,19 +24,23 @@ enum HTTPHarness {
         return logger
     }
 
-    /// A server replaying `capture`.
+    /// A server replaying `capture`; `configure` changes its settings (limits, listen
+    /// address, allowed hosts), `options` its store and tokens.
     static func server(
         capture: URL, top: Int = 50, windowLength: Int64 = 5_000_000_000, maxClients: Int = 100_000,
         historySize: Int = 720, enableDebugInject: Bool = false, maxPartySeries: Int = 1000,
-        partyTTL: Int64 = 600_000_000_000, localNetworks: [String] = SyntheticTraffic.localNetworks
+        partyTTL: Int64 = 600_000_000_000, localNetworks: [String] = SyntheticTraffic.localNetworks,
+        options: TrafficServer.Options = .init(), configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TrafficServer {
         let aggregation = WindowAggregator.Configuration(
             windowLength: windowLength, localNetworks: try Self.localNetworks(localNetworks), maxClients: maxClients, top: top)
-        var configuration = configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject)
-        configuration.maxPartySeries = maxPartySeries
-        configuration.partyTTL = partyTTL
+        var settings = configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject)
+        settings.maxPartySeries = maxPartySeries
+        settings.partyTTL = partyTTL
+        configure(&settings)
         return try await TrafficServer(
-            configuration: configuration, source: try PacketSource.openFile(capture.path), aggregation: aggregation, logger: quietLogger)
+            configuration: settings, source: try PacketSource.openFile(capture.path), aggregation: aggregation, options: options,
+            logger: quietLogger)
     }
 
     /// The server settings of the test servers (version 9.9.9-test).

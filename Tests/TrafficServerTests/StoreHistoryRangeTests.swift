@@ -109,4 +109,30 @@ import TrafficTestSupport
             }
         }
     }
+
+    /// A window's JSON is rendered once when it closes: `/stats/history` (from memory), a
+    /// range read back from SQLite, and the `record` column of its row hold the same bytes.
+    @Test func historyAndStoreServeTheBytesRenderedOnce() async throws {
+        let dir = try TestProcess.temporaryDirectory("trafficmon-range")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try await Self.setup(in: dir)
+        let total = s.stored.count + s.replayStarts.count
+        try await s.server.application.test(.router) { client in
+            try await Rig.waitUntil("the replay and its windows in SQLite") {
+                let count = try await s.store.count()
+                return s.server.state.engine.status == .replayed && count == total
+            }
+            let first = try #require(s.replayStarts.suffix(3).first)
+            let rows = try await Rig.sqlite(s.store.path, "SELECT record FROM window WHERE start >= \(first) ORDER BY start")
+            let expected = "{\"windows\":[" + rows.split(separator: "\n").joined(separator: ",") + "]}"
+            #expect(Rig.text(try await Self.get(client, "/stats/history?limit=3")) == expected)
+            let since = Double(first) / 1e9
+            #expect(Rig.text(try await Self.get(client, "/stats/history?since=\(since)&limit=3")) == expected)
+            // Older windows come from SQLite, rendered anew from their rows: the same bytes
+            // for rows this version wrote.
+            let old = try await Rig.sqlite(s.store.path, "SELECT record FROM window WHERE start < \(Self.old + 2 * Rig.second) ORDER BY start")
+            #expect(Rig.text(try await Self.get(client, "/stats/history?until=\(Self.old / Rig.second + 2)"))
+                == "{\"windows\":[" + old.split(separator: "\n").joined(separator: ",") + "]}")
+        }
+    }
 }

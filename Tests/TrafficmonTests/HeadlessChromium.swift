@@ -166,9 +166,23 @@ final class HeadlessChromium: @unchecked Sendable {
         let size = metrics["cssContentSize"] as? [String: Any]
         let width = (size?["width"] as? Double) ?? 1280
         let height = (size?["height"] as? Double) ?? 900
+        return try await screenshot(to: url, clip: ["x": 0, "y": 0, "width": width, "height": height, "scale": 1])
+    }
+
+    /// A PNG of the element `selector` selects (its box, wherever it is on the page).
+    @discardableResult
+    func screenshot(to url: URL, of selector: String) async throws -> Data {
+        struct Box: Decodable { var x, y, width, height: Double }
+        let box: Box = try await evaluate("""
+            (() => { const r = document.querySelector(\(String(reflecting: selector))).getBoundingClientRect();
+                     return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()
+            """)
+        return try await screenshot(to: url, clip: ["x": box.x, "y": box.y, "width": box.width, "height": box.height, "scale": 1])
+    }
+
+    private func screenshot(to url: URL, clip: [String: Double]) async throws -> Data {
         let result = try await session.send("Page.captureScreenshot", [
-            "format": "png", "captureBeyondViewport": true,
-            "clip": ["x": 0, "y": 0, "width": width, "height": height, "scale": 1],
+            "format": "png", "captureBeyondViewport": true, "clip": clip,
         ])
         guard let base64 = result["data"] as? String, let png = Data(base64Encoded: base64) else {
             throw Failure(description: "the screenshot came back empty")

@@ -467,6 +467,131 @@ import Glibc
         #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
     }
 
+    /// What the TCP, DNS and sizes panel shows, read from its tables' data attributes.
+    struct ProtocolPanel: Decodable, CustomStringConvertible {
+        struct Kind: Decodable, Equatable { var kind: String; var `in`: String; var out: String }
+        struct SYNClient: Decodable, Equatable { var ip: String; var services: String; var syn: String }
+        struct Count: Decodable, Equatable { var name: String; var count: String; var error: Bool }
+        struct Size: Decodable, Equatable { var bucket: String; var `in`: String; var out: String }
+
+        var window: String
+        var tcp: [Kind]
+        var ratio: String
+        var synClients: [SYNClient]
+        var synEmpty: String?
+        var responses: [Count]
+        var responsesEmpty: String?
+        var queries: [Count]
+        var dnsNote: String
+        var sizes: [Size]
+
+        var description: String {
+            "tcp=\(tcp.map { "\($0.kind) \($0.in)/\($0.out)" }) '\(ratio)' syn=\(synClients.map(\.ip)) responses=\(responses.map { "\($0.name) \($0.count)" }) queries=\(queries.map { "\($0.name) \($0.count)" })"
+        }
+
+        static let script = """
+            (() => {
+              const rows = (id) => [...document.querySelectorAll('#' + id + ' tbody tr')].filter((tr) => Object.keys(tr.dataset).length);
+              const empty = (id) => { const td = document.querySelector('#' + id + ' tbody td[colspan]'); return td ? td.textContent : null; };
+              return {
+                window: document.getElementById('protocols-window').textContent,
+                tcp: rows('tcp-table').map((tr) => ({ kind: tr.dataset.kind, in: tr.dataset.in, out: tr.dataset.out })),
+                ratio: document.getElementById('tcp-ratio').textContent,
+                synClients: rows('syn-table').map((tr) => ({ ip: tr.dataset.ip, services: tr.dataset.services, syn: tr.dataset.syn })),
+                synEmpty: empty('syn-table'),
+                responses: rows('dns-responses-table').map((tr) => ({ name: tr.dataset.rcode, count: tr.dataset.count, error: tr.classList.contains('bad') })),
+                responsesEmpty: empty('dns-responses-table'),
+                queries: rows('dns-queries-table').map((tr) => ({ name: tr.dataset.qtype, count: tr.dataset.count, error: tr.classList.contains('bad') })),
+                dnsNote: document.getElementById('dns-note').textContent,
+                sizes: rows('sizes-table').map((tr) => ({ bucket: tr.dataset.bucket, in: tr.dataset.in, out: tr.dataset.out })),
+              };
+            })()
+            """
+    }
+
+    /// A capture with a port scan, a SYN flood, handshakes, a segment cut before its flags,
+    /// DNS answered with errors and packets of every size: the TCP, DNS and sizes panel shows
+    /// the last window's figures as `/stats/history` has them (SYN clients in the record's
+    /// order, error codes marked, queries by count), fits a phone's width, and after an
+    /// inject of a window without TCP or DNS says there is none.
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    func pageShowsTCPDNSAndSizesOfTheLastWindow() async throws {
+        try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
+        let (dir, shots) = try Self.folder("live-page-protocols")
+        defer { Self.cleanUp(dir, keeping: shots) }
+        let capture = dir.appendingPathComponent("protocols.pcap")
+        // 2 s windows of 5 rounds each; the file's last window (partial) holds 3.
+        try ProtocolTraffic.capture(rounds: 23, start: 1_700_000_000 * 1_000_000_000, spacing: 400_000_000).write(to: capture)
+        let port = try TestProcess.freePort()
+        let server = try ServerProcess.trafficmon(
+            ["serve", "--read", capture.lastPathComponent, "--listen", "127.0.0.1:\(port)", "--no-db", "--window", "2s",
+             "--enable-debug-inject", "--local-net", ProtocolTraffic.localNetwork],
+            port: port, in: dir)
+        defer { server.stop() }
+        try await Self.waitForReplay(server)
+        let last = try #require(try await Self.history(server).last)
+        let p = last.protocols
+        #expect(p.tcpIn.syn == 3 * ProtocolTraffic.perRound.synIn, "the last window does not hold 3 rounds")
+
+        let browser = try await HeadlessChromium.launch(profile: dir.appendingPathComponent("profile"))
+        defer { browser.close() }
+        try await browser.navigate("http://127.0.0.1:\(port)/")
+        let shown = try await browser.wait(
+            until: "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#syn-table tbody tr[data-ip]') !== null",
+            timeout: .seconds(20))
+        var panel: ProtocolPanel = try await browser.evaluate(ProtocolPanel.script)
+        #expect(shown, "no SYN client shown: \(panel)")
+        #expect(panel.window.hasSuffix("(partial)."), "'\(panel.window)'")
+
+        // TCP: every kind by direction, and SYN-ACK / SYN of both directions.
+        #expect(panel.tcp == TCPFlags.Kind.allCases.map { .init(kind: $0.label, in: String(p.tcpIn[$0]), out: String(p.tcpOut[$0])) }, "\(panel)")
+        let syn = p.tcpIn.syn + p.tcpOut.syn, synack = p.tcpIn.synack + p.tcpOut.synack
+        let percent = String(format: "%.1f %%", 100 * Double(synack) / Double(syn))
+        #expect(panel.ratio.contains("SYN-ACK / SYN: \(percent) (\(Self.grouped(synack)) of \(Self.grouped(syn))"), "'\(panel.ratio)'")
+        // SYN clients: the record's list, the scanner first with every port it reached.
+        #expect(panel.synClients == p.synClients.map { .init(ip: $0.ip.description, services: String($0.synServices), syn: String($0.syn)) }, "\(panel)")
+        #expect(panel.synClients.first == .init(ip: ProtocolTraffic.scanner, services: String(ProtocolTraffic.scannedPorts), syn: String(3 * ProtocolTraffic.scannedPorts)))
+        // DNS: responses with a count in code order, the failures marked; queries by count.
+        let errors: Set<String> = ["FORMERR", "SERVFAIL", "NOTIMP", "REFUSED", "other"]
+        let responses: [ProtocolPanel.Count] = zip(DNSFacts.responseCodes, p.dnsResponses).compactMap { code, n in
+            n > 0 ? ProtocolPanel.Count(name: code, count: String(n), error: errors.contains(code)) : nil
+        }
+        #expect(panel.responses == responses, "\(panel)")
+        #expect(panel.responses.filter(\.error).map(\.name) == ["SERVFAIL", "REFUSED"])
+        let queries: [(String, UInt64)] = zip(DNSFacts.queryTypes, p.dnsQueries).filter { $0.1 > 0 }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+        #expect(panel.queries == queries.map { ProtocolPanel.Count(name: $0.0, count: String($0.1), error: false) }, "\(panel)")
+        #expect(panel.queries.first?.name == "A")
+        #expect(panel.dnsNote.isEmpty, "'\(panel.dnsNote)'")
+        // Sizes: all eight buckets by direction.
+        #expect(panel.sizes == (0..<8).map { .init(bucket: String($0), in: String(p.sizesIn[$0]), out: String(p.sizesOut[$0])) }, "\(panel)")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
+        Self.expectPNG(try await browser.screenshot(to: shots.appendingPathComponent("live-page-protocols.png"), of: "#panel-protocols"), "the panel's screenshot")
+
+        // On a phone the panel's tables stack and nothing is wider than the screen.
+        try await browser.emulateViewport(width: 390, height: 844, scale: 2, mobile: true)
+        try await Task.sleep(for: .milliseconds(400))
+        let overflow: Int = try await browser.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        #expect(overflow <= 0, "the page is \(overflow) px wider than a phone's screen")
+        try await browser.clearViewport()
+
+        // An injected window has neither TCP nor DNS: the panel says so.
+        let inject = try await Self.inject(port: port, #"{"client_ip":"198.51.100.20","server_ip":"10.0.0.1","direction":"in","proto":"UDP/123","size":90}"#)
+        #expect(inject.status == 202)
+        let updated = try await browser.wait(
+            until: "document.querySelector('#syn-table tbody tr[data-ip]') === null && !document.getElementById('protocols-window').textContent.includes('partial')",
+            timeout: .seconds(20))
+        panel = try await browser.evaluate(ProtocolPanel.script)
+        #expect(updated, "the injected window never reached the panel: \(panel)")
+        #expect(panel.tcp.allSatisfy { $0.in == "0" && $0.out == "0" } && panel.tcp.count == 5, "\(panel)")
+        #expect(panel.ratio == "No SYN in this window.")
+        #expect(panel.synEmpty == "No SYN in this window." && panel.responsesEmpty == "No DNS response in this window.", "\(panel)")
+        #expect(panel.sizes.map(\.in) == ["0", "1", "0", "0", "0", "0", "0", "0"], "\(panel)")
+        #expect(browser.exceptions.isEmpty, "JavaScript exceptions: \(browser.exceptions)")
+        #expect(browser.logErrors.isEmpty, "console/log errors: \(browser.logErrors)")
+    }
+
     /// With `--auth-token-file`: the page asks for the token (keyboard only), refuses a
     /// wrong one, keeps the right one for the tab (a reload does not ask again), and the
     /// stream works with it.

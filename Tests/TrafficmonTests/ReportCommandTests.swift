@@ -149,6 +149,100 @@ import TrafficTestSupport
         #expect(lines.allSatisfy { !$0.contains("\u{1B}") }, "no terminal escapes in a table")
     }
 
+    /// The table's TCP, SYN client, size and DNS blocks of each window hold exactly the
+    /// figures of that window's JSON record, and those add up to what the capture holds.
+    @Test func tableShowsTCPSizesAndDNSAsTheRecordHasThem() throws {
+        let dir = try TestProcess.temporaryDirectory("report-protocols")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("protocols.pcap")
+        let rounds = 12
+        try ProtocolTraffic.capture(rounds: rounds, start: ReportTestFrames.start, spacing: 400_000_000).write(to: url)
+        let arguments = ["report", url.path, "--window", "1s", "--local-net", ProtocolTraffic.localNetwork]
+        let json = try Self.trafficmon(arguments)
+        #expect(json.status == 0, "\(json.stderr)")
+        let records = try Self.records(json)
+        #expect(records.count == 5)
+
+        // The records against the capture.
+        let round = ProtocolTraffic.perRound, n = UInt64(rounds)
+        let p = records.map(\.protocols)
+        func sum(_ value: (ProtocolCounts) -> UInt64) -> UInt64 { p.reduce(0) { $0 + value($1) } }
+        #expect(sum { $0.tcpIn.syn } == round.synIn * n && sum { $0.tcpOut.syn } == 0)
+        #expect(sum { $0.tcpOut.synack } == round.synackOut * n && sum { $0.tcpOut.rst } == round.rstOut * n)
+        #expect(sum { $0.tcpIn.fin } == round.finIn * n && sum { $0.tcpOut.fin } == round.finOut * n)
+        #expect(sum { $0.tcpIn.unknown } == round.unknownIn * n)
+        for (i, name) in DNSFacts.queryTypes.enumerated() { #expect(sum { $0.dnsQueries[i] } == (round.queries[name] ?? 0) * n, "\(name)") }
+        for (i, name) in DNSFacts.responseCodes.enumerated() { #expect(sum { $0.dnsResponses[i] } == (round.responses[name] ?? 0) * n, "\(name)") }
+        for b in 0..<8 {
+            #expect(sum { $0.sizesIn[b] } == round.sizesIn[b] * n && sum { $0.sizesOut[b] } == round.sizesOut[b] * n, "size bucket \(b)")
+        }
+        #expect(records.allSatisfy { $0.protocols.synClients.first.map { $0.ip.description == ProtocolTraffic.scanner && $0.synServices == UInt64(ProtocolTraffic.scannedPorts) } == true })
+
+        // The table of the same run, window by window.
+        let table = try Self.trafficmon(arguments + ["--format", "table"])
+        #expect(table.status == 0, "\(table.stderr)")
+        let blocks = Self.tableBlocks(table.stdoutText)
+        #expect(blocks.count == records.count)
+        for (block, record) in zip(blocks, records) {
+            let r = record.protocols
+            #expect(block.first?.hasPrefix(Timestamp.rfc3339(record.start)) == true)
+            #expect(Self.row("tcp", in: block) == TCPFlags.Kind.allCases.map(\.label))
+            #expect(Self.numbers("in", after: "tcp", in: block) == TCPFlags.Kind.allCases.map { r.tcpIn[$0] })
+            #expect(Self.numbers("out", after: "tcp", in: block) == TCPFlags.Kind.allCases.map { r.tcpOut[$0] })
+            #expect(Self.row("size (bytes)", in: block) == ["<=64", "<=128", "<=256", "<=512", "<=1024", "<=1518", "<=9216", ">9216"])
+            #expect(Self.numbers("in", after: "size (bytes)", in: block) == r.sizesIn)
+            #expect(Self.numbers("out", after: "size (bytes)", in: block) == r.sizesOut)
+            // The SYN clients, in the record's order: address, services, SYNs.
+            let header = try #require(block.firstIndex { $0.hasPrefix("  syn client ") })
+            let synRows = block[(header + 1)...].prefix { $0.hasPrefix("    ") }.map { $0.split(separator: " ").map(String.init) }
+            #expect(synRows == r.synClients.map { [$0.ip.description, "\($0.synServices)", "\($0.syn)"] })
+            // DNS: the non-zero kinds with their counts, then malformed and cut.
+            let queries = Self.pairs(after: "dns queries", in: block)
+            let responses = Self.pairs(after: "dns responses", in: block)
+            #expect(queries == zip(DNSFacts.queryTypes, r.dnsQueries).filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" })
+            #expect(responses == zip(DNSFacts.responseCodes, r.dnsResponses).filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }
+                + ["(malformed \(r.dnsMalformed), cut \(r.dnsCut))"])
+        }
+
+        // A window without TCP control segments, SYNs or DNS shows only its sizes.
+        var quiet = PcapWriter(linkType: 1)
+        for i in 0..<4 {
+            let ip = FrameBuilder.ipv4(src: IPAddress("198.51.100.7")!, dst: IPAddress("10.0.0.1")!, proto: 1, payload: FrameBuilder.icmpEcho(payload: 100 * i))
+            quiet.append(FrameBuilder.ethernet(ip: ip), timestamp: ReportTestFrames.start + Int64(i) * 1_000_000)
+        }
+        let quietURL = dir.appendingPathComponent("icmp.pcap")
+        try quiet.write(to: quietURL)
+        let quietTable = try Self.trafficmon(["report", quietURL.path, "--format", "table"])
+        let lines = quietTable.stdoutText.split(separator: "\n").map(String.init)
+        #expect(quietTable.status == 0)
+        #expect(Self.numbers("in", after: "size (bytes)", in: lines) == [1, 0, 2, 1, 0, 0, 0, 0])
+        #expect(!lines.contains { $0.hasPrefix("  tcp ") || $0.hasPrefix("  syn client") || $0.hasPrefix("  dns ") }, "\(lines)")
+    }
+
+    /// A table's window blocks: the lines from one title to the blank line after it.
+    static func tableBlocks(_ text: String) -> [[String]] {
+        text.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { $0.split(separator: "\n").map(String.init) }
+    }
+
+    /// The words after a block's header label (`  tcp   syn  synack ...`).
+    static func row(_ label: String, in block: [String]) -> [String]? {
+        block.first { $0.hasPrefix("  " + label + " ") }.map { $0.dropFirst(2 + label.count).split(separator: " ").map(String.init) }
+    }
+
+    /// The numbers of the row `label` (`    in   12   0 ...`) under the header `header`.
+    static func numbers(_ label: String, after header: String, in block: [String]) -> [UInt64]? {
+        guard let start = block.firstIndex(where: { $0.hasPrefix("  " + header + " ") }) else { return nil }
+        let line = block[(start + 1)...].prefix { $0.hasPrefix("    ") }.first { $0.hasPrefix("    " + label + " ") }
+        return line.map { $0.split(separator: " ").dropFirst().compactMap { UInt64($0) } }
+    }
+
+    /// The two-space separated entries after a one-line label (`  dns queries   A 2  MX 1`).
+    static func pairs(after label: String, in block: [String]) -> [String]? {
+        block.first { $0.hasPrefix("  " + label + " ") }.map {
+            $0.dropFirst(2 + label.count).trimmingCharacters(in: .whitespaces).components(separatedBy: "  ")
+        }
+    }
+
     /// An office uplink: the office machines are the clients (marked local), the services
     /// what they use, the remote servers listed apart, in NDJSON and in the table.
     @Test func uplinkListsTheOfficeMachinesAsClients() throws {

@@ -147,6 +147,9 @@ enum ServeHarness {
         let dropped = m.samples("trafficmon_capture_dropped_packets_total")
         #expect(Set(dropped.compactMap { $0.labels["where"] }) == ["kernel", "interface"])
         #expect(dropped.allSatisfy { $0.labels["interface"] == "lo" })
+        // The open window names its interface too.
+        let current = try server.get("/stats/current").text
+        #expect(current.contains(#""interfaces":[{"name":"lo","received":"#), "\(current)")
         let capture = try server.get("/stats/capture").text
         #expect(capture.contains(#""interfaces":[{"dropped":{"interface":0,"kernel":0},"name":"lo","received":\#(k)}]"#), "\(capture)")
         // A window later: still exactly 40 (nothing counted twice).
@@ -324,6 +327,8 @@ enum ServeHarness {
         (["--read", "CAPTURE", "--service-port", "UDP/0"], "bad service port"),
         (["--read", "CAPTURE", "--party-ttl", "0s"], "--party-ttl 0s"),
         (["--read", "CAPTURE", "--max-party-series", "-1"], "--max-party-series -1"),
+        (["--read", "CAPTURE", "--max-connections", "0"], "--max-connections 0"),
+        (["--read", "CAPTURE", "--allowed-host", "a b/c"], "bad --allowed-host"),
     ])
     func badCommandLinesAreOneLine(arguments: [String], what: String) throws {
         let dir = try TestProcess.temporaryDirectory()

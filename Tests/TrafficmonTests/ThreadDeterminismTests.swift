@@ -92,4 +92,26 @@ import TrafficTestSupport
         }
         #expect(Set(totals.map { $0.joined(separator: "\n") }).count == 1)
     }
+
+    /// Past `--max-clients` each thread folds the parties it meets late; merged, a party one
+    /// thread listed and another folded counts in `other` whole, so every party of a
+    /// window is counted once: listed plus `other`'s distinct count is the same at every
+    /// thread count (the folded parties stay fewer than the exact set's 4,096 here).
+    @Test func capsReachedCountEachPartyOnce() throws {
+        let dir = try TestProcess.temporaryDirectory("determinism-parties")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("parties.pcap")
+        _ = try SyntheticTraffic.write(to: url, packets: 40_000, clients: 3_000, seconds: 15, seed: 45)
+        var counts: [String] = []
+        for (threads, result) in try Self.runs([url.path, "--max-clients", "500"] + ReportCommandTests.localNetArguments) {
+            #expect(result.status == 0)
+            let records = try ReportCommandTests.records(result)
+            #expect(records.contains { $0.other.clients > 500 }, "\(threads) threads: the cap is reached")
+            #expect(records.allSatisfy { $0.isConserved }, "\(threads) threads")
+            counts.append(records.map {
+                "\($0.start) clients \(UInt64($0.clients.count) + $0.other.clients) servers \(UInt64($0.servers.count) + $0.otherServers.servers)"
+            }.joined(separator: "\n"))
+        }
+        #expect(Set(counts).count == 1, "\(counts)")
+    }
 }

@@ -367,7 +367,7 @@
 
   function render() {
     // One panel failing on an odd record must not stop the others or the stream.
-    for (const panel of [renderSource, renderWindow, renderCharts, renderParties, renderServices, renderHealth]) {
+    for (const panel of [renderSource, renderWindow, renderCharts, renderParties, renderServices, renderProtocols, renderNetworks, renderHealth]) {
       try { panel(); } catch (error) { console.error('trafficmon: drawing ' + panel.name + ' failed:', error); }
     }
   }
@@ -544,10 +544,10 @@
   }
 
   /** Puts `rows` in a table body, or one row saying why there is none. */
-  function fillTable(body, rows, emptyText) {
+  function fillTable(body, rows, emptyText, columns = 5) {
     if (rows.length === 0) {
       const tr = el('tr');
-      tr.append(el('td', { colspan: '5', class: 'muted' }, emptyText));
+      tr.append(el('td', { colspan: String(columns), class: 'muted' }, emptyText));
       rows.push(tr);
     }
     body.replaceChildren(...rows);
@@ -579,6 +579,151 @@
       return tr;
     });
     fillTable(body, rows, last ? 'No service in this window.' : 'Waiting for the first window.');
+  }
+
+  // TCP control segments by kind, the record's names and what the page calls them.
+  const TCP_KINDS = [['syn', 'SYN'], ['synack', 'SYN-ACK'], ['rst', 'RST'], ['fin', 'FIN'], ['unknown', 'cut before flags']];
+  const DNS_RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'other'];
+  // Response codes that mean the server failed or refused (NXDOMAIN is an answer).
+  const DNS_ERRORS = new Set(['FORMERR', 'SERVFAIL', 'NOTIMP', 'REFUSED', 'other']);
+  const SIZE_BOUNDS = [64, 128, 256, 512, 1024, 1518, 9216];
+
+  /** The newest window's TCP segments, SYN clients, DNS messages and packet sizes. */
+  function renderProtocols() {
+    const last = state.windows[state.windows.length - 1];
+    const r = last ? last.record : {};
+    const tcp = r.tcp || {};
+    const dns = r.dns || {};
+    const num = (v) => Number(v) || 0;
+    const waiting = 'Waiting for the first window.';
+    $('protocols-window').textContent = last
+      ? 'The last window, ' + fmtClock(last.start) + ' – ' + fmtClock(last.end) + (r.partial ? ' (partial).' : '.')
+      : waiting;
+
+    const tcpIn = tcp.in || {};
+    const tcpOut = tcp.out || {};
+    const tcpRows = last ? TCP_KINDS.map(([key, name]) => {
+      const tr = el('tr', { 'data-kind': key, 'data-in': String(num(tcpIn[key])), 'data-out': String(num(tcpOut[key])) });
+      tr.append(el('th', { scope: 'row' }, name));
+      tr.append(el('td', { class: 'num' }, fmtExact(num(tcpIn[key]))));
+      tr.append(el('td', { class: 'num' }, fmtExact(num(tcpOut[key]))));
+      return tr;
+    }) : [];
+    fillTable($('tcp-table').tBodies[0], tcpRows, waiting, 3);
+    const syn = num(tcpIn.syn) + num(tcpOut.syn);
+    const synack = num(tcpIn.synack) + num(tcpOut.synack);
+    $('tcp-ratio').textContent = !last ? '' : syn > 0
+      ? 'SYN-ACK / SYN: ' + fmtShare(synack, syn) + ' (' + fmtExact(synack) + ' of ' + fmtExact(syn) + '; a flood or a scan answers few).'
+      : 'No SYN in this window.';
+
+    const synRows = (tcp.syn_clients || []).map((c) => {
+      const tr = el('tr', { 'data-ip': c.ip, 'data-services': String(num(c.syn_services)), 'data-syn': String(num(c.syn)) });
+      tr.append(el('td', { class: 'ip' }, c.ip));
+      tr.append(el('td', { class: 'num' }, fmtExact(num(c.syn_services))));
+      tr.append(el('td', { class: 'num' }, fmtExact(num(c.syn))));
+      return tr;
+    });
+    fillTable($('syn-table').tBodies[0], synRows, last ? 'No SYN in this window.' : waiting, 3);
+
+    // Responses in code order, queries by count; each with its share of its kind.
+    const responses = dns.responses || {};
+    const queries = dns.queries || {};
+    const responseTotal = DNS_RCODES.reduce((sum, code) => sum + num(responses[code]), 0);
+    const responseRows = DNS_RCODES.filter((code) => num(responses[code]) > 0).map((code) => {
+      const n = num(responses[code]);
+      const tr = el('tr', { 'data-rcode': code, 'data-count': String(n) });
+      if (DNS_ERRORS.has(code)) tr.classList.add('bad');
+      tr.append(el('th', { scope: 'row' }, code));
+      tr.append(el('td', { class: 'num' }, fmtExact(n)));
+      tr.append(el('td', { class: 'num' }, fmtShare(n, responseTotal)));
+      return tr;
+    });
+    fillTable($('dns-responses-table').tBodies[0], responseRows, last ? 'No DNS response in this window.' : waiting, 3);
+    const queryList = Object.entries(queries).map(([type, n]) => [type, num(n)]).filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const queryTotal = queryList.reduce((sum, [, n]) => sum + n, 0);
+    const queryRows = queryList.map(([type, n]) => {
+      const tr = el('tr', { 'data-qtype': type, 'data-count': String(n) });
+      tr.append(el('th', { scope: 'row' }, type));
+      tr.append(el('td', { class: 'num' }, fmtExact(n)));
+      tr.append(el('td', { class: 'num' }, fmtShare(n, queryTotal)));
+      return tr;
+    });
+    fillTable($('dns-queries-table').tBodies[0], queryRows, last ? 'No DNS query in this window.' : waiting, 3);
+    const unread = [];
+    if (num(dns.malformed)) unread.push(fmtExact(num(dns.malformed)) + ' malformed');
+    if (num(dns.cut)) unread.push(fmtExact(num(dns.cut)) + ' cut by the capture');
+    $('dns-note').textContent = unread.length ? 'Not readable as DNS: ' + unread.join(', ') + '.' : '';
+
+    // Wire lengths per bucket, with a bar for the bucket's share of the busiest one.
+    const sizes = r.sizes || {};
+    const sizesIn = Array.isArray(sizes.in) ? sizes.in : [];
+    const sizesOut = Array.isArray(sizes.out) ? sizes.out : [];
+    const both = SIZE_BOUNDS.concat([null]).map((_, i) => num(sizesIn[i]) + num(sizesOut[i]));
+    const busiest = Math.max(0, ...both);
+    const sizeRows = last ? SIZE_BOUNDS.concat([null]).map((bound, i) => {
+      const label = bound === null ? '> ' + SIZE_BOUNDS[i - 1] + ' B'
+        : i === 0 ? '≤ ' + bound + ' B' : (SIZE_BOUNDS[i - 1] + 1) + '–' + bound + ' B';
+      const tr = el('tr', { 'data-bucket': String(i), 'data-in': String(num(sizesIn[i])), 'data-out': String(num(sizesOut[i])) });
+      const name = el('th', { scope: 'row' }, label);
+      tr.append(name);
+      tr.append(el('td', { class: 'num' }, fmtExact(num(sizesIn[i]))));
+      const out = el('td', { class: 'num' }, fmtExact(num(sizesOut[i])));
+      const bar = el('span', { class: 'share', 'aria-hidden': 'true' });
+      bar.style.width = (busiest > 0 && both[i] > 0 ? Math.max(1, Math.round(48 * both[i] / busiest)) : 0) + 'px';
+      out.append(bar);
+      tr.append(out);
+      return tr;
+    }) : [];
+    fillTable($('sizes-table').tBodies[0], sizeRows, waiting, 3);
+  }
+
+  /** The newest window's traffic per named network (both sides), client country and
+   *  client AS, for what the server was started with (--networks, --country-db,
+   *  --asn-db); the panel stays hidden without them. */
+  function renderNetworks() {
+    const last = state.windows[state.windows.length - 1];
+    const r = last ? last.record : {};
+    const lists = { networks: r.networks, countries: r.countries, asns: r.asns };
+    const shown = Object.values(lists).some(Array.isArray);
+    $('panel-networks').hidden = !shown;
+    if (!shown) return;
+    $('networks-window').textContent = 'The last window, ' + fmtClock(last.start) + ' – ' + fmtClock(last.end) + (r.partial ? ' (partial).' : '.');
+    const num = (v) => Number(v) || 0;
+    const bytes = (c) => num(c && c.bytes);
+    /** One row per entry: its name (and a second line), bytes in and out, share of the window. */
+    const rows = (list, name, detail, key) => list.map((e) => {
+      const inBytes = bytes(e.in), outBytes = bytes(e.out);
+      const tr = el('tr', { [key]: name(e), 'data-in': String(inBytes), 'data-out': String(outBytes) });
+      const head = el('th', { scope: 'row' }, name(e));
+      const more = detail(e);
+      if (more) head.append(el('span', { class: 'muted detail' }, more));
+      if (name(e) === 'unknown' || name(e) === 'other') tr.classList.add('rest');
+      tr.append(head);
+      for (const text of [fmtBytes(inBytes), fmtBytes(outBytes), fmtShare(inBytes + outBytes, last.ipBytes)]) {
+        tr.append(el('td', { class: 'num' }, text));
+      }
+      return tr;
+    });
+    const none = () => '';
+    for (const side of ['client', 'server']) {
+      const part = $('networks-' + side + '-part');
+      part.hidden = !Array.isArray(lists.networks);
+      if (part.hidden) continue;
+      const entries = lists.networks.filter((n) => n.side === side);
+      fillTable($('networks-' + side + '-table').tBodies[0], rows(entries, (n) => String(n.network), none, 'data-network'),
+        'No ' + side + ' traffic in this window.', 4);
+    }
+    $('countries-part').hidden = !Array.isArray(lists.countries);
+    if (Array.isArray(lists.countries)) {
+      fillTable($('countries-table').tBodies[0], rows(lists.countries, (c) => String(c.country), none, 'data-country'),
+        'No client traffic in this window.', 4);
+    }
+    $('asns-part').hidden = !Array.isArray(lists.asns);
+    if (Array.isArray(lists.asns)) {
+      fillTable($('asns-table').tBodies[0], rows(lists.asns, (a) => String(a.asn), (a) => a.as_org ? String(a.as_org) : '', 'data-asn'),
+        'No client traffic in this window.', 4);
+    }
   }
 
   function renderHealth() {

@@ -1,0 +1,184 @@
+import Foundation
+import TrafficCore
+import Yams
+
+/// Reads a `--networks` file (YAML):
+///
+/// ```yaml
+/// networks:
+///   - cidr: 192.0.2.0/24
+///     name: office
+///     labels: {site: paris}     # optional; exported once, as trafficmon_network_info{network,site}
+///   - cidr: 2001:db8:1::/48
+///     name: lab
+/// ```
+///
+/// Several blocks may share a name (their labels then add up; one label with two values
+/// is refused). The same block under two names, a bad block, a missing or unknown key, a
+/// name `unknown` or `other`, or a label name Prometheus would refuse is an error naming
+/// the file and line.
+///
+/// ```swift
+/// let networks = try NetworksFile.load(path: "/etc/trafficmon/networks.yaml")
+/// networks.name(of: IPAddress("192.0.2.7")!)   // "office"
+/// ```
+public enum NetworksFile {
+    /// The longest network name accepted, in characters.
+    public static let maxNameLength = 128
+
+    /// Reads and checks the file at `path`.
+    public static func load(path: String) throws(NetworksFileError) -> NamedNetworks {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw NetworksFileError(path: path, line: nil, message: exists ? "cannot be read" : "does not exist")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw NetworksFileError(path: path, line: nil, message: "is not UTF-8 text")
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Checks `text`, the contents of `path` (named in errors).
+    public static func parse(_ text: String, path: String) throws(NetworksFileError) -> NamedNetworks {
+        func fail(_ node: Node?, _ message: String) -> NetworksFileError {
+            NetworksFileError(path: path, line: node?.mark?.line, message: message)
+        }
+        let root: Node?
+        do {
+            // Every value is read as text (`scalar.string`), so no scalar needs its type
+            // resolved: the basic resolver skips the regular expressions that the default
+            // one runs on each scalar (most of the time of a 10,000-entry file).
+            root = try Yams.compose(yaml: text, .basic)
+        } catch let error as YamlError {
+            throw Self.describe(error, path: path)
+        } catch {
+            throw NetworksFileError(path: path, line: nil, message: "is not valid YAML (\(error))")
+        }
+        guard let root else { throw NetworksFileError(path: path, line: 1, message: "is empty: it needs a 'networks:' list") }
+        guard let top = root.mapping else { throw fail(root, "the file must be a mapping with a 'networks:' list") }
+        var list: Node?
+        for (key, value) in top {
+            guard key.scalar?.string == "networks" else {
+                throw fail(key, "unknown key '\(Self.show(key))' (the file holds one key, 'networks')")
+            }
+            list = value
+        }
+        guard let list else { throw fail(root, "no 'networks:' list") }
+        guard let entries = list.sequence else { throw fail(list, "'networks' must be a list of entries with 'cidr' and 'name'") }
+
+        var blocks: [NamedNetworks.Block] = []
+        var lines: [Int?] = []
+        var labels: [String: [(name: String, value: String)]] = [:]
+        var labelLines: [String: Int?] = [:]
+        for entry in entries {
+            guard let fields = entry.mapping else { throw fail(entry, "each entry of 'networks' must be a mapping with 'cidr' and 'name'") }
+            var cidr: Node?, name: Node?, entryLabels: Node?
+            for (key, value) in fields {
+                switch key.scalar?.string {
+                case "cidr": cidr = value
+                case "name": name = value
+                case "labels": entryLabels = value
+                default: throw fail(key, "unknown key '\(Self.show(key))' (an entry has 'cidr', 'name' and optionally 'labels')")
+                }
+            }
+            guard let cidr else { throw fail(entry, "the entry has no 'cidr'") }
+            guard let name else { throw fail(entry, "the entry has no 'name'") }
+            guard let cidrText = cidr.scalar?.string else { throw fail(cidr, "'cidr' must be a network such as 192.0.2.0/24") }
+            let prefix: NetworkPrefix
+            do {
+                prefix = try NetworkPrefix(parsing: cidrText)
+            } catch {
+                throw fail(cidr, "\(error)")
+            }
+            guard let nameText = name.scalar?.string else { throw fail(name, "'name' must be text") }
+            try checkName(nameText, node: name, fail: fail)
+            if let entryLabels {
+                guard let pairs = entryLabels.mapping else { throw fail(entryLabels, "'labels' must be a mapping such as {site: paris}") }
+                var known = labels[nameText] ?? []
+                for (key, value) in pairs {
+                    guard let labelName = key.scalar?.string, Self.isLabelName(labelName) else {
+                        throw fail(key, "'\(Self.show(key))' is not a label name (letters, digits and _, not starting with a digit or __)")
+                    }
+                    guard labelName != "network" else { throw fail(key, "the label 'network' is the network's name; pick another label name") }
+                    guard let labelValue = value.scalar?.string else { throw fail(value, "the label '\(labelName)' must have a text value") }
+                    if let earlier = known.first(where: { $0.name == labelName }) {
+                        guard earlier.value == labelValue else {
+                            let line = labelLines[nameText].flatMap { $0 }.map { " on line \($0)" } ?? ""
+                            throw fail(value, "network '\(nameText)' has \(labelName): \(labelValue) here but \(labelName): \(earlier.value)\(line)")
+                        }
+                    } else {
+                        known.append((labelName, labelValue))
+                    }
+                }
+                labels[nameText] = known
+                if labelLines[nameText] == nil { labelLines[nameText] = entryLabels.mark?.line }
+            }
+            blocks.append(NamedNetworks.Block(prefix: prefix, name: nameText))
+            lines.append(cidr.mark?.line)
+        }
+        do {
+            return try NamedNetworks(blocks, labels: labels)
+        } catch {
+            switch error {
+            case .conflict(let prefix, let first, let second):
+                let firstLine = lines[first].map { " on line \($0)" } ?? ""
+                throw NetworksFileError(
+                    path: path, line: lines[second],
+                    message: "\(prefix) is named '\(blocks[second].name)' here but '\(blocks[first].name)'\(firstLine); a block has one name")
+            case .reservedName(let position):
+                throw NetworksFileError(path: path, line: lines[position], message: "the name '\(blocks[position].name)' is reserved")
+            }
+        }
+    }
+
+    static func checkName(_ name: String, node: Node, fail: (Node?, String) -> NetworksFileError) throws(NetworksFileError) {
+        if name.isEmpty { throw fail(node, "'name' is empty") }
+        if name == NamedNetworks.unknown || name == NamedNetworks.other {
+            throw fail(node, "the name '\(name)' is reserved (traffic outside every network counts as 'unknown', parties not known one by one as 'other')")
+        }
+        if name.count > maxNameLength { throw fail(node, "the name is longer than \(maxNameLength) characters") }
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw fail(node, "the name holds a control character")
+        }
+    }
+
+    /// Prometheus' label name rule, without the reserved `__` prefix.
+    static func isLabelName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !name.hasPrefix("__") else { return false }
+        func letter(_ b: UInt8) -> Bool { (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == UInt8(ascii: "_") }
+        return letter(first) && name.utf8.allSatisfy { letter($0) || ($0 >= 0x30 && $0 <= 0x39) }
+    }
+
+    static func show(_ node: Node) -> String {
+        String((node.scalar?.string ?? "\(node)").prefix(40))
+    }
+
+    static func describe(_ error: YamlError, path: String) -> NetworksFileError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return NetworksFileError(path: path, line: mark.line, message: "is not valid YAML: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return NetworksFileError(path: path, line: context.mark.line, message: "a key appears twice in one mapping: \(duplicates.joined(separator: ", "))")
+        case .reader(let problem, _, _, _):
+            return NetworksFileError(path: path, line: nil, message: "cannot be read as YAML: \(problem)")
+        default:
+            return NetworksFileError(path: path, line: nil, message: "is not valid YAML (\(error))")
+        }
+    }
+}
+
+/// A `--networks` file that cannot be used: `FILE:LINE: what is wrong`.
+public struct NetworksFileError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    /// 1-based; `nil` when the problem is the whole file.
+    public let line: Int?
+    public let message: String
+
+    public var description: String {
+        if let line { return "\(path):\(line): \(message)" }
+        return "\(path) \(message)"
+    }
+}
