@@ -13,8 +13,8 @@ struct PromtoolTests {
     /// Every alert alerts.yml ships.
     static let alertNames = [
         "TrafficmonDown", "HighInboundTraffic", "HighOutboundTraffic", "ClientTrafficHigh", "ServerTrafficHigh", "CaptureDropping",
-        "NoTrafficCaptured", "SynFlood", "PortScanSuspected", "DnsServfailHigh", "DnsErrorsHigh",
-        "NetworkTrafficHigh", "FlowExporterSilent",
+        "NoTrafficCaptured", "FlowExporterSilent", "SynFlood", "PortScanSuspected", "DnsServfailHigh", "DnsErrorsHigh",
+        "NetworkTrafficHigh",
     ]
 
     static func run(_ arguments: [String]) throws -> TestProcess.Result {

@@ -50,7 +50,8 @@ import TrafficTestSupport
             ["--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--no-db", "--window", "1s", "--local-net", "10.0.0.0/29",
              "--flow-direction", "both"], in: dir)
         defer { server.stop() }
-        _ = try await server.waitUntilServing("/readyz")
+        // On a thread of its own: other suites may hold the cooperative pool for a while.
+        _ = try await TestProcess.offload { try server.waitUntilServing("/readyz", timeout: 90) }
         var ports: [String: UInt16] = [:]
         try await server.waitUntil("both collectors' ports in the log") {
             for match in server.stderr.matches(of: /collecting (\w+) on \S+ \(port (\d+)\)/) { ports[String(match.1)] = UInt16(match.2) }

@@ -59,7 +59,7 @@ import Glibc
     static func serve(_ flag: String, _ extra: [String] = [], in dir: URL) async throws -> (ServerProcess, UInt16) {
         let server = try ServerProcess.serve(
             [flag, "127.0.0.1:0", "--no-db", "--window", "1s", "--top", "10000"] + localNets + extra, in: dir)
-        _ = try await server.waitUntilServing("/readyz")
+        _ = try await TestProcess.offload { try server.waitUntilServing("/readyz", timeout: 90) }
         var port: UInt16?
         try await server.waitUntil("the collector's port in the log") {
             port = server.stderr.firstMatch(of: /\(port (\d+)\)/).flatMap { UInt16($0.1) }
@@ -141,6 +141,8 @@ import Glibc
             daemonize: false
             pcap_savefile: \(capture.path)
             plugins: nfprobe
+            plugin_pipe_size: 268435456
+            plugin_buffer_size: 65536
             nfprobe_receiver: 127.0.0.1:\(port)
             nfprobe_version: \(version)
             nfprobe_timeouts: tcp=10:tcp.rst=10:tcp.fin=10:udp=10:icmp=10:general=10:maxlife=10:expint=10
@@ -196,6 +198,10 @@ import Glibc
         #expect(metrics.value("trafficmon_flow_records_total", ["source": "netflow", "exporter": "127.0.0.1"]) == Double(exporter.records))
     }
 
+    /// pmacctd's core hands packets to its plugin through a ring it drops from when full, and
+    /// a savefile is read as fast as the core can: the configurations give the ring room for
+    /// the whole capture (256 MiB), so a busy machine loses nothing there.
+    ///
     /// pmacctd reads the capture through a FIFO; a second after the capture, two more
     /// frames (from 192.0.2.250, left out of the comparison) make its sFlow agent tick and
     /// send the datagram it was filling, which it would otherwise drop when it exits.
@@ -214,6 +220,8 @@ import Glibc
             daemonize: false
             pcap_savefile: \(fifo.path)
             plugins: sfprobe
+            plugin_pipe_size: 268435456
+            plugin_buffer_size: 65536
             sfprobe_receiver: 127.0.0.1:\(port)
             sfprobe_agentip: 127.0.0.1
             sampling_rate: \(rate)

@@ -22,7 +22,8 @@ import TrafficTestSupport
         let server = try ServerProcess.serve(
             ["--netflow", "127.0.0.1:0", "--netflow", "[::1]:0", "--no-db", "--window", "1s", "--local-net", "10.0.0.0/29"], in: dir)
         defer { server.stop() }
-        _ = try await server.waitUntilServing("/readyz")
+        // On a thread of its own: other suites may hold the cooperative pool for a while.
+        _ = try await TestProcess.offload { try server.waitUntilServing("/readyz", timeout: 90) }
         var ports: [String: UInt16] = [:]
         try await server.waitUntil("both inputs' ports in the log") {
             for match in server.stderr.matches(of: /collecting netflow on (\S+) \(port (\d+)\)/) { ports[String(match.1)] = UInt16(match.2) }

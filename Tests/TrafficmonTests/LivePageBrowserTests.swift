@@ -675,7 +675,8 @@ import Glibc
             ["serve", "--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--listen", "127.0.0.1:\(port)", "--no-db", "--window", "2s"]
                 + SyntheticTraffic.localNetworks.flatMap { ["--local-net", $0] }, port: port, in: dir)
         defer { server.stop() }
-        _ = try await server.waitUntilServing("/readyz")
+        // On a thread of its own: other suites may hold the cooperative pool for a while.
+        _ = try await TestProcess.offload { try server.waitUntilServing("/readyz", timeout: 90) }
         var netflow: UInt16?
         try await server.waitUntil("the NetFlow port in the log") {
             netflow = server.stderr.firstMatch(of: /collecting netflow on \S+ \(port (\d+)\)/).flatMap { UInt16($0.1) }
