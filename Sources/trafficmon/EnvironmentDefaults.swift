@@ -34,6 +34,8 @@ enum EnvironmentDefaults {
             ("snaplen", .value), ("buffer-size", .value), ("immediate-mode", .flag), ("log-level", .value),
             ("max-connections", .value), ("allowed-host", .list),
             ("networks", .value), ("asn-db", .value), ("country-db", .value), ("max-network-series", .value),
+            ("netflow", .list), ("sflow", .list), ("flow-direction", .value), ("flow-buffer-size", .value),
+            ("max-flow-exporters", .value),
         ],
     ]
 
