@@ -86,7 +86,9 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             var batched = 0
             for i in 0..<count {
-                prepared[batched] = aggregator.prepare(frame: frames.frame(i), decoder: decoder, timestamp: frames.timestamps[i], wireLength: frames.wireLengths[i])
+                aggregator.prepare(
+                    frame: frames.frame(i), decoder: decoder, timestamp: frames.timestamps[i], wireLength: frames.wireLengths[i],
+                    into: prepared.baseAddress! + batched)
                 batched += 1
                 if batched == prepared.count {
                     aggregator.count(prepared)
