@@ -48,8 +48,10 @@ import Glibc
     }
 
     /// `trafficmon report` on the capture, tallied.
-    static func report(_ capture: URL) throws -> [Key: Counts] {
-        let result = try TestProcess.run(TestProcess.trafficmon, ["report", capture.path, "--window", "1s"] + localNets)
+    /// (On a Dispatch thread, as is all blocking work here: a test holding a thread of the
+    /// cooperative pool, two on 2 cores, stalls the other suites' servers and clients.)
+    static func report(_ capture: URL) async throws -> [Key: Counts] {
+        let result = try await TestProcess.offload { try TestProcess.run(TestProcess.trafficmon, ["report", capture.path, "--window", "1s"] + localNets) }
         guard result.status == 0 else { throw TestProcess.Failure("report failed: \(result.stderr)") }
         let records = try TestProcess.lines(result.stdoutText).map { try JSONDecoder().decode(WindowRecord.self, from: Data($0.utf8)) }
         return tally(records)
@@ -135,8 +137,8 @@ import Glibc
         let pmacctd = try Self.tool("pmacctd")
         let dir = try TestProcess.temporaryDirectory("flows-nfprobe")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let capture = try Self.writeCapture(packets: 100_000, padded: false, in: dir)
-        let expected = try Self.report(capture)
+        let capture = try await TestProcess.offload { try Self.writeCapture(packets: 100_000, padded: false, in: dir) }
+        let expected = try await Self.report(capture)
         let (server, port) = try await Self.serve("--netflow", ["--flow-direction", "both"], in: dir)
         defer { server.stop() }
         let config = dir.appendingPathComponent("pmacctd.conf")
@@ -168,8 +170,8 @@ import Glibc
         let softflowd = try Self.tool("softflowd")
         let dir = try TestProcess.temporaryDirectory("flows-softflowd")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let capture = try Self.writeCapture(packets: 100_000, in: dir)
-        let expected = try Self.report(capture)
+        let capture = try await TestProcess.offload { try Self.writeCapture(packets: 100_000, in: dir) }
+        let expected = try await Self.report(capture)
         // softflowd marks the reverse half of each conversation as egress: count both.
         let (server, port) = try await Self.serve("--netflow", ["--flow-direction", "both"], in: dir)
         defer { server.stop() }
@@ -230,7 +232,7 @@ import Glibc
             sampling_rate: \(rate)
             pidfile: \(dir.appendingPathComponent("pmacctd.pid").path)
             """.write(to: config, atomically: true, encoding: .utf8)
-        let run = Task.detached { try TestProcess.run(URL(fileURLWithPath: pmacctd), ["-f", config.path], timeout: 300) }
+        let run = Task { try await TestProcess.offload { try TestProcess.run(URL(fileURLWithPath: pmacctd), ["-f", config.path], timeout: 300) } }
         // Once the samples stop coming (the capture is read), the tail.
         var last: UInt64 = 0
         var since = Date()
@@ -254,8 +256,8 @@ import Glibc
         let pmacctd = try Self.tool("pmacctd")
         let dir = try TestProcess.temporaryDirectory("flows-sflow")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let capture = try Self.writeCapture(packets: 100_000, in: dir)
-        let expected = try Self.report(capture)
+        let capture = try await TestProcess.offload { try Self.writeCapture(packets: 100_000, in: dir) }
+        let expected = try await Self.report(capture)
         let (server, port) = try await Self.serve("--sflow", in: dir)
         defer { server.stop() }
         try await Self.runPmacctd(pmacctd, capture: capture, rate: 1, port: port, server: server, in: dir)
@@ -279,8 +281,8 @@ import Glibc
         let pmacctd = try Self.tool("pmacctd")
         let dir = try TestProcess.temporaryDirectory("flows-sflow-10")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let capture = try Self.writeCapture(packets: 1_000_000, in: dir)
-        let expected = try Self.report(capture).values.reduce(Counts()) { $0 + $1 }
+        let capture = try await TestProcess.offload { try Self.writeCapture(packets: 1_000_000, in: dir) }
+        let expected = try await Self.report(capture).values.reduce(Counts()) { $0 + $1 }
         let (server, port) = try await Self.serve("--sflow", in: dir)
         defer { server.stop() }
         try await Self.runPmacctd(pmacctd, capture: capture, rate: 10, port: port, server: server, in: dir)
