@@ -69,54 +69,60 @@ import TrafficTestSupport
         }
         let before = try await Self.resident(server)
 
-        var generator = SystemRandomNumberGenerator()
-        var hostileNetflow = 0, hostileSFlow = 0, goodRecords = 0
-        func sendHostile(_ bytes: [UInt8], to port: UInt16) {
-            _ = hostile.send(bytes, to: "127.0.0.1", port: port)
-            if port == netflow { hostileNetflow += 1 } else { hostileSFlow += 1 }
-        }
-        // Random datagrams, to both sockets.
-        for _ in 0..<2000 {
-            let length = Int.random(in: 0...1500, using: &generator)
-            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            sendHostile(bytes, to: netflow)
-            sendHostile(bytes, to: sflow)
-        }
-        // Truncated headers of every version.
-        let v5 = FlowDatagrams.netflowV5([.init(source: "198.51.100.7", destination: "10.0.0.1", packets: 1, bytes: 100)], sequence: 0, unixSeconds: UInt32(now / 1000))
-        let v9 = FlowDatagrams.v9(uptime: 1000, unixSeconds: UInt32(now / 1000), sequence: 0, flowsets: [FlowDatagrams.v9Templates([(256, Self.v4Fields)])])
-        let message = Self.ipfix([FlowDatagrams.ipfixTemplates([(300, Self.v4Fields)])], sequence: 0)
-        let sample = FlowDatagrams.sflow(sequence: 1, samples: [FlowDatagrams.sflowCounterSample()])
-        for cut in [2, 10, 16, 19] {
-            sendHostile(Array(v5.prefix(cut)), to: netflow)
-            sendHostile(Array(v9.prefix(cut)), to: netflow)
-            sendHostile(Array(message.prefix(min(cut, 15))), to: netflow)
-            sendHostile(Array(sample.prefix(cut)), to: sflow)
-        }
-        // A template with a zero-length field.
-        sendHostile(Self.ipfix([FlowDatagrams.ipfixTemplates([(301, [F(E.sourceIPv4, 4), F(E.destinationIPv4, 0)])])], sequence: 1), to: netflow)
-        // A message whose length says more than the datagram holds, and a set past its message.
-        var long = Self.ipfix([FlowDatagrams.set(id: 256, Self.record(endMilliseconds: now))], sequence: 2)
-        long[2] = 0x20
-        sendHostile(long, to: netflow)
-        var longSet = Self.ipfix([FlowDatagrams.set(id: 256, Self.record(endMilliseconds: now))], sequence: 3)
-        longSet[16 + 3] = 200
-        sendHostile(longSet, to: netflow)
-        // 65,535 template ids (all that IPFIX numbers from 256 up) from one exporter, 64 per message,
-        // with the good exporter's data in between.
-        var id = 256, sequence: UInt32 = 1
-        while id <= 65535 {
-            let templates = (id..<min(id + 64, 65536)).map { (UInt16($0), Self.v4Fields) }
-            sendHostile(Self.ipfix([FlowDatagrams.ipfixTemplates(templates)], sequence: 4), to: netflow)
-            id += 64
-            if id % (64 * 64) == 0 {
-                #expect(good.send(Self.ipfix([FlowDatagrams.set(id: 256, Self.record(endMilliseconds: now))], sequence: sequence), to: "127.0.0.1", port: netflow))
-                sequence += 1
-                goodRecords += 1
+        // Built and sent on a Dispatch thread: tens of thousands of datagrams are seconds of
+        // work in a debug build, which must not hold a thread of the cooperative pool.
+        let (hostileNetflow, hostileSFlow, goodRecords, unsent) = try await TestProcess.offload {
+            var generator = SystemRandomNumberGenerator()
+            var hostileNetflow = 0, hostileSFlow = 0, goodRecords = 0, unsent = 0
+            func sendHostile(_ bytes: [UInt8], to port: UInt16) {
+                _ = hostile.send(bytes, to: "127.0.0.1", port: port)
+                if port == netflow { hostileNetflow += 1 } else { hostileSFlow += 1 }
             }
-            // Paced a little, so the test shows decoding, not the kernel's buffer.
-            if id % 4096 == 256 { try await Task.sleep(for: .milliseconds(5)) }
+            // Random datagrams, to both sockets.
+            for _ in 0..<2000 {
+                let length = Int.random(in: 0...1500, using: &generator)
+                let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                sendHostile(bytes, to: netflow)
+                sendHostile(bytes, to: sflow)
+            }
+            // Truncated headers of every version.
+            let v5 = FlowDatagrams.netflowV5([.init(source: "198.51.100.7", destination: "10.0.0.1", packets: 1, bytes: 100)], sequence: 0, unixSeconds: UInt32(now / 1000))
+            let v9 = FlowDatagrams.v9(uptime: 1000, unixSeconds: UInt32(now / 1000), sequence: 0, flowsets: [FlowDatagrams.v9Templates([(256, Self.v4Fields)])])
+            let message = Self.ipfix([FlowDatagrams.ipfixTemplates([(300, Self.v4Fields)])], sequence: 0)
+            let sample = FlowDatagrams.sflow(sequence: 1, samples: [FlowDatagrams.sflowCounterSample()])
+            for cut in [2, 10, 16, 19] {
+                sendHostile(Array(v5.prefix(cut)), to: netflow)
+                sendHostile(Array(v9.prefix(cut)), to: netflow)
+                sendHostile(Array(message.prefix(min(cut, 15))), to: netflow)
+                sendHostile(Array(sample.prefix(cut)), to: sflow)
+            }
+            // A template with a zero-length field.
+            sendHostile(Self.ipfix([FlowDatagrams.ipfixTemplates([(301, [F(E.sourceIPv4, 4), F(E.destinationIPv4, 0)])])], sequence: 1), to: netflow)
+            // A message whose length says more than the datagram holds, and a set past its message.
+            var long = Self.ipfix([FlowDatagrams.set(id: 256, Self.record(endMilliseconds: now))], sequence: 2)
+            long[2] = 0x20
+            sendHostile(long, to: netflow)
+            var longSet = Self.ipfix([FlowDatagrams.set(id: 256, Self.record(endMilliseconds: now))], sequence: 3)
+            longSet[16 + 3] = 200
+            sendHostile(longSet, to: netflow)
+            // 65,535 template ids (all that IPFIX numbers from 256 up) from one exporter, 64 per message,
+            // with the good exporter's data in between.
+            var id = 256, sequence: UInt32 = 1
+            while id <= 65535 {
+                let templates = (id..<min(id + 64, 65536)).map { (UInt16($0), Self.v4Fields) }
+                sendHostile(Self.ipfix([FlowDatagrams.ipfixTemplates(templates)], sequence: 4), to: netflow)
+                id += 64
+                if id % (64 * 64) == 0 {
+                    if !good.send(Self.ipfix([FlowDatagrams.set(id: 256, Self.record(endMilliseconds: now))], sequence: sequence), to: "127.0.0.1", port: netflow) { unsent += 1 }
+                    sequence += 1
+                    goodRecords += 1
+                }
+                // Paced a little, so the test shows decoding, not the kernel's buffer.
+                if id % 4096 == 256 { usleep(5000) }
+            }
+            return (hostileNetflow, hostileSFlow, goodRecords, unsent)
         }
+        #expect(unsent == 0, "the good exporter's datagrams were not all sent")
         let totalTemplates = 65535 - 256 + 1
 
         try await server.waitUntil("every datagram to be read", timeout: 60) {
@@ -167,18 +173,23 @@ import TrafficTestSupport
         (["--netflow", ":2055", "--read", "x.pcap"], "--read"),
         (["--netflow", ":2055", "--flow-buffer-size", "0"], "--flow-buffer-size"),
     ])
-    func badFlowFlagsAreOneSentence(arguments: [String], names: String) throws {
-        let result = try TestProcess.run(TestProcess.trafficmon, ["serve", "--no-db"] + arguments, environment: TestProcess.environment())
+    func badFlowFlagsAreOneSentence(arguments: [String], names: String) async throws {
+        let result = try await TestProcess.offload {
+            try TestProcess.run(TestProcess.trafficmon, ["serve", "--no-db"] + arguments, environment: TestProcess.environment())
+        }
         ReportCommandTests.expectOneErrorLine(result)
         #expect(result.status == 64)
         #expect(result.stderr.contains(names), "\(result.stderr)")
     }
 
-    @Test func aFlowPortInUseIsOneSentence() throws {
+    @Test func aFlowPortInUseIsOneSentence() async throws {
         let taken = try FlowCollector(kind: .netflow, listen: FlowListenAddress(parsing: "127.0.0.1:0"))
-        let result = try TestProcess.run(
-            TestProcess.trafficmon, ["serve", "--no-db", "--listen", "127.0.0.1:0", "--netflow", "127.0.0.1:\(taken.port)"],
-            environment: TestProcess.environment())
+        let port = taken.port
+        let result = try await TestProcess.offload {
+            try TestProcess.run(
+                TestProcess.trafficmon, ["serve", "--no-db", "--listen", "127.0.0.1:0", "--netflow", "127.0.0.1:\(port)"],
+                environment: TestProcess.environment())
+        }
         ReportCommandTests.expectOneErrorLine(result)
         #expect(result.stderr.contains("--netflow 127.0.0.1:\(taken.port)"), "\(result.stderr)")
     }
