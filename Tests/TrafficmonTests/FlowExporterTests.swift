@@ -51,10 +51,11 @@ import Glibc
     /// (On a Dispatch thread, as is all blocking work here: a test holding a thread of the
     /// cooperative pool, two on 2 cores, stalls the other suites' servers and clients.)
     static func report(_ capture: URL) async throws -> [Key: Counts] {
-        let result = try await TestProcess.offload { try TestProcess.run(TestProcess.trafficmon, ["report", capture.path, "--window", "1s"] + localNets) }
-        guard result.status == 0 else { throw TestProcess.Failure("report failed: \(result.stderr)") }
-        let records = try TestProcess.lines(result.stdoutText).map { try JSONDecoder().decode(WindowRecord.self, from: Data($0.utf8)) }
-        return tally(records)
+        try await TestProcess.offload {
+            let result = try TestProcess.run(TestProcess.trafficmon, ["report", capture.path, "--window", "1s"] + localNets)
+            guard result.status == 0 else { throw TestProcess.Failure("report failed: \(result.stderr)") }
+            return tally(try TestProcess.lines(result.stdoutText).map { try JSONDecoder().decode(WindowRecord.self, from: Data($0.utf8)) })
+        }
     }
 
     /// `trafficmon serve` collecting on a port the kernel picks; returns it and the port.
@@ -92,15 +93,16 @@ import Glibc
             }
             return records > 0 && Date().timeIntervalSince(since) >= quiet
         }
-        var closed: [WindowRecord] = []
+        // The records are large (--top 10000): decoded on a Dispatch thread, and the open
+        // window only for its packet count.
+        struct Packets: Decodable { var packets: UInt64 }
+        struct History: Decodable { var windows: [WindowRecord] }
         try await server.waitUntil("the windows to close", timeout: 30) {
-            let current = try JSONDecoder().decode(WindowRecord.self, from: try await server.get("/stats/current").body)
-            guard current.packets == 0 else { return false }
-            struct History: Decodable { var windows: [WindowRecord] }
-            closed = try JSONDecoder().decode(History.self, from: try await server.get("/stats/history?limit=10000").body).windows
-            return true
+            let body = try await server.get("/stats/current").body
+            return try await TestProcess.offload { try JSONDecoder().decode(Packets.self, from: body) }.packets == 0
         }
-        return closed
+        let body = try await server.get("/stats/history?limit=10000").body
+        return try await TestProcess.offload { try JSONDecoder().decode(History.self, from: body).windows }
     }
 
     /// The capture: frames timed in the recent past, so every flow has ended by the time it
@@ -141,7 +143,7 @@ import Glibc
         ], timeout: 120)
         #expect(run.status == 0, "softflowd: \(run.stderr)")
         let windows = try await Self.settle(server)
-        let got = Self.tally(windows)
+        let got = try await TestProcess.offload { Self.tally(windows) }
 
         // NetFlow v5 carries IPv4 only.
         let compared = version == 5 ? expected.filter { !$0.key.client.contains(":") } : expected
@@ -222,7 +224,7 @@ import Glibc
         defer { server.stop() }
         try await Self.runPmacctd(pmacctd, capture: capture, rate: 1, port: port, server: server, in: dir)
         let windows = try await Self.settle(server)
-        var got = Self.tally(windows)
+        var got = try await TestProcess.offload { Self.tally(windows) }
         got = got.filter { $0.key.client != "192.0.2.250" }
         var mismatches: [String] = []
         for key in Set(expected.keys).union(got.keys) where got[key] != expected[key] {
