@@ -10,8 +10,8 @@ import TrafficTestSupport
 @Suite(.serialized) struct FlowCollectorTests {
     static let window: Int64 = 5_000_000_000
 
-    static func configuration() -> WindowAggregator.Configuration {
-        WindowAggregator.Configuration(windowLength: window, localNetworks: LocalNetworks([try! NetworkPrefix(parsing: "10.0.0.0/8")]))
+    static func configuration() throws -> WindowAggregator.Configuration {
+        WindowAggregator.Configuration(windowLength: window, localNetworks: LocalNetworks([try NetworkPrefix(parsing: "10.0.0.0/8")]))
     }
 
     /// Receives until `done` holds or 5 s pass; returns the open window's start the shard counted into.
@@ -39,7 +39,7 @@ import TrafficTestSupport
     @Test func datagramsFromSeveralExportersOverIPv4AndIPv6AreCounted() throws {
         let collector = try FlowCollector(kind: .netflow, listen: FlowListenAddress(parsing: ":0"), direction: .both)
         #expect(collector.port > 0)
-        let shard = WindowShard(configuration: Self.configuration(), input: 0)
+        let shard = WindowShard(configuration: try Self.configuration(), input: 0)
         let a = try UDPSender(from: "127.0.0.2"), b = try UDPSender(from: "127.0.0.3"), c = try UDPSender(from: "::1")
         for i in 0..<50 {
             #expect(a.send(Self.v5("198.51.100.7", packets: 2, bytes: 200, sequence: UInt32(i)), to: "127.0.0.1", port: collector.port))
@@ -55,7 +55,7 @@ import TrafficTestSupport
         let tables = try #require(shard.take(before: .max).first)
         var facts = WindowFacts(start: tables.start, end: tables.start + Self.window, partial: false)
         facts.sources = ["netflow"]
-        let r = ClosedWindow(facts: facts, tables: [(tables.tables, shard)], configuration: Self.configuration()).record()
+        let r = ClosedWindow(facts: facts, tables: [(tables.tables, shard)], configuration: try Self.configuration()).record()
         #expect(r.in == Counts(packets: 300, bytes: 27_500))
         #expect(r.clients.map(\.ip.description) == ["198.51.100.8", "198.51.100.7", "198.51.100.9"])
     }
@@ -72,7 +72,7 @@ import TrafficTestSupport
 
     @Test func exportersPastTheLimitCountAsOther() throws {
         let collector = try FlowCollector(kind: .netflow, listen: FlowListenAddress(parsing: "127.0.0.1:0"), direction: .both, maxExporters: 2)
-        let shard = WindowShard(configuration: Self.configuration())
+        let shard = WindowShard(configuration: try Self.configuration())
         let senders = try (2...5).map { try UDPSender(from: "127.0.0.\($0)") }
         for (i, sender) in senders.enumerated() {
             sender.send(Self.v5("198.51.100.\(i + 1)", packets: 1, bytes: 100, sequence: 0), to: "127.0.0.1", port: collector.port)
@@ -86,7 +86,7 @@ import TrafficTestSupport
 
     @Test func garbageIsCountedAndDroppedAndTheNextDatagramCounts() throws {
         let collector = try FlowCollector(kind: .netflow, listen: FlowListenAddress(parsing: "127.0.0.1:0"), direction: .both)
-        let shard = WindowShard(configuration: Self.configuration())
+        let shard = WindowShard(configuration: try Self.configuration())
         let sender = try UDPSender(from: "127.0.0.2")
         var generator = SystemRandomNumberGenerator()
         for length in [0, 1, 3, 24, 200, 1400] {
@@ -112,7 +112,7 @@ import TrafficTestSupport
         ])
         for (filter, counted) in [(FlowDirectionFilter.ingress, 2), (.egress, 1), (.both, 3)] {
             let collector = try FlowCollector(kind: .netflow, listen: FlowListenAddress(parsing: "127.0.0.1:0"), direction: filter)
-            let shard = WindowShard(configuration: Self.configuration())
+            let shard = WindowShard(configuration: try Self.configuration())
             try UDPSender(from: "127.0.0.2").send(message, to: "127.0.0.1", port: collector.port)
             try Self.receive(collector, into: shard, open: Self.openWindow()) { collector.health.datagrams >= 1 }
             let exporter = try #require(collector.health.exporters.first)

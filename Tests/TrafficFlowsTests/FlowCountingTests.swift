@@ -10,20 +10,20 @@ import TrafficTestSupport
     static let window: Int64 = 5_000_000_000
     static let t0: Int64 = 1_700_000_000_000_000_000
 
-    static func configuration() -> WindowAggregator.Configuration {
+    static func configuration() throws -> WindowAggregator.Configuration {
         WindowAggregator.Configuration(
-            windowLength: window, localNetworks: LocalNetworks([try! NetworkPrefix(parsing: "10.0.0.0/8")]))
+            windowLength: window, localNetworks: LocalNetworks([try NetworkPrefix(parsing: "10.0.0.0/8")]))
     }
 
     static func record(_ shard: WindowShard, start: Int64) throws -> WindowRecord {
         var facts = WindowFacts(start: start, end: start + window, partial: false)
         facts.sources = ["netflow"]
         let tables = try #require(shard.take(start))
-        return ClosedWindow(facts: facts, tables: [(tables, shard)], configuration: configuration()).record()
+        return ClosedWindow(facts: facts, tables: [(tables, shard)], configuration: try configuration()).record()
     }
 
     @Test func aFlowCountsAsItsPacketsWouldUnderTheSameAttribution() throws {
-        let shard = WindowShard(configuration: Self.configuration())
+        let shard = WindowShard(configuration: try Self.configuration())
         // The reply half of a connection: server 10.0.0.1:443 to the remote client.
         let reply = DecodedPacket(flowFrom: addr("10.0.0.1"), to: addr("198.51.100.7"), ipProtocol: 6, sourcePort: 443, destinationPort: 51000)
         shard.countFlow(reply, packets: 12, bytes: 15_000, timestamp: Self.t0 + 1_000_000_000, sampled: false) { Self.t0 }
@@ -42,7 +42,7 @@ import TrafficTestSupport
     }
 
     @Test func aFlowThatEndedInAClosedWindowIsLateInTheOpenOne() throws {
-        let shard = WindowShard(configuration: Self.configuration())
+        let shard = WindowShard(configuration: try Self.configuration())
         let flow = DecodedPacket(flowFrom: addr("198.51.100.7"), to: addr("10.0.0.1"), ipProtocol: 17, sourcePort: 40000, destinationPort: 53)
         // The coordinator's open window starts at t0 + 5 s; the flow ended at t0 + 1 s.
         shard.countFlow(flow, packets: 3, bytes: 210, timestamp: Self.t0 + 1_000_000_000, sampled: true) { Self.t0 + Self.window }
@@ -55,7 +55,7 @@ import TrafficTestSupport
     }
 
     @Test func aSampledFrameCountsInItsBucketTimesTheRate() throws {
-        let shard = WindowShard(configuration: Self.configuration())
+        let shard = WindowShard(configuration: try Self.configuration())
         let decoder = try #require(PacketDecoder(linkType: .ethernet))
         let arp = FrameBuilder.arp.withUnsafeBytes { decoder.decode($0) }
         shard.countFlow(arp, packets: 100, bytes: 6000, timestamp: Self.t0, sampled: true) { Self.t0 }
