@@ -44,8 +44,9 @@ public final class PacketPump: @unchecked Sendable {
     /// The plain records of a classic pcap file, read from its map until the first that is
     /// not plain; then `nil` and libpcap reads on.
     var records: MappedRecords?
-    /// Whether mapped frames are left undecoded for the counting thread.
-    let defersMappedFrames: Bool
+    /// Whether mapped frames are left undecoded for the counting thread (its owner may
+    /// change it between batches, on the reading thread).
+    var defersMappedFrames: Bool
     /// The buffer this pump allocated itself (nil when the caller lends one).
     private let ownBuffer: UnsafeMutablePointer<PreparedPacket>?
     /// Frames read so far.

@@ -14,6 +14,11 @@ import TrafficCore
 /// all have, the walker passes the window, with every shard's tables, to `onClose`, in
 /// window order (the tables are merged when the record is built).
 ///
+/// The walker leaves the frames to the counting threads while they keep up; when
+/// `2 × threads` chunks or more wait for them, it decodes the next chunk's frames itself
+/// (with one counting thread on two cores the counter is the slower side, and the walker
+/// has time to spare), so the work balances between them.
+///
 /// One lock round trip per chunk and per window close, none per packet; a fixed set of
 /// chunks, allocated once, so memory stays bounded whatever the file. The windows and
 /// their totals are exactly those of counting on one thread; which parties are listed can
@@ -58,6 +63,12 @@ public final class ParallelPump: @unchecked Sendable {
     var mapping: MappedFile?
     var nextWorker = 0
     var decodedByCounters = 0
+    /// Chunks handed on and not yet taken by a counting thread.
+    var queuedChunks = 0
+    /// Whether the walker decodes frames itself while the counting threads are behind.
+    let walkerDecodesWhenBehind: Bool
+    /// The walker's pump of the file being read (walker thread).
+    private var walker: PacketPump?
 
     enum Item {
         case chunk(index: Int, count: Int, sequence: Int, decoder: PacketDecoder)
@@ -78,9 +89,11 @@ public final class ParallelPump: @unchecked Sendable {
     public var framesDecodedByCounters: Int { condition.withLock { decodedByCounters } }
 
     public init(
-        configuration: WindowAggregator.Configuration, threads: Int, chunks: Int = 32, onClose: @escaping (ClosedWindow) -> Void
+        configuration: WindowAggregator.Configuration, threads: Int, chunks: Int = 32, walkerDecodesWhenBehind: Bool = true,
+        onClose: @escaping (ClosedWindow) -> Void
     ) throws(CaptureError) {
         self.configuration = configuration
+        self.walkerDecodesWhenBehind = walkerDecodesWhenBehind
         self.threads = max(1, threads)
         self.onClose = onClose
         clock = WindowClock(windowLength: configuration.windowLength)
@@ -121,17 +134,20 @@ public final class ParallelPump: @unchecked Sendable {
                 source: source, shard: shards[0], buffer: base + first * Self.chunkSize, capacity: Self.chunkSize,
                 releasesReadPages: false, defersMappedFrames: true
             ) { [self] chunk, position in
-                publish(chunk, position: position)
+                let behind = publish(chunk, position: position)
+                walker?.defersMappedFrames = !(walkerDecodesWhenBehind && behind)
                 return base + takeFreeChunk() * Self.chunkSize
             }
         } catch {
             giveBack(chunk: first)
             throw error
         }
+        walker = pump
         let decoder = pump.decoder
         currentDecoder = decoder
         pump.place(with: clock) { [self] facts in broadcastClose(facts) }
         defer {
+            walker = nil
             if let placed = pump.clock { clock = placed }
             framesRead &+= pump.framesRead
             bytesRead &+= pump.bytesRead
@@ -165,18 +181,23 @@ public final class ParallelPump: @unchecked Sendable {
     }
 
     /// Hands a filled chunk to the next counting thread.
-    private func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>, position: Int) {
-        guard let baseAddress = chunk.baseAddress, let decoder = currentDecoder else { return }
+    /// Hands a filled chunk to the next counting thread; true when the counting threads
+    /// have fallen behind (`2 × threads` chunks or more waiting).
+    private func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>, position: Int) -> Bool {
+        guard let baseAddress = chunk.baseAddress, let decoder = currentDecoder else { return false }
         let index = (baseAddress - base) / Self.chunkSize
         condition.lock()
         let sequence = firstChunk + chunks.count
         chunks.append((false, position, mapping))
         queues[nextWorker].append(.chunk(index: index, count: chunk.count, sequence: sequence, decoder: decoder))
         nextWorker = (nextWorker + 1) % threads
+        queuedChunks += 1
+        let behind = queuedChunks >= 2 * threads
         condition.broadcast()
         let ready = takeReadyCloses()
         condition.unlock()
         emit(ready)
+        return behind
     }
 
     /// Tells every counting thread, after its chunks so far, that `facts`' window closed.
@@ -247,6 +268,7 @@ public final class ParallelPump: @unchecked Sendable {
             }
             let item = queues[i][queueHeads[i]]
             queueHeads[i] += 1
+            if case .chunk = item { queuedChunks -= 1 }
             if queueHeads[i] > 1024 {
                 queues[i].removeFirst(queueHeads[i])
                 queueHeads[i] = 0

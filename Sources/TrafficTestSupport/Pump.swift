@@ -48,7 +48,8 @@ public struct PumpResult {
 
 /// Reads a capture the way `trafficmon report` does, with `PacketPump` on the calling
 /// thread, or with `ParallelPump` (one walker, `threads` counting threads, `chunks` chunks
-/// in flight), and closes the last window.
+/// in flight; `walkerDecodesWhenBehind` false leaves every mapped frame to the counting
+/// threads), and closes the last window.
 ///
 /// ```swift
 /// let result = try Pump.file(url, configuration: configuration, threads: 2)
@@ -59,23 +60,25 @@ public enum Pump {
     /// Opening the file or starting the pump throws; a read error ends up in `failure`.
     public static func file(
         _ url: URL, filter: String? = nil, configuration: WindowAggregator.Configuration = .init(), threads: Int? = nil,
-        chunks: Int = 32, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
+        chunks: Int = 32, walkerDecodesWhenBehind: Bool = true, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
     ) throws(CaptureError) -> PumpResult {
         try source(
             try PacketSource.openFile(url.path, filter: filter), configuration: configuration, threads: threads, chunks: chunks,
-            onWindow: onWindow)
+            walkerDecodesWhenBehind: walkerDecodesWhenBehind, onWindow: onWindow)
     }
 
     /// Reads `source` to its end or its first read error, calling `onWindow` with each
     /// record as it closes. Starting the pump throws; a read error ends up in `failure`.
     public static func source(
         _ source: PacketSource, configuration: WindowAggregator.Configuration = .init(), threads: Int? = nil,
-        chunks: Int = 32, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
+        chunks: Int = 32, walkerDecodesWhenBehind: Bool = true, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
     ) throws(CaptureError) -> PumpResult {
         var result = PumpResult()
         if let threads {
             let records = LockedValue<[WindowRecord]>([])
-            let pump = try ParallelPump(configuration: configuration, threads: threads, chunks: chunks) { closed in
+            let pump = try ParallelPump(
+                configuration: configuration, threads: threads, chunks: chunks, walkerDecodesWhenBehind: walkerDecodesWhenBehind
+            ) { closed in
                 let record = closed.record()
                 closed.recycle()
                 records.withLock { $0.append(record) }

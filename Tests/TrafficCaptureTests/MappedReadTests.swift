@@ -220,7 +220,7 @@ struct MappedReadTests {
         let source = try PacketSource.openFile(url.path)
         let aggregator = WindowAggregator(configuration: .init()) { (_: WindowRecord) in }
         if pipelined {
-            let pump = try ParallelPump(configuration: .init(), threads: 2) { $0.recycle() }
+            let pump = try ParallelPump(configuration: .init(), threads: 2, walkerDecodesWhenBehind: false) { $0.recycle() }
             try pump.read(source)
             pump.finish()
             #expect(pump.framesRead == 200_000)

@@ -27,7 +27,7 @@ struct ParallelPumpTests {
         let url = dir.appendingPathComponent("many.pcap")
         let truth = try SyntheticTraffic.write(to: url, packets: 50_000, clients: 2_000, seconds: 40, seed: 5, snapLength: 128)
         let configuration = try Self.configuration(maxClients: maxClients, top: top)
-        let pipelined = try Pump.file(url, configuration: configuration, threads: threads, chunks: chunks)
+        let pipelined = try Pump.file(url, configuration: configuration, threads: threads, chunks: chunks, walkerDecodesWhenBehind: false)
         let single = try Pump.file(url, configuration: configuration)
         #expect(pipelined.failure == nil)
         #expect(pipelined.framesDecodedByCounter == 50_000)
@@ -45,6 +45,24 @@ struct ParallelPumpTests {
         #expect(pipelined.packets == truth.total.packets)
         #expect(pipelined.bytes == truth.total.bytes)
         expectWellFormed(pipelined.records, windowLength: 5_000_000_000)
+    }
+
+    /// One counting thread falls behind a walker that only places frames: the walker then
+    /// decodes chunks itself (the counter decodes fewer than all the frames), and the
+    /// records are those of one thread reading alone.
+    @Test func theWalkerDecodesWhenTheCounterFallsBehind() throws {
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("many.pcap")
+        let truth = try SyntheticTraffic.write(to: url, packets: 200_000, clients: 5_000, seconds: 30, seed: 8, snapLength: 128)
+        let configuration = try Self.configuration()
+        let shared = try Pump.file(url, configuration: configuration, threads: 1, chunks: 4)
+        let single = try Pump.file(url, configuration: configuration)
+        #expect(shared.failure == nil)
+        #expect(shared.framesRead == 200_000)
+        #expect(shared.framesDecodedByCounter < 200_000, "the walker decoded no chunk")
+        #expect(shared.records == single.records)
+        #expect(shared.packets == truth.total.packets && shared.bytes == truth.total.bytes)
     }
 
     @Test func aReadErrorComesAfterEveryPacketBeforeIt() throws {
@@ -122,7 +140,7 @@ struct DeferredDecodingTests {
         try data.write(to: url)
         let filter = variant == .filtered ? "tcp or vlan" : nil
         let configuration = try ParallelPumpTests.configuration()
-        let pipelined = try Pump.file(url, filter: filter, configuration: configuration, threads: 2)
+        let pipelined = try Pump.file(url, filter: filter, configuration: configuration, threads: 2, walkerDecodesWhenBehind: false)
         let single = try Pump.file(url, filter: filter, configuration: configuration)
 
         #expect(pipelined.failure == nil)
