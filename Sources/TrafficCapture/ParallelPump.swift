@@ -167,16 +167,7 @@ public final class ParallelPump: @unchecked Sendable {
         condition.lock()
         for i in 0..<threads { queues[i].append(.stop) }
         condition.broadcast()
-        while workersRunning > 0 || !pending.isEmpty {
-            let ready = takeReadyCloses()
-            if !ready.isEmpty {
-                condition.unlock()
-                emit(ready)
-                condition.lock()
-                continue
-            }
-            condition.wait()
-        }
+        waitHandingOnCloses { workersRunning > 0 || !pending.isEmpty }
         condition.unlock()
     }
 
@@ -211,10 +202,10 @@ public final class ParallelPump: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// A free chunk, waiting (and handing on closed windows meanwhile) while all are taken.
-    private func takeFreeChunk() -> Int {
-        condition.lock()
-        while freeChunks.isEmpty {
+    /// With the lock held: waits while `blocked()` holds, handing closed windows on
+    /// (without the lock) as they become ready.
+    private func waitHandingOnCloses(while blocked: () -> Bool) {
+        while blocked() {
             let ready = takeReadyCloses()
             if !ready.isEmpty {
                 condition.unlock()
@@ -224,6 +215,12 @@ public final class ParallelPump: @unchecked Sendable {
             }
             condition.wait()
         }
+    }
+
+    /// A free chunk, waiting (and handing on closed windows meanwhile) while all are taken.
+    private func takeFreeChunk() -> Int {
+        condition.lock()
+        waitHandingOnCloses { freeChunks.isEmpty }
         let chunk = freeChunks.removeLast()
         condition.unlock()
         return chunk

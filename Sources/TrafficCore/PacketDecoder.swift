@@ -360,29 +360,41 @@ public struct PacketDecoder: Sendable {
     }
 }
 
-/// The captured bytes of one frame, read through a non-nil base pointer: the decoder
-/// bounds-checks every offset against `count` itself, so reads need no other check.
-struct FrameBytes {
-    let base: UnsafeRawPointer
-    let count: Int
+/// Bytes read big-endian through a non-nil base pointer: a frame's captured bytes (the
+/// packet decoder) or a received datagram (the flow decoders). The reader bounds-checks
+/// every offset against `count` itself, so reads need no other check.
+///
+/// ```swift
+/// let bytes = FrameBytes(base: pointer, count: length)
+/// if bytes.count >= 4 { let version = bytes.u16(0) }
+/// ```
+@frozen public struct FrameBytes {
+    public let base: UnsafeRawPointer
+    public let count: Int
 
-    @inline(__always)
-    subscript(_ offset: Int) -> UInt8 {
+    @inlinable
+    public init(base: UnsafeRawPointer, count: Int) {
+        self.base = base
+        self.count = count
+    }
+
+    @inlinable @inline(__always)
+    public subscript(_ offset: Int) -> UInt8 {
         base.load(fromByteOffset: offset, as: UInt8.self)
     }
 
-    @inline(__always)
-    func u16(_ offset: Int) -> UInt16 {
+    @inlinable @inline(__always)
+    public func u16(_ offset: Int) -> UInt16 {
         UInt16(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
-    @inline(__always)
-    func u32(_ offset: Int) -> UInt32 {
+    @inlinable @inline(__always)
+    public func u32(_ offset: Int) -> UInt32 {
         UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
-    @inline(__always)
-    func u64(_ offset: Int) -> UInt64 {
+    @inlinable @inline(__always)
+    public func u64(_ offset: Int) -> UInt64 {
         UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 }

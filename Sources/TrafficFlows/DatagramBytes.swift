@@ -1,4 +1,7 @@
-/// The bytes of one received datagram, read big-endian through a base pointer. Every read
+import TrafficCore
+
+/// The bytes of one received datagram: the packet decoder's big-endian reader (`FrameBytes`)
+/// with the checks and reads the flow decoders add. Every read
 /// is checked by the caller against `count` first (`has(_:_:)`), so a datagram never makes
 /// a decoder read past its end, whatever its length fields claim.
 ///
@@ -7,15 +10,14 @@
 /// guard bytes.has(0, 4) else { return .truncated }
 /// let version = bytes.u16(0)
 /// ```
-struct DatagramBytes {
-    let base: UnsafeRawPointer
-    let count: Int
+typealias DatagramBytes = FrameBytes
 
+extension FrameBytes {
     /// `nil` for an empty buffer (it has no base address).
+    @inline(__always)
     init?(_ buffer: UnsafeRawBufferPointer) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return nil }
-        self.base = base
-        self.count = buffer.count
+        self.init(base: base, count: buffer.count)
     }
 
     /// Whether `length` bytes at `offset` lie inside the datagram (no overflow on hostile lengths).
@@ -25,24 +27,7 @@ struct DatagramBytes {
     }
 
     @inline(__always)
-    func u8(_ offset: Int) -> UInt8 {
-        base.load(fromByteOffset: offset, as: UInt8.self)
-    }
-
-    @inline(__always)
-    func u16(_ offset: Int) -> UInt16 {
-        UInt16(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-    }
-
-    @inline(__always)
-    func u32(_ offset: Int) -> UInt32 {
-        UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-    }
-
-    @inline(__always)
-    func u64(_ offset: Int) -> UInt64 {
-        UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-    }
+    func u8(_ offset: Int) -> UInt8 { self[offset] }
 
     /// An unsigned number of 1 to 8 bytes (IPFIX reduced-size encoding); 0 for other lengths.
     @inline(__always)
