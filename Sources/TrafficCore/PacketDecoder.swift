@@ -101,7 +101,7 @@ public struct PacketDecoder: Sendable {
     }
 
     /// Reads the link header: which network protocol follows, and where.
-    @inline(__always)
+    @inline(always)
     func linkLayer(_ data: FrameBytes) -> LinkResult {
         let n = data.count
         switch framing {
@@ -174,39 +174,43 @@ public struct PacketDecoder: Sendable {
         }
     }
 
-    @inline(__always)
+    /// Always inlined into `decode`, as are `linkLayer` and `decodeIPv6`: the packet path then
+    /// keeps the decoded fields in registers rather than in a returned value in memory.
+    @inline(always)
     func decodeIPv4(_ data: FrameBytes, at o: Int) -> DecodedPacket {
+        // Offsets are at most a frame's length (a 32-bit field) plus a few bytes: in a
+        // 64-bit Int `&+` cannot overflow, and spares the packet path a check per sum.
         let n = data.count
         guard n > o else { return .malformed(.truncatedIP) }
         let first = data[o]
         guard first >> 4 == 4 else { return .malformed(.badVersion) }
-        guard n >= o + 20 else { return .malformed(.truncatedIP) }
-        let headerLength = Int(first & 0x0F) * 4
+        guard n >= o &+ 20 else { return .malformed(.truncatedIP) }
+        let headerLength = Int(first & 0x0F) &* 4
         guard headerLength >= 20 else { return .malformed(.badHeaderLength) }
-        let totalLength = Int(data.u16(o + 2))
+        let totalLength = Int(data.u16(o &+ 2))
         // Zero total length: a TSO/GSO segment as Linux hands it to the capture.
         guard totalLength == 0 || totalLength >= headerLength else { return .malformed(.badHeaderLength) }
-        guard n >= o + headerLength else { return .malformed(.truncatedIP) }
+        guard n >= o &+ headerLength else { return .malformed(.truncatedIP) }
         var p = DecodedPacket()
         p.kind = .ip
-        p.source = IPAddress(ipv4: data.u32(o + 12))
-        p.destination = IPAddress(ipv4: data.u32(o + 16))
-        let proto = data[o + 9]
+        p.source = IPAddress(ipv4: data.u32(o &+ 12))
+        p.destination = IPAddress(ipv4: data.u32(o &+ 16))
+        let proto = data[o &+ 9]
         p.ipProtocol = proto
-        let fragment = data.u16(o + 6)
+        let fragment = data.u16(o &+ 6)
         p.isLaterFragment = fragment & 0x1FFF != 0
         if !p.isLaterFragment && Service.hasPorts(proto) {
-            let t = o + headerLength
-            guard n >= t + 4, totalLength == 0 || totalLength - headerLength >= 4 else {
+            let t = o &+ headerLength
+            guard n >= t &+ 4, totalLength == 0 || totalLength - headerLength >= 4 else {
                 return .malformed(.truncatedTransport)
             }
             p.sourcePort = data.u16(t)
-            p.destinationPort = data.u16(t + 2)
+            p.destinationPort = data.u16(t &+ 2)
             p.hasPorts = true
-            Self.readPastPorts(data, into: &p, transport: t, end: totalLength == 0 ? nil : o + totalLength,
+            Self.readPastPorts(data, into: &p, transport: t, end: totalLength == 0 ? nil : o &+ totalLength,
                                firstFragment: fragment & 0x2000 != 0)
         } else if proto == IPProtocol.icmp && !p.isLaterFragment {
-            let t = o + headerLength
+            let t = o &+ headerLength
             if n > t { p.isReply = Self.isICMPReply(data[t]) }
         }
         return p
@@ -220,8 +224,8 @@ public struct PacketDecoder: Sendable {
     static func readPastPorts(_ data: FrameBytes, into p: inout DecodedPacket, transport t: Int, end: Int?, firstFragment: Bool) {
         let dnsPort = p.sourcePort == 53 || p.destinationPort == 53
         if p.ipProtocol == IPProtocol.tcp {
-            let captured = data.count >= t + 14 && end.map({ t + 14 <= $0 }) ?? true
-            p.tcpFlags = captured ? TCPFlags(headerByte: data[t + 13]).rawValue : TCPFlags.unknown.rawValue
+            let captured = data.count >= t &+ 14 && end.map({ t &+ 14 <= $0 }) ?? true
+            p.tcpFlags = captured ? TCPFlags(headerByte: data[t &+ 13]).rawValue : TCPFlags.unknown.rawValue
             if dnsPort { p.dns = dnsOverTCP(data, segment: t, end: end).rawValue }
         } else if p.ipProtocol == IPProtocol.udp && dnsPort {
             p.dns = dnsOverUDP(data, segment: t, end: end, firstFragment: firstFragment).rawValue
@@ -305,7 +309,7 @@ public struct PacketDecoder: Sendable {
         (1...4).contains(type) || type == 129 || type == 134 || type == 136 || type == 140
     }
 
-    @inline(__always)
+    @inline(always)
     func decodeIPv6(_ data: FrameBytes, at o: Int) -> DecodedPacket {
         let n = data.count
         guard n > o else { return .malformed(.truncatedIP) }

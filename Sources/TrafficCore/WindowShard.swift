@@ -185,7 +185,7 @@ public final class WindowShard: @unchecked Sendable {
     /// Fills every field of `p` where it lies (a batch slot): the compiler may keep this out
     /// of line, and a returned value would then be copied over from a temporary written
     /// field by field (a store-forwarding stall per packet, measured).
-    @inline(__always)
+    @inline(always)
     func prepare(_ packet: DecodedPacket, timestamp: Int64, wireLength: Int, into p: inout PreparedPacket) {
         p.key = packet.kind == .ip ? attributor.flowKey(packet) : .empty
         p.timestamp = timestamp
