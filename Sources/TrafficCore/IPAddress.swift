@@ -52,10 +52,36 @@ extension IPAddress: CustomStringConvertible {
     /// Appends the canonical text form as UTF-8 to `out`.
     public func appendText(to out: inout some ByteSink) {
         if !isIPv6 {
+            // Rendered into 16 bytes on the stack, then appended at once.
+            var text: (UInt64, UInt64) = (0, 0)
             let v = ipv4Value
-            for shift in stride(from: 24, through: 0, by: -8) {
-                out.appendDecimal(UInt8(truncatingIfNeeded: v >> UInt32(shift)))
-                if shift != 0 { out.append(UInt8(ascii: ".")) }
+            withUnsafeMutableBytes(of: &text) { buffer in
+                let p = buffer.baseAddress!
+                var n = 0
+                @inline(__always) func octet(_ value: UInt32) {
+                    let b = Int(truncatingIfNeeded: value & 0xFF)
+                    if b >= 100 {
+                        p.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 &+ b / 100), toByteOffset: n, as: UInt8.self)
+                        n &+= 1
+                    }
+                    if b >= 10 {
+                        p.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 &+ (b / 10) % 10), toByteOffset: n, as: UInt8.self)
+                        n &+= 1
+                    }
+                    p.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 &+ b % 10), toByteOffset: n, as: UInt8.self)
+                    n &+= 1
+                }
+                octet(v >> 24)
+                p.storeBytes(of: UInt8(ascii: "."), toByteOffset: n, as: UInt8.self)
+                n &+= 1
+                octet(v >> 16)
+                p.storeBytes(of: UInt8(ascii: "."), toByteOffset: n, as: UInt8.self)
+                n &+= 1
+                octet(v >> 8)
+                p.storeBytes(of: UInt8(ascii: "."), toByteOffset: n, as: UInt8.self)
+                n &+= 1
+                octet(v)
+                out.append(bytes: UnsafeRawBufferPointer(start: p, count: n))
             }
             return
         }
@@ -100,12 +126,15 @@ extension IPAddress: CustomStringConvertible {
 private func appendHex(_ value: UInt16, to out: inout some ByteSink) {
     let digits: StaticString = "0123456789abcdef"
     var started = false
-    for shift in stride(from: 12, through: 0, by: -4) {
-        let nibble = Int((value >> UInt16(shift)) & 0xF)
+    var shift: UInt16 = 12
+    while true {
+        let nibble = Int((value >> shift) & 0xF)
         if nibble != 0 || started || shift == 0 {
             started = true
             out.append(digits.utf8Start[nibble])
         }
+        if shift == 0 { break }
+        shift &-= 4
     }
 }
 

@@ -168,18 +168,29 @@ extension WindowRecord {
 struct JSONWriter {
     var out: RawByteBuffer
 
-    @inline(__always)
+    @inline(always)
     mutating func raw(_ text: StaticString) {
         out.append(text)
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func number(_ value: UInt64) {
         out.appendDecimal(value)
     }
 
     mutating func string(_ text: String) {
         out.append(UInt8(ascii: "\""))
+        // Most text (names, labels) needs no escape: its bytes go in at once.
+        var contiguous = text
+        let plain = contiguous.withUTF8 { bytes in
+            guard bytes.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else { return false }
+            out.append(bytes: UnsafeRawBufferPointer(bytes))
+            return true
+        }
+        if plain {
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
@@ -230,8 +241,11 @@ struct JSONWriter {
     /// A `clients` or `servers` list.
     mutating func parties(_ list: [PartyRecord]) {
         raw("[")
-        for (i, party) in list.enumerated() {
+        // Indices, not `enumerated()`: that iterator, when not inlined, copies each record
+        // (retaining its services and strings) through a value witness.
+        for i in list.indices {
             if i > 0 { raw(",") }
+            let party = list[i]
             raw("{\"ip\":\"")
             party.ip.appendText(to: &out)
             raw("\",\"in\":")
@@ -240,7 +254,7 @@ struct JSONWriter {
             counts(party.out)
             raw(",\"services\":")
             services(party.services)
-            raw(party.local ? ",\"local\":true" : ",\"local\":false")
+            if party.local { raw(",\"local\":true") } else { raw(",\"local\":false") }
             if let tcp = party.tcp {
                 raw(",\"tcp\":{\"syn\":")
                 number(tcp.syn)
@@ -324,14 +338,16 @@ struct JSONWriter {
 
     mutating func services(_ list: [ServiceCounts]) {
         raw("[")
-        for (i, s) in list.enumerated() {
-            if i > 0 { raw(",") }
-            raw("{\"service\":\"")
+        for i in list.indices {
+            let s = list[i]
+            if i > 0 { raw(",{\"service\":\"") } else { raw("{\"service\":\"") }
             s.service.appendLabel(to: &out)
-            raw("\"")
-            raw(",\"direction\":")
-            raw(s.direction == .inbound ? "\"in\"" : "\"out\"")
-            raw(",\"packets\":")
+            // Each branch appends a literal of known length (no call to copy it).
+            if s.direction == .inbound {
+                raw("\",\"direction\":\"in\",\"packets\":")
+            } else {
+                raw("\",\"direction\":\"out\",\"packets\":")
+            }
             number(s.packets)
             raw(",\"bytes\":")
             number(s.bytes)
