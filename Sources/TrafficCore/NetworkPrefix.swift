@@ -32,13 +32,19 @@ public struct NetworkPrefix: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `ADDRESS/LENGTH`, or a bare address (a host prefix).
     public init(parsing text: String) throws(NetworkPrefixError) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = IPAddress(parts[0]) else { throw NetworkPrefixError(text: text) }
+        let utf8 = text.utf8
+        let slash = utf8.firstIndex(of: UInt8(ascii: "/"))
+        guard let address = IPAddress(text[..<(slash ?? text.endIndex)]) else { throw NetworkPrefixError(text: text) }
         var length = address.isIPv6 ? 128 : 32
-        if parts.count == 2 {
-            guard let value = Int(parts[1]), value >= 0, value <= length,
-                  parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else {
-                throw NetworkPrefixError(text: text)
+        if let slash {
+            // ASCII digits only (no sign, no space), at most the address's bit count.
+            let digits = utf8[utf8.index(after: slash)...]
+            guard !digits.isEmpty else { throw NetworkPrefixError(text: text) }
+            var value = 0
+            for b in digits {
+                guard b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") else { throw NetworkPrefixError(text: text) }
+                value = value * 10 + Int(b - UInt8(ascii: "0"))
+                guard value <= length else { throw NetworkPrefixError(text: text) }
             }
             length = value
         }

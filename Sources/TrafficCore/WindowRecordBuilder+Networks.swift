@@ -6,24 +6,28 @@ extension WindowRecordBuilder {
     /// Adds `networks` (both sides, past `top` per side folded into `other`), `countries` and
     /// `asns` (clients) to `record`, and the same facts to each listed party, for what is
     /// configured. Returns every network's traffic before the fold (for the counters).
-    func addWho(to record: inout WindowRecord, clients: PartySide, servers: PartySide) -> [NetworkCounts]? {
+    /// Each side comes with its listed parties' dense indices (`PartySide.fold`).
+    func addWho(
+        to record: inout WindowRecord, clients: (side: PartySide, listed: [Int32]), servers: (side: PartySide, listed: [Int32])
+    ) -> [NetworkCounts]? {
         var totals: [NetworkCounts]?
         if let networks {
-            let all = Self.networkCounts(clients, side: .client, networks: networks, listed: &record.clients)
-                + Self.networkCounts(servers, side: .server, networks: networks, listed: &record.servers)
+            let all = Self.networkCounts(clients.side, side: .client, networks: networks, listed: &record.clients, at: clients.listed)
+                + Self.networkCounts(servers.side, side: .server, networks: networks, listed: &record.servers, at: servers.listed)
             totals = all
             record.networks = all
             if let top { record.foldWho(top: top) }
         }
         if let origins, origins.providesASN || origins.providesCountry {
-            Self.addOrigins(of: clients, lookup: origins, to: &record, top: top)
+            Self.addOrigins(of: clients.side, listedAt: clients.listed, lookup: origins, to: &record, top: top)
         }
         return totals
     }
 
-    /// One side's traffic per named network (sorted), and the network of each listed party.
+    /// One side's traffic per named network (sorted), and the network of each listed party
+    /// (whose dense indices are `indices`).
     static func networkCounts(
-        _ side: PartySide, side label: NetworkSide, networks: NamedNetworks, listed: inout [PartyRecord]
+        _ side: PartySide, side label: NetworkSide, networks: NamedNetworks, listed: inout [PartyRecord], at indices: [Int32]
     ) -> [NetworkCounts] {
         let n = networks.names.count
         // Index n is `unknown`.
@@ -43,16 +47,15 @@ extension WindowRecordBuilder {
         }
         entries.append(NetworkCounts(network: NamedNetworks.other, side: label, in: side.otherIn, out: side.otherOut))
         for j in listed.indices {
-            guard let entry = side.parties.entry(PartyKey(listed[j].ip)) else { continue }
-            let k = Int(networkOf[Int(entry.aux)])
+            let k = Int(networkOf[Int(indices[j])])
             listed[j].network = k < n ? networks.names[k] : NamedNetworks.unknown
         }
         return WindowRecord.sortedAndFolded(entries, top: nil, name: \.network, other: NetworkCounts(network: NamedNetworks.other, side: label))
     }
 
     /// The clients' traffic per country and per AS (past `top` ASes folded into `other`),
-    /// and each listed client's origin.
-    static func addOrigins(of clients: PartySide, lookup: any OriginLookup, to record: inout WindowRecord, top: Int?) {
+    /// and each listed client's origin (the listed clients' dense indices are `indices`).
+    static func addOrigins(of clients: PartySide, listedAt indices: [Int32], lookup: any OriginLookup, to record: inout WindowRecord, top: Int?) {
         let origins = lookup.origins(of: clients.addresses)
         guard origins.count == clients.addresses.count else { return }
         if lookup.providesCountry {
@@ -83,8 +86,7 @@ extension WindowRecordBuilder {
                 Array(byASN.values) + [unknown, other], top: top, name: \.asn, other: ASNCounts(asn: ClientOrigin.other))
         }
         for j in record.clients.indices {
-            guard let entry = clients.parties.entry(PartyKey(record.clients[j].ip)) else { continue }
-            let origin = origins[Int(entry.aux)]
+            let origin = origins[Int(indices[j])]
             if lookup.providesCountry { record.clients[j].country = origin.countryLabel }
             if lookup.providesASN {
                 record.clients[j].asn = origin.asnLabel

@@ -28,8 +28,8 @@ struct WindowRecordBuilder {
         var protocols = ProtocolCounts(tallies: t.protocols)
         protocols.synClients = clients.synClients()
         let servers = PartySide(parties: t.servers, flows: t.serverFlows, demoted: t.demotedServers)
-        let (listedClients, other) = clients.fold(top: top, otherParties: t.otherClients.count, localNetworks: localNetworks)
-        let (listedServers, otherServers) = servers.fold(top: top, otherParties: t.otherServers.count, localNetworks: localNetworks)
+        let (listedClients, other, clientIndices) = clients.fold(top: top, otherParties: t.otherClients.count, localNetworks: localNetworks)
+        let (listedServers, otherServers, serverIndices) = servers.fold(top: top, otherParties: t.otherServers.count, localNetworks: localNetworks)
         let windowIn = clients.totalIn, windowOut = clients.totalOut
         var windowServices = [ServiceCounts]()
         windowServices.reserveCapacity(serviceTotals.count)
@@ -58,7 +58,8 @@ struct WindowRecordBuilder {
                 interfaces: interfaces),
             services: Self.sortedAndFolded(windowServices, top: top),
             protocols: protocols)
-        let networkTotals = addWho(to: &record, clients: clients, servers: servers)
+        let networkTotals = addWho(
+            to: &record, clients: (clients, clientIndices), servers: (servers, serverIndices))
         return BuiltWindow(
             record: record,
             clientTotals: tracked.clients.map { clients.totals(of: $0, foldedPastLimit: t.otherClients.count > 0, partsUnknown: t.foldedUnnamed) },
@@ -199,8 +200,9 @@ struct PartySide {
     }
 
     /// The listed parties (at most `top`, with their services) and `other`: the unlisted
-    /// ones plus the `otherParties` counted past `maxClients`.
-    func fold(top: Int?, otherParties: UInt64, localNetworks: LocalNetworks) -> ([PartyRecord], OtherCounts) {
+    /// ones plus the `otherParties` counted past `maxClients`; and the listed parties' dense
+    /// indices, in the order listed.
+    func fold(top: Int?, otherParties: UInt64, localNetworks: LocalNetworks) -> ([PartyRecord], OtherCounts, [Int32]) {
         let count = addresses.count
         var keys = [OrderKey]()
         keys.reserveCapacity(count)
@@ -241,14 +243,17 @@ struct PartySide {
         }
         var parties = [PartyRecord]()
         parties.reserveCapacity(listed)
+        var indices = [Int32]()
+        indices.reserveCapacity(listed)
         for p in 0..<listed {
+            indices.append(keys[p].index)
             let i = Int(keys[p].index)
             parties.append(PartyRecord(
                 ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
                 services: WindowRecordBuilder.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top),
                 tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
         }
-        return (parties, other)
+        return (parties, other, indices)
     }
 
     /// The clients whose SYNs reached the most services, most first (`ProtocolCounts.synClients`).

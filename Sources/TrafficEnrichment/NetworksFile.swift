@@ -139,8 +139,13 @@ public enum NetworksFile {
         if name == NamedNetworks.unknown || name == NamedNetworks.other {
             throw fail(node, "the name '\(name)' is reserved (traffic outside every network counts as 'unknown', parties not known one by one as 'other')")
         }
-        if name.count > maxNameLength { throw fail(node, "the name is longer than \(maxNameLength) characters") }
-        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        // Printable ASCII (most names) holds no control character and counts one character
+        // per byte; other text is looked at character by character.
+        let printableASCII = name.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+        if (printableASCII ? name.utf8.count : name.count) > maxNameLength {
+            throw fail(node, "the name is longer than \(maxNameLength) characters")
+        }
+        if !printableASCII && name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw fail(node, "the name holds a control character")
         }
     }
