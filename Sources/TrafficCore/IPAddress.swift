@@ -49,51 +49,51 @@ extension IPAddress: CustomStringConvertible {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends the canonical text form as UTF-8 to `out`.
+    /// Appends the canonical text form as UTF-8 to `out`. The text is put together in 48
+    /// bytes on the stack and appended at once.
     public func appendText(to out: inout some ByteSink) {
-        if !isIPv6 {
-            // Rendered into 16 bytes on the stack, then appended at once.
-            var text: (UInt64, UInt64) = (0, 0)
-            let v = ipv4Value
-            withUnsafeMutableBytes(of: &text) { buffer in
-                let p = buffer.baseAddress!
-                var n = 0
-                @inline(__always) func octet(_ value: UInt32) {
-                    let b = Int(truncatingIfNeeded: value & 0xFF)
-                    if b >= 100 {
-                        p.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 &+ b / 100), toByteOffset: n, as: UInt8.self)
-                        n &+= 1
-                    }
-                    if b >= 10 {
-                        p.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 &+ (b / 10) % 10), toByteOffset: n, as: UInt8.self)
-                        n &+= 1
-                    }
-                    p.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 &+ b % 10), toByteOffset: n, as: UInt8.self)
-                    n &+= 1
-                }
-                octet(v >> 24)
-                p.storeBytes(of: UInt8(ascii: "."), toByteOffset: n, as: UInt8.self)
-                n &+= 1
-                octet(v >> 16)
-                p.storeBytes(of: UInt8(ascii: "."), toByteOffset: n, as: UInt8.self)
-                n &+= 1
-                octet(v >> 8)
-                p.storeBytes(of: UInt8(ascii: "."), toByteOffset: n, as: UInt8.self)
-                n &+= 1
-                octet(v)
-                out.append(bytes: UnsafeRawBufferPointer(start: p, count: n))
-            }
-            return
+        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &text) { buffer in
+            let p = buffer.baseAddress!
+            let n = isIPv6 ? writeIPv6(to: p) : Self.writeIPv4(ipv4Value, to: p, at: 0)
+            out.append(bytes: UnsafeRawBufferPointer(start: p, count: n))
         }
+    }
+
+    /// Writes dotted-quad text at `p + start` (at most 15 bytes; the byte after them may be
+    /// overwritten); returns where it ends.
+    @inline(__always)
+    static func writeIPv4(_ v: UInt32, to p: UnsafeMutableRawPointer, at start: Int) -> Int {
+        var n = start
+        @inline(__always) func octet(_ shift: UInt32) {
+            let entry = octetText[Int(truncatingIfNeeded: (v >> shift) & 0xFF)]
+            // The digits, then a dot (cut after the last octet).
+            p.storeBytes(of: (entry & 0xFF_FFFF) | UInt32(UInt8(ascii: ".")) << (8 * (entry >> 24)), toByteOffset: n, as: UInt32.self)
+            n &+= Int(entry >> 24) &+ 1
+        }
+        octet(24)
+        octet(16)
+        octet(8)
+        octet(0)
+        return n &- 1
+    }
+
+    /// RFC 5952 text (at most 45 bytes); returns its length.
+    @inline(__always)
+    func writeIPv6(to p: UnsafeMutableRawPointer) -> Int {
         @inline(__always) func group(_ i: Int) -> UInt16 {
             i < 4 ? UInt16(truncatingIfNeeded: high >> UInt64(48 - 16 * i))
                 : UInt16(truncatingIfNeeded: low >> UInt64(48 - 16 * (i - 4)))
         }
+        var n = 0
+        @inline(__always) func put(_ byte: UInt8) {
+            p.storeBytes(of: byte, toByteOffset: n, as: UInt8.self)
+            n &+= 1
+        }
         // RFC 5952: IPv4-mapped addresses keep the dotted quad.
         if high == 0 && (low >> 32) == 0xFFFF {
-            out.append("::ffff:")
-            IPAddress(ipv4: UInt32(truncatingIfNeeded: low)).appendText(to: &out)
-            return
+            for byte in "::ffff:".utf8 { put(byte) }
+            return Self.writeIPv4(UInt32(truncatingIfNeeded: low), to: p, at: n)
         }
         // RFC 5952 4.2: the longest run (first one on a tie) of two or more zero groups becomes "::".
         var bestStart = -1, bestLength = 0, runStart = -1
@@ -106,36 +106,37 @@ extension IPAddress: CustomStringConvertible {
                 runStart = -1
             }
         }
+        let digits: StaticString = "0123456789abcdef"
         var i = 0
         while i < 8 {
             if i == bestStart {
-                out.append(UInt8(ascii: ":"))
-                if i == 0 { out.append(UInt8(ascii: ":")) }
+                put(UInt8(ascii: ":"))
+                if i == 0 { put(UInt8(ascii: ":")) }
                 i += bestLength
                 if i == 8 { break }
                 continue
             }
-            appendHex(group(i), to: &out)
-            if i < 7 { out.append(UInt8(ascii: ":")) }
+            // Lowercase hex without leading zeros (one digit for zero).
+            let value = group(i)
+            var shift = max(0, (15 - value.leadingZeroBitCount) & ~3)
+            while shift >= 0 {
+                put(digits.utf8Start[Int((value >> UInt16(shift)) & 0xF)])
+                shift -= 4
+            }
+            if i < 7 { put(UInt8(ascii: ":")) }
             i += 1
         }
+        return n
     }
 }
 
-@inline(__always)
-private func appendHex(_ value: UInt16, to out: inout some ByteSink) {
-    let digits: StaticString = "0123456789abcdef"
-    var started = false
-    var shift: UInt16 = 12
-    while true {
-        let nibble = Int((value >> shift) & 0xF)
-        if nibble != 0 || started || shift == 0 {
-            started = true
-            out.append(digits.utf8Start[nibble])
-        }
-        if shift == 0 { break }
-        shift &-= 4
-    }
+/// Each octet's decimal text in the low three bytes (unused ones zero) and its length
+/// in the top byte.
+private let octetText: [UInt32] = (0..<256).map { (value: Int) -> UInt32 in
+    let digits = Array(String(value).utf8)
+    var entry = UInt32(digits.count) << 24
+    for (i, digit) in digits.enumerated() { entry |= UInt32(digit) << (8 * UInt32(i)) }
+    return entry
 }
 
 extension IPAddress {
