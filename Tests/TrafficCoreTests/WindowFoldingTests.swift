@@ -1,5 +1,6 @@
 import Testing
 import TrafficCore
+import TrafficTestSupport
 
 /// `WindowRecord.folded(top:)` (`/stats/history?top=K`): at most K services named, in the
 /// window's list and in each listed client's, the rest under `other`, whatever the count.
@@ -31,5 +32,39 @@ import TrafficCore
                 #expect(client.services.reduce(0) { $0 + $1.bytes } == client.total.bytes)
             }
         }
+    }
+
+    /// A window of 3,000 packets from 300 clients (IPv4 and IPv6) of three sizes: many
+    /// clients tie on bytes and packets, so the address decides their place.
+    static func crowd(top: Int?) -> WindowRecord {
+        var closed: [WindowRecord] = []
+        let configuration = WindowAggregator.Configuration(windowLength: 1_000_000_000, top: top)
+        let aggregator = WindowAggregator(configuration: configuration) { (r: WindowRecord) in closed.append(r) }
+        var rng = SplitMix64(seed: 50)
+        for _ in 0..<3000 {
+            let n = rng.next() % 300
+            let client = n % 2 == 0 ? IPAddress(ipv4: 0xC633_6400 &+ UInt32(n)) : IPAddress(ipv6High: 0x2001_0DB8_0000_0000, low: n)
+            aggregator.add(
+                Attribution(client: client, server: IPAddress(ipv4: 0x0A00_0001), direction: .inbound, service: Service(label: "TCP/443")!),
+                timestamp: 1_000_000_000, wireLength: 100 * (1 + Int(rng.next() % 3)))
+        }
+        aggregator.finish()
+        return closed[0]
+    }
+
+    /// `--top K` lists the first K clients of the full listing, in its order, and `other`
+    /// holds exactly the rest: whether K is small against the clients (a selection) or not.
+    @Test(arguments: [0, 1, 7, 50, 299, 300, 1000])
+    func topListsTheHeadOfTheFullOrder(top: Int) {
+        let full = Self.crowd(top: nil)
+        #expect(full.clients.count == 300)
+        let cut = Self.crowd(top: top)
+        let listed = min(top, full.clients.count)
+        #expect(cut.clients.map(\.ip) == full.clients.prefix(listed).map(\.ip))
+        #expect(cut.clients.map(\.total) == full.clients.prefix(listed).map(\.total))
+        let rest = full.clients.dropFirst(listed)
+        #expect(cut.other.clients == UInt64(rest.count))
+        #expect(cut.other.in == rest.reduce(Counts.zero) { $0 + $1.in })
+        #expect(cut.other.out == rest.reduce(Counts.zero) { $0 + $1.out })
     }
 }
