@@ -85,10 +85,13 @@ struct CounterTable<Key: TableKey>: @unchecked Sendable {
         }
     }
 
-    /// Starts loading the slot a key with `hash` probes first, for a lookup a few packets later.
+    /// Starts loading the slot a key with `hash` probes first, for a lookup a few packets later:
+    /// both of its cache lines (an entry of 48 bytes straddles two lines in half the slots).
     @inline(__always)
     func prefetch(hash: Int) {
-        trafficmon_prefetch_for_write(storage + (hash & mask))
+        let slot = UnsafeMutableRawPointer(storage + (hash & mask))
+        trafficmon_prefetch_for_write(slot)
+        trafficmon_prefetch_for_write(slot + (MemoryLayout<Entry>.stride - 1))
     }
 
     /// Adds to an existing entry and returns its slot; when `key` is absent, changes nothing
