@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TrafficCore
 
 /// Reads capture files on one thread (the walker) and decodes and counts on `threads`
@@ -69,6 +70,8 @@ public final class ParallelPump: @unchecked Sendable {
     let walkerDecodesWhenBehind: Bool
     /// The walker's pump of the file being read (walker thread).
     private var walker: PacketPump?
+    /// Set by `stop()`: `read` returns at its next chunk of frames.
+    private let stopRequested = Atomic<Bool>(false)
 
     enum Item {
         case chunk(index: Int, count: Int, sequence: Int, decoder: PacketDecoder)
@@ -154,7 +157,13 @@ public final class ParallelPump: @unchecked Sendable {
             // The chunk the pump would have filled next.
             giveBack(chunk: (pump.batch - base) / Self.chunkSize)
         }
-        try pump.drain(batch: Int32(Self.chunkSize * 4))
+        while !stopRequested.load(ordering: .relaxed), try pump.dispatch(maxPackets: Int32(Self.chunkSize * 4)) > 0 {}
+    }
+
+    /// Makes `read` return soon, with the frames read so far counted (from any thread: the
+    /// consumer of the windows, say, when it cannot use them). `finish()` is still called.
+    public func stop() {
+        stopRequested.store(true, ordering: .relaxed)
     }
 
     /// The decoder of the file being read (walker thread).

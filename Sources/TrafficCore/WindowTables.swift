@@ -386,8 +386,9 @@ public struct ClosedWindow: @unchecked Sendable {
     public let top: Int?
     /// Marks the listed parties `local`.
     let localNetworks: LocalNetworks
-    /// Name networks, ASes and countries in the record (`--networks`, `--asn-db`, `--country-db`).
-    let networks: NamedNetworks?
+    /// Name networks, ASes and countries in the record (`--networks`, `--asn-db`, `--country-db`);
+    /// the networks may be given after the window closed (`report` reads the file meanwhile).
+    public var networks: NamedNetworks?
     let origins: (any OriginLookup)?
 
     public init(facts: WindowFacts, tables: [(WindowTables, WindowShard?)], configuration: WindowAggregator.Configuration) {

@@ -3,27 +3,33 @@ import TrafficCore
 import TrafficEnrichment
 
 extension AggregationOptions {
-    /// Reads `--networks` and opens `--asn-db` and `--country-db` into `configuration`;
+    /// Reads `--networks` (unless `readingNetworks` is false: the caller reads it itself,
+    /// with `readNetworks()`) and opens `--asn-db` and `--country-db` into `configuration`;
     /// a file that cannot be used ends the start with one line naming it (exit 2).
     ///
     /// ```swift
     /// var configuration = WindowAggregator.Configuration()
     /// try aggregation.addWho(to: &configuration)
     /// ```
-    func addWho(to configuration: inout WindowAggregator.Configuration) throws {
-        if let networks {
-            do {
-                configuration.networks = try NetworksFile.load(path: networks)
-            } catch {
-                throw UserFacingError("--networks \(error)")
-            }
-        }
+    func addWho(to configuration: inout WindowAggregator.Configuration, readingNetworks: Bool = true) throws {
+        if readingNetworks { configuration.networks = try readNetworks() }
         if asnDB != nil || countryDB != nil {
             do {
                 configuration.origins = try MaxMindOrigins(asnDatabase: asnDB, countryDatabase: countryDB)
             } catch {
                 throw UserFacingError("\(error.path == asnDB ? "--asn-db" : "--country-db") \(error)")
             }
+        }
+    }
+
+    /// The `--networks` file's networks (`nil` without the flag); a file that cannot be used
+    /// is one line naming it.
+    func readNetworks() throws -> NamedNetworks? {
+        guard let networks else { return nil }
+        do {
+            return try NetworksFile.load(path: networks)
+        } catch {
+            throw UserFacingError("--networks \(error)")
         }
     }
 
