@@ -60,8 +60,8 @@ extension IPAddress: CustomStringConvertible {
         }
     }
 
-    /// Writes dotted-quad text at `p + start` (at most 15 bytes; the byte after them may be
-    /// overwritten); returns where it ends.
+    /// Writes dotted-quad text at `p + start` (at most 15 bytes) and returns where it ends;
+    /// the 16 bytes from `p + start` are written (past the text, with dots and zeros).
     @inline(__always)
     static func writeIPv4(_ v: UInt32, to p: UnsafeMutableRawPointer, at start: Int) -> Int {
         var n = start

@@ -134,25 +134,6 @@ public struct NamedNetworks: Sendable {
         return low - 1
     }
 
-    /// `lastStart` for IPv4 (the common case, once per party per window): the halving step
-    /// is arithmetic on the difference's sign rather than a branch on a comparison, which
-    /// the parties' order (none useful) would mispredict half the time.
-    @inline(__always)
-    static func lastStart(atMost value: UInt32, in starts: [UInt32]) -> Int {
-        starts.withUnsafeBufferPointer { s in
-            var base = 0, n = s.count
-            guard n > 0 else { return -1 }
-            while n > 1 {
-                let half = n >> 1
-                // Non-negative exactly when s[base + half] <= value: keep the upper half then.
-                let difference = Int64(value) &- Int64(s[base &+ half])
-                base &+= half & ~Int(difference >> 63)
-                n &-= half
-            }
-            return s[base] <= value ? base : base &- 1
-        }
-    }
-
     /// A block's first and last address, as 128-bit numbers (IPv4 in the low 32 bits).
     static func range(of prefix: NetworkPrefix) -> (UInt128, UInt128) {
         let a = prefix.address
