@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -42,7 +43,10 @@ let package = Package(
         ),
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
-        .target(name: "TrafficCore", dependencies: ["CTrafficCoreShims"], swiftSettings: hotPathSettings),
+        .target(
+            name: "TrafficCore",
+            dependencies: ["CTrafficCoreShims", .product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: hotPathSettings),
         // Keeps a capture file's memory map readable when the file is truncated while read
         // (a SIGBUS handler that patches the cut pages and says so).
         .target(name: "CMappedFileGuard"),

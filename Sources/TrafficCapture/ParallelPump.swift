@@ -180,7 +180,6 @@ public final class ParallelPump: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Hands a filled chunk to the next counting thread.
     /// Hands a filled chunk to the next counting thread; true when the counting threads
     /// have fallen behind (`2 × threads` chunks or more waiting).
     private func publish(_ chunk: UnsafeMutableBufferPointer<PreparedPacket>, position: Int) -> Bool {

@@ -168,12 +168,12 @@ extension WindowRecord {
 struct JSONWriter {
     var out: RawByteBuffer
 
-    @inline(always)
+    @inline(__always)
     mutating func raw(_ text: StaticString) {
         out.append(text)
     }
 
-    @inline(always)
+    @inline(__always)
     mutating func number(_ value: UInt64) {
         out.appendDecimal(value)
     }

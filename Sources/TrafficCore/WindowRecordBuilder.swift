@@ -1,3 +1,5 @@
+import HeapModule
+
 /// Turns a window's tables into a `WindowRecord`: once per window, never per packet.
 ///
 /// Each side (clients, servers) is built the same way from its flow table: one walk adds
@@ -124,12 +126,18 @@ struct WindowRecordBuilder {
 /// built: each party's totals by direction, in the dense-index order of admission.
 struct PartySide {
     /// A party's place in the order: by bytes, then packets, then address (kept beside
-    /// them, so comparing touches one array).
-    struct OrderKey {
+    /// them, so comparing touches one array). `a < b`: `a` is listed before `b`.
+    struct OrderKey: Comparable {
         var bytes: UInt64
         var packets: UInt64
         var address: IPAddress
         var index: Int32
+
+        static func < (a: OrderKey, b: OrderKey) -> Bool {
+            if a.bytes != b.bytes { return a.bytes > b.bytes }
+            if a.packets != b.packets { return a.packets > b.packets }
+            return a.address < b.address
+        }
     }
 
     let parties: CounterTable<PartyKey>
@@ -239,61 +247,37 @@ struct PartySide {
         }
         var parties = [PartyRecord]()
         parties.reserveCapacity(listed)
-        var indices = [Int32]()
-        indices.reserveCapacity(listed)
         for p in 0..<listed {
-            indices.append(keys[p].index)
             let i = Int(keys[p].index)
             parties.append(PartyRecord(
                 ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
                 services: WindowRecordBuilder.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top),
                 tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
         }
-        return (parties, other, indices)
-    }
-
-    /// Whether `a` is listed before `b`: more bytes, then more packets, then the lower address.
-    @inline(__always)
-    static func isBefore(_ a: OrderKey, _ b: OrderKey) -> Bool {
-        if a.bytes != b.bytes { return a.bytes > b.bytes }
-        if a.packets != b.packets { return a.packets > b.packets }
-        return a.address < b.address
+        return (parties, other, keys.prefix(listed).map(\.index))
     }
 
     /// Puts the first `k` parties in listing order at the front of `keys` and the others
     /// after them in no particular order (they are only added up into `other`). With `k`
-    /// well under the party count (`serve`'s `--top 50` of 65,000 clients) this is a pass
-    /// with a heap of `k` rather than a sort of them all. `count` bounds the dense indices.
+    /// well under the party count (`serve`'s `--top 50` of 65,000 clients) this is one pass
+    /// keeping the best `k` in a heap rather than a sort of them all. `count` bounds the
+    /// dense indices.
     static func orderFirst(_ k: Int, of keys: inout [OrderKey], count: Int) {
         guard k < keys.count else {
-            keys.sort(by: isBefore)
+            keys.sort()
             return
         }
         guard k > 0 else { return }
-        // The best `k` so far, the one listed last at the root.
-        var heap = Array(keys[0..<k])
-        func siftDown(_ start: Int) {
-            var i = start
-            while true {
-                let left = 2 * i + 1, right = left + 1
-                var last = i
-                if left < k && isBefore(heap[last], heap[left]) { last = left }
-                if right < k && isBefore(heap[last], heap[right]) { last = right }
-                if last == i { return }
-                heap.swapAt(i, last)
-                i = last
-            }
+        // The best `k` so far; its maximum is the one listed last.
+        var best = Heap(keys[0..<k])
+        for key in keys[k...] {
+            if let last = best.max, key < last { best.replaceMax(with: key) }
         }
-        for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(i) }
-        for j in k..<keys.count where isBefore(keys[j], heap[0]) {
-            heap[0] = keys[j]
-            siftDown(0)
-        }
-        heap.sort(by: isBefore)
-        var listed = [Bool](repeating: false, count: count)
-        for key in heap { listed[Int(key.index)] = true }
-        var ordered = heap
+        var ordered = [OrderKey]()
         ordered.reserveCapacity(keys.count)
+        while let key = best.popMin() { ordered.append(key) }
+        var listed = [Bool](repeating: false, count: count)
+        for key in ordered { listed[Int(key.index)] = true }
         for key in keys where !listed[Int(key.index)] { ordered.append(key) }
         keys = ordered
     }

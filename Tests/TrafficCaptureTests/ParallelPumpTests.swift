@@ -65,6 +65,28 @@ struct ParallelPumpTests {
         #expect(shared.packets == truth.total.packets && shared.bytes == truth.total.bytes)
     }
 
+    /// `stop()` from the windows' consumer ends the read at the walker's next chunk: fewer
+    /// frames read than the file holds, every one of them in a window `finish()` hands on.
+    @Test func stopEndsTheReadEarly() throws {
+        let dir = try TestProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("many.pcap")
+        _ = try SyntheticTraffic.write(to: url, packets: 200_000, clients: 2_000, seconds: 30, seed: 9, snapLength: 128)
+        let stopping = LockedValue<ParallelPump?>(nil)
+        let received = LockedValue<UInt64>(0)
+        let pump = try ParallelPump(configuration: try Self.configuration(), threads: 1, chunks: 4) { closed in
+            let record = closed.record()
+            closed.recycle()
+            received.withLock { $0 += record.capture.received }
+            stopping.withLock { $0?.stop() }
+        }
+        stopping.withLock { $0 = pump }
+        try pump.read(try PacketSource.openFile(url.path))
+        pump.finish()
+        #expect(pump.framesRead > 0 && pump.framesRead < 200_000, "\(pump.framesRead) frames read")
+        #expect(received.withLock { $0 } == pump.framesRead)
+    }
+
     @Test func aReadErrorComesAfterEveryPacketBeforeIt() throws {
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
