@@ -58,6 +58,8 @@ let package = Package(
         // Who a party is: the --networks file (YAML) and MaxMind DB lookups of AS and country.
         .target(
             name: "TrafficEnrichment",
+            // Yams for libyaml (its CYaml module): a --networks file is composed from
+            // libyaml's events (YAMLNode.swift).
             dependencies: ["TrafficCore", "CMaxMindDB", .product(name: "Yams", package: "Yams")]
         ),
         .target(

@@ -1,6 +1,5 @@
 import Foundation
 import TrafficCore
-import Yams
 
 /// Reads a `--networks` file (YAML):
 ///
@@ -43,70 +42,65 @@ public enum NetworksFile {
 
     /// Checks `text`, the contents of `path` (named in errors).
     public static func parse(_ text: String, path: String) throws(NetworksFileError) -> NamedNetworks {
-        func fail(_ node: Node?, _ message: String) -> NetworksFileError {
-            NetworksFileError(path: path, line: node?.mark?.line, message: message)
+        func fail(_ node: YAMLNode?, _ message: String) -> NetworksFileError {
+            NetworksFileError(path: path, line: node?.line, message: message)
         }
-        let root: Node?
+        let root: YAMLNode?
         do {
-            // Every value is read as text (`scalar.string`), so no scalar needs its type
-            // resolved: the basic resolver skips the regular expressions that the default
-            // one runs on each scalar (most of the time of a 10,000-entry file).
-            root = try Yams.compose(yaml: text, .basic)
-        } catch let error as YamlError {
-            throw Self.describe(error, path: path)
+            root = try YAMLNode.compose(text)
         } catch {
-            throw NetworksFileError(path: path, line: nil, message: "is not valid YAML (\(error))")
+            throw Self.describe(error, path: path)
         }
         guard let root else { throw NetworksFileError(path: path, line: 1, message: "is empty: it needs a 'networks:' list") }
-        guard let top = root.mapping else { throw fail(root, "the file must be a mapping with a 'networks:' list") }
-        var list: Node?
+        guard let top = root.pairs else { throw fail(root, "the file must be a mapping with a 'networks:' list") }
+        var list: YAMLNode?
         for (key, value) in top {
-            guard key.scalar?.string == "networks" else {
-                throw fail(key, "unknown key '\(Self.show(key))' (the file holds one key, 'networks')")
+            guard key.text == "networks" else {
+                throw fail(key, "unknown key '\(key.shown)' (the file holds one key, 'networks')")
             }
             list = value
         }
         guard let list else { throw fail(root, "no 'networks:' list") }
-        guard let entries = list.sequence else { throw fail(list, "'networks' must be a list of entries with 'cidr' and 'name'") }
+        guard let entries = list.items else { throw fail(list, "'networks' must be a list of entries with 'cidr' and 'name'") }
 
         var blocks: [NamedNetworks.Block] = []
-        var lines: [Int?] = []
+        var lines: [Int] = []
         var labels: [String: [(name: String, value: String)]] = [:]
-        var labelLines: [String: Int?] = [:]
+        var labelLines: [String: Int] = [:]
         for entry in entries {
-            guard let fields = entry.mapping else { throw fail(entry, "each entry of 'networks' must be a mapping with 'cidr' and 'name'") }
-            var cidr: Node?, name: Node?, entryLabels: Node?
+            guard let fields = entry.pairs else { throw fail(entry, "each entry of 'networks' must be a mapping with 'cidr' and 'name'") }
+            var cidr: YAMLNode?, name: YAMLNode?, entryLabels: YAMLNode?
             for (key, value) in fields {
-                switch key.scalar?.string {
+                switch key.text {
                 case "cidr": cidr = value
                 case "name": name = value
                 case "labels": entryLabels = value
-                default: throw fail(key, "unknown key '\(Self.show(key))' (an entry has 'cidr', 'name' and optionally 'labels')")
+                default: throw fail(key, "unknown key '\(key.shown)' (an entry has 'cidr', 'name' and optionally 'labels')")
                 }
             }
             guard let cidr else { throw fail(entry, "the entry has no 'cidr'") }
             guard let name else { throw fail(entry, "the entry has no 'name'") }
-            guard let cidrText = cidr.scalar?.string else { throw fail(cidr, "'cidr' must be a network such as 192.0.2.0/24") }
+            guard let cidrText = cidr.text else { throw fail(cidr, "'cidr' must be a network such as 192.0.2.0/24") }
             let prefix: NetworkPrefix
             do {
                 prefix = try NetworkPrefix(parsing: cidrText)
             } catch {
                 throw fail(cidr, "\(error)")
             }
-            guard let nameText = name.scalar?.string else { throw fail(name, "'name' must be text") }
+            guard let nameText = name.text else { throw fail(name, "'name' must be text") }
             try checkName(nameText, node: name, fail: fail)
             if let entryLabels {
-                guard let pairs = entryLabels.mapping else { throw fail(entryLabels, "'labels' must be a mapping such as {site: paris}") }
+                guard let pairs = entryLabels.pairs else { throw fail(entryLabels, "'labels' must be a mapping such as {site: paris}") }
                 var known = labels[nameText] ?? []
                 for (key, value) in pairs {
-                    guard let labelName = key.scalar?.string, Self.isLabelName(labelName) else {
-                        throw fail(key, "'\(Self.show(key))' is not a label name (letters, digits and _, not starting with a digit or __)")
+                    guard let labelName = key.text, Self.isLabelName(labelName) else {
+                        throw fail(key, "'\(key.shown)' is not a label name (letters, digits and _, not starting with a digit or __)")
                     }
                     guard labelName != "network" else { throw fail(key, "the label 'network' is the network's name; pick another label name") }
-                    guard let labelValue = value.scalar?.string else { throw fail(value, "the label '\(labelName)' must have a text value") }
+                    guard let labelValue = value.text else { throw fail(value, "the label '\(labelName)' must have a text value") }
                     if let earlier = known.first(where: { $0.name == labelName }) {
                         guard earlier.value == labelValue else {
-                            let line = labelLines[nameText].flatMap { $0 }.map { " on line \($0)" } ?? ""
+                            let line = labelLines[nameText].map { " on line \($0)" } ?? ""
                             throw fail(value, "network '\(nameText)' has \(labelName): \(labelValue) here but \(labelName): \(earlier.value)\(line)")
                         }
                     } else {
@@ -114,17 +108,17 @@ public enum NetworksFile {
                     }
                 }
                 labels[nameText] = known
-                if labelLines[nameText] == nil { labelLines[nameText] = entryLabels.mark?.line }
+                if labelLines[nameText] == nil { labelLines[nameText] = entryLabels.line }
             }
             blocks.append(NamedNetworks.Block(prefix: prefix, name: nameText))
-            lines.append(cidr.mark?.line)
+            lines.append(cidr.line)
         }
         do {
             return try NamedNetworks(blocks, labels: labels)
         } catch {
             switch error {
             case .conflict(let prefix, let first, let second):
-                let firstLine = lines[first].map { " on line \($0)" } ?? ""
+                let firstLine = " on line \(lines[first])"
                 throw NetworksFileError(
                     path: path, line: lines[second],
                     message: "\(prefix) is named '\(blocks[second].name)' here but '\(blocks[first].name)'\(firstLine); a block has one name")
@@ -134,7 +128,7 @@ public enum NetworksFile {
         }
     }
 
-    static func checkName(_ name: String, node: Node, fail: (Node?, String) -> NetworksFileError) throws(NetworksFileError) {
+    static func checkName(_ name: String, node: YAMLNode, fail: (YAMLNode?, String) -> NetworksFileError) throws(NetworksFileError) {
         if name.isEmpty { throw fail(node, "'name' is empty") }
         if name == NamedNetworks.unknown || name == NamedNetworks.other {
             throw fail(node, "the name '\(name)' is reserved (traffic outside every network counts as 'unknown', parties not known one by one as 'other')")
@@ -157,20 +151,14 @@ public enum NetworksFile {
         return letter(first) && name.utf8.allSatisfy { letter($0) || ($0 >= 0x30 && $0 <= 0x39) }
     }
 
-    static func show(_ node: Node) -> String {
-        String((node.scalar?.string ?? "\(node)").prefix(40))
-    }
-
-    static func describe(_ error: YamlError, path: String) -> NetworksFileError {
+    static func describe(_ error: YAMLError, path: String) -> NetworksFileError {
         switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return NetworksFileError(path: path, line: mark.line, message: "is not valid YAML: \(problem)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return NetworksFileError(path: path, line: context.mark.line, message: "a key appears twice in one mapping: \(duplicates.joined(separator: ", "))")
-        case .reader(let problem, _, _, _):
-            return NetworksFileError(path: path, line: nil, message: "cannot be read as YAML: \(problem)")
-        default:
-            return NetworksFileError(path: path, line: nil, message: "is not valid YAML (\(error))")
+        case .notYAML(let problem, let line):
+            return NetworksFileError(path: path, line: line, message: "is not valid YAML: \(problem)")
+        case .repeatedKey(let key, let line):
+            return NetworksFileError(path: path, line: line, message: "a key appears twice in one mapping: \(key)")
+        case .outOfMemory:
+            return NetworksFileError(path: path, line: nil, message: "cannot be read: out of memory")
         }
     }
 }

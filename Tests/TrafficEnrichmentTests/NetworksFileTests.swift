@@ -42,6 +42,64 @@ import TrafficTestSupport
         #expect(networks.name(of: addr("172.20.0.1")) == "corp")
     }
 
+    /// YAML an operator may write beyond the plain form: anchors and aliases (shared labels,
+    /// a whole entry), tags, quoting styles, block scalars, comments, document markers.
+    @Test func anchorsAliasesTagsAndStylesRead() throws {
+        let text = """
+            %YAML 1.1
+            --- # the office and its guests
+            networks:
+              - cidr: 192.0.2.0/25
+                name: &office office
+                labels: &paris {site: paris, tier: "gold"}
+              - cidr: !!str 192.0.2.128/25
+                name: 'guest wifi'
+                labels: *paris
+              - &lab {cidr: "2001:db8:1::/48", name: lab}
+              - cidr: 198.51.100.0/24
+                name: *office
+              - cidr: 203.0.113.0/24
+                name: >-
+                  folded
+                  name
+              - cidr: 100.64.0.0/10
+                name: 12
+            ...
+            """
+        let networks = try NetworksFile.parse(text, path: "n.yaml")
+        #expect(networks.names == ["office", "guest wifi", "lab", "folded name", "12"])
+        #expect(networks.labels[0].map(\.name) == ["site", "tier"] && networks.labels[0].map(\.value) == ["paris", "gold"])
+        #expect(networks.labels[1].map(\.value) == ["paris", "gold"])
+        #expect(networks.name(of: addr("198.51.100.9")) == "office")
+        #expect(networks.name(of: addr("2001:db8:1::5")) == "lab")
+        #expect(networks.name(of: addr("100.64.0.1")) == "12")
+        #expect(try NetworksFile.parse("# nothing here yet\nnetworks: []  # none\n", path: "n.yaml").names.isEmpty)
+    }
+
+    /// A long mapping's repeated key is found as a short one's is (the composer looks keys
+    /// up in a set past a few), and deep nesting or a self-referring alias is refused, not
+    /// followed.
+    @Test func longMappingsDeepNestingAndAliasesAreChecked() {
+        let keys = (0..<40).map { "  k\($0): v" }.joined(separator: "\n")
+        let cases: [(String, Int, String)] = [
+            ("networks: []\nextra:\n\(keys)\n  k7: again\n", 43, "a key appears twice in one mapping: k7"),
+            ("networks: " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "\n", 1, "nested more than"),
+            ("networks:\n  - &a {cidr: 10.0.0.0/8, name: *a}\n", 2, "found undefined alias 'a'"),
+            ("networks:\n  - *nowhere\n", 2, "found undefined alias 'nowhere'"),
+            ("networks: []\n---\nnetworks: []\n", 2, "expected a single document"),
+            ("networks: [\u{07}]\n", 1, "is not valid YAML"),
+        ]
+        for (text, line, problem) in cases {
+            do {
+                _ = try NetworksFile.parse(text, path: "n.yaml")
+                Issue.record("accepted: \(text.prefix(60))")
+            } catch {
+                #expect(error.description.contains(problem), "\(error.description)")
+                #expect(error.line == line || (error.line == nil && problem == "is not valid YAML"), "\(error.description)")
+            }
+        }
+    }
+
     @Test func anEmptyListIsNoNetworks() throws {
         let networks = try NetworksFile.parse("networks: []\n", path: "n.yaml")
         #expect(networks.names.isEmpty)
