@@ -292,7 +292,8 @@ struct JSONWriter {
     mutating func who(_ r: WindowRecord) {
         if let networks = r.networks {
             raw(",\"networks\":[")
-            for (i, n) in networks.enumerated() {
+            for i in networks.indices {
+                let n = networks[i]
                 if i > 0 { raw(",") }
                 raw("{\"network\":")
                 string(n.network)
@@ -306,7 +307,8 @@ struct JSONWriter {
         }
         if let countries = r.countries {
             raw(",\"countries\":[")
-            for (i, c) in countries.enumerated() {
+            for i in countries.indices {
+                let c = countries[i]
                 if i > 0 { raw(",") }
                 raw("{\"country\":")
                 string(c.country)
@@ -320,7 +322,8 @@ struct JSONWriter {
         }
         if let asns = r.asns {
             raw(",\"asns\":[")
-            for (i, a) in asns.enumerated() {
+            for i in asns.indices {
+                let a = asns[i]
                 if i > 0 { raw(",") }
                 raw("{\"asn\":")
                 string(a.asn)

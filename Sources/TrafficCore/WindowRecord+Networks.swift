@@ -55,12 +55,18 @@ extension WindowRecord {
             default: named.append(e)
             }
         }
-        named.sort { a, b in
-            let x = a.total, y = b.total
-            if x.bytes != y.bytes { return x.bytes > y.bytes }
-            if x.packets != y.packets { return x.packets > y.packets }
-            return a[keyPath: name] < b[keyPath: name]
+        // Sorted by keys of plain integers (a file of 10,000 networks lists thousands per
+        // side per window): the names are compared only where the figures tie.
+        var order = named.indices.map { i in
+            let t = named[i].total
+            return (bytes: t.bytes, packets: t.packets, index: i)
         }
+        order.sort { a, b in
+            if a.bytes != b.bytes { return a.bytes > b.bytes }
+            if a.packets != b.packets { return a.packets > b.packets }
+            return named[a.index][keyPath: name] < named[b.index][keyPath: name]
+        }
+        named = order.map { named[$0.index] }
         let limit = min(named.count, max(0, top ?? Int.max))
         for e in named[limit...] {
             rest = rest.adding(e)
