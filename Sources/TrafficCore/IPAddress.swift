@@ -143,18 +143,21 @@ extension IPAddress {
     /// Parses dotted-quad IPv4 or any RFC 4291 IPv6 text form (including an
     /// embedded dotted quad); returns `nil` for anything else.
     public init?(_ text: some StringProtocol) {
-        let utf8 = Array(text.utf8)
-        if utf8.isEmpty || utf8.count > 45 { return nil }
-        if !utf8.contains(UInt8(ascii: ":")) {
-            guard let v4 = Self.parseIPv4(utf8[...]) else { return nil }
-            self.init(ipv4: v4)
-            return
-        }
-        guard let (h, l) = Self.parseIPv6(utf8) else { return nil }
-        self.init(ipv6High: h, low: l)
+        // Read where the text lies, without a copy (a networks file holds thousands).
+        let parsed = text.utf8.withContiguousStorageIfAvailable(Self.parse) ?? Array(text.utf8).withUnsafeBufferPointer(Self.parse)
+        guard let parsed else { return nil }
+        self = parsed
     }
 
-    static func parseIPv4(_ bytes: ArraySlice<UInt8>) -> UInt32? {
+    static func parse(_ utf8: UnsafeBufferPointer<UInt8>) -> IPAddress? {
+        if utf8.isEmpty || utf8.count > 45 { return nil }
+        if !utf8.contains(UInt8(ascii: ":")) {
+            return parseIPv4(utf8[...]).map { IPAddress(ipv4: $0) }
+        }
+        return parseIPv6(utf8).map { IPAddress(ipv6High: $0.0, low: $0.1) }
+    }
+
+    static func parseIPv4(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> UInt32? {
         var value: UInt32 = 0
         var parts = 0
         var current: UInt32 = 0
@@ -180,7 +183,7 @@ extension IPAddress {
         return value << 8 | current
     }
 
-    static func parseIPv6(_ bytes: [UInt8]) -> (UInt64, UInt64)? {
+    static func parseIPv6(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64)? {
         var head: [UInt16] = []
         var tail: [UInt16] = []
         var sawDoubleColon = false

@@ -1,53 +1,55 @@
 internal import CYaml
 
-/// A YAML document as text: every scalar as written (no type resolved: `12`, `null` and
-/// `yes` are the strings they read as), with the 1-based line it starts on. Aliases name
-/// the node their anchor marks; tags are ignored.
+/// A node of a YAML document read as text: every scalar as written (no type resolved:
+/// `12`, `null` and `yes` are the strings they read as), with the 1-based line it starts
+/// on. Aliases name the node their anchor marks; tags are ignored.
 ///
-/// Composed from libyaml's event stream (libyaml as Yams builds it): Yams' own trees cost
-/// about 40,000 instructions per entry of a `--networks` file (a tag object per scalar, a
-/// dictionary per mapping to find repeated keys), four times libyaml's parse itself, and
-/// a file of 10,000 blocks is read on every `report` run.
+/// The document is composed from libyaml's event stream (libyaml as Yams builds it) into
+/// flat arrays: Yams' own trees cost about 40,000 instructions per entry of a `--networks`
+/// file (a tag object per scalar, a dictionary per mapping to find repeated keys, a
+/// release per node), four times libyaml's parse itself, and `report` reads a file of
+/// thousands of blocks on every run.
 ///
 /// ```swift
 /// let root = try YAMLNode.compose("networks:\n  - {cidr: 10.0.0.0/8, name: corp}\n")
 /// root?.pairs?.first?.key.text    // "networks"
 /// ```
-indirect enum YAMLNode: Sendable {
-    case scalar(String, line: Int)
-    case sequence([YAMLNode], line: Int)
-    case mapping([(key: YAMLNode, value: YAMLNode)], line: Int)
+struct YAMLNode: Sendable {
+    fileprivate let document: YAMLDocument
+    fileprivate let index: Int32
+
+    private var entry: YAMLDocument.Entry { document.nodes[Int(index)] }
 
     /// The line the node starts on (1-based).
-    var line: Int {
-        switch self {
-        case .scalar(_, let line), .sequence(_, let line), .mapping(_, let line): line
-        }
-    }
+    var line: Int { Int(entry.line) }
 
     /// The scalar's text; `nil` for a list or a mapping.
     var text: String? {
-        if case .scalar(let text, _) = self { return text }
-        return nil
+        let e = entry
+        return e.kind == .scalar ? document.texts[Int(e.start)] : nil
     }
 
     /// The list's items; `nil` for a scalar or a mapping.
     var items: [YAMLNode]? {
-        if case .sequence(let items, _) = self { return items }
-        return nil
+        let e = entry
+        guard e.kind == .sequence else { return nil }
+        return document.children[Int(e.start)..<Int(e.start + e.count)].map { YAMLNode(document: document, index: $0) }
     }
 
     /// The mapping's pairs in the order written; `nil` for a scalar or a list.
     var pairs: [(key: YAMLNode, value: YAMLNode)]? {
-        if case .mapping(let pairs, _) = self { return pairs }
-        return nil
+        let e = entry
+        guard e.kind == .mapping else { return nil }
+        return stride(from: Int(e.start), to: Int(e.start + e.count), by: 2).map { i in
+            (YAMLNode(document: document, index: document.children[i]), YAMLNode(document: document, index: document.children[i + 1]))
+        }
     }
 
     /// What the node is, for a message: the scalar's text (at most 40 characters), else
     /// `a list` or `a mapping`.
     var shown: String {
-        switch self {
-        case .scalar(let text, _): String(text.prefix(40))
+        switch entry.kind {
+        case .scalar: String(document.texts[Int(entry.start)].prefix(40))
         case .sequence: "a list"
         case .mapping: "a mapping"
         }
@@ -65,8 +67,35 @@ indirect enum YAMLNode: Sendable {
             guard yaml_parser_initialize(&composer.parser) == 1 else { throw .outOfMemory }
             defer { composer.finish() }
             yaml_parser_set_input_string(&composer.parser, buffer.baseAddress, count)
-            return try composer.document()
+            guard let root = try composer.document() else { return nil }
+            let document = YAMLDocument(nodes: composer.nodes, children: composer.children, texts: composer.texts)
+            return YAMLNode(document: document, index: root)
         }
+    }
+}
+
+/// A composed document's nodes: each collection's children are a run of `children`
+/// (a mapping's alternate key, value), each scalar's text an entry of `texts`.
+private final class YAMLDocument: Sendable {
+    enum Kind: UInt8 { case scalar, sequence, mapping }
+
+    struct Entry {
+        var kind: Kind
+        var line: Int32
+        /// A scalar's index in `texts`; a collection's first child in `children`.
+        var start: Int32
+        /// A collection's children (a mapping's keys and values).
+        var count: Int32
+    }
+
+    let nodes: [Entry]
+    let children: [Int32]
+    let texts: [String]
+
+    init(nodes: [Entry], children: [Int32], texts: [String]) {
+        self.nodes = nodes
+        self.children = children
+        self.texts = texts
     }
 }
 
@@ -88,10 +117,16 @@ enum YAMLError: Error, Sendable {
     }
 }
 
-/// Builds a `YAMLNode` from libyaml's events, one at a time.
+/// Builds a document's arrays from libyaml's events, one at a time; a node is added once
+/// it is complete, so a collection's children come before it.
 private struct Composer {
     var parser = yaml_parser_t()
-    var anchors: [String: YAMLNode] = [:]
+    var nodes: [YAMLDocument.Entry] = []
+    var children: [Int32] = []
+    var texts: [String] = []
+    /// The children of the collections being read, innermost last.
+    var pending: [Int32] = []
+    var anchors: [String: Int32] = [:]
     let maxDepth: Int
 
     init(maxDepth: Int) {
@@ -116,8 +151,8 @@ private struct Composer {
         return event
     }
 
-    /// The stream's one document, or `nil` for a stream without one.
-    mutating func document() throws(YAMLError) -> YAMLNode? {
+    /// The stream's one document (its root node), or `nil` for a stream without one.
+    mutating func document() throws(YAMLError) -> Int32? {
         var event = try next()  // stream start
         yaml_event_delete(&event)
         event = try next()
@@ -135,33 +170,35 @@ private struct Composer {
         return root
     }
 
-    /// The node that starts with `event` (deleted here), through the event that ends it.
-    mutating func node(_ event: inout yaml_event_t, depth: Int) throws(YAMLError) -> YAMLNode {
+    /// Reads the node that starts with `event` (deleted here) through the event that ends
+    /// it; returns its index.
+    mutating func node(_ event: inout yaml_event_t, depth: Int) throws(YAMLError) -> Int32 {
         defer { yaml_event_delete(&event) }
-        let line = Int(event.start_mark.line) + 1
-        guard depth < maxDepth else { throw .notYAML(problem: "nested more than \(maxDepth) levels deep", line: line) }
-        let node: YAMLNode
+        let line = Int32(clamping: event.start_mark.line + 1)
+        guard depth < maxDepth else { throw .notYAML(problem: "nested more than \(maxDepth) levels deep", line: Int(line)) }
+        let entry: YAMLDocument.Entry
         let anchor: UnsafeMutablePointer<yaml_char_t>?
         switch event.type {
         case YAML_SCALAR_EVENT:
             let scalar = event.data.scalar
-            node = .scalar(String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self), line: line)
+            texts.append(String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self))
+            entry = .init(kind: .scalar, line: line, start: Int32(texts.count - 1), count: 0)
             anchor = scalar.anchor
         case YAML_SEQUENCE_START_EVENT:
             anchor = event.data.sequence_start.anchor
-            var items: [YAMLNode] = []
+            let base = pending.count
             while true {
                 var item = try next()
                 if item.type == YAML_SEQUENCE_END_EVENT {
                     yaml_event_delete(&item)
                     break
                 }
-                items.append(try self.node(&item, depth: depth + 1))
+                pending.append(try node(&item, depth: depth + 1))
             }
-            node = .sequence(items, line: line)
+            entry = collection(.sequence, line: line, from: base)
         case YAML_MAPPING_START_EVENT:
             anchor = event.data.mapping_start.anchor
-            var pairs: [(key: YAMLNode, value: YAMLNode)] = []
+            let base = pending.count
             // The keys written so far: a mapping's few keys are compared one by one, a
             // long mapping's looked up in a set.
             var keys: Set<String>?
@@ -171,25 +208,46 @@ private struct Composer {
                     yaml_event_delete(&first)
                     break
                 }
-                let key = try self.node(&first, depth: depth + 1)
+                let key = try node(&first, depth: depth + 1)
                 var second = try next()
-                let value = try self.node(&second, depth: depth + 1)
-                if let text = key.text {
-                    if keys == nil && pairs.count >= 16 { keys = Set(pairs.compactMap(\.key.text)) }
-                    let repeated = keys == nil ? pairs.contains { $0.key.text == text } : keys?.insert(text).inserted == false
-                    if repeated { throw .repeatedKey(text, line: key.line) }
+                let value = try node(&second, depth: depth + 1)
+                if let text = scalarText(key) {
+                    let written = (pending.count - base) / 2
+                    if keys == nil && written >= 16 {
+                        keys = Set(stride(from: base, to: pending.count, by: 2).compactMap { scalarText(pending[$0]) })
+                    }
+                    let repeated = keys == nil
+                        ? stride(from: base, to: pending.count, by: 2).contains { scalarText(pending[$0]) == text }
+                        : keys?.insert(text).inserted == false
+                    if repeated { throw .repeatedKey(text, line: Int(nodes[Int(key)].line)) }
                 }
-                pairs.append((key, value))
+                pending.append(key)
+                pending.append(value)
             }
-            node = .mapping(pairs, line: line)
+            entry = collection(.mapping, line: line, from: base)
         case YAML_ALIAS_EVENT:
             let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
-            guard let target = anchors[name] else { throw .notYAML(problem: "found undefined alias '\(name)'", line: line) }
+            guard let target = anchors[name] else { throw .notYAML(problem: "found undefined alias '\(name)'", line: Int(line)) }
             return target
         default:
-            throw .notYAML(problem: "unexpected event \(event.type.rawValue)", line: line)
+            throw .notYAML(problem: "unexpected event \(event.type.rawValue)", line: Int(line))
         }
-        if let anchor { anchors[String(cString: anchor)] = node }
-        return node
+        nodes.append(entry)
+        let index = Int32(nodes.count - 1)
+        if let anchor { anchors[String(cString: anchor)] = index }
+        return index
+    }
+
+    /// A collection whose children are `pending[base...]`, moved to `children`.
+    mutating func collection(_ kind: YAMLDocument.Kind, line: Int32, from base: Int) -> YAMLDocument.Entry {
+        let entry = YAMLDocument.Entry(kind: kind, line: line, start: Int32(children.count), count: Int32(pending.count - base))
+        children.append(contentsOf: pending[base...])
+        pending.removeSubrange(base...)
+        return entry
+    }
+
+    func scalarText(_ index: Int32) -> String? {
+        let entry = nodes[Int(index)]
+        return entry.kind == .scalar ? texts[Int(entry.start)] : nil
     }
 }
