@@ -38,6 +38,10 @@ public struct NamedNetworks: Sendable {
     private let v4Starts: [UInt32]
     private let v4Ends: [UInt32]
     private let v4Names: [Int32]
+    /// Per /16 (the top 16 bits of an IPv4 address), and one past the last: the first
+    /// range that starts in it or later, so a search looks only at the ranges starting in
+    /// the address's /16 (and the one before them). Empty when there are no IPv4 ranges.
+    private let v4Buckets: [Int32]
     /// IPv6 ranges, the same way.
     private let v6Starts: [UInt128]
     private let v6Ends: [UInt128]
@@ -95,6 +99,7 @@ public struct NamedNetworks: Sendable {
         v4Starts = flat4.map { UInt32(truncatingIfNeeded: $0.start) }
         v4Ends = flat4.map { UInt32(truncatingIfNeeded: $0.end) }
         v4Names = flat4.map(\.name)
+        v4Buckets = Self.buckets(v4Starts)
         let flat6 = Self.flatten(v6)
         v6Starts = flat6.map(\.start)
         v6Ends = flat6.map(\.end)
@@ -114,8 +119,23 @@ public struct NamedNetworks: Sendable {
             return i >= 0 && a <= v6Ends[i] ? v6Names[i] : nil
         }
         let a = ip.ipv4Value
-        let i = Self.lastStart(atMost: a, in: v4Starts)
+        guard !v4Buckets.isEmpty else { return nil }
+        let bucket = Int(a >> 16)
+        let i = Self.lastStart(atMost: a, in: v4Starts, from: Int(v4Buckets[bucket]), to: Int(v4Buckets[bucket + 1]))
         return i >= 0 && a <= v4Ends[i] ? v4Names[i] : nil
+    }
+
+    /// `buckets[b]`: the index of the first of the sorted `starts` in /16 `b` or later
+    /// (65,537 entries, the last `starts.count`); empty for no starts.
+    static func buckets(_ starts: [UInt32]) -> [Int32] {
+        guard !starts.isEmpty else { return [] }
+        var buckets = [Int32](repeating: Int32(starts.count), count: (1 << 16) + 1)
+        var next = 0
+        for b in 0..<(1 << 16) {
+            while next < starts.count && Int(starts[next] >> 16) < b { next += 1 }
+            buckets[b] = Int32(next)
+        }
+        return buckets
     }
 
     /// The name of the most specific block holding `ip`; `nil` when none does.
@@ -124,9 +144,11 @@ public struct NamedNetworks: Sendable {
     }
 
     /// The index of the last element of the sorted `starts` that is at most `value`; -1 if none.
+    /// Only `starts[from..<to]` are searched: every start before `from` is known to be at
+    /// most `value`, every one from `to` on to be above it.
     @inline(__always)
-    static func lastStart<T: Comparable>(atMost value: T, in starts: [T]) -> Int {
-        var low = 0, high = starts.count
+    static func lastStart<T: Comparable>(atMost value: T, in starts: [T], from: Int = 0, to: Int? = nil) -> Int {
+        var low = from, high = to ?? starts.count
         while low < high {
             let mid = (low + high) >> 1
             if starts[mid] <= value { low = mid + 1 } else { high = mid }

@@ -268,14 +268,8 @@ struct PartySide {
             return
         }
         guard k > 0 else { return }
-        // The best `k` so far; its maximum is the one listed last.
-        var best = Heap(keys[0..<k])
-        for key in keys[k...] {
-            if let last = best.max, key < last { best.replaceMax(with: key) }
-        }
-        var ordered = [OrderKey]()
+        var ordered = Self.smallest(k, of: keys)
         ordered.reserveCapacity(keys.count)
-        while let key = best.popMin() { ordered.append(key) }
         var listed = [Bool](repeating: false, count: count)
         for key in ordered { listed[Int(key.index)] = true }
         for key in keys where !listed[Int(key.index)] { ordered.append(key) }
@@ -285,16 +279,38 @@ struct PartySide {
     /// The clients whose SYNs reached the most services, most first (`ProtocolCounts.synClients`).
     func synClients() -> [SYNClient] {
         guard let tcp else { return [] }
-        var found = [SYNClient]()
-        for i in tcp.indices where tcp[i].synServices > 0 {
-            found.append(SYNClient(ip: addresses[i], synServices: tcp[i].synServices, syn: tcp[i].syn))
+        /// `a < b`: `a` is listed before `b`.
+        struct Rank: Comparable {
+            var client: SYNClient
+            static func < (a: Rank, b: Rank) -> Bool {
+                if a.client.synServices != b.client.synServices { return a.client.synServices > b.client.synServices }
+                if a.client.syn != b.client.syn { return a.client.syn > b.client.syn }
+                return a.client.ip < b.client.ip
+            }
         }
-        found.sort { a, b in
-            if a.synServices != b.synServices { return a.synServices > b.synServices }
-            if a.syn != b.syn { return a.syn > b.syn }
-            return a.ip < b.ip
+        let found = tcp.indices.lazy.filter { tcp[$0].synServices > 0 }.map { i in
+            Rank(client: SYNClient(ip: addresses[i], synServices: tcp[i].synServices, syn: tcp[i].syn))
         }
-        return Array(found.prefix(ProtocolCounts.synClientLimit))
+        return Self.smallest(ProtocolCounts.synClientLimit, of: found).map(\.client)
+    }
+
+    /// The `k` smallest of `items` (all of them when fewer), in order: one pass keeping the
+    /// best `k` in a heap, so a list cut to a few of many parties sorts only those.
+    static func smallest<Key: Comparable>(_ k: Int, of items: some Sequence<Key>) -> [Key] {
+        guard k > 0 else { return [] }
+        // The best `k` so far; its maximum is the first to give way.
+        var best = Heap<Key>()
+        for item in items {
+            if best.count < k {
+                best.insert(item)
+            } else if let last = best.max, item < last {
+                best.replaceMax(with: item)
+            }
+        }
+        var ordered = [Key]()
+        ordered.reserveCapacity(best.count)
+        while let item = best.popMin() { ordered.append(item) }
+        return ordered
     }
 
     /// A party's totals: zero when it sent nothing, `nil` when it may hide in `other`
