@@ -27,7 +27,6 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
@@ -40,6 +39,12 @@ let package = Package(
             name: "CMaxMindDB",
             pkgConfig: "libmaxminddb",
             providers: [.apt(["libmaxminddb-dev"])]
+        ),
+        // libyaml's event parser, for the --networks file.
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
         ),
         // C helpers the packet path needs and Swift lacks (a cache prefetch hint).
         .target(name: "CTrafficCoreShims"),
@@ -58,9 +63,7 @@ let package = Package(
         // Who a party is: the --networks file (YAML) and MaxMind DB lookups of AS and country.
         .target(
             name: "TrafficEnrichment",
-            // Yams for libyaml (its CYaml module): a --networks file is composed from
-            // libyaml's events (YAMLNode.swift).
-            dependencies: ["TrafficCore", "CMaxMindDB", .product(name: "Yams", package: "Yams")]
+            dependencies: ["TrafficCore", "CMaxMindDB", "CYAML"]
         ),
         .target(
             name: "TrafficStore",

@@ -12,10 +12,10 @@ import TrafficCore
 ///     name: lab
 /// ```
 ///
-/// Several blocks may share a name (their labels then add up; one label with two values
-/// is refused). The same block under two names, a bad block, a missing or unknown key, a
-/// name `unknown` or `other`, or a label name Prometheus would refuse is an error naming
-/// the file and line.
+/// Several blocks may share a name (their labels then add up, to at most `maxLabels`; one
+/// label with two values is refused). The same block under two names, a bad block, a
+/// missing or unknown key, a name `unknown` or `other`, or a label name Prometheus would
+/// refuse is an error naming the file and line.
 ///
 /// ```swift
 /// let networks = try NetworksFile.load(path: "/etc/trafficmon/networks.yaml")
@@ -25,14 +25,27 @@ public enum NetworksFile {
     /// The longest network name accepted, in characters.
     public static let maxNameLength = 128
 
+    /// The most labels one network may carry (each is a label of `trafficmon_network_info`).
+    public static let maxLabels = 32
+    /// The largest file read, in bytes (100,000 blocks take about 5 MB).
+    public static let maxFileSize = 64 << 20
+
     /// Reads and checks the file at `path`.
     public static func load(path: String) throws(NetworksFileError) -> NamedNetworks {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             let exists = FileManager.default.fileExists(atPath: path)
             throw NetworksFileError(path: path, line: nil, message: exists ? "cannot be read" : "does not exist")
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            // At most one byte past the limit: a device or a pipe that never ends is refused too.
+            data = try handle.read(upToCount: maxFileSize + 1) ?? Data()
+        } catch {
+            throw NetworksFileError(path: path, line: nil, message: "cannot be read")
+        }
+        guard data.count <= maxFileSize else {
+            throw NetworksFileError(path: path, line: nil, message: "is larger than \(maxFileSize >> 20) MiB")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw NetworksFileError(path: path, line: nil, message: "is not UTF-8 text")
@@ -65,7 +78,9 @@ public enum NetworksFile {
 
         var blocks: [NamedNetworks.Block] = []
         var lines: [Int] = []
+        // Per network, its labels in the order first given, and the same as a dictionary.
         var labels: [String: [(name: String, value: String)]] = [:]
+        var labelValues: [String: [String: String]] = [:]
         var labelLines: [String: Int] = [:]
         for entry in entries {
             guard let fields = entry.pairs else { throw fail(entry, "each entry of 'networks' must be a mapping with 'cidr' and 'name'") }
@@ -92,22 +107,26 @@ public enum NetworksFile {
             if let entryLabels {
                 guard let pairs = entryLabels.pairs else { throw fail(entryLabels, "'labels' must be a mapping such as {site: paris}") }
                 var known = labels[nameText] ?? []
+                var values = labelValues[nameText] ?? [:]
                 for (key, value) in pairs {
                     guard let labelName = key.text, Self.isLabelName(labelName) else {
                         throw fail(key, "'\(key.shown)' is not a label name (letters, digits and _, not starting with a digit or __)")
                     }
                     guard labelName != "network" else { throw fail(key, "the label 'network' is the network's name; pick another label name") }
                     guard let labelValue = value.text else { throw fail(value, "the label '\(labelName)' must have a text value") }
-                    if let earlier = known.first(where: { $0.name == labelName }) {
-                        guard earlier.value == labelValue else {
+                    if let earlier = values[labelName] {
+                        guard earlier == labelValue else {
                             let line = labelLines[nameText].map { " on line \($0)" } ?? ""
-                            throw fail(value, "network '\(nameText)' has \(labelName): \(labelValue) here but \(labelName): \(earlier.value)\(line)")
+                            throw fail(value, "network '\(nameText)' has \(labelName): \(labelValue) here but \(labelName): \(earlier)\(line)")
                         }
                     } else {
+                        guard known.count < maxLabels else { throw fail(key, "network '\(nameText)' has more than \(maxLabels) labels") }
                         known.append((labelName, labelValue))
+                        values[labelName] = labelValue
                     }
                 }
                 labels[nameText] = known
+                labelValues[nameText] = values
                 if labelLines[nameText] == nil { labelLines[nameText] = entryLabels.line }
             }
             blocks.append(NamedNetworks.Block(prefix: prefix, name: nameText))

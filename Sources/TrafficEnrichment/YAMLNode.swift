@@ -1,14 +1,11 @@
-internal import CYaml
+internal import CYAML
 
 /// A node of a YAML document read as text: every scalar as written (no type resolved:
 /// `12`, `null` and `yes` are the strings they read as), with the 1-based line it starts
 /// on. Aliases name the node their anchor marks; tags are ignored.
 ///
-/// The document is composed from libyaml's event stream (libyaml as Yams builds it) into
-/// flat arrays: Yams' own trees cost about 40,000 instructions per entry of a `--networks`
-/// file (a tag object per scalar, a dictionary per mapping to find repeated keys, a
-/// release per node), four times libyaml's parse itself, and `report` reads a file of
-/// thousands of blocks on every run.
+/// The document is composed from libyaml's event stream into three flat arrays (nodes,
+/// children, texts): no object per node, nothing to release node by node.
 ///
 /// ```swift
 /// let root = try YAMLNode.compose("networks:\n  - {cidr: 10.0.0.0/8, name: corp}\n")
@@ -24,10 +21,7 @@ struct YAMLNode: Sendable {
     var line: Int { Int(entry.line) }
 
     /// The scalar's text; `nil` for a list or a mapping.
-    var text: String? {
-        let e = entry
-        return e.kind == .scalar ? document.texts[Int(e.start)] : nil
-    }
+    var text: String? { document.text(of: index) }
 
     /// The list's items; `nil` for a scalar or a mapping.
     var items: [YAMLNode]? {
@@ -49,7 +43,7 @@ struct YAMLNode: Sendable {
     /// `a list` or `a mapping`.
     var shown: String {
         switch entry.kind {
-        case .scalar: String(document.texts[Int(entry.start)].prefix(40))
+        case .scalar: String((text ?? "").prefix(40))
         case .sequence: "a list"
         case .mapping: "a mapping"
         }
@@ -63,10 +57,9 @@ struct YAMLNode: Sendable {
         let count = bytes.count
         bytes.append(0)  // a valid address for an empty text
         return try bytes.withUnsafeBufferPointer { (buffer) throws(YAMLError) -> YAMLNode? in
-            var composer = Composer(maxDepth: maxDepth)
-            guard yaml_parser_initialize(&composer.parser) == 1 else { throw .outOfMemory }
+            guard let baseAddress = buffer.baseAddress else { return nil }
+            var composer = try Composer(input: baseAddress, count: count, maxDepth: maxDepth)
             defer { composer.finish() }
-            yaml_parser_set_input_string(&composer.parser, buffer.baseAddress, count)
             guard let root = try composer.document() else { return nil }
             let document = YAMLDocument(nodes: composer.nodes, children: composer.children, texts: composer.texts)
             return YAMLNode(document: document, index: root)
@@ -97,6 +90,15 @@ private final class YAMLDocument: Sendable {
         self.children = children
         self.texts = texts
     }
+
+    /// The text of node `index` when it is a scalar.
+    func text(of index: Int32) -> String? { Self.text(of: index, nodes: nodes, texts: texts) }
+
+    /// The text of node `index` of `nodes` when it is a scalar (also while the arrays fill).
+    static func text(of index: Int32, nodes: [Entry], texts: [String]) -> String? {
+        let entry = nodes[Int(index)]
+        return entry.kind == .scalar ? texts[Int(entry.start)] : nil
+    }
 }
 
 /// Why a text is not a YAML document.
@@ -107,20 +109,14 @@ enum YAMLError: Error, Sendable {
     /// A key written twice in one mapping, where the second is.
     case repeatedKey(String, line: Int)
     case outOfMemory
-
-    var line: Int? {
-        switch self {
-        case .notYAML(_, let line): line
-        case .repeatedKey(_, let line): line
-        case .outOfMemory: nil
-        }
-    }
 }
 
 /// Builds a document's arrays from libyaml's events, one at a time; a node is added once
 /// it is complete, so a collection's children come before it.
 private struct Composer {
-    var parser = yaml_parser_t()
+    /// libyaml's parser, at an address of its own: it keeps a pointer to itself.
+    let parser: UnsafeMutablePointer<yaml_parser_t>
+    let input: UnsafeBufferPointer<UInt8>
     var nodes: [YAMLDocument.Entry] = []
     var children: [Int32] = []
     var texts: [String] = []
@@ -129,23 +125,39 @@ private struct Composer {
     var anchors: [String: Int32] = [:]
     let maxDepth: Int
 
-    init(maxDepth: Int) {
+    /// A parser over the `count` bytes at `input` (which outlive it); `finish()` frees it.
+    init(input: UnsafePointer<UInt8>, count: Int, maxDepth: Int) throws(YAMLError) {
+        parser = .allocate(capacity: 1)
+        parser.initialize(to: yaml_parser_t())
+        guard yaml_parser_initialize(parser) == 1 else {
+            parser.deallocate()
+            throw .outOfMemory
+        }
+        yaml_parser_set_input_string(parser, input, count)
+        self.input = UnsafeBufferPointer(start: input, count: count)
         self.maxDepth = maxDepth
     }
 
-    mutating func finish() {
-        yaml_parser_delete(&parser)
+    func finish() {
+        yaml_parser_delete(parser)
+        parser.deallocate()
     }
 
     /// The next event; the caller deletes it (`yaml_event_delete`).
     mutating func next() throws(YAMLError) -> yaml_event_t {
         var event = yaml_event_t()
-        guard yaml_parser_parse(&parser, &event) == 1 else {
-            let problem = parser.problem.map { String(cString: $0) } ?? "unknown error"
-            switch parser.error {
-            case YAML_MEMORY_ERROR: throw .outOfMemory
-            case YAML_READER_ERROR: throw .notYAML(problem: problem, line: nil)
-            default: throw .notYAML(problem: problem, line: Int(parser.problem_mark.line) + 1)
+        guard yaml_parser_parse(parser, &event) == 1 else {
+            let p = parser.pointee
+            let problem = p.problem.map { String(cString: $0) } ?? "unknown error"
+            switch p.error {
+            case YAML_MEMORY_ERROR:
+                throw .outOfMemory
+            case YAML_READER_ERROR:
+                // A reader error gives the offset of the byte, not a line: count the lines before it.
+                let line = 1 + input.prefix(p.problem_offset).reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                throw .notYAML(problem: problem, line: line)
+            default:
+                throw .notYAML(problem: problem, line: Int(p.problem_mark.line) + 1)
             }
         }
         return event
@@ -247,7 +259,6 @@ private struct Composer {
     }
 
     func scalarText(_ index: Int32) -> String? {
-        let entry = nodes[Int(index)]
-        return entry.kind == .scalar ? texts[Int(entry.start)] : nil
+        YAMLDocument.text(of: index, nodes: nodes, texts: texts)
     }
 }

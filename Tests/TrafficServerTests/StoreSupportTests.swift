@@ -103,7 +103,6 @@ enum Rig {
         let nonIP = Counts(packets: rng.next() % 5, bytes: 60 * (rng.next() % 5))
         let malformed = MalformedCounts(packets: 2, bytes: 120, reasons: ["truncated-ipv4": 1, "bad-ip-version": 1])
         let packets = allIn.packets + allOut.packets + nonIP.packets + malformed.packets
-        let bytes = allIn.bytes + allOut.bytes + nonIP.bytes + malformed.bytes
         // One local server carries it all.
         let server = PartyRecord(ip: IPAddress(ipv4: 0x0A00_0001), local: true, in: allIn, out: allOut, services: [
             ServiceCounts(service: Service(label: "TCP/443")!, direction: .inbound, packets: allIn.packets, bytes: allIn.bytes),
