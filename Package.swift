@@ -63,7 +63,9 @@ let package = Package(
         // Who a party is: the --networks file (YAML) and MaxMind DB lookups of AS and country.
         .target(
             name: "TrafficEnrichment",
-            dependencies: ["TrafficCore", "CMaxMindDB", "CYAML"]
+            dependencies: [
+                "TrafficCore", "CMaxMindDB", "CYAML", .product(name: "OrderedCollections", package: "swift-collections"),
+            ]
         ),
         .target(
             name: "TrafficStore",

@@ -1,4 +1,5 @@
 import Foundation
+import OrderedCollections
 import TrafficCore
 
 /// Reads a `--networks` file (YAML):
@@ -78,9 +79,8 @@ public enum NetworksFile {
 
         var blocks: [NamedNetworks.Block] = []
         var lines: [Int] = []
-        // Per network, its labels in the order first given, and the same as a dictionary.
-        var labels: [String: [(name: String, value: String)]] = [:]
-        var labelValues: [String: [String: String]] = [:]
+        // Per network, its labels in the order first given.
+        var labels: [String: OrderedDictionary<String, String>] = [:]
         var labelLines: [String: Int] = [:]
         for entry in entries {
             guard let fields = entry.pairs else { throw fail(entry, "each entry of 'networks' must be a mapping with 'cidr' and 'name'") }
@@ -106,34 +106,31 @@ public enum NetworksFile {
             try checkName(nameText, node: name, fail: fail)
             if let entryLabels {
                 guard let pairs = entryLabels.pairs else { throw fail(entryLabels, "'labels' must be a mapping such as {site: paris}") }
-                var known = labels[nameText] ?? []
-                var values = labelValues[nameText] ?? [:]
+                var known = labels[nameText] ?? [:]
                 for (key, value) in pairs {
                     guard let labelName = key.text, Self.isLabelName(labelName) else {
                         throw fail(key, "'\(key.shown)' is not a label name (letters, digits and _, not starting with a digit or __)")
                     }
                     guard labelName != "network" else { throw fail(key, "the label 'network' is the network's name; pick another label name") }
                     guard let labelValue = value.text else { throw fail(value, "the label '\(labelName)' must have a text value") }
-                    if let earlier = values[labelName] {
+                    if let earlier = known[labelName] {
                         guard earlier == labelValue else {
                             let line = labelLines[nameText].map { " on line \($0)" } ?? ""
                             throw fail(value, "network '\(nameText)' has \(labelName): \(labelValue) here but \(labelName): \(earlier)\(line)")
                         }
                     } else {
                         guard known.count < maxLabels else { throw fail(key, "network '\(nameText)' has more than \(maxLabels) labels") }
-                        known.append((labelName, labelValue))
-                        values[labelName] = labelValue
+                        known[labelName] = labelValue
                     }
                 }
                 labels[nameText] = known
-                labelValues[nameText] = values
                 if labelLines[nameText] == nil { labelLines[nameText] = entryLabels.line }
             }
             blocks.append(NamedNetworks.Block(prefix: prefix, name: nameText))
             lines.append(cidr.line)
         }
         do {
-            return try NamedNetworks(blocks, labels: labels)
+            return try NamedNetworks(blocks, labels: labels.mapValues { $0.map { (name: $0.key, value: $0.value) } })
         } catch {
             switch error {
             case .conflict(let prefix, let first, let second):

@@ -3,16 +3,21 @@ import TrafficCore
 import TrafficEnrichment
 
 extension AggregationOptions {
-    /// Reads `--networks` (unless `readingNetworks` is false: the caller reads it itself,
-    /// with `readNetworks()`) and opens `--asn-db` and `--country-db` into `configuration`;
+    /// Reads `--networks` and opens `--asn-db` and `--country-db` into `configuration`;
     /// a file that cannot be used ends the start with one line naming it (exit 2).
     ///
     /// ```swift
     /// var configuration = WindowAggregator.Configuration()
     /// try aggregation.addWho(to: &configuration)
     /// ```
-    func addWho(to configuration: inout WindowAggregator.Configuration, readingNetworks: Bool = true) throws {
-        if readingNetworks { configuration.networks = try readNetworks() }
+    func addWho(to configuration: inout WindowAggregator.Configuration) throws {
+        configuration.networks = try readNetworks()
+        try addOrigins(to: &configuration)
+    }
+
+    /// Opens `--asn-db` and `--country-db` into `configuration` (`addWho` without the
+    /// networks, for a caller that reads them with `readNetworks()` itself).
+    func addOrigins(to configuration: inout WindowAggregator.Configuration) throws {
         if asnDB != nil || countryDB != nil {
             do {
                 configuration.origins = try MaxMindOrigins(asnDatabase: asnDB, countryDatabase: countryDB)

@@ -1,8 +1,9 @@
 import Testing
 @testable import TrafficEnrichment
 
-/// The composer's limits at their edges: nesting depth, the switch from comparing a
-/// mapping's keys one by one to a set, and aliases shared rather than copied.
+/// The composer's limits at their edges: nesting depth, a repeated key on either side of
+/// the switch from comparing a mapping's keys one by one to a set, and aliases shared
+/// rather than copied (a copying composer runs out of memory).
 @Suite struct YAMLNodeTests {
     static func nested(_ depth: Int) -> String {
         String(repeating: "[", count: depth) + "x" + String(repeating: "]", count: depth) + "\n"
