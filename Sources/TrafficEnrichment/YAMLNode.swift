@@ -212,8 +212,8 @@ private struct Composer {
             anchor = event.data.mapping_start.anchor
             let base = pending.count
             // The keys written so far: a mapping's first 16 are compared one by one (an
-            // entry's two or three allocate no set: a set each cost 14% of a 10,000-entry file's read,
-            // measured), a longer mapping's looked up in a set.
+            // entry's two or three allocate no set: a set each cost 14% of reading a
+            // 10,000-entry file, measured), a longer mapping's looked up in a set.
             var keys: Set<String>?
             while true {
                 var first = try next()
