@@ -1,5 +1,5 @@
 import Testing
-import TrafficCore
+@testable import TrafficCore
 import TrafficTestSupport
 
 /// `WindowRecord.folded(top:)` (`/stats/history?top=K`): at most K services named, in the
@@ -66,5 +66,25 @@ import TrafficTestSupport
         #expect(cut.other.clients == UInt64(rest.count))
         #expect(cut.other.in == rest.reduce(Counts.zero) { $0 + $1.in })
         #expect(cut.other.out == rest.reduce(Counts.zero) { $0 + $1.out })
+    }
+
+    /// The full listing's sort (by bytes, then packets, then address) gives the order a
+    /// comparison sort gives: with many ties on bytes, with byte totals past the radix
+    /// sort's 40 bits, and for lists of 0, 1 and 2 keys.
+    @Test(arguments: [(0, 1 as UInt64), (1, 1), (2, 1), (1000, 3), (5000, 1 << 30), (3000, 1 << 41), (20000, 7)])
+    func fullSortIsTheComparisonOrder(count: Int, byteRange: UInt64) {
+        var rng = SplitMix64(seed: UInt64(count) &+ byteRange)
+        var keys: [PartySide.OrderKey] = (0..<count).map { i in
+            let address = rng.next() % 2 == 0
+                ? IPAddress(ipv4: UInt32(truncatingIfNeeded: rng.next() % 512))
+                : IPAddress(ipv6High: 0x2001_0DB8_0000_0000, low: rng.next() % 512)
+            return PartySide.OrderKey(bytes: rng.next() % byteRange, packets: rng.next() % 3, address: address, index: Int32(i))
+        }
+        // Big totals at both ends of the list.
+        if byteRange > 1 << 40, count > 2 { keys[0].bytes = .max; keys[count - 1].bytes = 1 << 40 }
+        var sorted = keys
+        PartySide.sortAll(&sorted)
+        let expected = keys.sorted()
+        #expect(sorted.map(\.index) == expected.map(\.index))
     }
 }
