@@ -30,7 +30,10 @@ extension WindowRecord {
     /// Renders the record as one line of JSON (no newline) at the end of `buffer`.
     func render(into buffer: inout RawByteBuffer) {
         var w = JSONWriter(out: buffer)
-        defer { buffer = w.out }
+        defer {
+            buffer = w.out
+            w.labels.deallocate()
+        }
         w.raw("{\"start\":\"")
         Timestamp.appendRFC3339(start, to: &w.out)
         w.raw("\",\"end\":\"")
@@ -167,6 +170,8 @@ extension WindowRecord {
 /// Appends JSON fragments to a raw byte buffer.
 struct JSONWriter {
     var out: RawByteBuffer
+    /// The service labels written so far (freed by the record's `render`).
+    let labels = ServiceLabelCache()
 
     @inline(__always)
     mutating func raw(_ text: StaticString) {
@@ -344,7 +349,7 @@ struct JSONWriter {
         for i in list.indices {
             let s = list[i]
             if i > 0 { raw(",{\"service\":\"") } else { raw("{\"service\":\"") }
-            s.service.appendLabel(to: &out)
+            labels.append(s.service, to: &out)
             // Each branch appends a literal of known length (no call to copy it).
             if s.direction == .inbound {
                 raw("\",\"direction\":\"in\",\"packets\":")

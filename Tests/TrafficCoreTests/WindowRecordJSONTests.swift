@@ -348,4 +348,31 @@ struct WindowRecordJSONTests {
     func decodingRejectsBadRecords(_ text: String) {
         #expect(throws: (any Error).self) { try JSONDecoder().decode(WindowRecord.self, from: Data(text.utf8)) }
     }
+
+    /// The labels kept while a record is written are the labels: for thousands of services
+    /// of every kind (so many share a slot of the cache and replace each other), each
+    /// written several times in a shuffled order.
+    @Test func keptServiceLabelsAreTheLabels() {
+        var rng = SplitMix64(seed: 443)
+        var services: [Service] = [.other]
+        for proto: UInt8 in [1, 2, 6, 17, 47, 50, 51, 58, 89, 132, 255] {
+            services.append(Service(ipProtocol: proto))
+        }
+        for _ in 0..<3000 {
+            let proto: UInt8 = [6, 17, 132][Int(rng.next() % 3)]
+            services.append(Service(ipProtocol: proto, port: UInt16(truncatingIfNeeded: rng.next())))
+        }
+        var order = services + services + services
+        for i in order.indices.reversed() { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        var out = RawByteBuffer(capacity: 64)
+        defer { out.deallocate() }
+        let labels = ServiceLabelCache()
+        defer { labels.deallocate() }
+        for service in order {
+            labels.append(service, to: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        let written = String(decoding: out.bytes, as: UTF8.self).split(separator: ",").map(String.init)
+        #expect(written == order.map(\.label))
+    }
 }
