@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "CMappedFileGuard"),
         // The build stamp `--version` prints, written into the shipped binary by scripts/build-release.
         .target(name: "CBuildInfo"),
-        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore", "CMappedFileGuard"], swiftSettings: hotPathSettings),
+        .target(name: "TrafficCapture", dependencies: ["CPcap", "TrafficCore", "CMappedFileGuard", "CTrafficCoreShims"], swiftSettings: hotPathSettings),
         // Flow inputs: NetFlow v5/v9, IPFIX and sFlow decoders and the UDP collector.
         .target(name: "TrafficFlows", dependencies: ["TrafficCore"], swiftSettings: hotPathSettings),
         // Who a party is: the --networks file (YAML) and MaxMind DB lookups of AS and country.

@@ -1,4 +1,5 @@
 import CPcap
+import CTrafficCoreShims
 import Foundation
 import TrafficCore
 
@@ -68,6 +69,10 @@ struct MappedRecords: @unchecked Sendable {
     static let maximumSnapshotLength: UInt32 = 262_144
     /// How far past the last size check records are read (larger than any record).
     static let checkStep = 4 << 20
+    /// How far ahead of the record read the file's bytes are asked into the cache: the
+    /// hardware prefetcher stops at each 4 KiB page, and the record headers (and the frames
+    /// after them) are the first touch of their memory.
+    static let prefetchDistance = 4096
 
     /// For a classic pcap file that libpcap has opened through `source`'s memory map and
     /// read only the header of; `nil` otherwise (pcapng, a FIFO, another version).
@@ -110,6 +115,8 @@ struct MappedRecords: @unchecked Sendable {
     mutating func next() -> Record? {
         while true {
             let at = offset
+            // A hint: past the end of the map it does nothing.
+            trafficmon_prefetch_for_read(base + (at &+ Self.prefetchDistance))
             if limit &- at >= 16 {
                 var seconds = base.loadUnaligned(fromByteOffset: at, as: UInt32.self)
                 var subseconds = base.loadUnaligned(fromByteOffset: at &+ 4, as: UInt32.self)
