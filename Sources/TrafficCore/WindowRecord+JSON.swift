@@ -246,48 +246,49 @@ struct JSONWriter {
     /// A `clients` or `servers` list.
     mutating func parties(_ list: [PartyRecord]) {
         raw("[")
-        // Indices, not `enumerated()`: that iterator, when not inlined, copies each record
-        // (retaining its services and strings) through a value witness.
-        for i in list.indices {
-            if i > 0 { raw(",") }
-            let party = list[i]
-            raw("{\"ip\":\"")
-            party.ip.appendText(to: &out)
-            raw("\",\"in\":")
-            counts(party.in)
-            raw(",\"out\":")
-            counts(party.out)
-            raw(",\"services\":")
-            services(party.services)
-            if party.local { raw(",\"local\":true") } else { raw(",\"local\":false") }
-            if let tcp = party.tcp {
-                raw(",\"tcp\":{\"syn\":")
-                number(tcp.syn)
-                raw(",\"synack\":")
-                number(tcp.synack)
-                raw(",\"rst\":")
-                number(tcp.rst)
-                raw(",\"fin\":")
-                number(tcp.fin)
-                raw(",\"syn_services\":")
-                number(tcp.synServices)
+        // Each field read where the record lies: a copy of the record (`let party =
+        // list[i]`, or `enumerated()`) retains and releases its services and strings.
+        list.withUnsafeBufferPointer { list in
+            for i in list.indices {
+                if i > 0 { raw(",") }
+                raw("{\"ip\":\"")
+                list[i].ip.appendText(to: &out)
+                raw("\",\"in\":")
+                counts(list[i].in)
+                raw(",\"out\":")
+                counts(list[i].out)
+                raw(",\"services\":")
+                services(list[i].services)
+                if list[i].local { raw(",\"local\":true") } else { raw(",\"local\":false") }
+                if let tcp = list[i].tcp {
+                    raw(",\"tcp\":{\"syn\":")
+                    number(tcp.syn)
+                    raw(",\"synack\":")
+                    number(tcp.synack)
+                    raw(",\"rst\":")
+                    number(tcp.rst)
+                    raw(",\"fin\":")
+                    number(tcp.fin)
+                    raw(",\"syn_services\":")
+                    number(tcp.synServices)
+                    raw("}")
+                }
+                if let network = list[i].network {
+                    raw(",\"network\":")
+                    string(network)
+                }
+                if let country = list[i].country {
+                    raw(",\"country\":")
+                    string(country)
+                }
+                if let asn = list[i].asn {
+                    raw(",\"asn\":")
+                    string(asn)
+                    raw(",\"as_org\":")
+                    string(list[i].asOrg ?? "")
+                }
                 raw("}")
             }
-            if let network = party.network {
-                raw(",\"network\":")
-                string(network)
-            }
-            if let country = party.country {
-                raw(",\"country\":")
-                string(country)
-            }
-            if let asn = party.asn {
-                raw(",\"asn\":")
-                string(asn)
-                raw(",\"as_org\":")
-                string(party.asOrg ?? "")
-            }
-            raw("}")
         }
         raw("]")
     }
