@@ -115,8 +115,9 @@ struct MappedRecords: @unchecked Sendable {
     mutating func next() -> Record? {
         while true {
             let at = offset
-            // A hint: past the end of the map it does nothing.
-            trafficmon_prefetch_for_read(base + (at &+ Self.prefetchDistance))
+            // A hint (past the end of the map it does nothing), its address computed as an
+            // integer: a pointer past the map's end is not one Swift lets be formed.
+            trafficmon_prefetch_for_read(UnsafeRawPointer(bitPattern: UInt(bitPattern: base) &+ UInt(truncatingIfNeeded: at &+ Self.prefetchDistance)))
             if limit &- at >= 16 {
                 var seconds = base.loadUnaligned(fromByteOffset: at, as: UInt32.self)
                 var subseconds = base.loadUnaligned(fromByteOffset: at &+ 4, as: UInt32.self)

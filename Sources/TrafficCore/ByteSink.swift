@@ -170,6 +170,7 @@ struct RawByteBuffer: ByteSink {
     /// Appends the first `n` (at most 16) of the bytes held in two words: two stores.
     @inline(__always)
     mutating func appendShort(_ first: UInt64, _ second: UInt64, count n: Int) {
+        assert(n <= 16, "two words hold 16 bytes")
         reserve(16)
         let at = UnsafeMutableRawPointer(base + count)
         at.storeBytes(of: first, as: UInt64.self)
@@ -184,12 +185,12 @@ struct RawByteBuffer: ByteSink {
 ///
 /// ```swift
 /// let labels = ServiceLabelCache()
-/// defer { labels.deallocate() }
 /// labels.append(service, to: &out)
 /// ```
-struct ServiceLabelCache {
+final class ServiceLabelCache {
     /// Per slot three words: the service's raw value with bit 32 set (0: empty) and the
-    /// label's length from bit 40; then the label's bytes (at most 10: `SCTP/65535`).
+    /// label's length from bit 40; then the label's bytes (at most 16; the longest a raw
+    /// value can name is 12, `ICMPv6/65535`).
     private let words: UnsafeMutablePointer<UInt64>
     private static let slots = 512
 
@@ -198,7 +199,7 @@ struct ServiceLabelCache {
         words.initialize(repeating: 0, count: 3 * Self.slots)
     }
 
-    func deallocate() { words.deallocate() }
+    deinit { words.deallocate() }
 
     @inline(__always)
     func append(_ service: Service, to out: inout RawByteBuffer) {
@@ -214,7 +215,7 @@ struct ServiceLabelCache {
         let length = out.count &- start
         guard length <= 16 else { return }
         var label: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &label) { $0.baseAddress!.copyMemory(from: out.base + start, byteCount: length) }
+        withUnsafeMutableBytes(of: &label) { $0.copyMemory(from: UnsafeRawBufferPointer(start: out.base + start, count: length)) }
         words[slot] = tag | UInt64(length) << 40
         words[slot &+ 1] = label.0
         words[slot &+ 2] = label.1

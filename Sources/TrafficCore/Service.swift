@@ -53,11 +53,12 @@ public struct Service: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// `TCP/443`, `UDP/53`, `SCTP/2905`, `ICMP`, `ICMPv6`, `GRE`, `ESP`, `AH`, `IGMP`, `UDP`
-    /// (a non-first fragment), otherwise `IP/<number>`.
+    /// (a non-first fragment), otherwise `IP/<number>`: the text `appendLabel` writes.
     public var label: String {
-        if self == .other { return "other" }
-        if let port { return "\(Self.protocolName(ipProtocol))/\(port)" }
-        return Self.protocolName(ipProtocol)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        appendLabel(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public var description: String { label }

@@ -30,10 +30,7 @@ extension WindowRecord {
     /// Renders the record as one line of JSON (no newline) at the end of `buffer`.
     func render(into buffer: inout RawByteBuffer) {
         var w = JSONWriter(out: buffer)
-        defer {
-            buffer = w.out
-            w.labels.deallocate()
-        }
+        defer { buffer = w.out }
         w.raw("{\"start\":\"")
         Timestamp.appendRFC3339(start, to: &w.out)
         w.raw("\",\"end\":\"")
@@ -170,7 +167,7 @@ extension WindowRecord {
 /// Appends JSON fragments to a raw byte buffer.
 struct JSONWriter {
     var out: RawByteBuffer
-    /// The service labels written so far (freed by the record's `render`).
+    /// The service labels written so far.
     let labels = ServiceLabelCache()
 
     @inline(__always)

@@ -69,19 +69,26 @@ import TrafficTestSupport
     }
 
     /// The full listing's sort (by bytes, then packets, then address) gives the order a
-    /// comparison sort gives: with many ties on bytes, with byte totals past the radix
-    /// sort's 40 bits, and for lists of 0, 1 and 2 keys.
-    @Test(arguments: [(0, 1 as UInt64), (1, 1), (2, 1), (1000, 3), (5000, 1 << 30), (3000, 1 << 41), (20000, 7)])
-    func fullSortIsTheComparisonOrder(count: Int, byteRange: UInt64) {
+    /// comparison sort gives: with many ties on bytes; with totals over all of the radix
+    /// sort's 40 bits (every byte of them differing), and around its edges (0, 2^32 ± 1,
+    /// 2^39, 2^40 - 1); with totals past it (one 2^40 among small ones, or many: sorted by
+    /// comparison); and for lists of 0, 1 and 2 keys.
+    @Test(arguments: [
+        (0, 1 as UInt64, nil as UInt64?), (1, 1, nil), (2, 1, nil), (1000, 3, nil), (5000, 1 << 30, nil), (5000, 1 << 40, nil),
+        (4000, 0, nil), (3000, 7, 1 << 40), (3000, 1 << 41, nil), (20000, 7, nil),
+    ])
+    func fullSortIsTheComparisonOrder(count: Int, byteRange: UInt64, oneLarge: UInt64?) {
         var rng = SplitMix64(seed: UInt64(count) &+ byteRange)
+        let edges: [UInt64] = [0, 1 << 32 - 1, 1 << 32, 1 << 32 + 1, 1 << 39, 1 << 40 - 1]
         var keys: [PartySide.OrderKey] = (0..<count).map { i in
             let address = rng.next() % 2 == 0
                 ? IPAddress(ipv4: UInt32(truncatingIfNeeded: rng.next() % 512))
                 : IPAddress(ipv6High: 0x2001_0DB8_0000_0000, low: rng.next() % 512)
-            return PartySide.OrderKey(bytes: rng.next() % byteRange, packets: rng.next() % 3, address: address, index: Int32(i))
+            // A range of 0: the edge values alone.
+            let bytes = byteRange == 0 ? edges[Int(rng.next() % UInt64(edges.count))] : rng.next() % byteRange
+            return PartySide.OrderKey(bytes: bytes, packets: rng.next() % 3, address: address, index: Int32(i))
         }
-        // Big totals at both ends of the list.
-        if byteRange > 1 << 40, count > 2 { keys[0].bytes = .max; keys[count - 1].bytes = 1 << 40 }
+        if let oneLarge, count > 0 { keys[count / 2].bytes = oneLarge }
         var sorted = keys
         PartySide.sortAll(&sorted)
         let expected = keys.sorted()
