@@ -38,18 +38,7 @@ public struct Service: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// The protocol's name in labels: `TCP`, `ICMPv6`, ... or `IP/<number>`.
     public static func protocolName(_ ipProtocol: UInt8) -> String {
-        switch ipProtocol {
-        case IPProtocol.icmp: "ICMP"
-        case IPProtocol.igmp: "IGMP"
-        case IPProtocol.tcp: "TCP"
-        case IPProtocol.udp: "UDP"
-        case IPProtocol.gre: "GRE"
-        case IPProtocol.esp: "ESP"
-        case IPProtocol.ah: "AH"
-        case IPProtocol.icmpv6: "ICMPv6"
-        case IPProtocol.sctp: "SCTP"
-        default: "IP/\(ipProtocol)"
-        }
+        Service(ipProtocol: ipProtocol).label
     }
 
     /// `TCP/443`, `UDP/53`, `SCTP/2905`, `ICMP`, `ICMPv6`, `GRE`, `ESP`, `AH`, `IGMP`, `UDP`
