@@ -13,7 +13,8 @@ internal import CYAML
 /// ```
 struct YAMLNode: Sendable {
     fileprivate let document: YAMLDocument
-    fileprivate let index: Int32
+    /// The node's place in its document: an alias has the index of the node it names.
+    let index: Int32
 
     private var entry: YAMLDocument.Entry { document.nodes[Int(index)] }
 
@@ -53,17 +54,22 @@ struct YAMLNode: Sendable {
     /// Throws for text that is not YAML, more than one document, an alias without its
     /// anchor, a key written twice in one mapping, or nesting deeper than `maxDepth`.
     static func compose(_ text: String, maxDepth: Int = 64) throws(YAMLError) -> YAMLNode? {
-        var bytes = Array(text.utf8)
-        let count = bytes.count
-        bytes.append(0)  // a valid address for an empty text
-        return try bytes.withUnsafeBufferPointer { (buffer) throws(YAMLError) -> YAMLNode? in
-            guard let baseAddress = buffer.baseAddress else { return nil }
-            var composer = try Composer(input: baseAddress, count: count, maxDepth: maxDepth)
-            defer { composer.finish() }
-            guard let root = try composer.document() else { return nil }
-            let document = YAMLDocument(nodes: composer.nodes, children: composer.children, texts: composer.texts)
-            return YAMLNode(document: document, index: root)
+        // libyaml reads the text's bytes where they lie (no copy of a file of up to 64 MiB).
+        var text = text
+        let composed = text.withUTF8 { buffer -> Result<YAMLNode?, YAMLError> in
+            // An empty text holds no document (and may have no address).
+            guard let baseAddress = buffer.baseAddress, !buffer.isEmpty else { return .success(nil) }
+            do throws(YAMLError) {
+                var composer = try Composer(input: baseAddress, count: buffer.count, maxDepth: maxDepth)
+                defer { composer.finish() }
+                guard let root = try composer.document() else { return .success(nil) }
+                let document = YAMLDocument(nodes: composer.nodes, children: composer.children, texts: composer.texts)
+                return .success(YAMLNode(document: document, index: root))
+            } catch {
+                return .failure(error)
+            }
         }
+        return try composed.get()
     }
 }
 

@@ -47,6 +47,9 @@ import Testing
         let top = try #require(root.pairs?.last?.value.items)
         #expect(top.count == 10)
         #expect(top[0].items?.first?.items?.count == 10)
+        // Every alias is the node its anchor marks, not a copy of it.
+        #expect(top.allSatisfy { $0.index == top[0].index })
+        #expect(top[0].index == root.pairs?[9].value.index)
         #expect(root.line == 1)
         #expect(root.pairs?.last?.key.line == 11)
     }
