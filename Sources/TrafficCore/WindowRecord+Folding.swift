@@ -26,7 +26,7 @@ extension WindowRecord {
         let listed = TopFold.parties(count: parties.count, top: top, into: &other) { (parties[$0].in, parties[$0].out) }
         parties.removeSubrange(listed...)
         for i in parties.indices where parties[i].services.count > top {
-            parties[i].services = WindowRecordBuilder.sortedAndFolded(parties[i].services, top: top)
+            parties[i].services = ServiceList(WindowRecordBuilder.sortedAndFolded(Array(parties[i].services), top: top))
         }
     }
 }

@@ -96,7 +96,7 @@ extension WindowRecord {
             w.raw("}")
         }
         w.raw("]},\"services\":")
-        w.services(services)
+        services.withUnsafeBufferPointer { w.services($0) }
         w.raw(",\"servers\":")
         w.parties(servers)
         w.raw(",\"other_servers\":{\"packets\":")
@@ -255,7 +255,7 @@ struct JSONWriter {
                 raw(",\"out\":")
                 counts(list[i].out)
                 raw(",\"services\":")
-                services(list[i].services)
+                list[i].services.withUnsafeBufferPointer { services($0) }
                 if list[i].local { raw(",\"local\":true") } else { raw(",\"local\":false") }
                 if let tcp = list[i].tcp {
                     raw(",\"tcp\":{\"syn\":")
@@ -342,7 +342,7 @@ struct JSONWriter {
         }
     }
 
-    mutating func services(_ list: [ServiceCounts]) {
+    mutating func services(_ list: UnsafeBufferPointer<ServiceCounts>) {
         raw("[")
         for i in list.indices {
             let s = list[i]

@@ -49,7 +49,7 @@ public struct PartyRecord: Codable, Hashable, Sendable {
     public var `in`: Counts
     public var out: Counts
     /// Sorted by bytes, descending.
-    public var services: [ServiceCounts]
+    public var services: ServiceList
     /// A client's TCP control segments (`nil` when it had none).
     public var tcp: PartyTCP?
     /// The named network holding the address (`--networks`; `nil` without it).
@@ -61,13 +61,17 @@ public struct PartyRecord: Codable, Hashable, Sendable {
     public var asn: String?
     public var asOrg: String?
 
-    public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts], tcp: PartyTCP? = nil) {
+    public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: ServiceList, tcp: PartyTCP? = nil) {
         self.ip = ip
         self.local = local
         self.in = `in`
         self.out = out
         self.services = services
         self.tcp = tcp
+    }
+
+    public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts], tcp: PartyTCP? = nil) {
+        self.init(ip: ip, local: local, in: `in`, out: out, services: ServiceList(services), tcp: tcp)
     }
 
     public var total: Counts { self.in + out }
@@ -84,7 +88,7 @@ public struct PartyRecord: Codable, Hashable, Sendable {
         local = try c.decodeIfPresent(Bool.self, forKey: .local) ?? false
         self.in = try c.decode(Counts.self, forKey: .in)
         out = try c.decode(Counts.self, forKey: .out)
-        services = try c.decode([ServiceCounts].self, forKey: .services)
+        services = try c.decode(ServiceList.self, forKey: .services)
         tcp = try c.decodeIfPresent(PartyTCP.self, forKey: .tcp)
         network = try c.decodeIfPresent(String.self, forKey: .network)
         country = try c.decodeIfPresent(String.self, forKey: .country)

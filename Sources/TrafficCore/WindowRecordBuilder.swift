@@ -94,31 +94,51 @@ struct WindowRecordBuilder {
     /// Sorts by bytes (then packets, service, direction); past `top`, and for the
     /// `other` service itself, folds into one `other` entry per direction, listed last.
     static func sortedAndFolded(_ items: consuming [ServiceCounts], top: Int?) -> [ServiceCounts] {
-        var sorted = items
-        sorted.sort { a, b in
+        var list = items
+        let kept = list.withUnsafeMutableBufferPointer { sortAndFold($0, top: top) }
+        list.removeLast(list.count - kept)
+        return list
+    }
+
+    /// `sortedAndFolded` where the items lie: they are sorted, and the folded list (never
+    /// longer) written over their front; returns its length.
+    static func sortAndFold(_ items: UnsafeMutableBufferPointer<ServiceCounts>, top: Int?) -> Int {
+        var items = items
+        items.sort { a, b in
             if a.bytes != b.bytes { return a.bytes > b.bytes }
             if a.packets != b.packets { return a.packets > b.packets }
             if a.service != b.service { return a.service < b.service }
             return a.direction.rawValue < b.direction.rawValue
         }
         let limit = top ?? Int.max
-        guard sorted.count > limit || sorted.contains(where: { $0.service == .other }) else { return sorted }
-        var result = [ServiceCounts]()
-        var folded = [Counts](repeating: .zero, count: 2)
-        var hasFolded = [false, false]
-        for item in sorted {
-            if result.count < limit && item.service != .other {
-                result.append(item)
+        guard items.count > limit || items.contains(where: { $0.service == .other }) else { return items.count }
+        // Each item kept moves to `kept` (never past where it was read); the folded ones are
+        // added up per direction and written after them: at most one entry per item folded.
+        var kept = 0
+        var folded = (inbound: Counts.zero, outbound: Counts.zero)
+        var hasFolded = (inbound: false, outbound: false)
+        for i in 0..<items.count {
+            let item = items[i]
+            if kept < limit && item.service != .other {
+                items[kept] = item
+                kept += 1
+            } else if item.direction == .inbound {
+                folded.inbound.add(packets: item.packets, bytes: item.bytes)
+                hasFolded.inbound = true
             } else {
-                folded[Int(item.direction.rawValue)].add(packets: item.packets, bytes: item.bytes)
-                hasFolded[Int(item.direction.rawValue)] = true
+                folded.outbound.add(packets: item.packets, bytes: item.bytes)
+                hasFolded.outbound = true
             }
         }
-        for direction in Direction.allCases where hasFolded[Int(direction.rawValue)] {
-            let c = folded[Int(direction.rawValue)]
-            result.append(ServiceCounts(service: .other, direction: direction, packets: c.packets, bytes: c.bytes))
+        if hasFolded.inbound {
+            items[kept] = ServiceCounts(service: .other, direction: .inbound, packets: folded.inbound.packets, bytes: folded.inbound.bytes)
+            kept += 1
         }
-        return result
+        if hasFolded.outbound {
+            items[kept] = ServiceCounts(service: .other, direction: .outbound, packets: folded.outbound.packets, bytes: folded.outbound.bytes)
+            kept += 1
+        }
+        return kept
     }
 }
 
@@ -245,13 +265,22 @@ struct PartySide {
                 next[Int(p)] &+= 1
             }
         }
+        // Each run sorted and folded where it lies; the parties' lists are runs of `flat`
+        // (one allocation for all of them).
+        var ends = offsets
+        flat.withUnsafeMutableBufferPointer { all in
+            for p in 0..<listed {
+                let run = UnsafeMutableBufferPointer(rebasing: all[offsets[p]..<offsets[p + 1]])
+                ends[p] = offsets[p] + WindowRecordBuilder.sortAndFold(run, top: top)
+            }
+        }
         var parties = [PartyRecord]()
         parties.reserveCapacity(listed)
         for p in 0..<listed {
             let i = Int(keys[p].index)
             parties.append(PartyRecord(
                 ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
-                services: WindowRecordBuilder.sortedAndFolded(Array(flat[offsets[p]..<offsets[p + 1]]), top: top),
+                services: ServiceList(flat, range: offsets[p]..<ends[p]),
                 tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
         }
         return (parties, other, keys.prefix(listed).map(\.index))
@@ -305,7 +334,8 @@ struct PartySide {
         while start < n {
             var end = start + 1
             while end < n && sorted[end].bytes == sorted[start].bytes { end += 1 }
-            if end - start > 1 { sorted[start..<end].sort() }
+            // Sorted where they lie: a slice of the array would be copied out and back.
+            if end - start > 1 { sorted.withUnsafeMutableBufferPointer { $0[start..<end].sort() } }
             start = end
         }
         keys = sorted
