@@ -74,17 +74,24 @@ struct ReportCommand: ParsableCommand {
                 slots.wait()
                 writerQueue.async {
                     var closed = closed
+                    // The tables go back to the counting thread's pool as soon as the record
+                    // is built (before it is rendered), so its next window finds a spare set
+                    // rather than allocating and faulting in a new one.
                     switch networks?.value() {
                     case .failure?:
                         // Nothing is printed: the run ends with the file's error.
+                        closed.recycle()
                         stopping.withLock { $0?.stop() }
                     case .success(let named)?:
                         closed.networks = named
-                        output.write(closed.record())
+                        let record = closed.record()
+                        closed.recycle()
+                        output.write(record)
                     case nil:
-                        output.write(closed.record())
+                        let record = closed.record()
+                        closed.recycle()
+                        output.write(record)
                     }
-                    closed.recycle()
                     slots.signal()
                 }
             }
