@@ -86,12 +86,14 @@ struct CounterTable<Key: TableKey>: @unchecked Sendable {
     }
 
     /// Starts loading the slot a key with `hash` probes first, for a lookup a few packets later:
-    /// both of its cache lines (an entry of 48 bytes straddles two lines in half the slots).
+    /// its cache line and the next one. Those two hold the whole 48-byte entry wherever it
+    /// starts, and the key of the slot after it, which a lookup reads when the first slot
+    /// holds another key (a line holding only the entry's end would leave that probe to miss).
     @inline(__always)
     func prefetch(hash: Int) {
         let slot = UnsafeMutableRawPointer(storage + (hash & mask))
         trafficmon_prefetch_for_write(slot)
-        trafficmon_prefetch_for_write(slot + (MemoryLayout<Entry>.stride - 1))
+        trafficmon_prefetch_for_write(slot + 64)
     }
 
     /// Adds to an existing entry and returns its slot; when `key` is absent, changes nothing
