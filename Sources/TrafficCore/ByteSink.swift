@@ -247,6 +247,21 @@ public final class RecordLineBuffer {
         out.append(UInt8(ascii: "\n"))
     }
 
+    /// Appends `record` as one line of JSON and a newline, handing the bytes waiting to
+    /// `drain` (and forgetting them) whenever `drainPast` or more wait between two of its
+    /// parties: a large record is written out as it is rendered, through memory that
+    /// stays in the cache.
+    ///
+    /// ```swift
+    /// lines.append(record, drainPast: 256 << 10) { bytes in write(bytes) }
+    /// ```
+    public func append(_ record: WindowRecord, drainPast: Int, drain: (UnsafeRawBufferPointer) -> Void) {
+        withoutActuallyEscaping(drain) { drain in
+            record.render(into: &out, drainPast: drainPast, drain: drain)
+        }
+        out.append(UInt8(ascii: "\n"))
+    }
+
     /// Appends text as UTF-8.
     public func append(_ text: String) {
         var text = text

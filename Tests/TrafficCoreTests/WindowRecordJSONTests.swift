@@ -352,6 +352,23 @@ struct WindowRecordJSONTests {
     /// The labels kept while a record is written are the labels: for thousands of services
     /// of every kind (so many share a slot of the cache and replace each other), each
     /// written several times in a shuffled order.
+    /// A record handed on in pieces as it is rendered (`report`'s NDJSON) is, put back
+    /// together, the record's JSON line; pieces end only between parties.
+    @Test(arguments: [0, 1, 64, 4096, Int.max])
+    func drainedLineIsTheRecordsJSON(drainPast: Int) {
+        for record in Self.busyRecords() + [WindowFoldingTests.crowd(top: nil)] {
+            let lines = RecordLineBuffer()
+            var pieces: [[UInt8]] = []
+            lines.append(record, drainPast: drainPast) { pieces.append(Array($0)) }
+            let rest = lines.withUnsafeBytes { Array($0) }
+            #expect(pieces.joined() + rest == record.jsonBytes() + [0x0A])
+            if drainPast == Int.max { #expect(pieces.isEmpty) }
+            // The 300 clients' record (27 kB) is handed on in pieces at every bound here.
+            if drainPast <= 4096 && record.clients.count == 300 { #expect(pieces.count > 1) }
+            for piece in pieces { #expect(piece.last == UInt8(ascii: "[") || piece.last == UInt8(ascii: "}")) }
+        }
+    }
+
     @Test func keptServiceLabelsAreTheLabels() {
         var rng = SplitMix64(seed: 443)
         // The longest label a raw value names (`ICMPv6/65535`, 12 bytes) and raw values with
