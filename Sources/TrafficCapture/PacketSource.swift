@@ -360,9 +360,11 @@ final class MappedFile: @unchecked Sendable {
     func populateStep(from start: Int, before end: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }
+        // Whole steps from a step's start: madvise takes only page-aligned addresses, and
+        // a step that ended at an unaligned `end` would make every later one fail.
         let from = max(populated, released, start / Self.step * Self.step)
-        let to = min(from + Self.step, min(end, length))
-        guard canPopulate, to > from else { return false }
+        guard canPopulate, from < min(end, length) else { return false }
+        let to = min(from + Self.step, length)
         guard madvise(base + from, to - from, Self.populateRead) == 0 else {
             canPopulate = false
             return false
