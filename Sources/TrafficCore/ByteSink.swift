@@ -45,15 +45,16 @@ enum Decimal {
     /// "00" to "99".
     static let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
-    /// How many digits `value` takes, at least `minimumWidth` (clamped to 1...20).
+    /// 10^i for i in 0...19, at i * 8.
+    static let powers: [UInt64] = (0..<20).map { i in (0..<i).reduce(UInt64(1)) { p, _ in p * 10 } }
+
+    /// How many digits `value` takes, at least `minimumWidth` (clamped to 1...20): from its
+    /// bit length (log10(2) is about 1233 / 4096), one compare with a power of ten deciding
+    /// between the two digit counts that bit length allows.
     @inline(__always)
     static func width(_ value: UInt64, minimumWidth: Int) -> Int {
-        var n = 1
-        var limit: UInt64 = 10
-        while n < 20 && value >= limit {
-            n &+= 1
-            limit &*= 10
-        }
+        let estimate = ((64 &- (value | 1).leadingZeroBitCount) &* 1233) >> 12
+        let n = powers.withUnsafeBufferPointer { estimate &+ (value >= $0[estimate] ? 1 : 0) }
         return max(n, min(max(minimumWidth, 1), 20))
     }
 

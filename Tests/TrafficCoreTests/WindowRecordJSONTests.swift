@@ -268,6 +268,29 @@ struct WindowRecordJSONTests {
         #expect(back.packets == n && back.latePackets == n && back.capture.received == n)
     }
 
+    /// Every digit count, at its edges, and zero padding, through both sinks.
+    @Test func decimalsAtEveryPowerOfTen() {
+        var values: [UInt64] = [0, 1, .max, .max - 1]
+        var power: UInt64 = 1
+        for _ in 0..<20 {
+            values += [power - 1, power, power + 1]
+            if power <= UInt64.max / 10 { power *= 10 }
+        }
+        for value in values {
+            for minimumWidth in [0, 1, 2, 4, 9, 20, 25] {
+                let digits = String(value)
+                let expected = String(repeating: "0", count: max(0, min(minimumWidth, 20) - digits.count)) + digits
+                var array = [UInt8]()
+                array.appendDecimal(value, minimumWidth: minimumWidth)
+                var raw = RawByteBuffer(capacity: 8)
+                raw.appendDecimal(value, minimumWidth: minimumWidth)
+                #expect(String(decoding: array, as: UTF8.self) == expected)
+                #expect(String(decoding: raw.bytes, as: UTF8.self) == expected)
+                raw.deallocate()
+            }
+        }
+    }
+
     @Test func stringsAreEscaped() throws {
         let labels = ["quote\"d", "back\\slash", "new\nline", "tab\tbed", "bell\u{07}", "nul\u{00}", "unit\u{1F}", "del\u{7F}",
                       "é", "🚀 rocket", "slash/", "</script>"]
