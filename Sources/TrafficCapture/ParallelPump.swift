@@ -91,8 +91,11 @@ public final class ParallelPump: @unchecked Sendable {
     /// Frames left undecoded by the walker and decoded by the counting threads (read after `finish`).
     public var framesDecodedByCounters: Int { condition.withLock { decodedByCounters } }
 
+    /// - Parameters:
+    ///   - chunks: how many chunks of 4,096 prepared packets (256 KiB each) circulate; by
+    ///     default `defaultChunks(threads:)`.
     public init(
-        configuration: WindowAggregator.Configuration, threads: Int, chunks: Int = 32, walkerDecodesWhenBehind: Bool = true,
+        configuration: WindowAggregator.Configuration, threads: Int, chunks: Int? = nil, walkerDecodesWhenBehind: Bool = true,
         onClose: @escaping (ClosedWindow) -> Void
     ) throws(CaptureError) {
         self.configuration = configuration
@@ -101,7 +104,7 @@ public final class ParallelPump: @unchecked Sendable {
         self.onClose = onClose
         clock = WindowClock(windowLength: configuration.windowLength)
         shards = (0..<self.threads).map { _ in WindowShard(configuration: configuration) }
-        chunkCount = max(self.threads + 2, chunks)
+        chunkCount = max(self.threads + 2, chunks ?? Self.defaultChunks(threads: self.threads))
         freeChunks = Array((0..<chunkCount).reversed())
         queues = Array(repeating: [], count: self.threads)
         queueHeads = Array(repeating: 0, count: self.threads)
@@ -122,6 +125,14 @@ public final class ParallelPump: @unchecked Sendable {
 
     deinit {
         free(base)
+    }
+
+    /// 16 chunks (4 MiB) for one counting thread, two more per added thread: enough that the
+    /// walker rarely waits for a free one, few enough that the prepared packets stay in the
+    /// last-level cache between the walker and the counters (32 took 2.5% more CPU with one
+    /// counting thread, measured in alternated runs, for the same wall time).
+    static func defaultChunks(threads: Int) -> Int {
+        16 + 2 * (max(1, threads) - 1)
     }
 
     // MARK: The walker

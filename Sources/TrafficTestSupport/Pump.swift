@@ -60,7 +60,7 @@ public enum Pump {
     /// Opening the file or starting the pump throws; a read error ends up in `failure`.
     public static func file(
         _ url: URL, filter: String? = nil, configuration: WindowAggregator.Configuration = .init(), threads: Int? = nil,
-        chunks: Int = 32, walkerDecodesWhenBehind: Bool = true, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
+        chunks: Int? = nil, walkerDecodesWhenBehind: Bool = true, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
     ) throws(CaptureError) -> PumpResult {
         try source(
             try PacketSource.openFile(url.path, filter: filter), configuration: configuration, threads: threads, chunks: chunks,
@@ -71,7 +71,7 @@ public enum Pump {
     /// record as it closes. Starting the pump throws; a read error ends up in `failure`.
     public static func source(
         _ source: PacketSource, configuration: WindowAggregator.Configuration = .init(), threads: Int? = nil,
-        chunks: Int = 32, walkerDecodesWhenBehind: Bool = true, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
+        chunks: Int? = nil, walkerDecodesWhenBehind: Bool = true, onWindow: @escaping @Sendable (WindowRecord) -> Void = { _ in }
     ) throws(CaptureError) -> PumpResult {
         var result = PumpResult()
         if let threads {
