@@ -34,6 +34,9 @@ public struct ServiceList: RandomAccessCollection, Hashable, Sendable, Codable, 
         self.init(elements)
     }
 
+    /// How many elements the array this list is a run of holds: what the list keeps alive.
+    var storageCount: Int { storage.count }
+
     public var startIndex: Int { 0 }
     public var endIndex: Int { count }
 
@@ -65,5 +68,28 @@ public struct ServiceList: RandomAccessCollection, Hashable, Sendable, Codable, 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.unkeyedContainer()
         for s in self { try c.encode(s) }
+    }
+}
+
+extension ServiceList {
+    /// The same lists in one array that holds exactly their elements: a list that is a run
+    /// of a larger array keeps all of it alive (the services a `--top` cut folded away, the
+    /// parties a folded record no longer lists), and a record kept in the history should
+    /// hold only what it shows.
+    ///
+    /// ```swift
+    /// let kept = ServiceList.packed(parties.map(\.services))
+    /// ```
+    static func packed(_ lists: [ServiceList]) -> [ServiceList] {
+        var storage = [ServiceCounts]()
+        storage.reserveCapacity(lists.reduce(0) { $0 + $1.count })
+        var ranges = [Range<Int>]()
+        ranges.reserveCapacity(lists.count)
+        for list in lists {
+            let start = storage.count
+            list.withUnsafeBufferPointer { storage.append(contentsOf: $0) }
+            ranges.append(start..<storage.count)
+        }
+        return ranges.map { ServiceList(storage, range: $0) }
     }
 }

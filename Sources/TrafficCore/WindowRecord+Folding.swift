@@ -21,13 +21,17 @@ extension WindowRecord {
         return record
     }
 
-    /// Keeps the first `top` parties (the list is sorted) and adds the rest into `other`.
+    /// Keeps the first `top` parties (the list is sorted) and adds the rest into `other`;
+    /// the kept parties' services get storage of their own (not the runs of the whole
+    /// record's array).
     private static func fold(_ parties: inout [PartyRecord], into other: inout OtherCounts, top: Int) {
         let listed = TopFold.parties(count: parties.count, top: top, into: &other) { (parties[$0].in, parties[$0].out) }
         parties.removeSubrange(listed...)
         for i in parties.indices where parties[i].services.count > top {
             parties[i].services = ServiceList(WindowRecordBuilder.sortedAndFolded(Array(parties[i].services), top: top))
         }
+        let packed = ServiceList.packed(parties.map(\.services))
+        for i in parties.indices { parties[i].services = packed[i] }
     }
 }
 

@@ -266,7 +266,8 @@ struct PartySide {
             }
         }
         // Each run sorted and folded where it lies; the parties' lists are runs of `flat`
-        // (one allocation for all of them).
+        // (one allocation for all of them), packed into an array of their own length when
+        // `--top` folded some away.
         var ends = offsets
         flat.withUnsafeMutableBufferPointer { all in
             for p in 0..<listed {
@@ -274,14 +275,21 @@ struct PartySide {
                 ends[p] = offsets[p] + WindowRecordBuilder.sortAndFold(run, top: top)
             }
         }
+        var lists = [ServiceList]()
+        lists.reserveCapacity(listed)
+        var kept = 0
+        for p in 0..<listed {
+            lists.append(ServiceList(flat, range: offsets[p]..<ends[p]))
+            kept += ends[p] - offsets[p]
+        }
+        if kept < flat.count { lists = ServiceList.packed(lists) }
         var parties = [PartyRecord]()
         parties.reserveCapacity(listed)
         for p in 0..<listed {
             let i = Int(keys[p].index)
             parties.append(PartyRecord(
                 ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
-                services: ServiceList(flat, range: offsets[p]..<ends[p]),
-                tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
+                services: lists[p], tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
         }
         return (parties, other, keys.prefix(listed).map(\.index))
     }

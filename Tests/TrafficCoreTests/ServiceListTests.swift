@@ -65,6 +65,33 @@ import TrafficTestSupport
         }
     }
 
+    /// A record keeps only the services it shows: with `--top` (a client with 60 services,
+    /// most folded away) and after `folded(top:)` the parties' lists share one array of
+    /// exactly their elements; without a cut, one array of all of them.
+    @Test(arguments: [nil, 3] as [Int?])
+    func recordsHoldOnlyTheServicesTheyList(top: Int?) {
+        var closed: [WindowRecord] = []
+        let configuration = WindowAggregator.Configuration(windowLength: 1_000_000_000, top: top)
+        let aggregator = WindowAggregator(configuration: configuration) { (r: WindowRecord) in closed.append(r) }
+        for client in 0..<10 {
+            for port in 0..<(client == 0 ? 60 : 2) {
+                aggregator.add(
+                    Attribution(client: IPAddress(ipv4: 0xC633_6400 | UInt32(client)), server: IPAddress(ipv4: 0x0A00_0001), direction: .inbound,
+                                service: Service(ipProtocol: 6, port: UInt16(1000 + port))),
+                    timestamp: 1_000_000_000, wireLength: 100 + client)
+            }
+        }
+        aggregator.finish()
+        let record = closed[0]
+        for sample in [record, record.folded(top: 2)] {
+            for side in [sample.clients, sample.servers] {
+                let listed = side.reduce(0) { $0 + $1.services.count }
+                #expect(side.allSatisfy { $0.services.storageCount == listed }, "\(side.map(\.services.storageCount)) for \(listed) listed")
+            }
+        }
+        #expect(record.clients.first?.services.count == (top == nil ? 60 : 4))
+    }
+
     /// Most bytes first (then packets, service, direction); past `top` named services, and
     /// `other` itself, one `other` per direction at the end, inbound first.
     static func plainFold(_ items: [ServiceCounts], top: Int?) -> [ServiceCounts] {
