@@ -354,9 +354,9 @@ final class MappedFile: @unchecked Sendable {
     /// Linux's MADV_POPULATE_READ (not in every libc's headers).
     private static let populateRead: Int32 = 22
 
-    /// Maps in the next step of pages between `start` (where the reader is) and `end`, ahead
-    /// of their reader, so the reading thread takes no page faults there; returns `false`
-    /// when there is nothing to do or the kernel cannot.
+    /// Maps in the next whole step of pages at or after `start` (where the reader is), if it
+    /// begins before `end`: ahead of their reader, so the reading thread takes no page
+    /// faults there. Returns `false` when there is nothing to do or the kernel cannot.
     func populateStep(from start: Int, before end: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }

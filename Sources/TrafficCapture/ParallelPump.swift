@@ -92,8 +92,8 @@ public final class ParallelPump: @unchecked Sendable {
     public var framesDecodedByCounters: Int { condition.withLock { decodedByCounters } }
 
     /// - Parameters:
-    ///   - chunks: how many chunks of 4,096 prepared packets (256 KiB each) circulate; by
-    ///     default `defaultChunks(threads:)`.
+    ///   - chunks: how many chunks of 4,096 prepared packets (256 KiB each) circulate, at
+    ///     least `threads + 2`; by default 16, and two more per counting thread past one.
     public init(
         configuration: WindowAggregator.Configuration, threads: Int, chunks: Int? = nil, walkerDecodesWhenBehind: Bool = true,
         onClose: @escaping (ClosedWindow) -> Void
@@ -129,8 +129,7 @@ public final class ParallelPump: @unchecked Sendable {
 
     /// 16 chunks (4 MiB) for one counting thread, two more per added thread: enough that the
     /// walker rarely waits for a free one, few enough that the prepared packets stay in the
-    /// last-level cache between the walker and the counters (32 took 2.5% more CPU with one
-    /// counting thread, measured in alternated runs, for the same wall time).
+    /// last-level cache between the walker and the counters (README, Performance).
     static func defaultChunks(threads: Int) -> Int {
         16 + 2 * (max(1, threads) - 1)
     }

@@ -249,9 +249,9 @@ public final class RecordLineBuffer {
     }
 
     /// Appends `record` as one line of JSON and a newline, handing the bytes waiting to
-    /// `drain` (and forgetting them) whenever `drainPast` or more wait between two of its
-    /// parties: a large record is written out as it is rendered, through memory that
-    /// stays in the cache.
+    /// `drain` (and forgetting them) whenever `drainPast` or more wait before one of its
+    /// parties is written: a large record is written out as it is rendered, through memory
+    /// that stays in the cache. `drain` must not use this buffer.
     ///
     /// ```swift
     /// lines.append(record, drainPast: 256 << 10) { bytes in write(bytes) }

@@ -28,9 +28,9 @@ extension WindowRecord {
     }
 
     /// Renders the record as one line of JSON (no newline) at the end of `buffer`. With a
-    /// `drain`, whenever `buffer` holds `drainPast` bytes or more between two parties, they
-    /// are handed to it and `buffer` is emptied: a record of 20,000 parties (7 MB) then
-    /// passes through a buffer that stays in the cache.
+    /// `drain`, whenever `buffer` holds `drainPast` bytes or more before a party is
+    /// written, they are handed to it and `buffer` is emptied: a record of 20,000 parties
+    /// (7 MB) then passes through a buffer that stays in the cache.
     func render(into buffer: inout RawByteBuffer, drainPast: Int = .max, drain: ((UnsafeRawBufferPointer) -> Void)? = nil) {
         var w = JSONWriter(out: buffer, drainPast: drain == nil ? .max : drainPast, drain: drain)
         defer { buffer = w.out }

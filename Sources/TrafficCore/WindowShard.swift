@@ -56,8 +56,8 @@ public final class WindowShard: @unchecked Sendable {
     static let lookahead = 8
     /// Party tables up to this many slots (48 KiB, the L1's size) stay in the cache: no
     /// prefetch. Larger ones do not stay in the L2 either, which the flow tables and the
-    /// frames stream through: a 384 KiB table of servers missed on a flow's first packet
-    /// (2.6% of the offline run's CPU; 0.6% with the prefetch, measured).
+    /// frames stream through, so a flow's first packet would miss on its party's lookup
+    /// (README, Performance).
     static let cachedPartySlots = 1024
 
     /// - Parameters:

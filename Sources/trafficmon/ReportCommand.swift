@@ -77,17 +77,13 @@ struct ReportCommand: ParsableCommand {
                     // The tables go back to the counting thread's pool as soon as the record
                     // is built (before it is rendered), so its next window finds a spare set
                     // rather than allocating and faulting in a new one.
-                    switch networks?.value() {
-                    case .failure?:
+                    let named = networks?.value()
+                    if case .failure? = named {
                         // Nothing is printed: the run ends with the file's error.
                         closed.recycle()
                         stopping.withLock { $0?.stop() }
-                    case .success(let named)?:
-                        closed.networks = named
-                        let record = closed.record()
-                        closed.recycle()
-                        output.write(record)
-                    case nil:
+                    } else {
+                        if case .success(let named)? = named { closed.networks = named }
                         let record = closed.record()
                         closed.recycle()
                         output.write(record)

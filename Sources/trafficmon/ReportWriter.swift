@@ -7,7 +7,7 @@ final class ReportWriter: @unchecked Sendable {
     let format: ReportCommand.Format
     /// Rendered in place and kept from record to record. A window of 20,000 clients is
     /// about 7 MB of JSON: it is written out in pieces of `drainPast` bytes as it is
-    /// rendered, so the buffer stays in the cache (rendering it whole took 2% more CPU).
+    /// rendered, so the buffer stays in the cache (README, Performance).
     private let buffer = RecordLineBuffer()
     static let drainPast = 256 << 10
 

@@ -4,8 +4,8 @@ import Testing
 import TrafficTestSupport
 
 /// `ServiceList` (a party's services as a run of an array shared by the record's parties)
-/// reads, compares, hashes and encodes as the array of its elements; the services of a
-/// built record are sorted and folded where they lie as they were one by one.
+/// reads, compares, hashes and encodes as the array of its elements; services sorted and
+/// folded where they lie are those the folding rule gives for the list alone.
 @Suite struct ServiceListTests {
     static func services(_ count: Int, seed: UInt64, withOther: Bool = false) -> [ServiceCounts] {
         var rng = SplitMix64(seed: seed)

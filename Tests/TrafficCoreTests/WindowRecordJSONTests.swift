@@ -372,11 +372,8 @@ struct WindowRecordJSONTests {
         #expect(throws: (any Error).self) { try JSONDecoder().decode(WindowRecord.self, from: Data(text.utf8)) }
     }
 
-    /// The labels kept while a record is written are the labels: for thousands of services
-    /// of every kind (so many share a slot of the cache and replace each other), each
-    /// written several times in a shuffled order.
     /// A record handed on in pieces as it is rendered (`report`'s NDJSON) is, put back
-    /// together, the record's JSON line; pieces end only between parties.
+    /// together, the record's JSON line; pieces end only before a party.
     @Test(arguments: [0, 1, 64, 4096, Int.max])
     func drainedLineIsTheRecordsJSON(drainPast: Int) {
         for record in Self.busyRecords() + [WindowFoldingTests.crowd(top: nil)] {
@@ -392,6 +389,9 @@ struct WindowRecordJSONTests {
         }
     }
 
+    /// The labels kept while a record is written are the labels: for thousands of services
+    /// of every kind (so many share a slot of the cache and replace each other), each
+    /// written several times in a shuffled order.
     @Test func keptServiceLabelsAreTheLabels() {
         var rng = SplitMix64(seed: 443)
         // The longest label a raw value names (`ICMPv6/65535`, 12 bytes) and raw values with
