@@ -72,24 +72,23 @@ public struct ServiceList: RandomAccessCollection, Hashable, Sendable, Codable, 
 }
 
 extension ServiceList {
-    /// The same lists in one array that holds exactly their elements: a list that is a run
-    /// of a larger array keeps all of it alive (the services a `--top` cut folded away, the
-    /// parties a folded record no longer lists), and a record kept in the history should
-    /// hold only what it shows.
+    /// Moves the parties' services into one array that holds exactly them: a list that is a
+    /// run of a larger array keeps all of it alive (the services a `--top` cut folded away,
+    /// the parties a folded record no longer lists), and a record kept in the history
+    /// should hold only what it shows.
     ///
     /// ```swift
-    /// let kept = ServiceList.packed(parties.map(\.services))
+    /// ServiceList.pack(&record.clients)
     /// ```
-    static func packed(_ lists: [ServiceList]) -> [ServiceList] {
+    static func pack(_ parties: inout [PartyRecord]) {
         var storage = [ServiceCounts]()
-        storage.reserveCapacity(lists.reduce(0) { $0 + $1.count })
-        var ranges = [Range<Int>]()
-        ranges.reserveCapacity(lists.count)
-        for list in lists {
-            let start = storage.count
-            list.withUnsafeBufferPointer { storage.append(contentsOf: $0) }
-            ranges.append(start..<storage.count)
+        storage.reserveCapacity(parties.reduce(0) { $0 + $1.services.count })
+        for party in parties { party.services.withUnsafeBufferPointer { storage.append(contentsOf: $0) } }
+        var start = 0
+        for i in parties.indices {
+            let end = start + parties[i].services.count
+            parties[i].services = ServiceList(storage, range: start..<end)
+            start = end
         }
-        return ranges.map { ServiceList(storage, range: $0) }
     }
 }

@@ -30,8 +30,7 @@ extension WindowRecord {
         for i in parties.indices where parties[i].services.count > top {
             parties[i].services = ServiceList(WindowRecordBuilder.sortedAndFolded(Array(parties[i].services), top: top))
         }
-        let packed = ServiceList.packed(parties.map(\.services))
-        for i in parties.indices { parties[i].services = packed[i] }
+        ServiceList.pack(&parties)
     }
 }
 

@@ -275,22 +275,18 @@ struct PartySide {
                 ends[p] = offsets[p] + WindowRecordBuilder.sortAndFold(run, top: top)
             }
         }
-        var lists = [ServiceList]()
-        lists.reserveCapacity(listed)
-        var kept = 0
-        for p in 0..<listed {
-            lists.append(ServiceList(flat, range: offsets[p]..<ends[p]))
-            kept += ends[p] - offsets[p]
-        }
-        if kept < flat.count { lists = ServiceList.packed(lists) }
         var parties = [PartyRecord]()
         parties.reserveCapacity(listed)
+        var kept = 0
         for p in 0..<listed {
             let i = Int(keys[p].index)
             parties.append(PartyRecord(
                 ip: keys[p].address, local: localNetworks.contains(keys[p].address), in: inbound[i], out: outbound[i],
-                services: lists[p], tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
+                services: ServiceList(flat, range: offsets[p]..<ends[p]),
+                tcp: tcp.flatMap { $0[i] == PartyTCP() ? nil : $0[i] }))
+            kept += ends[p] - offsets[p]
         }
+        if kept < flat.count { ServiceList.pack(&parties) }
         return (parties, other, keys.prefix(listed).map(\.index))
     }
 
