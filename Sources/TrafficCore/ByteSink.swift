@@ -45,7 +45,7 @@ enum Decimal {
     /// "00" to "99".
     static let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
-    /// 10^i for i in 0...19, at i * 8.
+    /// 10^i at index i, for i in 0...19.
     static let powers: [UInt64] = (0..<20).map { i in (0..<i).reduce(UInt64(1)) { p, _ in p * 10 } }
 
     /// How many digits `value` takes, at least `minimumWidth` (clamped to 1...20): from its
@@ -242,24 +242,16 @@ public final class RecordLineBuffer {
     /// Bytes waiting.
     public var count: Int { out.count }
 
-    /// Appends `record` as one line of JSON and a newline.
-    public func append(_ record: WindowRecord) {
-        record.render(into: &out)
-        out.append(UInt8(ascii: "\n"))
-    }
-
-    /// Appends `record` as one line of JSON and a newline, handing the bytes waiting to
-    /// `drain` (and forgetting them) whenever `drainPast` or more wait before one of its
-    /// parties is written: a large record is written out as it is rendered, through memory
-    /// that stays in the cache. `drain` must not use this buffer.
+    /// Appends `record` as one line of JSON and a newline. With a `drain`, the bytes waiting
+    /// are handed to it (and forgotten) whenever `drainPast` or more wait before one of the
+    /// record's parties is written: a large record is written out as it is rendered,
+    /// through memory that stays in the cache. `drain` must not use this buffer.
     ///
     /// ```swift
     /// lines.append(record, drainPast: 256 << 10) { bytes in write(bytes) }
     /// ```
-    public func append(_ record: WindowRecord, drainPast: Int, drain: (UnsafeRawBufferPointer) -> Void) {
-        withoutActuallyEscaping(drain) { drain in
-            record.render(into: &out, drainPast: drainPast, drain: drain)
-        }
+    public func append(_ record: WindowRecord, drainPast: Int = .max, drain: ((UnsafeRawBufferPointer) -> Void)? = nil) {
+        record.render(into: &out, drainPast: drainPast, drain: drain)
         out.append(UInt8(ascii: "\n"))
     }
 

@@ -32,7 +32,7 @@ extension WindowRecord {
     /// written, they are handed to it and `buffer` is emptied: a record of 20,000 parties
     /// (7 MB) then passes through a buffer that stays in the cache.
     func render(into buffer: inout RawByteBuffer, drainPast: Int = .max, drain: ((UnsafeRawBufferPointer) -> Void)? = nil) {
-        var w = JSONWriter(out: buffer, drainPast: drain == nil ? .max : drainPast, drain: drain)
+        var w = JSONWriter(out: buffer, drainPast: drainPast, drain: drain)
         defer { buffer = w.out }
         w.raw("{\"start\":\"")
         Timestamp.appendRFC3339(start, to: &w.out)
@@ -253,7 +253,7 @@ struct JSONWriter {
         // list[i]`, or `enumerated()`) retains and releases its services and strings.
         list.withUnsafeBufferPointer { list in
             for i in list.indices {
-                if out.count >= drainPast, let drain {
+                if let drain, out.count >= drainPast {
                     drain(out.bytes)
                     out.removeAll()
                 }

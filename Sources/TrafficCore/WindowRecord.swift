@@ -70,10 +70,6 @@ public struct PartyRecord: Codable, Hashable, Sendable {
         self.tcp = tcp
     }
 
-    public init(ip: IPAddress, local: Bool = false, in: Counts, out: Counts, services: [ServiceCounts], tcp: PartyTCP? = nil) {
-        self.init(ip: ip, local: local, in: `in`, out: out, services: ServiceList(services), tcp: tcp)
-    }
-
     public var total: Counts { self.in + out }
 
     enum CodingKeys: String, CodingKey {
