@@ -82,6 +82,12 @@ final class ConnectionTable: Sendable {
     /// Connections open now.
     var count: Int { table.withLock { $0.entries.count } }
 
+    /// Connections registered since the server started (each `admit`).
+    var admitted: Int { table.withLock { $0.nextID } }
+
+    /// Connections open now in `phase`.
+    func count(in phase: Phase) -> Int { table.withLock { $0.entries.values.count { $0.phase == phase } } }
+
     /// Registers a new connection. At the cap, the oldest connection still sending a
     /// request is closed to make room (else the one waiting longest for a request); if
     /// every other connection is busy, `nil`: the caller closes the new one.

@@ -3,7 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 import TrafficCore
-import TrafficServer
+@testable import TrafficServer
 import TrafficTestSupport
 
 /// Slow, idle and too many clients: each is closed on time or makes way, and a scrape is
@@ -191,12 +191,25 @@ import TrafficTestSupport
         limits.requestHeadTimeout = .seconds(60)
         try await Self.withLiveServer(limits: limits) { port, server in
             var flood: [RawSocket] = []
-            for _ in 0..<60 {
+            // The test client's own connection, made as the test starts, holds a slot of
+            // the cap; waiting, it stays (a flood connection still sending goes first), so
+            // the flood holds the rest.
+            try await HTTPHarness.waitUntil("the test client's connection", timeout: .seconds(10)) {
+                server.connections.admitted >= 1
+            }
+            let before = server.connections.count
+            let admittedBefore = server.connections.admitted
+            for index in 0..<60 {
                 let socket = try RawSocket(port: port)
                 socket.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n")
                 flood.append(socket)
-                // Let the server see the bytes, so each one counts as sending its head.
-                try await Task.sleep(for: .milliseconds(5))
+                // The server must have accepted the connection and read its bytes before the
+                // next one comes, so each counts as sending its head (one it has not read yet
+                // ranks as waiting, and a newer one still sending would go before it).
+                try await HTTPHarness.waitUntil("the server reading half-sent request \(index)", timeout: .seconds(10)) {
+                    server.connections.admitted == admittedBefore + index + 1
+                        && server.connections.count(in: .sendingRequest) >= min(index + 1, 20 - before)
+                }
             }
             let health = try await Self.get(port: port, "/healthz")
             #expect(health.status == 200)
