@@ -272,9 +272,11 @@ public struct PacketDecoder: Sendable {
         let end = start + length
         var i = start + 12
         // The first question's name: labels up to a zero byte, or a compression pointer.
-        var labels = 0
+        // A name is at most 255 bytes with its length bytes and the final zero, so at most
+        // 254 may lie before the byte that ends it (a pointer's target adds at least one).
+        let name = i
         while true {
-            guard i < end else { return .malformed }
+            guard i < end, i - name < 255 else { return .malformed }
             guard i < data.count else { return .cut }
             let label = data[i]
             if label == 0 {
@@ -285,8 +287,7 @@ public struct PacketDecoder: Sendable {
                 i += 2
                 break
             }
-            guard label & 0xC0 == 0, labels < 127 else { return .malformed }
-            labels += 1
+            guard label & 0xC0 == 0 else { return .malformed }
             i += 1 + Int(label)
         }
         guard i + 2 <= end else { return .malformed }

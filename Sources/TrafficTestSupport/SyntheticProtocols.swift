@@ -15,7 +15,7 @@ import TrafficCore
 ///   question's name ends in a compression pointer; responses with codes 0-5 and others,
 ///   answers compressed against the question; messages shorter than the 12-byte header, a
 ///   query without a question, names with a label past the end, 0x40 and 0x80 label types,
-///   no terminator, no type, more than 127 labels, a UDP length beyond the IP packet, and
+///   no terminator, no type, names over 255 bytes, a UDP length beyond the IP packet, and
 ///   structured garbage on port 53.
 /// - A large DNS response in IPv4 and IPv6 fragments (the first holds the message's header).
 /// - DNS over TCP/53: handshakes, segments that start with a 2-byte length equal to the
@@ -520,8 +520,8 @@ public struct SyntheticProtocols: Sendable {
         }
 
         /// A message no reader can take as a query or response: too short, no question,
-        /// a label past the end, a 0x40 or 0x80 label type, no terminator, no type, more
-        /// than 127 labels.
+        /// a label past the end, a 0x40 or 0x80 label type, no terminator, no type, a name
+        /// over 255 bytes.
         mutating func malformedMessage() -> Message {
             let id = UInt16(truncatingIfNeeded: rng.next())
             switch below(8) {
@@ -552,11 +552,12 @@ public struct SyntheticProtocols: Sendable {
                 let n = name()
                 return Message(bytes: FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 1) + n + [0], kind: .malformed, needed: 12 + n.count)
             default:
-                // 128 one-byte labels: 257 bytes, past the 255 a name may have.
-                let labels = [UInt8](repeating: 0, count: 128).flatMap { _ in [1, 0x61] as [UInt8] }
+                // 128 one-byte labels (257 bytes), or four of 63 letters (257), past the 255
+                // a name may have. Telling needs the last label's length byte.
+                let lengths = chance(0.5) ? [Int](repeating: 1, count: 128) : [63, 63, 63, 63]
+                let labels = lengths.flatMap { [UInt8($0)] + [UInt8](repeating: 0x61, count: $0) }
                 let m = FrameBuilder.dnsHeader(id: id, flags: 0x0100, qd: 1) + labels + [0, 0, 1, 0, 1]
-                // Telling needs the 128th label's length byte.
-                return Message(bytes: m, kind: .malformed, needed: 12 + labels.count - 1)
+                return Message(bytes: m, kind: .malformed, needed: 12 + labels.count - lengths[lengths.count - 1])
             }
         }
 

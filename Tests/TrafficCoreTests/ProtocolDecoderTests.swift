@@ -179,12 +179,27 @@ struct ProtocolDecoderTests {
         }
     }
 
-    /// Names of up to 127 labels (the most a 255-byte name can have) are read; a 128th makes
-    /// the message malformed.
-    @Test func namesOfMoreThan127LabelsAreMalformed() {
-        func labels(_ n: Int) -> [UInt8] { [UInt8](repeating: 0, count: n).flatMap { _ in [1, 0x61] as [UInt8] } + [0] }
-        #expect(Self.dns(Self.decode(Self.frame(IPProtocol.udp, Self.udp(payload: Self.queryMessage(28, name: labels(127)))).bytes)) == Self.query("AAAA"))
-        #expect(Self.dns(Self.decode(Self.frame(IPProtocol.udp, Self.udp(payload: Self.queryMessage(28, name: labels(128)))).bytes)) == .malformed)
+    /// Names of up to 255 bytes (length bytes and the final zero included) are read; a byte
+    /// more makes the message malformed: 127 labels of one letter, or four of 63 letters and
+    /// 61 more, are the most; 128, or 62 more, are past it. Before a compression pointer, at
+    /// most 254 bytes.
+    @Test func namesOverTwoHundredFiftyFiveBytesAreMalformed() {
+        func name(_ lengths: [Int], end: [UInt8] = [0]) -> [UInt8] {
+            lengths.flatMap { [UInt8(truncatingIfNeeded: $0)] + [UInt8](repeating: 0x61, count: $0) } + end
+        }
+        func read(_ name: [UInt8]) -> DNSFacts.Kind {
+            Self.dns(Self.decode(Self.frame(IPProtocol.udp, Self.udp(payload: Self.queryMessage(28, name: name))).bytes))
+        }
+        let ones = [Int](repeating: 1, count: 127)
+        #expect(name(ones).count == 255)
+        #expect(read(name(ones)) == Self.query("AAAA"))
+        #expect(read(name(ones + [1])) == .malformed)
+        #expect(name([63, 63, 63, 61]).count == 255)
+        #expect(read(name([63, 63, 63, 61])) == Self.query("AAAA"))
+        #expect(read(name([63, 63, 63, 62])) == .malformed)
+        #expect(read(name([63, 63, 63, 63])) == .malformed)
+        #expect(read(name([63, 63, 63, 61], end: [0xC0, 0x0C])) == Self.query("AAAA"))
+        #expect(read(name([63, 63, 63, 62], end: [0xC0, 0x0C])) == .malformed)
     }
 
     /// Only port 53 (either side) is read as DNS.
@@ -323,7 +338,7 @@ struct ProtocolDecoderTests {
 
         // A query whose question goes on past the first fragment: what is missing is not
         // in this packet, as if cut by the capture.
-        let long = Self.header() + [UInt8](repeating: 0, count: 60).flatMap { _ in [9] + [UInt8](repeating: 0x61, count: 9) } + [0, 0, 1, 0, 1]
+        let long = Self.header() + [UInt8](repeating: 0, count: 25).flatMap { _ in [9] + [UInt8](repeating: 0x61, count: 9) } + [0, 0, 1, 0, 1]
         let query = Self.udp(40000, 53, payload: long)
         #expect(Self.dns(Self.decode(fragment(query[0..<96], offset: 0, more: true))) == .cut)
         #expect(Self.dns(Self.decode(fragment(query[0..<(query.count - 8) / 8 * 8], offset: 0, more: true))) == .cut)
