@@ -133,7 +133,7 @@ public enum IPProtocol {
 }
 
 /// The direction of a packet relative to the monitored side.
-public enum Direction: UInt8, Sendable, CaseIterable, Codable {
+public enum Direction: UInt8, Sendable, CaseIterable {
     /// Towards the local (server) side.
     case inbound = 0
     /// Away from the local (server) side.

@@ -574,50 +574,64 @@ public struct WindowRecord: Decodable, Hashable, Sendable {
     }
 }
 
-extension Direction {
+/// A value a record's JSON holds as a string (an address, a service, a direction): read
+/// and written the same way for each, with one error for a string that names none.
+///
+/// ```swift
+/// let service = try JSONDecoder().decode(Service.self, from: Data("\"TCP/443\"".utf8))
+/// ```
+public protocol JSONText: Codable {
+    /// The string the value is written as.
+    var jsonText: String { get }
+    /// The value `jsonText` names, or `nil`.
+    init?(jsonText: String)
+    /// What the string should have been, for the error on one that is not (`an IP address`).
+    static var jsonTextMeaning: String { get }
+}
+
+extension JSONText {
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        let text = try c.decode(String.self)
-        guard let value = Direction(label: text) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "direction must be \"in\" or \"out\", not \(text)")
-        }
-        self = value
+        self = try Self.decodeText(decoder)
     }
 
     public func encode(to encoder: any Encoder) throws {
+        try encodeText(to: encoder)
+    }
+
+    static func decodeText(_ decoder: any Decoder) throws -> Self {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let value = Self(jsonText: text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not \(Self.jsonTextMeaning): \(text)")
+        }
+        return value
+    }
+
+    func encodeText(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
-        try c.encode(label)
+        try c.encode(jsonText)
     }
 }
 
-extension Service: Codable {
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        let text = try c.decode(String.self)
-        guard let value = Service(label: text) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a service label: \(text)")
-        }
-        self = value
-    }
+extension Direction: JSONText {
+    // As a raw-value enum it also has `RawRepresentable`'s coding (the number): the text
+    // is chosen here.
+    public init(from decoder: any Decoder) throws { self = try Self.decodeText(decoder) }
+    public func encode(to encoder: any Encoder) throws { try encodeText(to: encoder) }
 
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(label)
-    }
+    public var jsonText: String { label }
+    public init?(jsonText: String) { self.init(label: jsonText) }
+    public static var jsonTextMeaning: String { "a direction (\"in\" or \"out\")" }
 }
 
-extension IPAddress: Codable {
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        let text = try c.decode(String.self)
-        guard let value = IPAddress(text) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an IP address: \(text)")
-        }
-        self = value
-    }
+extension Service: JSONText {
+    public var jsonText: String { label }
+    public init?(jsonText: String) { self.init(label: jsonText) }
+    public static var jsonTextMeaning: String { "a service label" }
+}
 
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
+extension IPAddress: JSONText {
+    public var jsonText: String { description }
+    public init?(jsonText: String) { self.init(jsonText) }
+    public static var jsonTextMeaning: String { "an IP address" }
 }

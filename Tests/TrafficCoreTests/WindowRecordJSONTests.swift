@@ -224,6 +224,44 @@ struct WindowRecordJSONTests {
         }
     }
 
+    /// Addresses, services and directions are strings in JSON, read back to the same value;
+    /// a string that names none is a decoding error that says what it should have been.
+    @Test func textValuesReadBackAndSayWhatAStringShouldBe() throws {
+        func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+            try JSONDecoder().decode(T.self, from: Data("\"\(text)\"".utf8))
+        }
+        func encoded(_ value: some Encodable) throws -> String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .withoutEscapingSlashes
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        }
+        for text in ["10.0.0.1", "2001:db8::1", "::ffff:192.0.2.1"] {
+            let address = try decode(IPAddress.self, text)
+            #expect(address == addr(text))
+            #expect(try encoded(address) == "\"\(text)\"")
+        }
+        for text in ["TCP/443", "UDP", "ICMPv6", "GRE", "IP/99", "other"] {
+            #expect(try encoded(try decode(Service.self, text)) == "\"\(text)\"")
+        }
+        for direction in Direction.allCases {
+            #expect(try decode(Direction.self, direction.label) == direction)
+            #expect(try encoded(direction) == "\"\(direction.label)\"")
+        }
+        let wrong: [(any Decodable.Type, String, String)] = [
+            (IPAddress.self, "10.0.0.256", "not an IP address: 10.0.0.256"),
+            (Service.self, "TCP/99999", "not a service label: TCP/99999"),
+            (Direction.self, "0", "not a direction (\"in\" or \"out\"): 0"),
+        ]
+        for (type, text, message) in wrong {
+            do {
+                _ = try decode(type, text)
+                Issue.record("\(text) was read as a \(type)")
+            } catch let DecodingError.dataCorrupted(context) {
+                #expect(context.debugDescription == message)
+            }
+        }
+    }
+
     /// A record built by hand: IPv6 and IPv4-mapped clients, `other` and numbered services,
     /// large numbers.
     static let handMade = WindowRecord(

@@ -34,10 +34,6 @@ import TrafficTestSupport
         return Setup(server: server, store: store, stored: stored, replayStarts: traffic.truth.windowStarts.sorted())
     }
 
-    static func get(_ client: some TestClientProtocol, _ uri: String) async throws -> TestResponse {
-        try await client.execute(uri: uri, method: .get, headers: [:], body: nil)
-    }
-
     @Test func rangesOlderThanTheRingComeFromSQLite() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-range")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -50,7 +46,7 @@ import TrafficTestSupport
                 return s.server.state.engine.status == .replayed && count == total
             }
             // The ring holds the 3 newest windows only.
-            let ring = try Rig.decodeHistory(try await Self.get(client, "/stats/history?limit=10000"))
+            let ring = try Rig.decodeHistory(try await HTTPHarness.get(client, "/stats/history?limit=10000"))
             #expect(ring.map(\.start) == Array(s.replayStarts.suffix(3)))
 
             // RFC 3339, Z and offset forms (the "+" percent-encoded, as a URL needs).
@@ -69,7 +65,7 @@ import TrafficTestSupport
                 ("since=1500000000&until=1500000010", []),
             ]
             for (query, expected) in cases {
-                let response = try await Self.get(client, "/stats/history?\(query)")
+                let response = try await HTTPHarness.get(client, "/stats/history?\(query)")
                 #expect(response.status == .ok, "\(query): \(Rig.text(response))")
                 let windows = try Rig.decodeHistory(response)
                 #expect(windows == expected, "\(query): got starts \(windows.map(\.start)), expected \(expected.map(\.start))")
@@ -77,7 +73,7 @@ import TrafficTestSupport
 
             // since alone, older than the ring: the old windows and every replayed one,
             // including those the ring has dropped.
-            let all = try Rig.decodeHistory(try await Self.get(client, "/stats/history?since=1600000008&limit=10000"))
+            let all = try Rig.decodeHistory(try await HTTPHarness.get(client, "/stats/history?since=1600000008&limit=10000"))
             #expect(all.map(\.start) == stored[8...].map(\.start) + s.replayStarts)
             #expect(Array(all.prefix(2)) == Array(stored[8...]))
             #expect(Array(all.suffix(3)) == ring)
@@ -85,7 +81,7 @@ import TrafficTestSupport
             // since inside the ring: the ring's windows.
             let recent = s.replayStarts.suffix(2).first!
             let inRing = try Rig.decodeHistory(
-                try await Self.get(client, "/stats/history?since=\(Timestamp.rfc3339(recent))&limit=10000"))
+                try await HTTPHarness.get(client, "/stats/history?since=\(Timestamp.rfc3339(recent))&limit=10000"))
             #expect(inRing == Array(ring.suffix(2)))
         }
     }
@@ -102,7 +98,7 @@ import TrafficTestSupport
                 "since=1600000001&until=1600000005&limit=0",
             ]
             for query in bad {
-                let response = try await Self.get(client, "/stats/history?\(query)")
+                let response = try await HTTPHarness.get(client, "/stats/history?\(query)")
                 #expect(response.status == .badRequest, "\(query) gave \(response.status.code)")
                 let message = Rig.errorMessage(response)
                 #expect(message?.isEmpty == false, "\(query): body \(Rig.text(response))")
@@ -125,13 +121,13 @@ import TrafficTestSupport
             let first = try #require(s.replayStarts.suffix(3).first)
             let rows = try await Rig.sqlite(s.store.path, "SELECT record FROM window WHERE start >= \(first) ORDER BY start")
             let expected = "{\"windows\":[" + rows.split(separator: "\n").joined(separator: ",") + "]}"
-            #expect(Rig.text(try await Self.get(client, "/stats/history?limit=3")) == expected)
+            #expect(Rig.text(try await HTTPHarness.get(client, "/stats/history?limit=3")) == expected)
             let since = Double(first) / 1e9
-            #expect(Rig.text(try await Self.get(client, "/stats/history?since=\(since)&limit=3")) == expected)
+            #expect(Rig.text(try await HTTPHarness.get(client, "/stats/history?since=\(since)&limit=3")) == expected)
             // Older windows come from SQLite, rendered anew from their rows: the same bytes
             // for rows this version wrote.
             let old = try await Rig.sqlite(s.store.path, "SELECT record FROM window WHERE start < \(Self.old + 2 * Rig.second) ORDER BY start")
-            #expect(Rig.text(try await Self.get(client, "/stats/history?until=\(Self.old / Rig.second + 2)"))
+            #expect(Rig.text(try await HTTPHarness.get(client, "/stats/history?until=\(Self.old / Rig.second + 2)"))
                 == "{\"windows\":[" + old.split(separator: "\n").joined(separator: ",") + "]}")
         }
     }
