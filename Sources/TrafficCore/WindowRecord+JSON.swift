@@ -237,13 +237,8 @@ struct JSONWriter {
         raw("}")
     }
 
-    mutating func numbers(_ list: [UInt64]) {
-        raw("[")
-        for (i, n) in list.enumerated() {
-            if i > 0 { raw(",") }
-            number(n)
-        }
-        raw("]")
+    mutating func numbers(_ values: [UInt64]) {
+        list(values) { w, n in w.number(n) }
     }
 
     /// A `clients` or `servers` list.
@@ -304,52 +299,51 @@ struct JSONWriter {
     /// configured), as keys after the others.
     mutating func who(_ r: WindowRecord) {
         if let networks = r.networks {
-            raw(",\"networks\":[")
-            for i in networks.indices {
-                let n = networks[i]
-                if i > 0 { raw(",") }
-                raw("{\"network\":")
-                string(n.network)
-                raw(n.side == .client ? ",\"side\":\"client\",\"in\":" : ",\"side\":\"server\",\"in\":")
-                counts(n.in)
-                raw(",\"out\":")
-                counts(n.out)
-                raw("}")
+            raw(",\"networks\":")
+            list(networks) { w, n in
+                w.raw("{\"network\":")
+                w.string(n.network)
+                w.raw(n.side == .client ? ",\"side\":\"client\"" : ",\"side\":\"server\"")
+                w.inOut(n.in, n.out)
             }
-            raw("]")
         }
         if let countries = r.countries {
-            raw(",\"countries\":[")
-            for i in countries.indices {
-                let c = countries[i]
-                if i > 0 { raw(",") }
-                raw("{\"country\":")
-                string(c.country)
-                raw(",\"in\":")
-                counts(c.in)
-                raw(",\"out\":")
-                counts(c.out)
-                raw("}")
+            raw(",\"countries\":")
+            list(countries) { w, c in
+                w.raw("{\"country\":")
+                w.string(c.country)
+                w.inOut(c.in, c.out)
             }
-            raw("]")
         }
         if let asns = r.asns {
-            raw(",\"asns\":[")
-            for i in asns.indices {
-                let a = asns[i]
-                if i > 0 { raw(",") }
-                raw("{\"asn\":")
-                string(a.asn)
-                raw(",\"as_org\":")
-                string(a.asOrg)
-                raw(",\"in\":")
-                counts(a.in)
-                raw(",\"out\":")
-                counts(a.out)
-                raw("}")
+            raw(",\"asns\":")
+            list(asns) { w, a in
+                w.raw("{\"asn\":")
+                w.string(a.asn)
+                w.raw(",\"as_org\":")
+                w.string(a.asOrg)
+                w.inOut(a.in, a.out)
             }
-            raw("]")
         }
+    }
+
+    /// `[`, each element as `element` writes it, comma-separated, `]`.
+    mutating func list<Element>(_ elements: [Element], _ element: (inout Self, Element) -> Void) {
+        raw("[")
+        for i in elements.indices {
+            if i > 0 { raw(",") }
+            element(&self, elements[i])
+        }
+        raw("]")
+    }
+
+    /// An object's last two keys: `,"in":{...},"out":{...}}`.
+    mutating func inOut(_ inbound: Counts, _ outbound: Counts) {
+        raw(",\"in\":")
+        counts(inbound)
+        raw(",\"out\":")
+        counts(outbound)
+        raw("}")
     }
 
     mutating func services(_ list: UnsafeBufferPointer<ServiceCounts>) {
