@@ -9,32 +9,69 @@ import TrafficTestSupport
 /// The series count of `/metrics` stays bounded by `--top` whatever the traffic, and
 /// per-client series go away when a client leaves the top.
 @Suite struct CardinalityTests {
-    /// The most series `/metrics` may hold with `--top T`, from the families in
-    /// TrafficMetrics.swift (R = the number of malformed reasons):
-    /// - `trafficmon_packets_total`, `trafficmon_bytes_total`: 2 directions each -> 4
-    /// - `trafficmon_service_{packets,bytes}_total`: at most T labelled services plus
-    ///   `service="other"`, times 2 directions -> 2 x 2(T+1)
-    /// - `trafficmon_window_client_{packets,bytes}`: the top T clients plus `client="other"`,
-    ///   times 2 directions -> 2 x 2(T+1)
-    /// - `trafficmon_window_service_{packets,bytes}`: at most T (service, direction) pairs plus
-    ///   `service="other"` in 2 directions -> at most 2 x 2(T+1)
-    /// - `trafficmon_non_ip_{packets,bytes}_total` -> 2; `trafficmon_malformed_packets_total{reason}` -> R
-    /// - `trafficmon_malformed_bytes_total`, `_late_packets_total`, `_capture_received_packets_total`,
-    ///   `_windows_closed_total`, `_injected_packets_total` -> 5
-    /// - `trafficmon_capture_dropped_packets_total{where=kernel|interface}` -> 2
-    /// - `trafficmon_window_{packets,bytes}{direction}` -> 4
-    /// - `trafficmon_window_clients`, `_start_timestamp_seconds`, `_duration_seconds`,
-    ///   `_late_packets`, `trafficmon_up`, `trafficmon_build_info` -> 6
-    /// - `process_*`: cpu, resident, virtual, start time, open fds, max fds -> 6
-    /// - `trafficmon_http_connections`, `_http_connections_closed_total{reason}` (4 reasons),
-    ///   `trafficmon_store_errors_total`, `_store_dropped_windows_total` -> 7
-    /// The most series `/metrics` can hold with `top` and `maxPartySeries`: client, server and
-    /// service gauges and service counters (top + other, two directions, two units), the
-    /// sticky per-party counters (two sides, two directions, two units), and the fixed families.
+    /// The most series each sample name of `/metrics` may have with `--top T` and
+    /// `--max-party-series P`, for a server reading one capture (no networks file, GeoIP
+    /// databases, flow inputs or several interfaces): the listed parties and services plus
+    /// `other` (T + 1) in two directions; the sticky party counters (P per side) in two
+    /// directions; the protocol families by their fixed label sets; one series for the rest.
+    /// A sample name missing here is a family the bound does not know.
+    static func familyBounds(top: Int, maxPartySeries: Int) -> [String: Int] {
+        let listed = 2 * (top + 1), sticky = 2 * maxPartySeries
+        var bounds: [String: Int] = [
+            "trafficmon_packets_total": 2, "trafficmon_bytes_total": 2,
+            "trafficmon_window_packets": 2, "trafficmon_window_bytes": 2,
+            "trafficmon_party_series": 2, "trafficmon_party_series_refused_total": 2,
+            "trafficmon_capture_dropped_packets_total": 2,
+            "trafficmon_packet_size_bytes_bucket": 2 * (ProtocolCounts.sizeBounds.count + 1),
+            "trafficmon_packet_size_bytes_sum": 2, "trafficmon_packet_size_bytes_count": 2,
+            "trafficmon_tcp_packets_total": 2 * TCPFlags.Kind.allCases.count,
+            "trafficmon_dns_queries_total": DNSFacts.queryTypes.count,
+            "trafficmon_dns_responses_total": DNSFacts.responseCodes.count,
+            "trafficmon_window_client_syn_services": ProtocolCounts.synClientLimit,
+            "trafficmon_malformed_packets_total": MalformedReason.allCases.count,
+            "trafficmon_http_connections_closed_total": 4,
+        ]
+        for name in ["service", "window_client", "window_server", "window_service"] {
+            bounds["trafficmon_\(name)_packets\(name == "service" ? "_total" : "")"] = listed
+            bounds["trafficmon_\(name)_bytes\(name == "service" ? "_total" : "")"] = listed
+        }
+        for side in ["client", "server"] {
+            bounds["trafficmon_\(side)_packets_total"] = sticky
+            bounds["trafficmon_\(side)_bytes_total"] = sticky
+        }
+        for single in [
+            "windows_closed_total", "window_start_timestamp_seconds", "window_duration_seconds", "window_clients",
+            "window_servers", "window_sampled", "window_late_packets", "up", "build_info", "store_errors_total",
+            "store_dropped_windows_total", "non_ip_packets_total", "non_ip_bytes_total", "malformed_bytes_total",
+            "late_packets_total", "injected_packets_total", "http_connections", "dns_malformed_total", "dns_cut_total",
+            "capture_received_packets_total", "capture_oversized_frames_total",
+        ] {
+            bounds["trafficmon_" + single] = 1
+        }
+        for process in ["cpu_seconds_total", "resident_memory_bytes", "virtual_memory_bytes", "start_time_seconds", "open_fds", "max_fds"] {
+            bounds["process_" + process] = 1
+        }
+        return bounds
+    }
+
+    /// The most series `/metrics` can hold with `top` and `maxPartySeries`: the sum of
+    /// `familyBounds`.
     static func seriesBound(top: Int, maxPartySeries: Int) -> Int {
-        let t1 = top + 1
-        let fixed = 4 + 2 + MalformedReason.allCases.count + 5 + 2 + 4 + 6 + 6 + 1 + 2 + 2 + 1 + 7
-        return 4 * 2 * 2 * t1 + 2 * 2 * 2 * maxPartySeries + fixed
+        familyBounds(top: top, maxPartySeries: maxPartySeries).values.reduce(0, +)
+    }
+
+    /// Each sample name within its bound, and every one of them known to the bound.
+    static func expectWithinFamilyBounds(_ m: PromExposition, top: Int, maxPartySeries: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        let bounds = familyBounds(top: top, maxPartySeries: maxPartySeries)
+        var counts: [String: Int] = [:]
+        for sample in m.samples { counts[sample.name, default: 0] += 1 }
+        for (name, count) in counts.sorted(by: { $0.key < $1.key }) {
+            guard let bound = bounds[name] else {
+                Issue.record("\(name): \(count) series, and no bound for it", sourceLocation: sourceLocation)
+                continue
+            }
+            #expect(count <= bound, "\(name): \(count) series, bound \(bound)", sourceLocation: sourceLocation)
+        }
     }
 
     static let t0: Int64 = 1_700_000_000 * 1_000_000_000
@@ -135,6 +172,7 @@ import TrafficTestSupport
             let text = HTTPHarness.text(try await HTTPHarness.get(client, "/metrics"))
             let m = try PromExposition.parse(text)
             #expect(m.seriesLines <= bound, "\(m.seriesLines) series, bound \(bound)")
+            Self.expectWithinFamilyBounds(m, top: top, maxPartySeries: maxPartySeries)
             #expect(m.seriesLines == server.state.metrics.seriesCount())
             let clientLabels = m.labelValues("trafficmon_window_client_bytes", "client")
             #expect(clientLabels == topB.union(["other"]))
@@ -261,5 +299,6 @@ import TrafficTestSupport
         // The series left add up to the byte counter less the evicted services' bytes.
         #expect(m.sum("trafficmon_service_bytes_total") == m.sum("trafficmon_bytes_total") - (100 + 200 + 300))
         #expect(m.seriesLines <= Self.seriesBound(top: 3, maxPartySeries: 1000))
+        Self.expectWithinFamilyBounds(m, top: 3, maxPartySeries: 1000)
     }
 }

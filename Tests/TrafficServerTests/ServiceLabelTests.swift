@@ -71,6 +71,7 @@ import TrafficTestSupport
             #expect(labels.count <= top + 1)
             #expect(m.samples("trafficmon_service_bytes_total").count <= 2 * (top + 1))
             #expect(m.seriesLines <= CardinalityTests.seriesBound(top: top, maxPartySeries: 1000))
+            CardinalityTests.expectWithinFamilyBounds(m, top: top, maxPartySeries: 1000)
             // The scans' traffic is still counted: what the labels do not show is in "other".
             let scanned = m.value("trafficmon_service_bytes_total", ["service": "other", "direction": "in"])
             #expect(scanned.map { $0 > 0 } == true)
