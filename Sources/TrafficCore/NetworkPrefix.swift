@@ -79,6 +79,13 @@ public struct LocalNetworks: Sendable {
     var v6: [NetworkPrefix]
     /// The packet path's view: `mask << 32 | network` per IPv4 prefix.
     var v4Rules: [UInt64] = []
+    /// The first two IPv4 rules held inline (most deployments name one or two blocks), so
+    /// the packet path reads no array for them; an unused one matches nothing (network bits
+    /// outside a zero mask).
+    var v4First: (UInt64, UInt64) = (LocalNetworks.noRule, LocalNetworks.noRule)
+    /// More than two IPv4 rules: the rest are read from `v4Rules`.
+    var v4More = false
+    static let noRule: UInt64 = 1
     /// (network high, network low, mask high, mask low) per IPv6 prefix.
     var v6Rules: [(UInt64, UInt64, UInt64, UInt64)] = []
 
@@ -97,6 +104,11 @@ public struct LocalNetworks: Sendable {
             guard !v4.contains(prefix) else { return }
             v4.append(prefix)
             v4Rules.append(prefix.maskLow << 32 | prefix.address.low)
+            switch v4Rules.count {
+            case 1: v4First.0 = v4Rules[0]
+            case 2: v4First.1 = v4Rules[1]
+            default: v4More = true
+            }
         }
     }
 
@@ -110,7 +122,10 @@ public struct LocalNetworks: Sendable {
             for r in v6Rules where ip.high & r.2 == r.0 && ip.low & r.3 == r.1 { return true }
         } else {
             let a = ip.low
-            for r in v4Rules where a & (r >> 32) == r & 0xFFFF_FFFF { return true }
+            let (r0, r1) = v4First
+            if a & (r0 >> 32) == r0 & 0xFFFF_FFFF || a & (r1 >> 32) == r1 & 0xFFFF_FFFF { return true }
+            guard v4More else { return false }
+            for r in v4Rules.dropFirst(2) where a & (r >> 32) == r & 0xFFFF_FFFF { return true }
         }
         return false
     }

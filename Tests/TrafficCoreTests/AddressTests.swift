@@ -278,4 +278,30 @@ struct NetworkPrefixTests {
         let same = LocalNetworks(local.prefixes + local.prefixes)
         #expect(same.prefixes == local.prefixes)
     }
+
+    /// With 0 to 6 blocks of each family (the first two IPv4 ones are held apart from the
+    /// rest), an address is local exactly when one of the blocks contains it.
+    @Test(arguments: 0...6)
+    func localIsWhatABlockContains(blocks: Int) {
+        var rng = SplitMix64(seed: UInt64(blocks) &+ 17)
+        var prefixes: [NetworkPrefix] = []
+        for _ in 0..<blocks {
+            prefixes.append(NetworkPrefix(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: rng.next())), length: Int(rng.next() % 33)))
+            prefixes.append(NetworkPrefix(address: IPAddress(ipv6High: rng.next(), low: rng.next()), length: Int(rng.next() % 129)))
+        }
+        let local = LocalNetworks(prefixes)
+        var candidates = prefixes.map(\.address)
+        for _ in 0..<2000 {
+            candidates.append(IPAddress(ipv4: UInt32(truncatingIfNeeded: rng.next())))
+            candidates.append(IPAddress(ipv6High: rng.next(), low: rng.next()))
+        }
+        // Addresses near each block: inside it and just outside it.
+        for p in prefixes where !p.address.isIPv6 {
+            let a = UInt32(truncatingIfNeeded: p.address.low)
+            candidates += [a &+ 1, a &- 1, a | 0xFF, a ^ 0x8000_0000].map { IPAddress(ipv4: $0) }
+        }
+        for ip in candidates {
+            #expect(local.contains(ip) == prefixes.contains { $0.contains(ip) }, "\(ip) with \(blocks) blocks of each family")
+        }
+    }
 }
