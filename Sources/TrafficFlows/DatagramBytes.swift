@@ -26,20 +26,17 @@ extension FrameBytes {
         offset >= 0 && length >= 0 && offset <= count && length <= count - offset
     }
 
-    @inline(__always)
-    func u8(_ offset: Int) -> UInt8 { self[offset] }
-
     /// An unsigned number of 1 to 8 bytes (IPFIX reduced-size encoding); 0 for other lengths.
     @inline(__always)
     func unsigned(_ offset: Int, length: Int) -> UInt64 {
         switch length {
-        case 1: return UInt64(u8(offset))
+        case 1: return UInt64(self[offset])
         case 2: return UInt64(u16(offset))
         case 4: return UInt64(u32(offset))
         case 8: return u64(offset)
         case 3, 5, 6, 7:
             var value: UInt64 = 0
-            for i in 0..<length { value = value << 8 | UInt64(u8(offset + i)) }
+            for i in 0..<length { value = value << 8 | UInt64(self[offset + i]) }
             return value
         default: return 0
         }

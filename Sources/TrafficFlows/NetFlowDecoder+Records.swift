@@ -53,7 +53,7 @@ extension NetFlowDecoder {
             var length = Int(field.length)
             if field.length == FlowTemplate.variableLength {
                 guard o < end else { return nil }
-                length = Int(d.u8(o))
+                length = Int(d[o])
                 o += 1
                 if length == 255 {
                     guard o + 2 <= end else { return nil }
@@ -68,15 +68,15 @@ extension NetFlowDecoder {
             case .packets: packets = d.unsigned(o, length: length)
             case .postOctets: postOctets = d.unsigned(o, length: length)
             case .postPackets: postPackets = d.unsigned(o, length: length)
-            case .protocolIdentifier: if length == 1 { proto = d.u8(o) }
+            case .protocolIdentifier: if length == 1 { proto = d[o] }
             case .sourcePort: if length == 2 { sourcePort = d.u16(o) }
             case .destinationPort: if length == 2 { destinationPort = d.u16(o) }
             case .sourceIPv4: if length == 4 { source4 = d.u32(o) }
             case .destinationIPv4: if length == 4 { destination4 = d.u32(o) }
             case .sourceIPv6: if length == 16 { source6 = (d.u64(o), d.u64(o + 8)) }
             case .destinationIPv6: if length == 16 { destination6 = (d.u64(o), d.u64(o + 8)) }
-            case .icmpTypeCode, .icmpTypeCodeIPv6: if length == 2 { icmpType = d.u8(o) }
-            case .icmpType: if length == 1 { icmpType = d.u8(o) }
+            case .icmpTypeCode, .icmpTypeCodeIPv6: if length == 2 { icmpType = d[o] }
+            case .icmpType: if length == 1 { icmpType = d[o] }
             case .endSysUpTime: if length == 4 { endUptime = d.u32(o) }
             case .endSeconds: endTime = Self.nanoseconds(seconds: d.unsigned(o, length: length))
             case .endMilliseconds: endTime = Self.nanoseconds(milliseconds: d.unsigned(o, length: length))
@@ -86,7 +86,7 @@ extension NetFlowDecoder {
             case .samplerID, .selectorID: sampler = d.unsigned(o, length: length)
             case .samplingPacketInterval: packetInterval = d.unsigned(o, length: length)
             case .samplingPacketSpace: packetSpace = d.unsigned(o, length: length)
-            case .flowDirection: if length == 1 { direction = d.u8(o) == 0 ? .ingress : .egress }
+            case .flowDirection: if length == 1 { direction = d[o] == 0 ? .ingress : .egress }
             }
             o += length
         }

@@ -59,7 +59,7 @@ public struct NetFlowDecoder {
         record.samplingRate = max(1, interval)
         for i in 0..<count {
             let o = 24 + i * 48
-            let proto = d.u8(o + 38)
+            let proto = d[o + 38]
             let destinationPort = d.u16(o + 34)
             record.packet = DecodedPacket(
                 flowFrom: IPAddress(ipv4: d.u32(o)), to: IPAddress(ipv4: d.u32(o + 4)), ipProtocol: proto,
