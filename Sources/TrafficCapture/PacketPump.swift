@@ -176,9 +176,10 @@ public final class PacketPump: @unchecked Sendable {
         if releasesReadPages, let position = readPosition { source.mapping?.release(before: position) }
     }
 
-    /// Reads a capture file to its end.
-    public func drain(batch: Int32 = 10_000) throws(CaptureError) {
-        while try dispatch(maxPackets: batch) > 0 {}
+    /// Reads a capture file to its end, or until `proceed` (asked before each batch of up
+    /// to `batch` frames) says to stop.
+    public func drain(batch: Int32 = 10_000, while proceed: () -> Bool = { true }) throws(CaptureError) {
+        while proceed(), try dispatch(maxPackets: batch) > 0 {}
     }
 
     func handOnBatch() {

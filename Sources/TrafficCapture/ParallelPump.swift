@@ -167,7 +167,7 @@ public final class ParallelPump: @unchecked Sendable {
             // The chunk the pump would have filled next.
             giveBack(chunk: (pump.batch - base) / Self.chunkSize)
         }
-        while !stopRequested.load(ordering: .relaxed), try pump.dispatch(maxPackets: Int32(Self.chunkSize * 4)) > 0 {}
+        try pump.drain(batch: Int32(Self.chunkSize * 4)) { !stopRequested.load(ordering: .relaxed) }
     }
 
     /// Makes `read` return soon, with the frames read so far counted (from any thread: the
