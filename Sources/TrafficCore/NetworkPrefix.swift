@@ -75,19 +75,19 @@ public struct NetworkPrefixError: Error, CustomStringConvertible, Sendable {
 /// local.contains(IPAddress("10.1.2.3")!)   // true
 /// ```
 public struct LocalNetworks: Sendable {
-    var v4: [NetworkPrefix]
-    var v6: [NetworkPrefix]
+    private(set) var v4: [NetworkPrefix]
+    private(set) var v6: [NetworkPrefix]
     /// The packet path's view: `mask << 32 | network` per IPv4 prefix.
-    var v4Rules: [UInt64] = []
+    private(set) var v4Rules: [UInt64] = []
     /// The first two IPv4 rules held inline (most deployments name one or two blocks), so
     /// the packet path reads no array for them; an unused one matches nothing (network bits
     /// outside a zero mask).
-    var v4First: (UInt64, UInt64) = (LocalNetworks.noRule, LocalNetworks.noRule)
+    private(set) var v4First: (UInt64, UInt64) = (LocalNetworks.noRule, LocalNetworks.noRule)
     /// More than two IPv4 rules: the rest are read from `v4Rules`.
-    var v4More = false
+    private(set) var v4More = false
     static let noRule: UInt64 = 1
     /// (network high, network low, mask high, mask low) per IPv6 prefix.
-    var v6Rules: [(UInt64, UInt64, UInt64, UInt64)] = []
+    private(set) var v6Rules: [(UInt64, UInt64, UInt64, UInt64)] = []
 
     public init(_ prefixes: [NetworkPrefix] = []) {
         v4 = []

@@ -598,7 +598,9 @@ extension JSONText {
         try encodeText(to: encoder)
     }
 
-    static func decodeText(_ decoder: any Decoder) throws -> Self {
+    /// The value a decoder's single string names (what `init(from:)` does; a raw-value
+    /// enum, which also has `RawRepresentable`'s coding, calls it from its own).
+    public static func decodeText(_ decoder: any Decoder) throws -> Self {
         let c = try decoder.singleValueContainer()
         let text = try c.decode(String.self)
         guard let value = Self(jsonText: text) else {
@@ -607,7 +609,8 @@ extension JSONText {
         return value
     }
 
-    func encodeText(to encoder: any Encoder) throws {
+    /// Writes `jsonText` as a single string (what `encode(to:)` does).
+    public func encodeText(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(jsonText)
     }

@@ -29,6 +29,7 @@ import TrafficTestSupport
             "trafficmon_dns_responses_total": DNSFacts.responseCodes.count,
             "trafficmon_window_client_syn_services": ProtocolCounts.synClientLimit,
             "trafficmon_malformed_packets_total": MalformedReason.allCases.count,
+            // request_timeout, idle, evicted, refused (the server's `CloseReason`, not visible here).
             "trafficmon_http_connections_closed_total": 4,
         ]
         for name in ["service", "window_client", "window_server", "window_service"] {
@@ -209,6 +210,7 @@ import TrafficTestSupport
             let newest = try #require(after.last)
             let m2 = try await HTTPHarness.metrics(client)
             #expect(m2.seriesLines <= bound)
+            Self.expectWithinFamilyBounds(m2, top: top, maxPartySeries: maxPartySeries)
             let labels2 = m2.labelValues("trafficmon_window_client_bytes", "client")
             #expect(labels2 == Set(newest.clients.map(\.ip.description)).union(["other"]))
             #expect(labels2.isSubset(of: Set(injected.map(\.0)).union(["other"])))

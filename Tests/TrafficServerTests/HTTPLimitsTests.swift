@@ -189,6 +189,8 @@ import TrafficTestSupport
         var limits = HTTPLimits()
         limits.maxConnections = 20
         limits.requestHeadTimeout = .seconds(60)
+        // The test client's idle connection must hold its slot for the whole test.
+        limits.idleTimeout = .seconds(600)
         try await Self.withLiveServer(limits: limits) { port, server in
             var flood: [RawSocket] = []
             // The test client's own connection, made as the test starts, holds a slot of

@@ -259,7 +259,7 @@ enum TShark {
         }
         if f.first("dns.qry.name") == "<Name too long>" {
             // tshark gives up on a name past 255 characters and reads the type after it;
-            // trafficmon reads at most 127 labels (the most a 255-byte name has).
+            // trafficmon counts a name over 255 bytes as malformed.
             unjudged.append("dns: tshark reads no name over 255 characters")
             return nil
         }
