@@ -75,20 +75,32 @@ extension ServiceList {
     /// Moves the parties' services into one array that holds exactly them: a list that is a
     /// run of a larger array keeps all of it alive (the services a `--top` cut folded away,
     /// the parties a folded record no longer lists), and a record kept in the history
-    /// should hold only what it shows.
+    /// should hold only what it shows. With `foldingTo`, a list longer than it is sorted and
+    /// folded there as it is moved (`WindowRecordBuilder.sortAndFold`).
     ///
     /// ```swift
     /// ServiceList.pack(&record.clients)
     /// ```
-    static func pack(_ parties: inout [PartyRecord]) {
+    static func pack(_ parties: inout [PartyRecord], foldingTo top: Int? = nil) {
         var storage = [ServiceCounts]()
         storage.reserveCapacity(parties.reduce(0) { $0 + $1.services.count })
-        for party in parties { party.services.withUnsafeBufferPointer { storage.append(contentsOf: $0) } }
+        var ends = [Int]()
+        ends.reserveCapacity(parties.count)
+        for party in parties {
+            let start = storage.count
+            party.services.withUnsafeBufferPointer { storage.append(contentsOf: $0) }
+            if let top, party.services.count > top {
+                let kept = storage.withUnsafeMutableBufferPointer { all in
+                    WindowRecordBuilder.sortAndFold(UnsafeMutableBufferPointer(rebasing: all[start...]), top: top)
+                }
+                storage.removeLast(storage.count - start - kept)
+            }
+            ends.append(storage.count)
+        }
         var start = 0
         for i in parties.indices {
-            let end = start + parties[i].services.count
-            parties[i].services = ServiceList(storage, range: start..<end)
-            start = end
+            parties[i].services = ServiceList(storage, range: start..<ends[i])
+            start = ends[i]
         }
     }
 }

@@ -22,15 +22,12 @@ extension WindowRecord {
     }
 
     /// Keeps the first `top` parties (the list is sorted) and adds the rest into `other`;
-    /// the kept parties' services get storage of their own (not the runs of the whole
-    /// record's array).
+    /// the kept parties' services, folded to `top`, get storage of their own (not the runs
+    /// of the whole record's array).
     private static func fold(_ parties: inout [PartyRecord], into other: inout OtherCounts, top: Int) {
         let listed = TopFold.parties(count: parties.count, top: top, into: &other) { (parties[$0].in, parties[$0].out) }
         parties.removeSubrange(listed...)
-        for i in parties.indices where parties[i].services.count > top {
-            parties[i].services = ServiceList(WindowRecordBuilder.sortedAndFolded(Array(parties[i].services), top: top))
-        }
-        ServiceList.pack(&parties)
+        ServiceList.pack(&parties, foldingTo: top)
     }
 }
 

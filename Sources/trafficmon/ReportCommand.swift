@@ -74,20 +74,23 @@ struct ReportCommand: ParsableCommand {
                 slots.wait()
                 writerQueue.async {
                     var closed = closed
+                    // A networks file that could not be read prints nothing: the run ends
+                    // with its error.
+                    let record: WindowRecord?
+                    switch networks?.value() {
+                    case .failure?:
+                        record = nil
+                    case .success(let named)?:
+                        closed.networks = named
+                        record = closed.record()
+                    case nil:
+                        record = closed.record()
+                    }
                     // The tables go back to the counting thread's pool as soon as the record
                     // is built (before it is rendered), so its next window finds a spare set
                     // rather than allocating and faulting in a new one.
-                    let named = networks?.value()
-                    if case .failure? = named {
-                        // Nothing is printed: the run ends with the file's error.
-                        closed.recycle()
-                        stopping.withLock { $0?.stop() }
-                    } else {
-                        if case .success(let named)? = named { closed.networks = named }
-                        let record = closed.record()
-                        closed.recycle()
-                        output.write(record)
-                    }
+                    closed.recycle()
+                    if let record { output.write(record) } else { stopping.withLock { $0?.stop() } }
                     slots.signal()
                 }
             }
