@@ -25,9 +25,9 @@ import WSClient
     static func server(in dir: URL) async throws -> TrafficServer {
         var options = TrafficServer.Options()
         options.authTokens = try BearerAuthMiddleware<TrafficServer.Context>.loadTokens(try tokenFile(in: dir))
-        let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 3, seed: 21, windowLength: Rig.second)
-        return try await Rig.server(
-            source: try PacketSource.openFile(try Rig.write(traffic, in: dir).path), enableDebugInject: true, options: options)
+        let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 3, seed: 21, windowLength: ServerHarness.second)
+        return try await ServerHarness.server(
+            source: try .file(try ServerHarness.write(traffic, in: dir)), windowLength: ServerHarness.second, enableDebugInject: true, options: options)
     }
 
     struct Route: CustomStringConvertible {
@@ -63,7 +63,7 @@ import WSClient
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await Self.server(in: dir)
         try await server.application.test(.live) { client in
-            try await Rig.waitUntil("the replay") { server.state.engine.status == .replayed }
+            try await ServerHarness.waitUntil("the replay") { server.state.engine.status == .replayed }
             let wrong: [String] = [
                 "Bearer wrong-token", "Bearer \(Self.alpha.dropLast())", "Bearer \(Self.alpha)x", "Bearer ",
                 "Bearer \(Self.alpha.uppercased())", "Basic \(Data("u:\(Self.alpha)".utf8).base64EncodedString())", Self.alpha,
@@ -76,19 +76,19 @@ import WSClient
                 #expect(none.status == .unauthorized, "\(route) without a token: \(none.status.code)")
                 #expect(none.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true, "\(route): WWW-Authenticate \(none.headers[.wwwAuthenticate] ?? "missing")")
                 #expect(none.headers[.contentType]?.hasPrefix("application/json") == true)
-                #expect(Rig.errorMessage(none)?.isEmpty == false, "\(route): body \(Rig.text(none))")
+                #expect(ServerHarness.errorMessage(none)?.isEmpty == false, "\(route): body \(ServerHarness.text(none))")
                 // Wrong ones.
                 for value in wrong {
                     let response = try await client.execute(uri: route.path, method: route.method, headers: [.authorization: value], body: body)
                     #expect(response.status == .unauthorized, "\(route) with '\(value)': \(response.status.code)")
                     #expect(response.headers[.wwwAuthenticate] != nil)
-                    #expect(Rig.errorMessage(response)?.isEmpty == false)
+                    #expect(ServerHarness.errorMessage(response)?.isEmpty == false)
                 }
                 // Either right one.
                 for token in [Self.alpha, Self.beta] {
                     let response = try await client.execute(
                         uri: route.path, method: route.method, headers: [.authorization: "Bearer \(token)"], body: body)
-                    #expect((200..<300).contains(response.status.code), "\(route) with a valid token: \(response.status.code) \(Rig.text(response).prefix(200))")
+                    #expect((200..<300).contains(response.status.code), "\(route) with a valid token: \(response.status.code) \(ServerHarness.text(response).prefix(200))")
                 }
             }
             // /healthz needs nothing (and a wrong token does not hurt it).
@@ -103,7 +103,7 @@ import WSClient
                 #expect(page.status == .ok, "\(path) without a token: \(page.status.code)")
             }
             let page = try await client.execute(uri: "/", method: .get, headers: [:], body: nil)
-            #expect(Rig.text(page).contains(#"data-auth="required""#))
+            #expect(ServerHarness.text(page).contains(#"data-auth="required""#))
             // A token in Sec-WebSocket-Protocol counts only on a WebSocket upgrade.
             let protocolOnly = try await client.execute(
                 uri: "/stats/current", method: .get, headers: [.secWebSocketProtocol: Self.subprotocol(Self.alpha)], body: nil)
@@ -126,7 +126,7 @@ import WSClient
         defer { try? FileManager.default.removeItem(at: dir) }
         var options = TrafficServer.Options()
         options.authTokens = [Self.alpha]
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path), options: options)
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second, options: options)
         try await server.application.test(.router) { client in
             let body = ByteBuffer(string: #"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":1200}"#)
             let authorized = try await client.execute(
@@ -145,7 +145,7 @@ import WSClient
         let server = try await Self.server(in: dir)
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
-            try await Rig.waitUntil("the replay") { server.state.engine.status == .replayed }
+            try await ServerHarness.waitUntil("the replay") { server.state.engine.status == .replayed }
             for (label, headers) in [("no token", [String]()), ("a wrong token", ["Authorization: Bearer wrong"]),
                                       ("a prefix of a token", ["Authorization: Bearer \(Self.alpha.prefix(5))"])] {
                 let socket = try RawSocket(port: port)
@@ -167,10 +167,10 @@ import WSClient
             #expect(chosen.status == 101, "upgrade with the token as a subprotocol: \(chosen.head)")
             #expect(chosen.head.lowercased().contains("sec-websocket-protocol: trafficmon\r\n"), "\(chosen.head)")
             browserLike.disconnect()
-            try await Rig.waitUntil("the browser-like client to leave") { server.hub.clientCount == 0 }
+            try await ServerHarness.waitUntil("the browser-like client to leave") { server.hub.clientCount == 0 }
             // The WebSocket client refuses too, without a token.
             await #expect(throws: WebSocketClientError.webSocketUpgradeFailed) {
-                try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/stats/stream", logger: Rig.logger) { _, _, _ in }
+                try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/stats/stream", logger: ServerHarness.logger) { _, _, _ in }
             }
             // A right token: upgraded, and a window arrives (from an inject).
             let raw = try RawSocket(port: port)
@@ -178,7 +178,7 @@ import WSClient
             #expect(accepted.status == 101, "upgrade with a valid token: \(accepted.head)")
             // Leave at once, with nothing unread (a reset connection is not let go: see StreamWebSocketTests).
             raw.disconnect()
-            try await Rig.waitUntil("the raw client to leave") { server.hub.clientCount == 0 }
+            try await ServerHarness.waitUntil("the raw client to leave") { server.hub.clientCount == 0 }
             let collector = WSCollector<WindowRecord>()
             let stop = StopFlag()
             let listener = Task {
@@ -186,9 +186,9 @@ import WSClient
                     port: port, into: collector, stop: stop, headers: [.authorization: "Bearer \(Self.alpha)"])
             }
             defer { stop.set(); listener.cancel() }
-            try await Rig.waitUntil("the subscriber") { server.hub.clientCount == 1 }
-            Rig.inject(server, clientIndex: 1, size: 777)
-            try await Rig.waitUntil("a window on the stream", timeout: .seconds(10)) { collector.count >= 1 }
+            try await ServerHarness.waitUntil("the subscriber") { server.hub.clientCount == 1 }
+            ServerHarness.inject(server, clientIndex: 1, size: 777)
+            try await ServerHarness.waitUntil("a window on the stream", timeout: .seconds(10)) { collector.count >= 1 }
             #expect(collector.all.first?.bytes == 777)
             stop.set()
             _ = try? await listener.value

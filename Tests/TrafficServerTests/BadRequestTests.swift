@@ -17,10 +17,10 @@ import TrafficTestSupport
         let truth = traffic.truth
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(
-            capture: try HTTPHarness.write(traffic, in: dir), windowLength: windowLength, enableDebugInject: inject)
+        let server = try await ServerHarness.server(
+            source: try .file(try ServerHarness.write(traffic, in: dir)), windowLength: windowLength, enableDebugInject: inject)
         return try await server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(server, windows: truth.windowStarts.count)
+            try await ServerHarness.waitForReplay(server, windows: truth.windowStarts.count)
             return try await body(client, server, truth)
         }
     }
@@ -32,12 +32,12 @@ import TrafficTestSupport
         _ response: TestResponse, _ status: HTTPResponse.Status, mentions: String?, _ what: String,
         sourceLocation: SourceLocation = #_sourceLocation
     ) -> String? {
-        #expect(response.status == status, "\(what): status \(response.status.code), body \(HTTPHarness.text(response))", sourceLocation: sourceLocation)
+        #expect(response.status == status, "\(what): status \(response.status.code), body \(ServerHarness.text(response))", sourceLocation: sourceLocation)
         #expect(response.status.code < 500, "\(what) made a 5xx", sourceLocation: sourceLocation)
         #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, "\(what): content type \(response.headers[.contentType] ?? "none")", sourceLocation: sourceLocation)
-        let object = try? JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(response)))
+        let object = try? JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(response)))
         guard let dictionary = object as? [String: Any], dictionary.count == 1, let sentence = dictionary["error"] as? String else {
-            Issue.record("\(what): body is not {\"error\": \"...\"}: \(HTTPHarness.text(response))", sourceLocation: sourceLocation)
+            Issue.record("\(what): body is not {\"error\": \"...\"}: \(ServerHarness.text(response))", sourceLocation: sourceLocation)
             return nil
         }
         #expect(!sentence.isEmpty, "\(what): empty error", sourceLocation: sourceLocation)
@@ -50,7 +50,7 @@ import TrafficTestSupport
     @Test(arguments: ["abc", "0", "10001", "-1", "1.5", "", "1e3", "99999999999999999999", "%20"])
     func badHistoryLimit(limit: String) async throws {
         try await Self.withServer(inject: false) { client, _, _ in
-            let response = try await HTTPHarness.get(client, "/stats/history?limit=\(limit)")
+            let response = try await ServerHarness.get(client, "/stats/history?limit=\(limit)")
             Self.expectError(response, .badRequest, mentions: "limit", "limit=\(limit)")
         }
     }
@@ -60,9 +60,9 @@ import TrafficTestSupport
             let windows = truth.windowStarts.count
             #expect(windows == 3)
             for (query, expected) in [("", min(10, windows)), ("?limit=1", 1), ("?limit=2", 2), ("?limit=10000", windows)] {
-                let response = try await HTTPHarness.get(client, "/stats/history\(query)")
+                let response = try await ServerHarness.get(client, "/stats/history\(query)")
                 #expect(response.status == .ok, "\(query)")
-                let history = try JSONDecoder().decode(HTTPHarness.History.self, from: Data(HTTPHarness.bytes(response))).windows
+                let history = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(response))).windows
                 #expect(history.count == expected, "\(query)")
                 // Oldest first: the last N windows.
                 #expect(history.map(\.start) == Array(truth.windowStarts.sorted().suffix(expected)), "\(query)")
@@ -113,9 +113,9 @@ import TrafficTestSupport
                 Self.expectError(response, .badRequest, mentions: field.isEmpty ? nil : field, what)
             }
             // Nothing of the above was counted.
-            let m = try await HTTPHarness.metrics(client)
+            let m = try await ServerHarness.metrics(client)
             #expect(m.value("trafficmon_injected_packets_total") == 0)
-            let current = try await HTTPHarness.current(client)
+            let current = try await ServerHarness.current(client)
             #expect(!current.clients.contains { $0.ip.description == "10.10.10.10" })
         }
     }
@@ -139,7 +139,7 @@ import TrafficTestSupport
             let body = #"{"client_ip":"10.10.10.10","direction":"in","proto":"\#(proto)","size":1200}"#
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
             Self.expectError(response, .badRequest, mentions: "proto", "proto \(proto)")
-            let m = try await HTTPHarness.metrics(client)
+            let m = try await ServerHarness.metrics(client)
             #expect(m.value("trafficmon_injected_packets_total") == 0)
         }
     }
@@ -161,7 +161,7 @@ import TrafficTestSupport
         let traffic = SyntheticTraffic(packets: 100, clients: 5, seconds: 2, seed: 4)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir), enableDebugInject: true)
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)), enableDebugInject: true)
         try await server.application.test(.live) { client in
             let body = Self.validBody + String(repeating: " ", count: 200 * 1024)
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
@@ -176,7 +176,7 @@ import TrafficTestSupport
         let traffic = SyntheticTraffic(packets: 100, clients: 5, seconds: 2, seed: 5)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)))
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
             let socket = try RawSocket(port: port)
@@ -198,9 +198,9 @@ import TrafficTestSupport
         try await Self.withServer(inject: false) { client, _, _ in
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: Self.validBody))
             Self.expectError(response, .notFound, mentions: nil, "inject while disabled")
-            let get = try await HTTPHarness.get(client, "/debug/inject")
+            let get = try await ServerHarness.get(client, "/debug/inject")
             Self.expectError(get, .notFound, mentions: nil, "GET inject while disabled")
-            let m = try await HTTPHarness.metrics(client)
+            let m = try await ServerHarness.metrics(client)
             #expect(m.value("trafficmon_injected_packets_total") == 0)
         }
     }
@@ -223,16 +223,16 @@ import TrafficTestSupport
             let body = #"{"client_ip":"\#(ip)","direction":"\#(direction)","proto":"\#(proto)","size":\#(size)}"#
             let response = try await client.execute(
                 uri: "/debug/inject", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
-            #expect(response.status == .accepted, "\(HTTPHarness.text(response))")
-            let m = try await HTTPHarness.metrics(client)
+            #expect(response.status == .accepted, "\(ServerHarness.text(response))")
+            let m = try await ServerHarness.metrics(client)
             #expect(m.value("trafficmon_injected_packets_total") == 1)
 
             // The packet lands in the open wall-clock window: in /stats/current while it is
             // open, in the history once it closes.
             let replayed = server.state.history(limit: 10_000).count
             var found: ClientRecord?
-            try await HTTPHarness.waitUntil("the injected packet in /stats/current or the history", timeout: .seconds(15)) {
-                let candidates = [try await HTTPHarness.current(client)] + (try await HTTPHarness.history(client)).dropFirst(replayed)
+            try await ServerHarness.waitUntil("the injected packet in /stats/current or the history", timeout: .seconds(15)) {
+                let candidates = [try await ServerHarness.current(client)] + (try await ServerHarness.history(client)).dropFirst(replayed)
                 found = candidates.lazy.flatMap(\.clients).first { $0.ip.description == ip }
                 return found != nil
             }
@@ -258,15 +258,15 @@ import TrafficTestSupport
                 let r = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
                 #expect(r.status == .accepted)
             }
-            try await HTTPHarness.waitUntil("the injected windows to close", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("the injected windows to close", timeout: .seconds(10)) {
                 let later = server.state.history(limit: 10_000).dropFirst(before)
                 return later.reduce(0) { $0 + $1.in.bytes } == 3000
             }
-            let history = try await HTTPHarness.history(client)
+            let history = try await ServerHarness.history(client)
             let injected = history.dropFirst(before)
             #expect(injected.allSatisfy { $0.isConserved && $0.out == .zero })
             #expect(injected.reduce(0) { $0 + $1.in.packets } == 2)
-            let m = try await HTTPHarness.metrics(client)
+            let m = try await ServerHarness.metrics(client)
             let newest = try #require(history.last)
             #expect(m.value("trafficmon_window_bytes", ["direction": "in"])?.promExactUInt == newest.in.bytes)
             #expect(m.value("trafficmon_window_start_timestamp_seconds") == Double(newest.start) / 1e9)

@@ -140,14 +140,14 @@ import TrafficTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("many.pcap")
         let (window1, window2) = try Self.writeCapture(to: url)
-        let server = try await HTTPHarness.server(
-            capture: url, top: top, windowLength: Self.second, enableDebugInject: true, maxPartySeries: maxPartySeries)
+        let server = try await ServerHarness.server(
+            source: try .file(url), windowLength: Self.second, top: top, enableDebugInject: true, maxPartySeries: maxPartySeries)
         let topA = Set((30..<50).map { Self.clientA($0).description })
         let topB = Set((10..<30).map { Self.clientB($0).description })
 
         try await server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(server, windows: 2)
-            let history = try await HTTPHarness.history(client)
+            try await ServerHarness.waitForReplay(server, windows: 2)
+            let history = try await ServerHarness.history(client)
             #expect(history.count == 2)
             let (w1, w2) = (history[0], history[1])
             #expect(w1.start == Self.t0 && w2.start == Self.t0 + Self.second)
@@ -165,12 +165,12 @@ import TrafficTestSupport
             #expect(Set(w2.clients.map(\.ip.description)) == topB)
             #expect(w2.other.clients == 10)
 
-            let current = try await HTTPHarness.current(client)
+            let current = try await ServerHarness.current(client)
             #expect(current.clients.count <= top)
             #expect(current.isConserved)
 
             // After the replay the gauges describe window 2: its top 20 and "other", none of window 1's clients.
-            let text = HTTPHarness.text(try await HTTPHarness.get(client, "/metrics"))
+            let text = ServerHarness.text(try await ServerHarness.get(client, "/metrics"))
             let m = try PromExposition.parse(text)
             #expect(m.seriesLines <= bound, "\(m.seriesLines) series, bound \(bound)")
             Self.expectWithinFamilyBounds(m, top: top, maxPartySeries: maxPartySeries)
@@ -194,7 +194,7 @@ import TrafficTestSupport
             // window 2's client series go away.
             let injected = [("192.0.2.10", 1000), ("192.0.2.11", 2000), ("192.0.2.12", 3000)]
             // Inject early in a second so that the three land in one window.
-            try await HTTPHarness.waitUntil("the start of a second", timeout: .seconds(15)) {
+            try await ServerHarness.waitUntil("the start of a second", timeout: .seconds(15)) {
                 let fraction = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 1)
                 return fraction > 0.02 && fraction < 0.4
             }
@@ -203,12 +203,12 @@ import TrafficTestSupport
                 let r = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
                 #expect(r.status == .accepted)
             }
-            try await HTTPHarness.waitUntil("the injected window to close", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("the injected window to close", timeout: .seconds(10)) {
                 server.state.history(limit: 10_000).dropFirst(2).reduce(0) { $0 + $1.in.bytes } == 6000
             }
-            let after = try await HTTPHarness.history(client)
+            let after = try await ServerHarness.history(client)
             let newest = try #require(after.last)
-            let m2 = try await HTTPHarness.metrics(client)
+            let m2 = try await ServerHarness.metrics(client)
             #expect(m2.seriesLines <= bound)
             Self.expectWithinFamilyBounds(m2, top: top, maxPartySeries: maxPartySeries)
             let labels2 = m2.labelValues("trafficmon_window_client_bytes", "client")

@@ -18,10 +18,10 @@ import TrafficTestSupport
         let traffic = SyntheticTraffic(packets: 300, clients: 10, seconds: 8, seed: 21)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir)) { $0.limits = limits }
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir))) { $0.limits = limits }
         let windows = traffic.truth.windowStarts.count
         return try await server.application.test(.live) { client in
-            try await HTTPHarness.waitForReplay(server, windows: windows)
+            try await ServerHarness.waitForReplay(server, windows: windows)
             return try await body(try #require(client.port), server)
         }
     }
@@ -127,7 +127,7 @@ import TrafficTestSupport
             // has accepted them all: a debug build on a busy machine takes a moment).
             let crowd = try (0..<100).map { _ in try RawSocket(port: port) }
             for socket in crowd { socket.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n") }
-            try await HTTPHarness.waitUntil("the crowd accepted", timeout: .seconds(30)) {
+            try await ServerHarness.waitUntil("the crowd accepted", timeout: .seconds(30)) {
                 let m = try Self.metrics(server)
                 let open = m.value("trafficmon_http_connections") ?? 0
                 let late = m.value("trafficmon_http_connections_closed_total", ["reason": "request_timeout"]) ?? 0
@@ -156,7 +156,7 @@ import TrafficTestSupport
             let idled = try #require(m.value("trafficmon_http_connections_closed_total", ["reason": "idle"]))
             #expect(idled >= 2, "\(idled) connections closed for idling")
             // Every connection is gone (the scrapes' own close as they end).
-            try await HTTPHarness.waitUntil("no connection left open", timeout: .seconds(5)) {
+            try await ServerHarness.waitUntil("no connection left open", timeout: .seconds(5)) {
                 try Self.metrics(server).value("trafficmon_http_connections") == 0
             }
             #expect(try await Self.scrapeMilliseconds(port: port) < 100)
@@ -196,7 +196,7 @@ import TrafficTestSupport
             // The test client's own connection, made as the test starts, holds a slot of
             // the cap; waiting, it stays (a flood connection still sending goes first), so
             // the flood holds the rest.
-            try await HTTPHarness.waitUntil("the test client's connection", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("the test client's connection", timeout: .seconds(10)) {
                 server.connections.admitted >= 1
             }
             let before = server.connections.count
@@ -208,7 +208,7 @@ import TrafficTestSupport
                 // The server must have accepted the connection and read its bytes before the
                 // next one comes, so each counts as sending its head (one it has not read yet
                 // ranks as waiting, and a newer one still sending would go before it).
-                try await HTTPHarness.waitUntil("the server reading half-sent request \(index)", timeout: .seconds(10)) {
+                try await ServerHarness.waitUntil("the server reading half-sent request \(index)", timeout: .seconds(10)) {
                     server.connections.admitted == admittedBefore + index + 1
                         && server.connections.count(in: .sendingRequest) >= min(index + 1, 20 - before)
                 }
@@ -253,7 +253,7 @@ import TrafficTestSupport
             let (bytes, eof) = try await refused.drained(quiet: 3, limit: 5)
             #expect(eof && bytes.isEmpty, "a connection past the cap was answered: \(String(decoding: bytes, as: UTF8.self).prefix(60))")
             streams[0].disconnect()
-            try await HTTPHarness.waitUntil("a free connection slot", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("a free connection slot", timeout: .seconds(10)) {
                 try await Self.get(port: port, "/healthz").status == 200
             }
             let m = try Self.metrics(server)
@@ -293,14 +293,14 @@ import TrafficTestSupport
         let traffic = SyntheticTraffic(packets: 200, clients: 5, seconds: 3, seed: 22)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir)) { settings in
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir))) { settings in
             settings.listen = ListenAddress(host: loopback ? "127.0.0.1" : "0.0.0.0", port: 9000)
             settings.allowedHosts = ["monitor.lan"]
         }
         let windows = traffic.truth.windowStarts.count
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
-            try await HTTPHarness.waitForReplay(server, windows: windows)
+            try await ServerHarness.waitForReplay(server, windows: windows)
             for host in ["localhost:\(port)", "127.0.0.1:\(port)", "[::1]:\(port)", "monitor.lan", "evil.example.com"] {
                 let socket = try RawSocket(port: port)
                 socket.send("GET /stats/current HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")

@@ -13,19 +13,19 @@ import TrafficTestSupport
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let windows = traffic.truth.windowStarts.count
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)))
         try await server.application.test(.router) { client in
             // Liveness does not depend on the capture.
-            let health = try await HTTPHarness.get(client, "/healthz")
+            let health = try await ServerHarness.get(client, "/healthz")
             #expect(health.status == .ok)
-            let healthBody = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(health))) as? [String: String]
+            let healthBody = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(health))) as? [String: String]
             #expect(healthBody == ["status": "ok"])
 
-            try await HTTPHarness.waitForReplay(server, windows: windows)
-            let ready = try await HTTPHarness.get(client, "/readyz")
+            try await ServerHarness.waitForReplay(server, windows: windows)
+            let ready = try await ServerHarness.get(client, "/readyz")
             #expect(ready.status == .ok)
             #expect(ready.headers[.contentType]?.hasPrefix("application/json") == true)
-            let readyBody = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(ready))) as? [String: Any]
+            let readyBody = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(ready))) as? [String: Any]
             #expect(readyBody?["status"] as? String == "replayed")
         }
     }
@@ -35,11 +35,11 @@ import TrafficTestSupport
         let traffic = SyntheticTraffic(packets: 200, clients: 10, seconds: 3, seed: 6)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)))
         try await server.application.test(.router) { client in
             for _ in 0..<20 {
-                let ready = try await HTTPHarness.get(client, "/readyz")
-                let body = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(ready))) as? [String: Any]
+                let ready = try await ServerHarness.get(client, "/readyz")
+                let body = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(ready))) as? [String: Any]
                 let status = body?["status"] as? String
                 switch status {
                 case "starting":
@@ -65,26 +65,26 @@ import TrafficTestSupport
         try Data(image.prefix(image.count - 7)).write(to: url)
         let windows = traffic.truth.windowStarts.count
         let frames = traffic.frames.count
-        let server = try await HTTPHarness.server(capture: url)
+        let server = try await ServerHarness.server(source: try .file(url))
         try await server.application.test(.router) { client in
-            try await HTTPHarness.waitUntil("the capture to fail", timeout: .seconds(20)) {
+            try await ServerHarness.waitUntil("the capture to fail", timeout: .seconds(20)) {
                 if case .failed = server.state.engine.status { return true }
                 return false
             }
-            let ready = try await HTTPHarness.get(client, "/readyz")
+            let ready = try await ServerHarness.get(client, "/readyz")
             #expect(ready.status == .serviceUnavailable)
-            let body = try JSONSerialization.jsonObject(with: Data(HTTPHarness.bytes(ready))) as? [String: Any]
+            let body = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(ready))) as? [String: Any]
             #expect(body?["status"] as? String == "failed")
-            #expect((body?["error"] as? String)?.contains("cut.pcap") == true, "\(HTTPHarness.text(ready))")
-            #expect(try await HTTPHarness.get(client, "/healthz").status == .ok)
+            #expect((body?["error"] as? String)?.contains("cut.pcap") == true, "\(ServerHarness.text(ready))")
+            #expect(try await ServerHarness.get(client, "/healthz").status == .ok)
             // Everything before the cut was counted: all windows, the last one partial.
-            try await HTTPHarness.waitUntil("the windows read before the cut", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("the windows read before the cut", timeout: .seconds(10)) {
                 server.state.history(limit: 10_000).count == windows
             }
-            let history = try await HTTPHarness.history(client)
+            let history = try await ServerHarness.history(client)
             #expect(history.last?.partial == true)
             #expect(history.reduce(0) { $0 + $1.packets } == UInt64(frames - 1))
-            let metrics = try await HTTPHarness.get(client, "/metrics")
+            let metrics = try await ServerHarness.get(client, "/metrics")
             #expect(metrics.status == .ok)
         }
     }
@@ -93,12 +93,12 @@ import TrafficTestSupport
         let traffic = SyntheticTraffic(packets: 100, clients: 5, seconds: 2, seed: 7)
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)))
         try await server.application.test(.router) { client in
-            let page = try await HTTPHarness.get(client, "/")
+            let page = try await ServerHarness.get(client, "/")
             #expect(page.status == .ok)
             #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
-            let html = HTTPHarness.text(page)
+            let html = ServerHarness.text(page)
             #expect(html.lowercased().contains("<html"))
             #expect(html.contains("href=\"/metrics\""))
             #expect(html.contains("/stats/history"))
@@ -106,7 +106,7 @@ import TrafficTestSupport
             #expect(html.contains("href=\"/stats/capture\""))
             // The page's script and style, keyed by their content hash.
             let script = try #require(html.range(of: #"/assets/app\.js\?v=[0-9a-f]{16}"#, options: .regularExpression))
-            let etag = try await HTTPHarness.get(client, "/assets/app.js").headers[.eTag]
+            let etag = try await ServerHarness.get(client, "/assets/app.js").headers[.eTag]
             #expect(etag == "\"" + html[script].suffix(16) + "\"")
             #expect(html.range(of: #"/assets/app\.css\?v=[0-9a-f]{16}"#, options: .regularExpression) != nil)
         }

@@ -35,14 +35,14 @@ import TrafficTestSupport
     @Test func pageAndAssetsAreServedWithValidatorsAndAPolicy() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)
         try await server.application.test(.router) { client in
-            let page = try await HTTPHarness.get(client, "/")
+            let page = try await ServerHarness.get(client, "/")
             #expect(page.status == .ok)
             #expect(page.headers[.contentType] == "text/html; charset=utf-8")
             let policy = try #require(page.headers[.contentSecurityPolicy])
             #expect(policy.contains("script-src 'self'") && policy.contains("default-src 'none'"), "\(policy)")
-            let html = HTTPHarness.text(page)
+            let html = ServerHarness.text(page)
             #expect(html.contains(#"data-auth="none""#))
             #expect(html.contains("/assets/app.js?v=") && html.contains("/assets/app.css?v="))
             #expect(!html.contains("9.9.9-test"), "the open page reveals the version")
@@ -53,17 +53,17 @@ import TrafficTestSupport
                 ("/assets/app.css", "text/css; charset=utf-8", "prefers-color-scheme: dark"),
                 ("/", "text/html; charset=utf-8", "<main"),
             ] {
-                let response = try await HTTPHarness.get(client, path)
+                let response = try await ServerHarness.get(client, path)
                 #expect(response.status == .ok, "\(path)")
                 #expect(response.headers[.contentType] == type, "\(path)")
-                #expect(HTTPHarness.text(response).contains(marker), "\(path) lacks \(marker)")
+                #expect(ServerHarness.text(response).contains(marker), "\(path) lacks \(marker)")
                 let etag = try #require(response.headers[.eTag], "\(path) has no ETag")
                 #expect(response.headers[.cacheControl] == "no-cache")
                 // Revalidation: the same ETag gets 304 and no body; another gets the file.
-                let same = try await HTTPHarness.get(client, path, headers: [.ifNoneMatch: etag])
+                let same = try await ServerHarness.get(client, path, headers: [.ifNoneMatch: etag])
                 #expect(same.status == .notModified, "\(path) with its own ETag: \(same.status.code)")
                 #expect(same.body.readableBytes == 0)
-                let other = try await HTTPHarness.get(client, path, headers: [.ifNoneMatch: "\"0000000000000000\""])
+                let other = try await ServerHarness.get(client, path, headers: [.ifNoneMatch: "\"0000000000000000\""])
                 #expect(other.status == .ok)
                 // HEAD: the same headers, no body.
                 let head = try await client.execute(uri: path, method: .head, headers: [:], body: nil)
@@ -72,7 +72,7 @@ import TrafficTestSupport
                 #expect(head.body.readableBytes == 0)
             }
             // The ETags differ between files.
-            let tags = try await ["/", "/assets/app.js", "/assets/app.css"].asyncMap { try await HTTPHarness.get(client, $0).headers[.eTag] }
+            let tags = try await ["/", "/assets/app.js", "/assets/app.css"].asyncMap { try await ServerHarness.get(client, $0).headers[.eTag] }
             #expect(Set(tags).count == 3)
         }
     }
@@ -83,9 +83,9 @@ import TrafficTestSupport
     @Test func pageHasPanelsForClientsServersAndLocalMachines() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)
         try await server.application.test(.router) { client in
-            let html = HTTPHarness.text(try await HTTPHarness.get(client, "/"))
+            let html = ServerHarness.text(try await ServerHarness.get(client, "/"))
             for (panel, table, heading) in [
                 ("panel-local", "local-table", "Local machines"), ("panel-clients", "clients-table", "Top clients"),
                 ("panel-servers", "servers-table", "Top servers"), ("panel-services", "services-table", "Top services"),
@@ -94,7 +94,7 @@ import TrafficTestSupport
                 #expect(html.contains(">\(heading)</h2>"), "no heading \(heading)")
             }
             #expect(html.contains(#"<section class="panel" id="panel-local" aria-labelledby="h-local" hidden>"#))
-            let script = HTTPHarness.text(try await HTTPHarness.get(client, "/assets/app.js"))
+            let script = ServerHarness.text(try await ServerHarness.get(client, "/assets/app.js"))
             for marker in ["local_networks", "r.servers", "other_servers", "p.local", "'Remote servers'", "'Remote clients'"] {
                 #expect(script.contains(marker), "app.js does not read \(marker)")
             }
@@ -106,21 +106,21 @@ import TrafficTestSupport
     @Test func captureSummaryNamesLocalNetworksAndServicePorts() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let capture = try Rig.emptyCapture(in: dir).path
+        let capture = try ServerHarness.emptyCapture(in: dir).path
         for (networks, ports) in [
             (["2001:DB8:1:0::/64", "192.168.1.7/24"], ["UDP/50000", "TCP/8443"]),
             ([], []),
         ] {
             let aggregation = WindowAggregator.Configuration(
-                windowLength: Rig.second, localNetworks: try HTTPHarness.localNetworks(networks),
+                windowLength: ServerHarness.second, localNetworks: try ServerHarness.localNetworks(networks),
                 servicePorts: try ServicePorts(labels: ports))
             let server = try await TrafficServer(
-                configuration: HTTPHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
-                source: try PacketSource.openFile(capture), aggregation: aggregation, logger: Rig.logger)
+                configuration: ServerHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
+                source: try PacketSource.openFile(capture), aggregation: aggregation, logger: ServerHarness.logger)
             try await server.application.test(.router) { client in
-                let response = try await HTTPHarness.get(client, "/stats/capture")
+                let response = try await ServerHarness.get(client, "/stats/capture")
                 #expect(response.status == .ok)
-                let summary = try JSONDecoder().decode(Summary.self, from: Data(HTTPHarness.bytes(response)))
+                let summary = try JSONDecoder().decode(Summary.self, from: Data(ServerHarness.bytes(response)))
                 #expect(summary.local_networks == (networks.isEmpty ? [] : ["192.168.1.0/24", "2001:db8:1::/64"]))
                 #expect(summary.service_ports == (ports.isEmpty ? [] : ["TCP/8443", "UDP/50000"]))
             }
@@ -132,17 +132,17 @@ import TrafficTestSupport
     @Test func captureSummaryAddsUpEveryClosedWindow() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let traffic = SyntheticTraffic(packets: 4_000, clients: 60, seconds: 8, seed: 77, windowLength: Rig.second)
-        let capture = try Rig.write(traffic, in: dir)
+        let traffic = SyntheticTraffic(packets: 4_000, clients: 60, seconds: 8, seed: 77, windowLength: ServerHarness.second)
+        let capture = try ServerHarness.write(traffic, in: dir)
         let truth = traffic.truth
-        let server = try await Rig.server(source: try PacketSource.openFile(capture.path))
+        let server = try await ServerHarness.server(source: try .file(capture), windowLength: ServerHarness.second)
         try await server.application.test(.live) { client in
-            try await Rig.waitForReplayEnd(server)
-            let history = try await HTTPHarness.history(client)
-            let response = try await HTTPHarness.get(client, "/stats/capture")
+            try await ServerHarness.waitForReplayEnd(server)
+            let history = try await ServerHarness.history(client)
+            let response = try await ServerHarness.get(client, "/stats/capture")
             #expect(response.status == .ok)
             #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
-            let summary = try JSONDecoder().decode(Summary.self, from: Data(HTTPHarness.bytes(response)))
+            let summary = try JSONDecoder().decode(Summary.self, from: Data(ServerHarness.bytes(response)))
             #expect(summary.status == "replayed")
             #expect(summary.source.kind == "file" && summary.source.name == capture.path)
             #expect(summary.version == "9.9.9-test")
@@ -161,7 +161,7 @@ import TrafficTestSupport
             #expect(summary.received == history.reduce(0) { $0 + $1.capture.received })
             #expect(summary.dropped.kernel == 0 && summary.dropped.interface == 0)
 
-            let metrics = try await HTTPHarness.metrics(client)
+            let metrics = try await ServerHarness.metrics(client)
             #expect(metrics.sum("trafficmon_capture_received_packets_total") == Double(summary.received))
             #expect(metrics.sum("trafficmon_windows_closed_total") == Double(summary.windows_closed))
         }
@@ -175,14 +175,14 @@ extension LivePageTests {
     func historyFoldsToFewerClientsOnRequest(top: Int) async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let traffic = SyntheticTraffic(packets: 6_000, clients: 300, seconds: 6, seed: 5, windowLength: Rig.second)
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.write(traffic, in: dir).path))
+        let traffic = SyntheticTraffic(packets: 6_000, clients: 300, seconds: 6, seed: 5, windowLength: ServerHarness.second)
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)), windowLength: ServerHarness.second)
         try await server.application.test(.live) { client in
-            try await Rig.waitForReplayEnd(server)
-            let full = try await HTTPHarness.history(client)
-            let response = try await HTTPHarness.get(client, "/stats/history?limit=10000&top=\(top)")
+            try await ServerHarness.waitForReplayEnd(server)
+            let full = try await ServerHarness.history(client)
+            let response = try await ServerHarness.get(client, "/stats/history?limit=10000&top=\(top)")
             #expect(response.status == .ok)
-            let folded = try JSONDecoder().decode(HTTPHarness.History.self, from: Data(HTTPHarness.bytes(response))).windows
+            let folded = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(response))).windows
             #expect(folded.count == full.count && full.count >= 5)
             #expect(full.contains { $0.clients.count > top }, "nothing to fold")
             for (f, w) in zip(folded, full) {
@@ -217,7 +217,7 @@ extension LivePageTests {
     @Test(.timeLimit(.minutes(1))) func aWebSocketFromAnotherSiteIsRefused() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
             for origin in ["http://evil.example", "http://127.0.0.1:\(port + 1)", "http://127.0.0.1.evil.example:\(port)", "null"] {
@@ -231,7 +231,7 @@ extension LivePageTests {
                 let answer = try await socket.upgraded(path: "/stats/stream", port: port, headers: headers)
                 #expect(answer.status == 101, "\(headers): \(answer.head.split(separator: "\r\n").first ?? "no answer")")
                 socket.disconnect()
-                try await Rig.waitUntil("the client to leave") { server.hub.clientCount == 0 }
+                try await ServerHarness.waitUntil("the client to leave") { server.hub.clientCount == 0 }
             }
         }
     }
@@ -239,12 +239,12 @@ extension LivePageTests {
     @Test func historyRefusesABadTop() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)
         try await server.application.test(.router) { client in
             for bad in ["-1", "x", "10001", "", "1.5"] {
-                let response = try await HTTPHarness.get(client, "/stats/history?top=\(bad)")
+                let response = try await ServerHarness.get(client, "/stats/history?top=\(bad)")
                 #expect(response.status == .badRequest, "top=\(bad): \(response.status.code)")
-                #expect(Rig.errorMessage(response)?.contains("top") == true)
+                #expect(ServerHarness.errorMessage(response)?.contains("top") == true)
             }
         }
     }

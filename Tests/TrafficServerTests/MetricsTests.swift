@@ -21,17 +21,17 @@ import TrafficTestSupport
         let truth = traffic.truth
         let dir = try TestProcess.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await HTTPHarness.server(capture: try HTTPHarness.write(traffic, in: dir), top: top)
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)), top: top)
         return try await server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(server, windows: truth.windowStarts.count)
+            try await ServerHarness.waitForReplay(server, windows: truth.windowStarts.count)
             return try await body(client, truth)
         }
     }
 
     @Test func countersAgreeWithTheOracleAndTheHistory() async throws {
         try await Self.withReplayedServer { client, truth in
-            let m = try await HTTPHarness.metrics(client)
-            let history = try await HTTPHarness.history(client)
+            let m = try await ServerHarness.metrics(client)
+            let history = try await ServerHarness.history(client)
             #expect(history.count == truth.windowStarts.count)
             #expect(Set(history.map(\.start)) == truth.windowStarts)
 
@@ -98,8 +98,8 @@ import TrafficTestSupport
 
     @Test func windowGaugesDescribeTheNewestRecord() async throws {
         try await Self.withReplayedServer(top: 10) { client, truth in
-            let m = try await HTTPHarness.metrics(client)
-            let history = try await HTTPHarness.history(client)
+            let m = try await ServerHarness.metrics(client)
+            let history = try await ServerHarness.history(client)
             let newest = try #require(history.last)
             #expect(newest.start == truth.windowStarts.max())
             #expect(newest.partial)
@@ -158,8 +158,8 @@ import TrafficTestSupport
     /// the TCP and DNS counters are the history's sums.
     @Test func protocolFamiliesAgreeWithTheCountersAndTheHistory() async throws {
         try await Self.withReplayedServer { client, _ in
-            let m = try await HTTPHarness.metrics(client)
-            let history = try await HTTPHarness.history(client)
+            let m = try await ServerHarness.metrics(client)
+            let history = try await ServerHarness.history(client)
             for (i, direction) in ["in", "out"].enumerated() {
                 let labels = ["direction": direction]
                 #expect(m.value("trafficmon_packet_size_bytes_count", labels) == m.value("trafficmon_packets_total", labels))
@@ -190,10 +190,10 @@ import TrafficTestSupport
 
     @Test func everyFamilyHasHelpAndTypeAndCountersEndInTotal() async throws {
         try await Self.withReplayedServer { client, _ in
-            let response = try await HTTPHarness.get(client, "/metrics")
+            let response = try await ServerHarness.get(client, "/metrics")
             #expect(response.status == .ok)
             #expect(response.headers[.contentType] == "text/plain; version=0.0.4; charset=utf-8")
-            let m = try PromExposition.parse(HTTPHarness.text(response))
+            let m = try PromExposition.parse(ServerHarness.text(response))
             #expect(m.samplesBeforeType.isEmpty, "samples before their TYPE: \(m.samplesBeforeType)")
             #expect(m.otherComments.isEmpty, "\(m.otherComments)")
             for name in Set(m.samples.map(\.name)) {
@@ -242,12 +242,12 @@ import TrafficTestSupport
 
     @Test func openMetricsWhenAsked() async throws {
         try await Self.withReplayedServer { client, _ in
-            let plain = try await HTTPHarness.metrics(client)
-            let response = try await HTTPHarness.get(
+            let plain = try await ServerHarness.metrics(client)
+            let response = try await ServerHarness.get(
                 client, "/metrics", headers: [.accept: "application/openmetrics-text; version=1.0.0; charset=utf-8,text/plain;q=0.5"])
             #expect(response.status == .ok)
             #expect(response.headers[.contentType]?.hasPrefix("application/openmetrics-text") == true)
-            let text = HTTPHarness.text(response)
+            let text = ServerHarness.text(response)
             #expect(text.hasSuffix("# EOF\n"))
             #expect(text.components(separatedBy: "# EOF").count == 2, "exactly one # EOF")
             let om = try PromExposition.parse(text)
@@ -265,49 +265,49 @@ import TrafficTestSupport
             #expect(Self.trafficSamples(om) == Self.trafficSamples(plain))
 
             // Without the OpenMetrics type in Accept: the 0.0.4 text.
-            let other = try await HTTPHarness.get(client, "/metrics", headers: [.accept: "text/plain"])
+            let other = try await ServerHarness.get(client, "/metrics", headers: [.accept: "text/plain"])
             #expect(other.headers[.contentType] == "text/plain; version=0.0.4; charset=utf-8")
-            #expect(!HTTPHarness.text(other).contains("# EOF"))
+            #expect(!ServerHarness.text(other).contains("# EOF"))
         }
     }
 
     @Test func gzipWhenAsked() async throws {
         try await Self.withReplayedServer { client, _ in
-            let plain = try await HTTPHarness.get(client, "/metrics")
+            let plain = try await ServerHarness.get(client, "/metrics")
             #expect(plain.headers[.contentEncoding] == nil)
-            let response = try await HTTPHarness.get(client, "/metrics", headers: [.acceptEncoding: "gzip, deflate"])
+            let response = try await ServerHarness.get(client, "/metrics", headers: [.acceptEncoding: "gzip, deflate"])
             #expect(response.status == .ok)
             #expect(response.headers[.contentEncoding] == "gzip")
             #expect(response.headers[.contentType] == "text/plain; version=0.0.4; charset=utf-8")
-            let body = HTTPHarness.bytes(response)
+            let body = ServerHarness.bytes(response)
             #expect(body.prefix(2) == [0x1F, 0x8B])
             #expect(body.count < plain.body.readableBytes)
-            let gunzip = try #require(HTTPHarness.which("gunzip"))
-            let result = try HTTPHarness.run(gunzip, ["-c"], input: Data(body))
+            let gunzip = try #require(ServerHarness.which("gunzip"))
+            let result = try ServerHarness.run(gunzip, ["-c"], input: Data(body))
             #expect(result.status == 0, "\(String(decoding: result.stderr, as: UTF8.self))")
             let unzipped = try PromExposition.parse(String(decoding: result.stdout, as: UTF8.self))
-            let original = try PromExposition.parse(HTTPHarness.text(plain))
+            let original = try PromExposition.parse(ServerHarness.text(plain))
             #expect(Self.trafficSamples(unzipped) == Self.trafficSamples(original))
             #expect(unzipped.types == original.types)
 
             // gzip refused with q=0, or not offered: plain text.
             for header in ["gzip;q=0", "identity", "br"] {
-                let r = try await HTTPHarness.get(client, "/metrics", headers: [.acceptEncoding: header])
+                let r = try await ServerHarness.get(client, "/metrics", headers: [.acceptEncoding: header])
                 #expect(r.headers[.contentEncoding] == nil, "Accept-Encoding: \(header)")
-                #expect(HTTPHarness.bytes(r).prefix(2) != [0x1F, 0x8B], "Accept-Encoding: \(header)")
+                #expect(ServerHarness.bytes(r).prefix(2) != [0x1F, 0x8B], "Accept-Encoding: \(header)")
             }
         }
     }
 
-    static let promtool = HTTPHarness.which("promtool")
+    static let promtool = ServerHarness.which("promtool")
 
     /// Debian's prometheus package provides promtool (CI installs it; so does this machine).
     @Test(.enabled(if: promtool != nil, "promtool is not installed"))
     func promtoolCheckMetricsReportsNothing() async throws {
         let promtool = try #require(Self.promtool)
         try await Self.withReplayedServer(top: 5) { client, _ in
-            let response = try await HTTPHarness.get(client, "/metrics")
-            let result = try HTTPHarness.run(promtool, ["check", "metrics"], input: Data(HTTPHarness.bytes(response)))
+            let response = try await ServerHarness.get(client, "/metrics")
+            let result = try ServerHarness.run(promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(response)))
             let output = String(decoding: result.stdout + result.stderr, as: UTF8.self)
             #expect(result.status == 0, "promtool: \(output)")
             #expect(output.isEmpty, "promtool: \(output)")
@@ -319,7 +319,7 @@ import TrafficTestSupport
     func promtoolComplainsAboutABadExposition() throws {
         let promtool = try #require(Self.promtool)
         let bad = "# HELP requests Requests.\n# TYPE requests counter\nrequests 1\n"
-        let result = try HTTPHarness.run(promtool, ["check", "metrics"], input: Data(bad.utf8))
+        let result = try ServerHarness.run(promtool, ["check", "metrics"], input: Data(bad.utf8))
         #expect(!(result.stdout + result.stderr).isEmpty)
     }
 }

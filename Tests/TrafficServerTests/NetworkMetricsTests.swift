@@ -25,8 +25,8 @@ import TrafficTestSupport
     ) async throws -> Setup {
         let dir = try TestProcess.temporaryDirectory()
         let traffic = SyntheticTraffic(packets: 12_000, clients: 400, seconds: 15, seed: 61)
-        let capture = try HTTPHarness.write(traffic, in: dir)
-        var aggregation = WindowAggregator.Configuration(localNetworks: try HTTPHarness.localNetworks(), top: top)
+        let capture = try ServerHarness.write(traffic, in: dir)
+        var aggregation = WindowAggregator.Configuration(localNetworks: try ServerHarness.localNetworks(), top: top)
         if networks {
             aggregation.networks = try NetworksFile.parse(
                 WhoFixtures.networksYAML(WhoFixtures.networkBlocks(.servers) + WhoFixtures.fillerBlocks(filler)), path: "networks.yaml")
@@ -37,11 +37,11 @@ import TrafficTestSupport
             try WhoFixtures.countryDatabase().write(to: country)
             aggregation.origins = try MaxMindOrigins(asnDatabase: asn.path, countryDatabase: country.path)
         }
-        var configuration = HTTPHarness.configuration(top: top, historySize: 720, enableDebugInject: false)
+        var configuration = ServerHarness.configuration(top: top, historySize: 720, enableDebugInject: false)
         configuration.maxNetworkSeries = maxNetworkSeries
         let server = try await TrafficServer(
             configuration: configuration, source: try PacketSource.openFile(capture.path), aggregation: aggregation,
-            logger: HTTPHarness.quietLogger)
+            logger: ServerHarness.logger)
         return Setup(dir: dir, truth: traffic.truth, server: server)
     }
 
@@ -58,8 +58,8 @@ import TrafficTestSupport
         let s = try await Self.setup(filler: 200)
         defer { try? FileManager.default.removeItem(at: s.dir) }
         try await s.server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(s.server, windows: 3)
-            let m = try await HTTPHarness.metrics(client)
+            try await ServerHarness.waitForReplay(s.server, windows: 3)
+            let m = try await ServerHarness.metrics(client)
             let truth = s.truth
             let blocks = WhoFixtures.networkBlocks(.servers)
 
@@ -108,8 +108,8 @@ import TrafficTestSupport
             #expect(m.value("trafficmon_window_asn_bytes", ["asn": "64500", "as_org": "Doc \"Net\" \\ Paris", "direction": "out"]) != nil)
             // promtool finds nothing to say about the new families (HELP, TYPE, names, labels).
             let promtool = try #require(MetricsTests.promtool, "promtool is not installed: scripts/install-deps --test")
-            let text = try await HTTPHarness.get(client, "/metrics")
-            let check = try HTTPHarness.run(promtool, ["check", "metrics"], input: Data(HTTPHarness.bytes(text)))
+            let text = try await ServerHarness.get(client, "/metrics")
+            let check = try ServerHarness.run(promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(text)))
             let said = String(decoding: check.stdout + check.stderr, as: UTF8.self)
             #expect(check.status == 0 && said.isEmpty, "promtool: \(said)")
             // Labels of the file, once per network.
@@ -124,8 +124,8 @@ import TrafficTestSupport
         let s = try await Self.setup(maxNetworkSeries: 2, databases: false)
         defer { try? FileManager.default.removeItem(at: s.dir) }
         try await s.server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(s.server, windows: 3)
-            let m = try await HTTPHarness.metrics(client)
+            try await ServerHarness.waitForReplay(s.server, windows: 3)
+            let m = try await ServerHarness.metrics(client)
             #expect(Set(m.labelValues("trafficmon_network_bytes_total", "network")) == ["docs", "docs-low", "unknown", "other"])
             let expected = WhoFixtures.networkTotals(s.truth, blocks: WhoFixtures.networkBlocks(.servers))
             for side in ["client", "server"] {
@@ -143,8 +143,8 @@ import TrafficTestSupport
         let s = try await Self.setup(databases: false, networks: false)
         defer { try? FileManager.default.removeItem(at: s.dir) }
         try await s.server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(s.server, windows: 3)
-            let text = HTTPHarness.text(try await HTTPHarness.get(client, "/metrics"))
+            try await ServerHarness.waitForReplay(s.server, windows: 3)
+            let text = ServerHarness.text(try await ServerHarness.get(client, "/metrics"))
             for family in ["trafficmon_network_", "trafficmon_window_network_", "trafficmon_country_", "trafficmon_window_asn_"] {
                 #expect(!text.contains(family), "\(family)")
             }
@@ -155,8 +155,8 @@ import TrafficTestSupport
         let s = try await Self.setup()
         defer { try? FileManager.default.removeItem(at: s.dir) }
         try await s.server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(s.server, windows: 3)
-            let all = try await HTTPHarness.history(client)
+            try await ServerHarness.waitForReplay(s.server, windows: 3)
+            let all = try await ServerHarness.history(client)
             for (query, keep) in [
                 ("network=docs", { (p: PartyRecord) in p.network == "docs" }),
                 ("network=unknown", { (p: PartyRecord) in p.network == "unknown" }),
@@ -165,9 +165,9 @@ import TrafficTestSupport
                 ("country=fr", { (p: PartyRecord) in p.country == "FR" }),
                 ("country=DE&asn=64500", { (p: PartyRecord) in p.country == "DE" && p.asn == "64500" }),
             ] {
-                let response = try await HTTPHarness.get(client, "/stats/history?limit=10000&\(query)")
+                let response = try await ServerHarness.get(client, "/stats/history?limit=10000&\(query)")
                 #expect(response.status == .ok, "\(query)")
-                let windows = try JSONDecoder().decode(HTTPHarness.History.self, from: Data(HTTPHarness.bytes(response))).windows
+                let windows = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(response))).windows
                 #expect(windows.count == all.count)
                 var kept = 0
                 for (w, whole) in zip(windows, all) {
@@ -178,8 +178,8 @@ import TrafficTestSupport
                 #expect(kept > 0, "\(query) kept no client")
                 #expect(windows.allSatisfy { w in w.networks?.allSatisfy { query.hasPrefix("network=") ? $0.network == query.dropFirst(8) : true } ?? false })
             }
-            let docs = try await HTTPHarness.get(client, "/stats/history?network=docs&top=0")
-            let windows = try JSONDecoder().decode(HTTPHarness.History.self, from: Data(HTTPHarness.bytes(docs))).windows
+            let docs = try await ServerHarness.get(client, "/stats/history?network=docs&top=0")
+            let windows = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(docs))).windows
             // top=0 folds the parties; the selected network's entries stay.
             #expect(windows.allSatisfy { $0.clients.isEmpty && $0.servers.isEmpty })
             // (docs parties are servers too, of the frames without ports they receive)
@@ -197,9 +197,9 @@ import TrafficTestSupport
                 ("country=1", "country must be a two-letter"),
                 ("country=%C3%A9%C3%A9", "country must be a two-letter"),
             ] {
-                let response = try await HTTPHarness.get(client, "/stats/history?\(query)")
+                let response = try await ServerHarness.get(client, "/stats/history?\(query)")
                 #expect(response.status == .badRequest, "\(query)")
-                #expect(HTTPHarness.text(response).contains(message), "\(query): \(HTTPHarness.text(response))")
+                #expect(ServerHarness.text(response).contains(message), "\(query): \(ServerHarness.text(response))")
             }
         }
         let bare = try await Self.setup(databases: false, networks: false)
@@ -210,9 +210,9 @@ import TrafficTestSupport
                 ("asn=64500", "asn= needs an ASN database"),
                 ("country=FR", "country= needs a country database"),
             ] {
-                let response = try await HTTPHarness.get(client, "/stats/history?\(query)")
+                let response = try await ServerHarness.get(client, "/stats/history?\(query)")
                 #expect(response.status == .badRequest)
-                #expect(HTTPHarness.text(response).contains(message), "\(HTTPHarness.text(response))")
+                #expect(ServerHarness.text(response).contains(message), "\(ServerHarness.text(response))")
             }
         }
     }
@@ -236,16 +236,16 @@ import TrafficTestSupport
             writer.append(template, timestamp: t0 + Int64(n) * 30_000)
         }
         try writer.write(to: url)
-        var aggregation = WindowAggregator.Configuration(localNetworks: try HTTPHarness.localNetworks(), top: 50)
+        var aggregation = WindowAggregator.Configuration(localNetworks: try ServerHarness.localNetworks(), top: 50)
         aggregation.networks = try NetworksFile.parse(
             WhoFixtures.networksYAML(WhoFixtures.floodBlocks(count: 10_000, sources: sources)), path: "flood.yaml")
         #expect(aggregation.networks?.blockCount == 10_000)
         let server = try await TrafficServer(
-            configuration: HTTPHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
-            source: try PacketSource.openFile(url.path), aggregation: aggregation, logger: HTTPHarness.quietLogger)
+            configuration: ServerHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
+            source: try PacketSource.openFile(url.path), aggregation: aggregation, logger: ServerHarness.logger)
         try await server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(server, windows: 2, timeout: .seconds(120))
-            let m = try await HTTPHarness.metrics(client)
+            try await ServerHarness.waitForReplay(server, windows: 2, timeout: .seconds(120))
+            let m = try await ServerHarness.metrics(client)
             // Network series: counters for 100 networks + unknown + other, two sides, two
             // directions, two units; gauges for the top 50 per side + unknown + other; info 100.
             let networkSeries = m.samples.filter { $0.name.contains("_network_") }.count

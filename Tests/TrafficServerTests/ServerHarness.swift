@@ -1,6 +1,4 @@
 import Foundation
-import Hummingbird
-import HummingbirdTesting
 import Logging
 import Testing
 import TrafficCapture
@@ -8,28 +6,41 @@ import TrafficCore
 import TrafficServer
 import TrafficTestSupport
 
-/// Builds in-process `TrafficServer`s over capture files the tests write, and waits
-/// for their replays.
-enum HTTPHarness {
-    static let nanos: Int64 = 1_000_000_000
+/// The server suites' one harness: in-process `TrafficServer`s over capture files the tests
+/// write (or an empty one, whose windows then come from injects on the wall clock), and
+/// the waits for their replays. Its HTTP helpers are in `ServerHarness+HTTP.swift`, the
+/// external programs it runs in `ServerHarness+Programs.swift`, and the records it makes
+/// in `ServerHarness+Records.swift`.
+///
+/// ```swift
+/// let server = try await ServerHarness.server(source: try .file(try ServerHarness.write(traffic, in: dir)))
+/// try await server.application.test(.router) { client in
+///     try await ServerHarness.waitForReplay(server, windows: 3)
+///     let metrics = try await ServerHarness.metrics(client)
+/// }
+/// ```
+enum ServerHarness {
+    /// One second in nanoseconds.
+    static let second: Int64 = 1_000_000_000
 
     /// `--local-net` for `SyntheticTraffic`'s servers.
     static func localNetworks(_ cidrs: [String] = SyntheticTraffic.localNetworks) throws -> LocalNetworks {
         LocalNetworks(try cidrs.map { try NetworkPrefix(parsing: $0) })
     }
 
-    static var quietLogger: Logger {
+    /// The servers' logger: errors only.
+    static var logger: Logger {
         var logger = Logger(label: "trafficmon-test")
-        logger.logLevel = .warning
+        logger.logLevel = .error
         return logger
     }
 
-    /// A server replaying `capture`; `configure` changes its settings (limits, listen
-    /// address, allowed hosts), `options` its store and tokens.
+    /// A server over `source` (a capture file: `.file(url)`); `configure` changes its settings (limits, listen address,
+    /// allowed hosts), `options` its store, tokens, TLS and queue limit.
     static func server(
-        capture: URL, top: Int = 50, windowLength: Int64 = 5_000_000_000, maxClients: Int = 100_000,
+        source: PacketSource, windowLength: Int64 = 5 * second, top: Int = 50, maxClients: Int = 100_000,
         historySize: Int = 720, enableDebugInject: Bool = false, maxPartySeries: Int = 1000,
-        partyTTL: Int64 = 600_000_000_000, localNetworks: [String] = SyntheticTraffic.localNetworks,
+        partyTTL: Int64 = 600 * second, localNetworks: [String] = SyntheticTraffic.localNetworks,
         options: TrafficServer.Options = .init(), configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TrafficServer {
         let aggregation = WindowAggregator.Configuration(
@@ -38,9 +49,7 @@ enum HTTPHarness {
         settings.maxPartySeries = maxPartySeries
         settings.partyTTL = partyTTL
         configure(&settings)
-        return try await TrafficServer(
-            configuration: settings, source: try PacketSource.openFile(capture.path), aggregation: aggregation, options: options,
-            logger: quietLogger)
+        return try await TrafficServer(configuration: settings, source: source, aggregation: aggregation, options: options, logger: logger)
     }
 
     /// The server settings of the test servers (version 9.9.9-test).
@@ -53,12 +62,24 @@ enum HTTPHarness {
         return configuration
     }
 
+    // MARK: Capture files
+
     /// Writes `traffic` as a pcap file in `directory`.
-    static func write(_ traffic: SyntheticTraffic, in directory: URL, name: String = "capture.pcap") throws -> URL {
+    static func write(_ traffic: SyntheticTraffic, in directory: URL, name: String = "capture.pcap", snapLength: Int = 262_144) throws -> URL {
         let url = directory.appendingPathComponent(name)
-        try traffic.pcap().write(to: url)
+        try traffic.pcap(snapLength: snapLength).write(to: url)
         return url
     }
+
+    /// A capture file holding only its header: the replay ends at once and windows then
+    /// come from injects, closed on the wall clock.
+    static func emptyCapture(in directory: URL) throws -> URL {
+        let url = directory.appendingPathComponent("empty.pcap")
+        try PcapWriter(linkType: 1).write(to: url)
+        return url
+    }
+
+    // MARK: Waiting
 
     struct Timeout: Error, CustomStringConvertible {
         var what: String
@@ -85,51 +106,31 @@ enum HTTPHarness {
         }
     }
 
-    // MARK: HTTP helpers
-
-    static func get(_ client: some TestClientProtocol, _ uri: String, headers: HTTPFields = [:]) async throws -> TestResponse {
-        try await client.execute(uri: uri, method: .get, headers: headers, body: nil)
+    /// Waits until a replay has been read to its end and its last window (marked partial)
+    /// has been published: the engine says `replayed` as soon as it has closed that window,
+    /// a moment before the publisher has handed it on.
+    static func waitForReplayEnd(_ server: TrafficServer, timeout: Duration = .seconds(60)) async throws {
+        try await waitUntil("the replay's last window in the history", timeout: timeout) {
+            server.state.engine.status == .replayed && server.state.history(limit: 1).last?.partial == true
+        }
     }
 
-    static func text(_ response: TestResponse) -> String {
-        String(decoding: response.body.readableBytesView, as: UTF8.self)
+    // MARK: Injects
+
+    /// Counts one packet of `size` bytes from a distinct client per `index` (10.64.x.y), inbound TCP/8000.
+    static func inject(_ server: TrafficServer, clientIndex: Int, size: Int = 1200) {
+        let ip = IPAddress(ipv4: 0x0A40_0000 | UInt32(truncatingIfNeeded: clientIndex & 0x3F_FFFF))
+        server.state.engine.inject(
+            Attribution(client: ip, direction: .inbound, service: Service(label: "TCP/8000")!), wireLength: size)
     }
 
-    static func bytes(_ response: TestResponse) -> [UInt8] {
-        Array(response.body.readableBytesView)
-    }
+    /// Wall-clock nanoseconds.
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1e9) }
+}
 
-    /// `/metrics` as parsed samples (Prometheus text format).
-    static func metrics(_ client: some TestClientProtocol) async throws -> PromExposition {
-        let response = try await get(client, "/metrics")
-        #expect(response.status == .ok)
-        return try PromExposition.parse(text(response))
+extension PacketSource {
+    /// The capture file at `url`, to replay.
+    static func file(_ url: URL) throws -> PacketSource {
+        try openFile(url.path)
     }
-
-    struct History: Decodable {
-        var windows: [WindowRecord]
-    }
-
-    /// `/stats/history?limit=N`, decoded.
-    static func history(_ client: some TestClientProtocol, limit: Int = 10_000) async throws -> [WindowRecord] {
-        let response = try await get(client, "/stats/history?limit=\(limit)")
-        #expect(response.status == .ok)
-        return try JSONDecoder().decode(History.self, from: Data(bytes(response))).windows
-    }
-
-    /// `/stats/current`, decoded.
-    static func current(_ client: some TestClientProtocol) async throws -> WindowRecord {
-        let response = try await get(client, "/stats/current")
-        #expect(response.status == .ok)
-        return try JSONDecoder().decode(WindowRecord.self, from: Data(bytes(response)))
-    }
-
-    /// Runs `program` with `input` on stdin; returns status, stdout and stderr.
-    static func run(_ program: String, _ arguments: [String], input: Data) throws -> (status: Int32, stdout: Data, stderr: Data) {
-        let result = try TestProcess.run(URL(fileURLWithPath: program), arguments, input: input)
-        return (result.status, result.stdout, Data(result.stderr.utf8))
-    }
-
-    /// The first existing path of `name` on PATH (or the usual system directories).
-    static func which(_ name: String) -> String? { TestProcess.which(name) }
 }

@@ -56,10 +56,10 @@ import TrafficTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("scan.pcap")
         let busy = try Self.writeCapture(to: url)
-        let server = try await HTTPHarness.server(capture: url, top: top, windowLength: Self.second)
+        let server = try await ServerHarness.server(source: try .file(url), windowLength: Self.second, top: top)
         try await server.application.test(.router) { client in
-            try await HTTPHarness.waitForReplay(server, windows: 3)
-            let m = try await HTTPHarness.metrics(client)
+            try await ServerHarness.waitForReplay(server, windows: 3)
+            let m = try await ServerHarness.metrics(client)
             let labels = m.labelValues("trafficmon_service_bytes_total", "service")
             // Every busy service has its own series, with its exact bytes (labelled in the
             // first window it was busy in).

@@ -83,11 +83,11 @@ import Glibc
         let store = try WindowStore(path: database)
         var options = TrafficServer.Options()
         options.store = store
-        let configuration = HTTPHarness.configuration(top: 1000, historySize: 720, enableDebugInject: false)
+        let configuration = ServerHarness.configuration(top: 1000, historySize: 720, enableDebugInject: false)
         let aggregation = WindowAggregator.Configuration(
-            windowLength: Rig.second, localNetworks: try HTTPHarness.localNetworks(), top: 1000)
+            windowLength: ServerHarness.second, localNetworks: try ServerHarness.localNetworks(), top: 1000)
         let server = try await TrafficServer(
-            configuration: configuration, source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path),
+            configuration: configuration, source: try PacketSource.openFile(try ServerHarness.emptyCapture(in: dir).path),
             aggregation: aggregation, options: options, logger: lines.logger)
         return (server, store)
     }
@@ -98,7 +98,7 @@ import Glibc
             var i = 0
             while !Task.isCancelled {
                 for _ in 0..<30 {
-                    Rig.inject(server, clientIndex: i % 5000, size: 900)
+                    ServerHarness.inject(server, clientIndex: i % 5000, size: 900)
                     i += 1
                 }
                 try? await Task.sleep(for: .milliseconds(100))
@@ -127,28 +127,28 @@ import Glibc
         let lines = LogLines()
         let (server, store) = try await Self.server(database: fs.appendingPathComponent("t.sqlite").path, lines: lines)
         try await server.application.test(.router) { client in
-            try await Rig.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
+            try await ServerHarness.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
             let injector = Self.injector(server)
             defer { injector.cancel() }
-            try await Rig.waitUntil("two windows stored") { try await store.count() >= 2 }
+            try await ServerHarness.waitUntil("two windows stored") { try await store.count() >= 2 }
 
             // The disk fills up.
             let filler = fs.appendingPathComponent("filler")
             #expect(Self.fill(filler) > 0)
-            try await Rig.waitUntil("failed writes counted", timeout: .seconds(30)) {
+            try await ServerHarness.waitUntil("failed writes counted", timeout: .seconds(30)) {
                 try Self.metric(server, "trafficmon_store_errors_total") >= 3
             }
             // Capture and serving go on, and the windows stay in memory.
             let closedWhileFull = try Self.metric(server, "trafficmon_windows_closed_total")
-            try await Rig.waitUntil("two more windows while the disk is full", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("two more windows while the disk is full", timeout: .seconds(10)) {
                 try Self.metric(server, "trafficmon_windows_closed_total") >= closedWhileFull + 2
             }
-            #expect(try await HTTPHarness.get(client, "/healthz").status == .ok)
-            #expect(try await HTTPHarness.get(client, "/stats/current").status == .ok)
-            let metrics = try await HTTPHarness.get(client, "/metrics")
+            #expect(try await ServerHarness.get(client, "/healthz").status == .ok)
+            #expect(try await ServerHarness.get(client, "/stats/current").status == .ok)
+            let metrics = try await ServerHarness.get(client, "/metrics")
             #expect(metrics.status == .ok)
-            #expect(HTTPHarness.text(metrics).contains("trafficmon_store_errors_total"))
-            let history = try await HTTPHarness.history(client)
+            #expect(ServerHarness.text(metrics).contains("trafficmon_store_errors_total"))
+            let history = try await ServerHarness.history(client)
             #expect(history.count >= 4)
             #expect(!(try await Self.everyWindowStored(server, store)), "windows were stored while the disk was full")
             // One error line however many failures (at most one a minute).
@@ -158,7 +158,7 @@ import Glibc
 
             // Space comes back: every window waiting is written.
             try FileManager.default.removeItem(at: filler)
-            try await Rig.waitUntil("every window of the history in the database", timeout: .seconds(40)) {
+            try await ServerHarness.waitUntil("every window of the history in the database", timeout: .seconds(40)) {
                 try await Self.everyWindowStored(server, store)
             }
             #expect(lines.all.contains { $0.contains("database writes resumed") }, "\(lines.all.suffix(5))")
@@ -178,17 +178,17 @@ import Glibc
         let lines = LogLines()
         let (server, store) = try await Self.server(database: path, lines: lines)
         try await server.application.test(.router) { _ in
-            try await Rig.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
+            try await ServerHarness.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
             let injector = Self.injector(server)
             defer { injector.cancel() }
-            try await Rig.waitUntil("two windows stored") { try await store.count() >= 2 }
+            try await ServerHarness.waitUntil("two windows stored") { try await store.count() >= 2 }
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
-            try await Rig.waitUntil("every window of the history in a new file", timeout: .seconds(15)) {
+            try await ServerHarness.waitUntil("every window of the history in a new file", timeout: .seconds(15)) {
                 guard FileManager.default.fileExists(atPath: path) else { return false }
                 return try await Self.everyWindowStored(server, store)
             }
             // Read by another process, from the file on disk.
-            let onDisk = Int(try await Rig.sqlite(path, "SELECT COUNT(*) FROM window").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            let onDisk = Int(try await ServerHarness.sqlite(path, "SELECT COUNT(*) FROM window").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
             #expect(onDisk >= server.state.history(limit: 10_000).count - 1)
             #expect(lines.all.contains { $0.contains("removed or replaced while open") })
             #expect(try Self.metric(server, "trafficmon_store_errors_total") >= 1)

@@ -12,7 +12,7 @@ import TrafficTestSupport
 /// range reaches back before the memory ring (here only 3 windows long).
 @Suite struct StoreHistoryRangeTests {
     /// 2020-09-13T12:26:40Z: ten stored windows of 1 s from here, long before the capture.
-    static let old: Int64 = 1_600_000_000 * Rig.second
+    static let old: Int64 = 1_600_000_000 * ServerHarness.second
 
     struct Setup {
         var server: TrafficServer
@@ -23,14 +23,14 @@ import TrafficTestSupport
 
     static func setup(in dir: URL) async throws -> Setup {
         let store = try WindowStore(path: dir.appendingPathComponent("h.sqlite").path)
-        let stored = (0..<10).map { Rig.record(start: old + Int64($0) * Rig.second) }
+        let stored = (0..<10).map { ServerHarness.record(start: old + Int64($0) * ServerHarness.second) }
         try await store.save(stored)
         // A replay of 6 s of packets (windows of 1 s) after them.
-        let traffic = SyntheticTraffic(packets: 600, clients: 20, seconds: 6, seed: 11, windowLength: Rig.second)
-        let capture = try Rig.write(traffic, in: dir)
+        let traffic = SyntheticTraffic(packets: 600, clients: 20, seconds: 6, seed: 11, windowLength: ServerHarness.second)
+        let capture = try ServerHarness.write(traffic, in: dir)
         var options = TrafficServer.Options()
         options.store = store
-        let server = try await Rig.server(source: try PacketSource.openFile(capture.path), historySize: 3, options: options)
+        let server = try await ServerHarness.server(source: try .file(capture), windowLength: ServerHarness.second, historySize: 3, options: options)
         return Setup(server: server, store: store, stored: stored, replayStarts: traffic.truth.windowStarts.sorted())
     }
 
@@ -41,12 +41,12 @@ import TrafficTestSupport
         let stored = s.stored
         let total = stored.count + s.replayStarts.count
         try await s.server.application.test(.router) { client in
-            try await Rig.waitUntil("the replay and its windows in SQLite") {
+            try await ServerHarness.waitUntil("the replay and its windows in SQLite") {
                 let count = try await s.store.count()
                 return s.server.state.engine.status == .replayed && count == total
             }
             // The ring holds the 3 newest windows only.
-            let ring = try Rig.decodeHistory(try await HTTPHarness.get(client, "/stats/history?limit=10000"))
+            let ring = try ServerHarness.decodeHistory(try await ServerHarness.get(client, "/stats/history?limit=10000"))
             #expect(ring.map(\.start) == Array(s.replayStarts.suffix(3)))
 
             // RFC 3339, Z and offset forms (the "+" percent-encoded, as a URL needs).
@@ -65,23 +65,23 @@ import TrafficTestSupport
                 ("since=1500000000&until=1500000010", []),
             ]
             for (query, expected) in cases {
-                let response = try await HTTPHarness.get(client, "/stats/history?\(query)")
-                #expect(response.status == .ok, "\(query): \(Rig.text(response))")
-                let windows = try Rig.decodeHistory(response)
+                let response = try await ServerHarness.get(client, "/stats/history?\(query)")
+                #expect(response.status == .ok, "\(query): \(ServerHarness.text(response))")
+                let windows = try ServerHarness.decodeHistory(response)
                 #expect(windows == expected, "\(query): got starts \(windows.map(\.start)), expected \(expected.map(\.start))")
             }
 
             // since alone, older than the ring: the old windows and every replayed one,
             // including those the ring has dropped.
-            let all = try Rig.decodeHistory(try await HTTPHarness.get(client, "/stats/history?since=1600000008&limit=10000"))
+            let all = try ServerHarness.decodeHistory(try await ServerHarness.get(client, "/stats/history?since=1600000008&limit=10000"))
             #expect(all.map(\.start) == stored[8...].map(\.start) + s.replayStarts)
             #expect(Array(all.prefix(2)) == Array(stored[8...]))
             #expect(Array(all.suffix(3)) == ring)
 
             // since inside the ring: the ring's windows.
             let recent = s.replayStarts.suffix(2).first!
-            let inRing = try Rig.decodeHistory(
-                try await HTTPHarness.get(client, "/stats/history?since=\(Timestamp.rfc3339(recent))&limit=10000"))
+            let inRing = try ServerHarness.decodeHistory(
+                try await ServerHarness.get(client, "/stats/history?since=\(Timestamp.rfc3339(recent))&limit=10000"))
             #expect(inRing == Array(ring.suffix(2)))
         }
     }
@@ -98,10 +98,10 @@ import TrafficTestSupport
                 "since=1600000001&until=1600000005&limit=0",
             ]
             for query in bad {
-                let response = try await HTTPHarness.get(client, "/stats/history?\(query)")
+                let response = try await ServerHarness.get(client, "/stats/history?\(query)")
                 #expect(response.status == .badRequest, "\(query) gave \(response.status.code)")
-                let message = Rig.errorMessage(response)
-                #expect(message?.isEmpty == false, "\(query): body \(Rig.text(response))")
+                let message = ServerHarness.errorMessage(response)
+                #expect(message?.isEmpty == false, "\(query): body \(ServerHarness.text(response))")
             }
         }
     }
@@ -114,20 +114,20 @@ import TrafficTestSupport
         let s = try await Self.setup(in: dir)
         let total = s.stored.count + s.replayStarts.count
         try await s.server.application.test(.router) { client in
-            try await Rig.waitUntil("the replay and its windows in SQLite") {
+            try await ServerHarness.waitUntil("the replay and its windows in SQLite") {
                 let count = try await s.store.count()
                 return s.server.state.engine.status == .replayed && count == total
             }
             let first = try #require(s.replayStarts.suffix(3).first)
-            let rows = try await Rig.sqlite(s.store.path, "SELECT record FROM window WHERE start >= \(first) ORDER BY start")
+            let rows = try await ServerHarness.sqlite(s.store.path, "SELECT record FROM window WHERE start >= \(first) ORDER BY start")
             let expected = "{\"windows\":[" + rows.split(separator: "\n").joined(separator: ",") + "]}"
-            #expect(Rig.text(try await HTTPHarness.get(client, "/stats/history?limit=3")) == expected)
+            #expect(ServerHarness.text(try await ServerHarness.get(client, "/stats/history?limit=3")) == expected)
             let since = Double(first) / 1e9
-            #expect(Rig.text(try await HTTPHarness.get(client, "/stats/history?since=\(since)&limit=3")) == expected)
+            #expect(ServerHarness.text(try await ServerHarness.get(client, "/stats/history?since=\(since)&limit=3")) == expected)
             // Older windows come from SQLite, rendered anew from their rows: the same bytes
             // for rows this version wrote.
-            let old = try await Rig.sqlite(s.store.path, "SELECT record FROM window WHERE start < \(Self.old + 2 * Rig.second) ORDER BY start")
-            #expect(Rig.text(try await HTTPHarness.get(client, "/stats/history?until=\(Self.old / Rig.second + 2)"))
+            let old = try await ServerHarness.sqlite(s.store.path, "SELECT record FROM window WHERE start < \(Self.old + 2 * ServerHarness.second) ORDER BY start")
+            #expect(ServerHarness.text(try await ServerHarness.get(client, "/stats/history?until=\(Self.old / ServerHarness.second + 2)"))
                 == "{\"windows\":[" + old.split(separator: "\n").joined(separator: ",") + "]}")
         }
     }

@@ -7,13 +7,13 @@ import TrafficTestSupport
 /// `WindowStore` on its own: what it writes (checked with the sqlite3 CLI, not with the
 /// store), what it reads back, pruning, migrations, and the files it must refuse.
 @Suite struct StoreWindowStoreTests {
-    let t0: Int64 = 1_700_000_000 * Rig.second
+    let t0: Int64 = 1_700_000_000 * ServerHarness.second
 
     @Test func recordsRoundTripFieldForFieldAcrossReopening() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
-        let records = (0..<12).map { Rig.record(start: t0 + Int64($0) * Rig.second, partial: $0 == 11) }
+        let records = (0..<12).map { ServerHarness.record(start: t0 + Int64($0) * ServerHarness.second, partial: $0 == 11) }
         do {
             let store = try WindowStore(path: path)
             // Two batches, out of order: the store orders by start.
@@ -28,7 +28,7 @@ import TrafficTestSupport
         #expect(try await reopened.recent(limit: 100) == records)
         // sqlite3 sees one row per window, keyed by its start in nanoseconds, with the
         // record's own packet and byte totals.
-        let rows = try await Rig.sqlite(path, "SELECT start, \"end\", partial, packets, bytes FROM window ORDER BY start")
+        let rows = try await ServerHarness.sqlite(path, "SELECT start, \"end\", partial, packets, bytes FROM window ORDER BY start")
         let expected = records.map { "\($0.start)|\($0.end)|\($0.partial ? 1 : 0)|\($0.packets)|\($0.bytes)" }
         #expect(rows.components(separatedBy: "\n") == expected)
     }
@@ -42,8 +42,8 @@ import TrafficTestSupport
         let path = dir.appendingPathComponent("w.sqlite").path
         _ = try WindowStore(path: path)
         let old = #"{"start":"2023-11-14T22:13:20Z","end":"2023-11-14T22:13:25Z","partial":false,"packets":25,"bytes":16080,"in":{"packets":10,"bytes":900},"out":{"packets":12,"bytes":15000},"clients":[{"ip":"198.51.100.7","in":{"packets":10,"bytes":900},"out":{"packets":12,"bytes":15000},"services":[{"service":"TCP/443","direction":"in","packets":10,"bytes":900},{"service":"TCP/443","direction":"out","packets":12,"bytes":15000}]}],"other":{"packets":0,"bytes":0,"clients":0,"in":{"packets":0,"bytes":0},"out":{"packets":0,"bytes":0}},"non_ip":{"packets":3,"bytes":180},"malformed":{"packets":0,"bytes":0,"reasons":{}},"late_packets":0,"capture":{"received":25,"dropped":0,"kernel_dropped":0,"interface_dropped":0},"services":[{"service":"TCP/443","direction":"out","packets":12,"bytes":15000},{"service":"TCP/443","direction":"in","packets":10,"bytes":900}]}"#
-        _ = try await Rig.sqlite(path, """
-            INSERT INTO window (start, "end", partial, packets, bytes, record) VALUES (\(t0), \(t0 + 5 * Rig.second), 0, 25, 16080, '\(old)')
+        _ = try await ServerHarness.sqlite(path, """
+            INSERT INTO window (start, "end", partial, packets, bytes, record) VALUES (\(t0), \(t0 + 5 * ServerHarness.second), 0, 25, 16080, '\(old)')
             """)
         let store = try WindowStore(path: path)
         let loaded = try await store.recent(limit: 10)
@@ -55,7 +55,7 @@ import TrafficTestSupport
         #expect(record.capture.oversized == 0)
         #expect(record.isConserved)
         try await store.save([record])
-        let rewritten = try await Rig.sqlite(path, "SELECT record FROM window")
+        let rewritten = try await ServerHarness.sqlite(path, "SELECT record FROM window")
         #expect(rewritten.contains(#""servers":[],"other_servers":{"packets":22,"bytes":15900,"servers":0"#))
         #expect(try await store.recent(limit: 10) == [record])
     }
@@ -65,12 +65,12 @@ import TrafficTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         let store = try WindowStore(path: path)
-        let first = Rig.record(start: t0, partial: true, seed: 1)
-        let second = Rig.record(start: t0, partial: false, seed: 2)
+        let first = ServerHarness.record(start: t0, partial: true, seed: 1)
+        let second = ServerHarness.record(start: t0, partial: false, seed: 2)
         try await store.save([first])
         try await store.save([second])
         #expect(try await store.recent(limit: 10) == [second])
-        #expect(try await Rig.sqlite(path, "SELECT COUNT(*) FROM window") == "1")
+        #expect(try await ServerHarness.sqlite(path, "SELECT COUNT(*) FROM window") == "1")
     }
 
     @Test func walModeAndTheMigrationTable() async throws {
@@ -78,22 +78,22 @@ import TrafficTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         let store = try WindowStore(path: path)
-        try await store.save([Rig.record(start: t0)])
-        #expect(try await Rig.sqlite(path, "PRAGMA journal_mode") == "wal")
-        #expect(try await Rig.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == "v1")
-        #expect(try await Rig.sqlite(path, "PRAGMA integrity_check") == "ok")
+        try await store.save([ServerHarness.record(start: t0)])
+        #expect(try await ServerHarness.sqlite(path, "PRAGMA journal_mode") == "wal")
+        #expect(try await ServerHarness.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == "v1")
+        #expect(try await ServerHarness.sqlite(path, "PRAGMA integrity_check") == "ok")
         // Opening again does not apply the migration twice.
         _ = try WindowStore(path: path)
-        #expect(try await Rig.sqlite(path, "SELECT COUNT(*) FROM grdb_migrations") == "1")
+        #expect(try await ServerHarness.sqlite(path, "SELECT COUNT(*) FROM grdb_migrations") == "1")
     }
 
     @Test func rangeQueriesAreHalfOpenAndKeepTheNewest() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try WindowStore(path: dir.appendingPathComponent("w.sqlite").path)
-        let records = (0..<10).map { Rig.record(start: t0 + Int64($0) * Rig.second) }
+        let records = (0..<10).map { ServerHarness.record(start: t0 + Int64($0) * ServerHarness.second) }
         try await store.save(records)
-        let s = Rig.second
+        let s = ServerHarness.second
         #expect(try await store.windows(since: t0 + 2 * s, until: t0 + 5 * s, limit: 100) == Array(records[2..<5]))
         #expect(try await store.windows(since: t0 + 2 * s + 1, until: t0 + 5 * s, limit: 100) == Array(records[3..<5]))
         #expect(try await store.windows(since: nil, until: t0 + 3 * s, limit: 100) == Array(records[0..<3]))
@@ -108,18 +108,18 @@ import TrafficTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path
         let store = try WindowStore(path: path)
-        #expect(try await store.prune(retention: 20 * Rig.second) == 0)  // empty: nothing to do
+        #expect(try await store.prune(retention: 20 * ServerHarness.second) == 0)  // empty: nothing to do
         // 60 windows of 1 s; the newest starts at t0 + 59 s. Relative to it, 20 s keeps
         // the windows starting at t0 + 39 s ... t0 + 59 s (21 windows), whatever the wall clock.
-        let records = (0..<60).map { Rig.record(start: t0 + Int64($0) * Rig.second) }
+        let records = (0..<60).map { ServerHarness.record(start: t0 + Int64($0) * ServerHarness.second) }
         try await store.save(records)
-        let deleted = try await store.prune(retention: 20 * Rig.second)
+        let deleted = try await store.prune(retention: 20 * ServerHarness.second)
         #expect(deleted == 39)
-        #expect(try await Rig.sqlite(path, "SELECT COUNT(*), MIN(start), MAX(start) FROM window")
-            == "21|\(t0 + 39 * Rig.second)|\(t0 + 59 * Rig.second)")
+        #expect(try await ServerHarness.sqlite(path, "SELECT COUNT(*), MIN(start), MAX(start) FROM window")
+            == "21|\(t0 + 39 * ServerHarness.second)|\(t0 + 59 * ServerHarness.second)")
         #expect(try await store.recent(limit: 100) == Array(records[39...]))
         // Pruning again deletes nothing.
-        #expect(try await store.prune(retention: 20 * Rig.second) == 0)
+        #expect(try await store.prune(retention: 20 * ServerHarness.second) == 0)
     }
 
     @Test func aNewerSchemaIsRefusedAndTheFileLeftAlone() async throws {
@@ -128,9 +128,9 @@ import TrafficTestSupport
         let path = dir.appendingPathComponent("w.sqlite").path
         do {
             let store = try WindowStore(path: path)
-            try await store.save([Rig.record(start: t0)])
+            try await store.save([ServerHarness.record(start: t0)])
         }
-        _ = try await Rig.sqlite(path, "INSERT INTO grdb_migrations (identifier) VALUES ('v99')")
+        _ = try await ServerHarness.sqlite(path, "INSERT INTO grdb_migrations (identifier) VALUES ('v99')")
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         let error = Self.openFailure(path)
         guard case .newerSchema(_, let found, _)? = error else {
@@ -141,7 +141,7 @@ import TrafficTestSupport
         #expect(error?.description.contains(path) == true)
         let after = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(after == before, "refusing the file changed it: \(before.count) -> \(after.count) bytes")
-        #expect(try await Rig.sqlite(path, "SELECT COUNT(*) FROM window") == "1")
+        #expect(try await ServerHarness.sqlite(path, "SELECT COUNT(*) FROM window") == "1")
     }
 
     @Test func aCorruptFileIsRefusedAndLeftAlone() throws {
@@ -188,7 +188,7 @@ import TrafficTestSupport
         let path = dir.appendingPathComponent("w.sqlite").path
         do {
             let store = try WindowStore(path: path)
-            try await store.save([Rig.record(start: t0)])
+            try await store.save([ServerHarness.record(start: t0)])
         }
         let holder = try SQLiteLock(path: path)
         defer { holder.release() }
@@ -197,7 +197,7 @@ import TrafficTestSupport
             let store = try WindowStore(path: path)
             // If it opened, a write must not vanish silently either.
             do {
-                try await store.save([Rig.record(start: t0 + Rig.second)])
+                try await store.save([ServerHarness.record(start: t0 + ServerHarness.second)])
                 Issue.record("the store opened and wrote a file another process holds locked")
             } catch {
                 Issue.record("WindowStore(path:) opened a locked file; the failure only came at the first write: \(error)")

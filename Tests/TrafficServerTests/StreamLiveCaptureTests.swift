@@ -36,7 +36,7 @@ struct StreamLiveCaptureTests {
                     return getsockname(receiver, p, &length)
                 }
             }
-            guard bound == 0, receiver >= 0, sender >= 0 else { throw Rig.Timeout(what: "a UDP port (errno \(errno))") }
+            guard bound == 0, receiver >= 0, sender >= 0 else { throw ServerHarness.Timeout(what: "a UDP port (errno \(errno))") }
             // Datagrams pile up unread between drains: a big buffer.
             var size: Int32 = 4 << 20
             setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -79,15 +79,15 @@ struct StreamLiveCaptureTests {
         var live = PacketSource.LiveOptions(interface: "lo")
         live.filter = "udp port \(udp.port)"
         let source = try PacketSource.openLive(live)
-        let server = try await Rig.server(source: source, windowLength: Rig.second)
+        let server = try await ServerHarness.server(source: source, windowLength: ServerHarness.second)
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
-            try await Rig.waitUntil("the live capture to run") { server.state.engine.status == .capturing }
+            try await ServerHarness.waitUntil("the live capture to run") { server.state.engine.status == .capturing }
             let collectors = (0..<3).map { _ in WSCollector<WindowRecord>() }
             let stop = StopFlag()
             let listeners = StreamWebSocketTests.listen(port: port, into: collectors, stop: stop)
             defer { stop.set(); listeners.cancel() }
-            try await Rig.waitUntil("3 subscribers") { server.hub.clientCount == 3 }
+            try await ServerHarness.waitUntil("3 subscribers") { server.hub.clientCount == 3 }
 
             // About 4 s of datagrams, 100 bytes of payload each: 142 wire bytes on lo
             // (14 Ethernet + 20 IPv4 + 8 UDP + 100), and at least 20 of them: a test task
@@ -100,7 +100,7 @@ struct StreamLiveCaptureTests {
             while (clock.now < end || sent < 20) && clock.now < cap {
                 if udp.send(payload: 100) {
                     sent += 1
-                    lastSend = Rig.now()
+                    lastSend = ServerHarness.now()
                 }
                 udp.drain()
                 try await Task.sleep(for: .milliseconds(10))
@@ -109,12 +109,12 @@ struct StreamLiveCaptureTests {
             // asserted about trafficmon follows.
             #expect(sent >= 3, "only \(sent) datagrams sent in 4 s")
             // The window holding the last datagram, and the one after it, close.
-            let after = (Timestamp.floorDiv(lastSend, Rig.second) + 1) * Rig.second
-            try await Rig.waitUntil("every client to get the window after the last datagram", timeout: .seconds(10)) {
+            let after = (Timestamp.floorDiv(lastSend, ServerHarness.second) + 1) * ServerHarness.second
+            try await ServerHarness.waitUntil("every client to get the window after the last datagram", timeout: .seconds(10)) {
                 collectors.allSatisfy { ($0.all.last?.start ?? 0) >= after }
             }
             let response = try await client.execute(uri: "/stats/history?limit=10000", method: .get, headers: [:], body: nil)
-            let history = try Rig.decodeHistory(response)
+            let history = try ServerHarness.decodeHistory(response)
             stop.set()
             _ = try? await listeners.value
 
@@ -125,7 +125,7 @@ struct StreamLiveCaptureTests {
             #expect(sequences[0] == sequences[1] && sequences[1] == sequences[2], "the three clients' windows differ")
             for (i, c) in collectors.enumerated() {
                 let starts = c.all.map(\.start)
-                #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 - $0 == Rig.second }, "client \(i): starts \(starts)")
+                #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 - $0 == ServerHarness.second }, "client \(i): starts \(starts)")
             }
             // Every datagram was sent after all three subscribed, so all of them are in
             // the windows every client received.

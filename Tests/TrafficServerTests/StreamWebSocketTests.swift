@@ -23,7 +23,7 @@ import Glibc
     static func listen(port: Int, into collector: WSCollector<WindowRecord>, stop: StopFlag, headers: HTTPFields = [:]) async throws {
         let configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 26, additionalHeaders: headers)
         try await WebSocketClient.connect(
-            url: "ws://127.0.0.1:\(port)/stats/stream", configuration: configuration, logger: Rig.logger
+            url: "ws://127.0.0.1:\(port)/stats/stream", configuration: configuration, logger: ServerHarness.logger
         ) { inbound, outbound, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -60,7 +60,7 @@ import Glibc
     static func history(_ client: some TestClientProtocol) async throws -> [WindowRecord] {
         let response = try await client.execute(uri: "/stats/history?limit=10000", method: .get, headers: [:], body: nil)
         #expect(response.status == .ok)
-        return try Rig.decodeHistory(response)
+        return try ServerHarness.decodeHistory(response)
     }
 
     /// Three clients see the same windows, in order, each equal to the history's; a fourth
@@ -74,22 +74,22 @@ import Glibc
         options.streamQueueLimit = 2
         // Big windows (about 2000 clients listed, some 300 kB of JSON each), so the stalled
         // client's socket buffers fill within a few windows.
-        let server = try await Rig.server(
-            source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path), top: 5000, options: options)
+        let server = try await ServerHarness.server(
+            source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second, top: 5000, options: options)
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
-            try await Rig.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
+            try await ServerHarness.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
 
             let collectors = (0..<3).map { _ in WSCollector<WindowRecord>() }
             let stop = StopFlag()
             let listeners = Self.listen(port: port, into: collectors, stop: stop)
             defer { stop.set(); listeners.cancel() }
-            try await Rig.waitUntil("3 subscribers") { server.hub.clientCount == 3 }
+            try await ServerHarness.waitUntil("3 subscribers") { server.hub.clientCount == 3 }
 
             let stalled = try RawSocket(port: port, receiveBuffer: 1024)
             let handshake = try await stalled.upgraded(path: "/stats/stream", port: port)
             #expect(handshake.status == 101, "stalled client's upgrade: \(handshake.head)")
-            try await Rig.waitUntil("the stalled subscriber") { server.hub.clientCount == 4 }
+            try await ServerHarness.waitUntil("the stalled subscriber") { server.hub.clientCount == 4 }
 
             // 2000 distinct clients per second, one packet of 700 bytes each: about 300 kB
             // of JSON per window.
@@ -98,7 +98,7 @@ import Glibc
                 var i = 0
                 while !Task.isCancelled {
                     for _ in 0..<200 {
-                        Rig.inject(server, clientIndex: i, size: 700)
+                        ServerHarness.inject(server, clientIndex: i, size: 700)
                         i += 1
                     }
                     injected.append(200)
@@ -109,14 +109,14 @@ import Glibc
 
             // The hub gives up on the stalled client once its queue overflows...
             // (Seconds normally; a sanitizer build fills the socket buffers more slowly.)
-            try await Rig.waitUntil("the stalled client to be dropped as too slow", timeout: .seconds(120)) {
+            try await ServerHarness.waitUntil("the stalled client to be dropped as too slow", timeout: .seconds(120)) {
                 server.hub.droppedCount == 1
             }
             // (How many windows that takes depends on the socket buffers between them: the
             // kernel's send buffer grows to 4 MiB on loopback, some 1.5 MB of records.)
             let markedAfter = server.state.history(limit: 10_000).count
             // ...and disconnects it at once, while it still reads nothing.
-            let disconnected = (try? await Rig.waitUntil("the stalled client to be disconnected", timeout: .seconds(3)) {
+            let disconnected = (try? await ServerHarness.waitUntil("the stalled client to be disconnected", timeout: .seconds(3)) {
                 server.hub.clientCount == 3
             }) != nil
             #expect(disconnected, """
@@ -127,18 +127,18 @@ import Glibc
             #expect(try await stalled.drained(quiet: 3, limit: 30).eof, "the server did not close the stalled client's connection")
             // The others go on: two more windows after the drop (or the timeout).
             let afterDrop = server.state.history(limit: 10_000).count
-            try await Rig.waitUntil("two more windows", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("two more windows", timeout: .seconds(10)) {
                 server.state.history(limit: 10_000).count >= afterDrop + 2
             }
             injector.cancel()
             _ = await injector.result
             let sent = injected.all.reduce(0, +)
             // The window holding the last inject closes about 1.4 s later.
-            try? await Rig.waitUntil("the windows to hold every injected packet", timeout: .seconds(90)) {
+            try? await ServerHarness.waitUntil("the windows to hold every injected packet", timeout: .seconds(90)) {
                 server.state.history(limit: 10_000).map(\.packets).reduce(0, +) >= UInt64(sent)
             }
             let history = try await Self.history(client)
-            try await Rig.waitUntil("every client to get the last window", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("every client to get the last window", timeout: .seconds(10)) {
                 collectors.allSatisfy { $0.all.last?.start == history.last?.start }
             }
             stop.set()
@@ -157,7 +157,7 @@ import Glibc
             // In order, on whole seconds (after a replay only windows with injects are
             // emitted, so a slow sanitizer build may leave a second out).
             let starts = history.map(\.start)
-            #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 > $0 && ($1 - $0) % Rig.second == 0 }, "starts: \(starts)")
+            #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 > $0 && ($1 - $0) % ServerHarness.second == 0 }, "starts: \(starts)")
 
             // What the stalled client was sent: some whole windows in order, then a close
             // frame 1008 (policy violation, "too slow").
@@ -186,16 +186,16 @@ import Glibc
     func aClientThatVanishesIsLetGo(reset: Bool) async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-stream-gone")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
-            try await Rig.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
+            try await ServerHarness.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
             let raw = try RawSocket(port: port)
             let answer = try await raw.upgraded(path: "/stats/stream", port: port)
             #expect(answer.status == 101)
-            try await Rig.waitUntil("the subscriber") { server.hub.clientCount == 1 }
+            try await ServerHarness.waitUntil("the subscriber") { server.hub.clientCount == 1 }
             if reset { raw.reset() } else { raw.disconnect() }
-            let released = (try? await Rig.waitUntil("the vanished client to be let go", timeout: .seconds(5)) {
+            let released = (try? await ServerHarness.waitUntil("the vanished client to be let go", timeout: .seconds(5)) {
                 server.hub.clientCount == 0
             }) != nil
             // A FIN is seen at once. A reset on an idle connection may only surface at the
@@ -206,8 +206,8 @@ import Glibc
             if !released {
                 // A window to write makes its writer fail, which ends the handler (so the
                 // test server can shut down).
-                Rig.inject(server, clientIndex: 1)
-                let afterWindow = (try? await Rig.waitUntil("a window to end the handler", timeout: .seconds(5)) {
+                ServerHarness.inject(server, clientIndex: 1)
+                let afterWindow = (try? await ServerHarness.waitUntil("a window to end the handler", timeout: .seconds(5)) {
                     server.hub.clientCount == 0
                 }) != nil
                 #expect(afterWindow, "even after a window was published the vanished client stays subscribed")
@@ -219,14 +219,14 @@ import Glibc
     @Test(.timeLimit(.minutes(2))) func twoHundredConcurrentClients() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-stream200")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path))
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)
         try await server.application.test(.live) { client in
             let port = try #require(client.port)
-            try await Rig.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
+            try await ServerHarness.waitUntil("the empty replay to end") { server.state.engine.status == .replayed }
             let injector = Task {
                 var i = 0
                 while !Task.isCancelled {
-                    Rig.inject(server, clientIndex: i % 7)
+                    ServerHarness.inject(server, clientIndex: i % 7)
                     i += 1
                     try? await Task.sleep(for: .milliseconds(100))
                 }
@@ -245,13 +245,13 @@ import Glibc
                 }
             }
             defer { stop.set(); listeners.cancel() }
-            try await Rig.waitUntil("200 subscribers", timeout: .seconds(30)) { server.hub.clientCount == 200 }
+            try await ServerHarness.waitUntil("200 subscribers", timeout: .seconds(30)) { server.hub.clientCount == 200 }
             let before = server.state.history(limit: 10_000).count
-            try await Rig.waitUntil("two windows with all 200 connected", timeout: .seconds(10)) {
+            try await ServerHarness.waitUntil("two windows with all 200 connected", timeout: .seconds(10)) {
                 server.state.history(limit: 10_000).count >= before + 2
             }
             let closedWhileAllConnected = Array(server.state.history(limit: 10_000)[before..<(before + 2)])
-            try? await Rig.waitUntil("every client to get them", timeout: .seconds(10)) {
+            try? await ServerHarness.waitUntil("every client to get them", timeout: .seconds(10)) {
                 collectors.allSatisfy { c in closedWhileAllConnected.allSatisfy { w in c.all.contains(w) } }
             }
             stop.set()

@@ -21,10 +21,10 @@ import WSClient
     @Test(.timeLimit(.minutes(1))) func servesHTTPSAndWSSWithTheCertificate() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-tls")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (cert, key) = try await Rig.selfSignedCertificate(in: dir)
+        let (cert, key) = try await ServerHarness.selfSignedCertificate(in: dir)
         var options = TrafficServer.Options()
         options.tls = try Self.tls(cert: cert, key: key)
-        let server = try await Rig.server(source: try PacketSource.openFile(try Rig.emptyCapture(in: dir).path), options: options)
+        let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second, options: options)
         try await server.application.test(.ahc(.https)) { client in
             let port = try #require(client.port)
             // HTTPS through the test client (no verification)...
@@ -46,7 +46,7 @@ import WSClient
             let collector = WSCollector<WindowRecord>()
             let listener = Task {
                 try await WebSocketClient.connect(
-                    url: "wss://localhost:\(port)/stats/stream", tlsConfiguration: clientTLS, logger: Rig.logger
+                    url: "wss://localhost:\(port)/stats/stream", tlsConfiguration: clientTLS, logger: ServerHarness.logger
                 ) { inbound, outbound, _ in
                     for try await message in inbound.messages(maxSize: 1 << 24) {
                         guard case .text(let text) = message else { continue }
@@ -57,9 +57,9 @@ import WSClient
                 }
             }
             defer { listener.cancel() }
-            try await Rig.waitUntil("the wss subscriber") { server.hub.clientCount == 1 }
-            Rig.inject(server, clientIndex: 3, size: 555)
-            try await Rig.waitUntil("a window over wss", timeout: .seconds(10)) { collector.count == 1 }
+            try await ServerHarness.waitUntil("the wss subscriber") { server.hub.clientCount == 1 }
+            ServerHarness.inject(server, clientIndex: 3, size: 555)
+            try await ServerHarness.waitUntil("a window over wss", timeout: .seconds(10)) { collector.count == 1 }
             #expect(collector.all.first?.bytes == 555)
             _ = try? await listener.value
         }
