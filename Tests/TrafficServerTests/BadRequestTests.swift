@@ -62,7 +62,7 @@ import TrafficTestSupport
             for (query, expected) in [("", min(10, windows)), ("?limit=1", 1), ("?limit=2", 2), ("?limit=10000", windows)] {
                 let response = try await ServerHarness.get(client, "/stats/history\(query)")
                 #expect(response.status == .ok, "\(query)")
-                let history = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(response))).windows
+                let history = try ServerHarness.decodeHistory(response)
                 #expect(history.count == expected, "\(query)")
                 // Oldest first: the last N windows.
                 #expect(history.map(\.start) == Array(truth.windowStarts.sorted().suffix(expected)), "\(query)")

@@ -76,7 +76,7 @@ import TrafficTestSupport
     }
 
     static let t0: Int64 = 1_700_000_000 * 1_000_000_000
-    static let second: Int64 = 1_000_000_000
+    static let second = ServerHarness.second
     static let server = IPAddress("10.0.0.1")!
 
     /// Window-1 clients: 100.64.0.0/10 + i + 1.

@@ -40,7 +40,7 @@ import TrafficTestSupport
         var configuration = ServerHarness.configuration(top: top, historySize: 720, enableDebugInject: false)
         configuration.maxNetworkSeries = maxNetworkSeries
         let server = try await TrafficServer(
-            configuration: configuration, source: try PacketSource.openFile(capture.path), aggregation: aggregation,
+            configuration: configuration, source: try .file(capture), aggregation: aggregation,
             logger: ServerHarness.logger)
         return Setup(dir: dir, truth: traffic.truth, server: server)
     }
@@ -242,7 +242,7 @@ import TrafficTestSupport
         #expect(aggregation.networks?.blockCount == 10_000)
         let server = try await TrafficServer(
             configuration: ServerHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
-            source: try PacketSource.openFile(url.path), aggregation: aggregation, logger: ServerHarness.logger)
+            source: try .file(url), aggregation: aggregation, logger: ServerHarness.logger)
         try await server.application.test(.router) { client in
             try await ServerHarness.waitForReplay(server, windows: 2, timeout: .seconds(120))
             let m = try await ServerHarness.metrics(client)

@@ -6,7 +6,7 @@ import TrafficTestSupport
 /// `openssl`).
 ///
 /// ```swift
-/// let count = try await ServerHarness.sqlite(db, "SELECT count(*) FROM windows")
+/// let count = try await ServerHarness.sqlite(db, "SELECT count(*) FROM window")
 /// ```
 extension ServerHarness {
     /// Runs `program` with `input` on stdin; returns status, stdout and stderr.

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Testing
 import TrafficCapture
 import TrafficCore
 import TrafficServer

@@ -9,7 +9,7 @@ import TrafficTestSupport
 /// The service counters' labels go to the services with the most traffic: a port scan
 /// cannot take them from real services.
 @Suite struct ServiceLabelTests {
-    static let second: Int64 = 1_000_000_000
+    static let second = ServerHarness.second
     static let t0: Int64 = 1_700_000_000 * second
     static let server = IPAddress("10.0.0.1")!
     static let scanner = IPAddress("198.51.100.66")!

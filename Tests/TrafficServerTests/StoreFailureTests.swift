@@ -87,7 +87,7 @@ import Glibc
         let aggregation = WindowAggregator.Configuration(
             windowLength: ServerHarness.second, localNetworks: try ServerHarness.localNetworks(), top: 1000)
         let server = try await TrafficServer(
-            configuration: configuration, source: try PacketSource.openFile(try ServerHarness.emptyCapture(in: dir).path),
+            configuration: configuration, source: try .file(try ServerHarness.emptyCapture(in: dir)),
             aggregation: aggregation, options: options, logger: lines.logger)
         return (server, store)
     }
@@ -188,7 +188,7 @@ import Glibc
                 return try await Self.everyWindowStored(server, store)
             }
             // Read by another process, from the file on disk.
-            let onDisk = Int(try await ServerHarness.sqlite(path, "SELECT COUNT(*) FROM window").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            let onDisk = Int(try await ServerHarness.sqlite(path, "SELECT COUNT(*) FROM window")) ?? 0
             #expect(onDisk >= server.state.history(limit: 10_000).count - 1)
             #expect(lines.all.contains { $0.contains("removed or replaced while open") })
             #expect(try Self.metric(server, "trafficmon_store_errors_total") >= 1)

@@ -57,12 +57,6 @@ import Glibc
         }
     }
 
-    static func history(_ client: some TestClientProtocol) async throws -> [WindowRecord] {
-        let response = try await client.execute(uri: "/stats/history?limit=10000", method: .get, headers: [:], body: nil)
-        #expect(response.status == .ok)
-        return try ServerHarness.decodeHistory(response)
-    }
-
     /// Three clients see the same windows, in order, each equal to the history's; a fourth
     /// that never reads (a hand-made handshake, a 1 KiB receive buffer) falls behind, is
     /// given up on once its queue (`streamQueueLimit` 2) overflows, is disconnected with
@@ -137,7 +131,7 @@ import Glibc
             try? await ServerHarness.waitUntil("the windows to hold every injected packet", timeout: .seconds(90)) {
                 server.state.history(limit: 10_000).map(\.packets).reduce(0, +) >= UInt64(sent)
             }
-            let history = try await Self.history(client)
+            let history = try await ServerHarness.history(client)
             try await ServerHarness.waitUntil("every client to get the last window", timeout: .seconds(10)) {
                 collectors.allSatisfy { $0.all.last?.start == history.last?.start }
             }
