@@ -137,7 +137,9 @@ let package = Package(
                 "trafficmon", "TrafficCore", "TrafficFlows", "TrafficTestSupport",
                 // The browser test drives headless Chromium over its DevTools WebSocket.
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-            ]
+            ],
+            // Real captures the tests hand to the built binary by path (#filePath), not resources.
+            exclude: ["Corpus"]
         ),
     ]
 )
