@@ -6,15 +6,17 @@
 # (their package's settings and experimental features stay SwiftPM's).
 # FUZZ_OUT, when set, is the folder a fuzz script works in (its corpus grows there), and
 # FUZZ_SEED libFuzzer's seed: scripts/test runs each harness briefly in a fresh folder.
-#   fuzz_core_dependencies OUT
+#   fuzz_core_dependencies OUT [C_TARGET ...]
 # sets FUZZ_CORE_FLAGS (swiftc flags that make them importable) and FUZZ_CORE_OBJECTS (to
-# link with the harness).
+# link with the harness): TrafficCore's C target and HeapModule, and the C targets named
+# (TrafficCapture's CMappedFileGuard, for a harness that compiles TrafficCapture too).
 fuzz_core_dependencies() {
     local out=$1 target source
+    shift
     mkdir -p "$out/modules"
     FUZZ_CORE_FLAGS=()
     FUZZ_CORE_OBJECTS=()
-    for target in CTrafficCoreShims CMappedFileGuard; do
+    for target in CTrafficCoreShims "$@"; do
         printf 'module %s {\n    umbrella header "%s"\n    export *\n}\n' \
             "$target" "$PWD/Sources/$target/include/$target.h" > "$out/modules/$target.modulemap"
         FUZZ_CORE_FLAGS+=(-Xcc "-fmodule-map-file=$out/modules/$target.modulemap")

@@ -137,16 +137,12 @@ private final class DataBox: @unchecked Sendable {
 }
 
 extension TestProcess {
-    struct PortError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// A free TCP port on 127.0.0.1 (bound to port 0, read back, released). Another
     /// process may take it before the caller binds it; tests that start a server retry
     /// or pick again on "address in use".
     public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw PortError(description: "socket() failed: errno \(errno)") }
+        guard fd >= 0 else { throw Failure("socket() failed: errno \(errno)") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -159,7 +155,7 @@ extension TestProcess {
                 return getsockname(fd, p, &length)
             }
         }
-        guard result == 0 else { throw PortError(description: "bind()/getsockname() failed: errno \(errno)") }
+        guard result == 0 else { throw Failure("bind()/getsockname() failed: errno \(errno)") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }

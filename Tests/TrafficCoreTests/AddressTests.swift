@@ -296,9 +296,15 @@ struct NetworkPrefixTests {
             candidates.append(IPAddress(ipv6High: rng.next(), low: rng.next()))
         }
         // Addresses near each block: inside it and just outside it.
-        for p in prefixes where !p.address.isIPv6 {
-            let a = UInt32(truncatingIfNeeded: p.address.low)
-            candidates += [a &+ 1, a &- 1, a | 0xFF, a ^ 0x8000_0000].map { IPAddress(ipv4: $0) }
+        for p in prefixes {
+            if p.address.isIPv6 {
+                let (high, low) = (p.address.high, p.address.low)
+                candidates += [(high, low &+ 1), (high, low &- 1), (high &+ 1, low), (high, low | 0xFF), (high ^ 1 << 63, low)]
+                    .map { IPAddress(ipv6High: $0.0, low: $0.1) }
+            } else {
+                let a = UInt32(truncatingIfNeeded: p.address.low)
+                candidates += [a &+ 1, a &- 1, a | 0xFF, a ^ 0x8000_0000].map { IPAddress(ipv4: $0) }
+            }
         }
         for ip in candidates {
             #expect(local.contains(ip) == prefixes.contains { $0.contains(ip) }, "\(ip) with \(blocks) blocks of each family")

@@ -25,33 +25,11 @@ import TrafficTestSupport
         }
     }
 
-    /// Checks the status, that the body is exactly `{"error": "<sentence>"}` as JSON,
-    /// and that the sentence mentions `mentions` (case-insensitive); returns the sentence.
-    @discardableResult
-    static func expectError(
-        _ response: TestResponse, _ status: HTTPResponse.Status, mentions: String?, _ what: String,
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) -> String? {
-        #expect(response.status == status, "\(what): status \(response.status.code), body \(ServerHarness.text(response))", sourceLocation: sourceLocation)
-        #expect(response.status.code < 500, "\(what) made a 5xx", sourceLocation: sourceLocation)
-        #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, "\(what): content type \(response.headers[.contentType] ?? "none")", sourceLocation: sourceLocation)
-        let object = try? JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(response)))
-        guard let dictionary = object as? [String: Any], dictionary.count == 1, let sentence = dictionary["error"] as? String else {
-            Issue.record("\(what): body is not {\"error\": \"...\"}: \(ServerHarness.text(response))", sourceLocation: sourceLocation)
-            return nil
-        }
-        #expect(!sentence.isEmpty, "\(what): empty error", sourceLocation: sourceLocation)
-        if let mentions {
-            #expect(sentence.lowercased().contains(mentions.lowercased()), "\(what): '\(sentence)' does not mention \(mentions)", sourceLocation: sourceLocation)
-        }
-        return sentence
-    }
-
     @Test(arguments: ["abc", "0", "10001", "-1", "1.5", "", "1e3", "99999999999999999999", "%20"])
     func badHistoryLimit(limit: String) async throws {
         try await Self.withServer(inject: false) { client, _, _ in
             let response = try await ServerHarness.get(client, "/stats/history?limit=\(limit)")
-            Self.expectError(response, .badRequest, mentions: "limit", "limit=\(limit)")
+            ServerHarness.expectError(response, .badRequest, mentions: "limit", "limit=\(limit)")
         }
     }
 
@@ -110,7 +88,7 @@ import TrafficTestSupport
             for (body, field, what) in Self.badBodies {
                 let response = try await client.execute(
                     uri: "/debug/inject", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
-                Self.expectError(response, .badRequest, mentions: field.isEmpty ? nil : field, what)
+                ServerHarness.expectError(response, .badRequest, mentions: field.isEmpty ? nil : field, what)
             }
             // Nothing of the above was counted.
             let m = try await ServerHarness.metrics(client)
@@ -127,7 +105,7 @@ import TrafficTestSupport
         try await Self.withServer { client, _, _ in
             let body = #"{"client_ip":"10.10.10.10","direction":"in","proto":"TCP/8000","size":\#(size)}"#
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
-            Self.expectError(response, .badRequest, mentions: "size", "size \(size)")
+            ServerHarness.expectError(response, .badRequest, mentions: "size", "size \(size)")
         }
     }
 
@@ -138,7 +116,7 @@ import TrafficTestSupport
         try await Self.withServer { client, _, _ in
             let body = #"{"client_ip":"10.10.10.10","direction":"in","proto":"\#(proto)","size":1200}"#
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
-            Self.expectError(response, .badRequest, mentions: "proto", "proto \(proto)")
+            ServerHarness.expectError(response, .badRequest, mentions: "proto", "proto \(proto)")
             let m = try await ServerHarness.metrics(client)
             #expect(m.value("trafficmon_injected_packets_total") == 0)
         }
@@ -149,7 +127,7 @@ import TrafficTestSupport
             // A valid object padded with whitespace past 64 KiB.
             let body = Self.validBody + String(repeating: " ", count: 64 * 1024)
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
-            Self.expectError(response, .contentTooLarge, mentions: "64 KiB", "a body over 64 KiB")
+            ServerHarness.expectError(response, .contentTooLarge, mentions: "64 KiB", "a body over 64 KiB")
             // Exactly 64 KiB is still read.
             let fits = Self.validBody + String(repeating: " ", count: 64 * 1024 - Self.validBody.utf8.count)
             let ok = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: fits))
@@ -165,7 +143,7 @@ import TrafficTestSupport
         try await server.application.test(.live) { client in
             let body = Self.validBody + String(repeating: " ", count: 200 * 1024)
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: body))
-            Self.expectError(response, .contentTooLarge, mentions: nil, "a 200 KiB body over the network")
+            ServerHarness.expectError(response, .contentTooLarge, mentions: nil, "a 200 KiB body over the network")
         }
     }
 
@@ -197,9 +175,9 @@ import TrafficTestSupport
     @Test func injectIsNotFoundWhenDisabled() async throws {
         try await Self.withServer(inject: false) { client, _, _ in
             let response = try await client.execute(uri: "/debug/inject", method: .post, headers: [:], body: ByteBuffer(string: Self.validBody))
-            Self.expectError(response, .notFound, mentions: nil, "inject while disabled")
+            ServerHarness.expectError(response, .notFound, mentions: nil, "inject while disabled")
             let get = try await ServerHarness.get(client, "/debug/inject")
-            Self.expectError(get, .notFound, mentions: nil, "GET inject while disabled")
+            ServerHarness.expectError(get, .notFound, mentions: nil, "GET inject while disabled")
             let m = try await ServerHarness.metrics(client)
             #expect(m.value("trafficmon_injected_packets_total") == 0)
         }
@@ -211,7 +189,7 @@ import TrafficTestSupport
                                   (.post, "/metrics"), (.delete, "/stats/current"), (.get, "/debug/inject"),
                                   (.put, "/debug/inject"), (.get, "/metrics/../etc/passwd")] {
                 let response = try await client.execute(uri: uri, method: method, headers: [:], body: nil)
-                Self.expectError(response, .notFound, mentions: nil, "\(method) \(uri)")
+                ServerHarness.expectError(response, .notFound, mentions: nil, "\(method) \(uri)")
             }
         }
     }

@@ -3,7 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 import TrafficCore
-import TrafficServer
+@testable import TrafficServer
 import TrafficTestSupport
 
 /// The series count of `/metrics` stays bounded by `--top` whatever the traffic, and
@@ -29,12 +29,13 @@ import TrafficTestSupport
             "trafficmon_dns_responses_total": DNSFacts.responseCodes.count,
             "trafficmon_window_client_syn_services": ProtocolCounts.synClientLimit,
             "trafficmon_malformed_packets_total": MalformedReason.allCases.count,
-            // request_timeout, idle, evicted, refused (the server's `CloseReason`, not visible here).
-            "trafficmon_http_connections_closed_total": 4,
+            "trafficmon_http_connections_closed_total": ConnectionTable.CloseReason.allCases.count,
         ]
-        for name in ["service", "window_client", "window_server", "window_service"] {
-            bounds["trafficmon_\(name)_packets\(name == "service" ? "_total" : "")"] = listed
-            bounds["trafficmon_\(name)_bytes\(name == "service" ? "_total" : "")"] = listed
+        for name in [
+            "service_packets_total", "service_bytes_total", "window_client_packets", "window_client_bytes",
+            "window_server_packets", "window_server_bytes", "window_service_packets", "window_service_bytes",
+        ] {
+            bounds["trafficmon_\(name)"] = listed
         }
         for side in ["client", "server"] {
             bounds["trafficmon_\(side)_packets_total"] = sticky

@@ -106,17 +106,15 @@ import TrafficTestSupport
     @Test func captureSummaryNamesLocalNetworksAndServicePorts() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let capture = try ServerHarness.emptyCapture(in: dir).path
+        let capture = try ServerHarness.emptyCapture(in: dir)
         for (networks, ports) in [
             (["2001:DB8:1:0::/64", "192.168.1.7/24"], ["UDP/50000", "TCP/8443"]),
             ([], []),
         ] {
-            let aggregation = WindowAggregator.Configuration(
-                windowLength: ServerHarness.second, localNetworks: try ServerHarness.localNetworks(networks),
-                servicePorts: try ServicePorts(labels: ports))
-            let server = try await TrafficServer(
-                configuration: ServerHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
-                source: try PacketSource.openFile(capture), aggregation: aggregation, logger: ServerHarness.logger)
+            let servicePorts = try ServicePorts(labels: ports)
+            let server = try await ServerHarness.server(
+                source: try .file(capture), windowLength: ServerHarness.second, localNetworks: networks,
+                aggregate: { $0.servicePorts = servicePorts })
             try await server.application.test(.router) { client in
                 let response = try await ServerHarness.get(client, "/stats/capture")
                 #expect(response.status == .ok)
@@ -182,7 +180,7 @@ extension LivePageTests {
             let full = try await ServerHarness.history(client)
             let response = try await ServerHarness.get(client, "/stats/history?limit=10000&top=\(top)")
             #expect(response.status == .ok)
-            let folded = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(response))).windows
+            let folded = try ServerHarness.decodeHistory(response)
             #expect(folded.count == full.count && full.count >= 5)
             #expect(full.contains { $0.clients.count > top }, "nothing to fold")
             for (f, w) in zip(folded, full) {
@@ -244,7 +242,7 @@ extension LivePageTests {
             for bad in ["-1", "x", "10001", "", "1.5"] {
                 let response = try await ServerHarness.get(client, "/stats/history?top=\(bad)")
                 #expect(response.status == .badRequest, "top=\(bad): \(response.status.code)")
-                #expect(ServerHarness.errorMessage(response)?.contains("top") == true)
+                ServerHarness.expectError(response, .badRequest, mentions: "top", "top=\(bad)")
             }
         }
     }

@@ -284,8 +284,8 @@ import TrafficTestSupport
             #expect(body.count < plain.body.readableBytes)
             let gunzip = try #require(ServerHarness.which("gunzip"))
             let result = try ServerHarness.run(gunzip, ["-c"], input: Data(body))
-            #expect(result.status == 0, "\(String(decoding: result.stderr, as: UTF8.self))")
-            let unzipped = try PromExposition.parse(String(decoding: result.stdout, as: UTF8.self))
+            #expect(result.status == 0, "\(result.stderr)")
+            let unzipped = try PromExposition.parse(result.stdoutText)
             let original = try PromExposition.parse(ServerHarness.text(plain))
             #expect(Self.trafficSamples(unzipped) == Self.trafficSamples(original))
             #expect(unzipped.types == original.types)
@@ -308,7 +308,7 @@ import TrafficTestSupport
         try await Self.withReplayedServer(top: 5) { client, _ in
             let response = try await ServerHarness.get(client, "/metrics")
             let result = try ServerHarness.run(promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(response)))
-            let output = String(decoding: result.stdout + result.stderr, as: UTF8.self)
+            let output = result.stdoutText + result.stderr
             #expect(result.status == 0, "promtool: \(output)")
             #expect(output.isEmpty, "promtool: \(output)")
         }
@@ -320,6 +320,6 @@ import TrafficTestSupport
         let promtool = try #require(Self.promtool)
         let bad = "# HELP requests Requests.\n# TYPE requests counter\nrequests 1\n"
         let result = try ServerHarness.run(promtool, ["check", "metrics"], input: Data(bad.utf8))
-        #expect(!(result.stdout + result.stderr).isEmpty)
+        #expect(!(result.stdoutText + result.stderr).isEmpty)
     }
 }

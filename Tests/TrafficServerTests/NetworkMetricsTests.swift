@@ -26,22 +26,23 @@ import TrafficTestSupport
         let dir = try TestProcess.temporaryDirectory()
         let traffic = SyntheticTraffic(packets: 12_000, clients: 400, seconds: 15, seed: 61)
         let capture = try ServerHarness.write(traffic, in: dir)
-        var aggregation = WindowAggregator.Configuration(localNetworks: try ServerHarness.localNetworks(), top: top)
-        if networks {
-            aggregation.networks = try NetworksFile.parse(
+        let named = networks
+            ? try NetworksFile.parse(
                 WhoFixtures.networksYAML(WhoFixtures.networkBlocks(.servers) + WhoFixtures.fillerBlocks(filler)), path: "networks.yaml")
-        }
+            : nil
+        var origins: MaxMindOrigins?
         if databases {
             let asn = dir.appendingPathComponent("asn.mmdb"), country = dir.appendingPathComponent("country.mmdb")
             try WhoFixtures.asnDatabase().write(to: asn)
             try WhoFixtures.countryDatabase().write(to: country)
-            aggregation.origins = try MaxMindOrigins(asnDatabase: asn.path, countryDatabase: country.path)
+            origins = try MaxMindOrigins(asnDatabase: asn.path, countryDatabase: country.path)
         }
-        var configuration = ServerHarness.configuration(top: top, historySize: 720, enableDebugInject: false)
-        configuration.maxNetworkSeries = maxNetworkSeries
-        let server = try await TrafficServer(
-            configuration: configuration, source: try .file(capture), aggregation: aggregation,
-            logger: ServerHarness.logger)
+        let server = try await ServerHarness.server(
+            source: try .file(capture), top: top, configure: { $0.maxNetworkSeries = maxNetworkSeries },
+            aggregate: { aggregation in
+                aggregation.networks = named
+                aggregation.origins = origins
+            })
         return Setup(dir: dir, truth: traffic.truth, server: server)
     }
 
@@ -110,7 +111,7 @@ import TrafficTestSupport
             let promtool = try #require(MetricsTests.promtool, "promtool is not installed: scripts/install-deps --test")
             let text = try await ServerHarness.get(client, "/metrics")
             let check = try ServerHarness.run(promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(text)))
-            let said = String(decoding: check.stdout + check.stderr, as: UTF8.self)
+            let said = check.stdoutText + check.stderr
             #expect(check.status == 0 && said.isEmpty, "promtool: \(said)")
             // Labels of the file, once per network.
             #expect(m.value("trafficmon_network_info", ["network": "docs", "site": "paris", "tier": "1"]) == 1)
@@ -167,7 +168,7 @@ import TrafficTestSupport
             ] {
                 let response = try await ServerHarness.get(client, "/stats/history?limit=10000&\(query)")
                 #expect(response.status == .ok, "\(query)")
-                let windows = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(response))).windows
+                let windows = try ServerHarness.decodeHistory(response)
                 #expect(windows.count == all.count)
                 var kept = 0
                 for (w, whole) in zip(windows, all) {
@@ -179,7 +180,7 @@ import TrafficTestSupport
                 #expect(windows.allSatisfy { w in w.networks?.allSatisfy { query.hasPrefix("network=") ? $0.network == query.dropFirst(8) : true } ?? false })
             }
             let docs = try await ServerHarness.get(client, "/stats/history?network=docs&top=0")
-            let windows = try JSONDecoder().decode(ServerHarness.History.self, from: Data(ServerHarness.bytes(docs))).windows
+            let windows = try ServerHarness.decodeHistory(docs)
             // top=0 folds the parties; the selected network's entries stay.
             #expect(windows.allSatisfy { $0.clients.isEmpty && $0.servers.isEmpty })
             // (docs parties are servers too, of the frames without ports they receive)
@@ -236,13 +237,10 @@ import TrafficTestSupport
             writer.append(template, timestamp: t0 + Int64(n) * 30_000)
         }
         try writer.write(to: url)
-        var aggregation = WindowAggregator.Configuration(localNetworks: try ServerHarness.localNetworks(), top: 50)
-        aggregation.networks = try NetworksFile.parse(
+        let named = try NetworksFile.parse(
             WhoFixtures.networksYAML(WhoFixtures.floodBlocks(count: 10_000, sources: sources)), path: "flood.yaml")
-        #expect(aggregation.networks?.blockCount == 10_000)
-        let server = try await TrafficServer(
-            configuration: ServerHarness.configuration(top: 50, historySize: 720, enableDebugInject: false),
-            source: try .file(url), aggregation: aggregation, logger: ServerHarness.logger)
+        #expect(named.blockCount == 10_000)
+        let server = try await ServerHarness.server(source: try .file(url), aggregate: { $0.networks = named })
         try await server.application.test(.router) { client in
             try await ServerHarness.waitForReplay(server, windows: 2, timeout: .seconds(120))
             let m = try await ServerHarness.metrics(client)

@@ -23,10 +23,26 @@ extension ServerHarness {
         Array(response.body.readableBytesView)
     }
 
-    /// The `error` string of a `{"error":"..."}` body (nil when the body is not that).
-    static func errorMessage(_ response: TestResponse) -> String? {
-        let object = try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
-        return object?["error"] as? String
+    /// Checks the status, that the body is exactly `{"error": "<sentence>"}` as JSON,
+    /// and that the sentence mentions `mentions` (case-insensitive); returns the sentence.
+    @discardableResult
+    static func expectError(
+        _ response: TestResponse, _ status: HTTPResponse.Status, mentions: String?, _ what: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> String? {
+        #expect(response.status == status, "\(what): status \(response.status.code), body \(ServerHarness.text(response))", sourceLocation: sourceLocation)
+        #expect(response.status.code < 500, "\(what) made a 5xx", sourceLocation: sourceLocation)
+        #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, "\(what): content type \(response.headers[.contentType] ?? "none")", sourceLocation: sourceLocation)
+        let object = try? JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(response)))
+        guard let dictionary = object as? [String: Any], dictionary.count == 1, let sentence = dictionary["error"] as? String else {
+            Issue.record("\(what): body is not {\"error\": \"...\"}: \(ServerHarness.text(response))", sourceLocation: sourceLocation)
+            return nil
+        }
+        #expect(!sentence.isEmpty, "\(what): empty error", sourceLocation: sourceLocation)
+        if let mentions {
+            #expect(sentence.lowercased().contains(mentions.lowercased()), "\(what): '\(sentence)' does not mention \(mentions)", sourceLocation: sourceLocation)
+        }
+        return sentence
     }
 
     /// `/metrics` as parsed samples (Prometheus text format).
@@ -36,7 +52,7 @@ extension ServerHarness {
         return try PromExposition.parse(text(response))
     }
 
-    struct History: Decodable {
+    private struct History: Decodable {
         var windows: [WindowRecord]
     }
 

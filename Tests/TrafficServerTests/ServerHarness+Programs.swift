@@ -9,10 +9,9 @@ import TrafficTestSupport
 /// let count = try await ServerHarness.sqlite(db, "SELECT count(*) FROM window")
 /// ```
 extension ServerHarness {
-    /// Runs `program` with `input` on stdin; returns status, stdout and stderr.
-    static func run(_ program: String, _ arguments: [String], input: Data) throws -> (status: Int32, stdout: Data, stderr: Data) {
-        let result = try TestProcess.run(URL(fileURLWithPath: program), arguments, input: input)
-        return (result.status, result.stdout, Data(result.stderr.utf8))
+    /// Runs `program` with `input` on stdin.
+    static func run(_ program: String, _ arguments: [String], input: Data) throws -> TestProcess.Result {
+        try TestProcess.run(URL(fileURLWithPath: program), arguments, input: input)
     }
 
     /// Runs `program` (searched on PATH) to completion, off the cooperative pool.
@@ -38,7 +37,7 @@ extension ServerHarness {
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ])
-        guard result.status == 0 else { throw Timeout(what: "openssl to make a certificate: \(result.stderr)") }
+        guard result.status == 0 else { throw TestProcess.Failure("openssl made no certificate: \(result.stderr)") }
         return (cert, key)
     }
 }

@@ -34,16 +34,20 @@ enum ServerHarness {
         return logger
     }
 
-    /// A server over `source` (a capture file: `.file(url)`); `configure` changes its settings (limits, listen address,
-    /// allowed hosts), `options` its store, tokens, TLS and queue limit.
+    /// A server over `source` (a capture file: `.file(url)`); `configure` changes its
+    /// settings (limits, listen address, allowed hosts), `aggregate` its counting (named
+    /// networks, origins, service ports), `options` its store, tokens, TLS and queue limit.
     static func server(
         source: PacketSource, windowLength: Int64 = 5 * second, top: Int = 50, maxClients: Int = 100_000,
         historySize: Int = 720, enableDebugInject: Bool = false, maxPartySeries: Int = 1000,
         partyTTL: Int64 = 600 * second, localNetworks: [String] = SyntheticTraffic.localNetworks,
-        options: TrafficServer.Options = .init(), configure: (inout ServerConfiguration) -> Void = { _ in }
+        options: TrafficServer.Options = .init(), logger: Logger = logger,
+        configure: (inout ServerConfiguration) -> Void = { _ in },
+        aggregate: (inout WindowAggregator.Configuration) -> Void = { _ in }
     ) async throws -> TrafficServer {
-        let aggregation = WindowAggregator.Configuration(
+        var aggregation = WindowAggregator.Configuration(
             windowLength: windowLength, localNetworks: try Self.localNetworks(localNetworks), maxClients: maxClients, top: top)
+        aggregate(&aggregation)
         var settings = configuration(top: top, historySize: historySize, enableDebugInject: enableDebugInject)
         settings.maxPartySeries = maxPartySeries
         settings.partyTTL = partyTTL
@@ -52,7 +56,7 @@ enum ServerHarness {
     }
 
     /// The server settings of the test servers (version 9.9.9-test).
-    static func configuration(top: Int, historySize: Int, enableDebugInject: Bool) -> ServerConfiguration {
+    private static func configuration(top: Int, historySize: Int, enableDebugInject: Bool) -> ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.top = top
         configuration.historySize = historySize

@@ -83,12 +83,9 @@ import Glibc
         let store = try WindowStore(path: database)
         var options = TrafficServer.Options()
         options.store = store
-        let configuration = ServerHarness.configuration(top: 1000, historySize: 720, enableDebugInject: false)
-        let aggregation = WindowAggregator.Configuration(
-            windowLength: ServerHarness.second, localNetworks: try ServerHarness.localNetworks(), top: 1000)
-        let server = try await TrafficServer(
-            configuration: configuration, source: try .file(try ServerHarness.emptyCapture(in: dir)),
-            aggregation: aggregation, options: options, logger: lines.logger)
+        let server = try await ServerHarness.server(
+            source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second, top: 1000,
+            options: options, logger: lines.logger)
         return (server, store)
     }
 

@@ -36,7 +36,7 @@ struct StreamLiveCaptureTests {
                     return getsockname(receiver, p, &length)
                 }
             }
-            guard bound == 0, receiver >= 0, sender >= 0 else { throw ServerHarness.Timeout(what: "a UDP port (errno \(errno))") }
+            guard bound == 0, receiver >= 0, sender >= 0 else { throw TestProcess.Failure("no UDP socket pair on 127.0.0.1 (errno \(errno))") }
             // Datagrams pile up unread between drains: a big buffer.
             var size: Int32 = 4 << 20
             setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
