@@ -48,7 +48,7 @@ struct BurstBetweenScrapesTests {
     }
 
     @Test("a burst between two 15 s scrapes: whole in increase() of the sticky counters, absent from every last-window gauge",
-          .timeLimit(.minutes(3)))
+          .timeLimit(.minutes(TestTimeLimit.minutes)))
     func burstIsCountedThoughNoScrapeSawItsWindow() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-burst")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -16,7 +16,7 @@ struct ProtocolPanelsTests {
     /// What Grafana would put in for `$__rate_interval` at a 1 s scrape interval.
     static let rateInterval = "4s"
 
-    @Test("every Protocols panel query returns the figures of the traffic; SynFlood, PortScanSuspected, DnsServfailHigh and DnsErrorsHigh hold", .timeLimit(.minutes(3)))
+    @Test("every Protocols panel query returns the figures of the traffic; SynFlood, PortScanSuspected, DnsServfailHigh and DnsErrorsHigh hold", .timeLimit(.minutes(TestTimeLimit.minutes)))
     func protocolPanelsAndAlerts() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-protocol-panels")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -141,7 +141,7 @@ private final class BulkSender: @unchecked Sendable {
     /// handles in a PACKET_FANOUT group, feed one set of windows: every frame sent into
     /// either pair is counted once, exactly (per flow, per interface, in total), and the
     /// records and the handles show both interfaces.
-    @Test(.enabled(if: canCapture && TestProcess.which("ip") != nil, "needs capture rights and ip"), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: canCapture && TestProcess.which("ip") != nil, "needs capture rights and ip"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func twoInterfacesWithTwoHandlesEachCountEveryFrameOnce() throws {
         let tag = String(getpid() % 100_000)
         let pairs = [("tmfa\(tag)", "tmfb\(tag)"), ("tmga\(tag)", "tmgb\(tag)")]
@@ -229,7 +229,7 @@ private final class BulkSender: @unchecked Sendable {
     /// A veth pair into a network namespace stands in for the link.
     @Test(.enabled(if: canCapture && ["ip", "ethtool", "curl"].allSatisfy { TestProcess.which($0) != nil },
                    "needs capture rights, ip, ethtool and curl"),
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(TestTimeLimit.minutes)))
     func segmentationOffloadShowsAsOversizedFrames() throws {
         let tag = String(getpid() % 100_000)
         let namespace = "tm-offload-\(tag)", host = "tmoh\(tag)", peer = "tmop\(tag)"
@@ -297,7 +297,7 @@ private final class BulkSender: @unchecked Sendable {
         }
     }
 
-    @Test(.enabled(if: canCapture, "capturing on lo needs root or CAP_NET_RAW"), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: canCapture, "capturing on lo needs root or CAP_NET_RAW"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func loopbackUDPIsCountedExactly() throws {
         // A receiver on a random high port below the ephemeral range (32768+), so the
         // sender's port is always the higher one: the receiver's port is the service.

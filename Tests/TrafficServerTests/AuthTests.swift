@@ -138,7 +138,7 @@ import WSClient
 
     /// The upgrade to `/stats/stream`: refused with 401 without a valid token; with one it
     /// upgrades and windows arrive.
-    @Test(.timeLimit(.minutes(1))) func webSocketUpgradeNeedsAValidToken() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func webSocketUpgradeNeedsAValidToken() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-auth")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await Self.server(in: dir)

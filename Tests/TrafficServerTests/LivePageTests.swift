@@ -212,7 +212,7 @@ extension LivePageTests {
     /// A page on another site cannot read the stream through a visitor's browser: an
     /// upgrade whose Origin is not this server is refused (403); the server's own page,
     /// and clients that send no Origin (not browsers), are upgraded.
-    @Test(.timeLimit(.minutes(1))) func aWebSocketFromAnotherSiteIsRefused() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aWebSocketFromAnotherSiteIsRefused() async throws {
         let dir = try TestProcess.temporaryDirectory("live-page")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)

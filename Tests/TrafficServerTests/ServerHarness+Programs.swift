@@ -9,14 +9,13 @@ import TrafficTestSupport
 /// let count = try await ServerHarness.sqlite(db, "SELECT count(*) FROM window")
 /// ```
 extension ServerHarness {
-    /// Runs `program` with `input` on stdin.
-    static func run(_ program: String, _ arguments: [String], input: Data) throws -> TestProcess.Result {
-        try TestProcess.run(URL(fileURLWithPath: program), arguments, input: input)
-    }
-
-    /// Runs `program` (searched on PATH) to completion, off the cooperative pool.
-    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 60) async throws -> TestProcess.Result {
-        try await TestProcess.run(program: program, arguments, timeout: timeout)
+    /// Runs `program` (a path, or a name searched on PATH) to completion, off the cooperative
+    /// pool (a blocked pool thread would stall the in-process servers); `input`, when given,
+    /// goes to its stdin.
+    static func run(
+        _ program: String, _ arguments: [String], input: Data? = nil, timeout: TimeInterval = 60
+    ) async throws -> TestProcess.Result {
+        try await TestProcess.run(program: program, arguments, input: input, timeout: timeout)
     }
 
     /// The first existing path of `name` on PATH (or the usual system directories).

@@ -115,7 +115,7 @@ import Glibc
         return m.value(name) ?? -1
     }
 
-    @Test(.timeLimit(.minutes(3))) func aFullFilesystemKeepsServingAndWritesResumeWhenSpaceIsFreed() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aFullFilesystemKeepsServingAndWritesResumeWhenSpaceIsFreed() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-full")
         defer { try? FileManager.default.removeItem(at: dir) }
         let fs = dir.appendingPathComponent("fs")
@@ -168,7 +168,7 @@ import Glibc
 
     /// The database file removed while open (SQLite alone would go on writing to the
     /// unlinked file): it is created anew with every window kept in memory.
-    @Test(.timeLimit(.minutes(2))) func aRemovedDatabaseFileIsCreatedAnew() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aRemovedDatabaseFileIsCreatedAnew() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-removed")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("t.sqlite").path

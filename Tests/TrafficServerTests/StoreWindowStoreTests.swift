@@ -182,7 +182,7 @@ import TrafficTestSupport
     /// Another process holds the write lock (an open `BEGIN EXCLUSIVE` in sqlite3):
     /// opening must fail with `locked` (after the busy timeout), not succeed and then
     /// lose every write.
-    @Test(.timeLimit(.minutes(1))) func aFileLockedByAnotherProcessIsRefused() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aFileLockedByAnotherProcessIsRefused() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("w.sqlite").path

@@ -74,7 +74,7 @@ struct StreamLiveCaptureTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func threeClientsReceiveTheSameLiveWindows() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func threeClientsReceiveTheSameLiveWindows() async throws {
         let udp = try UDPPair()
         var live = PacketSource.LiveOptions(interface: "lo")
         live.filter = "udp port \(udp.port)"

@@ -61,7 +61,7 @@ import Glibc
     /// that never reads (a hand-made handshake, a 1 KiB receive buffer) falls behind, is
     /// given up on once its queue (`streamQueueLimit` 2) overflows, is disconnected with
     /// close code 1008, and holds nobody back.
-    @Test(.timeLimit(.minutes(4))) func threeClientsGetEveryWindowWhileAStalledOneIsDropped() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func threeClientsGetEveryWindowWhileAStalledOneIsDropped() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-stream")
         defer { try? FileManager.default.removeItem(at: dir) }
         var options = TrafficServer.Options()
@@ -176,7 +176,7 @@ import Glibc
     /// A client that vanishes (its TCP connection closed without a WebSocket close frame,
     /// as when a browser tab dies or the network drops) is let go: unsubscribed, its
     /// handler ended; whether its connection ended with a FIN or a reset.
-    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes)), arguments: [false, true])
     func aClientThatVanishesIsLetGo(reset: Bool) async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-stream-gone")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -210,7 +210,7 @@ import Glibc
     }
 
     /// 200 clients at once: each receives the windows that close while they are all connected.
-    @Test(.timeLimit(.minutes(2))) func twoHundredConcurrentClients() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func twoHundredConcurrentClients() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-stream200")
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try await ServerHarness.server(source: try .file(try ServerHarness.emptyCapture(in: dir)), windowLength: ServerHarness.second)

@@ -18,7 +18,7 @@ import WSClient
         return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
     }
 
-    @Test(.timeLimit(.minutes(1))) func servesHTTPSAndWSSWithTheCertificate() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func servesHTTPSAndWSSWithTheCertificate() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-tls")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await ServerHarness.selfSignedCertificate(in: dir)

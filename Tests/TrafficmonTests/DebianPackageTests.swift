@@ -147,7 +147,7 @@ struct DebianPackageTests {
         defer { try? FileManager.default.removeItem(at: root) }
         try FileManager.default.createDirectory(at: root.appendingPathComponent("var/lib/dpkg/info"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("var/lib/dpkg/updates"), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: root.appendingPathComponent("var/lib/dpkg/status").path, contents: Data())
+        try #require(FileManager.default.createFile(atPath: root.appendingPathComponent("var/lib/dpkg/status").path, contents: Data()), "cannot make the scratch root's dpkg status file")
         // A scratch root has none of the libraries the package depends on: --force-depends.
         let dpkg = ["dpkg", "--root=\(root.path)", "--force-script-chrootless", "--force-depends", "--force-not-root"]
         func path(_ p: String) -> String { root.appendingPathComponent(p).path }
@@ -179,7 +179,7 @@ struct DebianPackageTests {
         #expect(!FileManager.default.fileExists(atPath: path("lib/systemd/system/trafficmon.service")))
         #expect(FileManager.default.fileExists(atPath: settings), "remove keeps /etc/default/trafficmon")
         try FileManager.default.createDirectory(atPath: path("var/lib/private/trafficmon"), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: path("var/lib/private/trafficmon/trafficmon.sqlite"), contents: Data("x".utf8))
+        try #require(FileManager.default.createFile(atPath: path("var/lib/private/trafficmon/trafficmon.sqlite"), contents: Data("x".utf8)), "cannot make a database file for purge to remove")
         let purge = try Self.run(dpkg + ["-P", "trafficmon"])
         #expect(purge.status == 0, "dpkg -P: \(purge.stderr)")
         #expect(!FileManager.default.fileExists(atPath: settings), "purge removes /etc/default/trafficmon")

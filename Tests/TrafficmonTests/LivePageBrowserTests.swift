@@ -179,7 +179,7 @@ import Glibc
         return try await TestHTTP.request("POST", "http://127.0.0.1:\(port)/debug/inject", headers: headers, body: Data(body.utf8))
     }
 
-    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(4)))
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func pageShowsTheLastWindowFollowsTheStreamAndReconnects() async throws {
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-browser")
@@ -295,7 +295,7 @@ import Glibc
     /// A replay that starts while the page is open pushes its windows over the stream in a
     /// burst (a FIFO holds the capture back until the page is live): the page ends on the
     /// file's last window, but draws and asks for `/stats/capture` a few times, not per window.
-    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func pageDrawsABurstOfWindowsAFewTimesNotPerWindow() async throws {
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-burst")
@@ -384,7 +384,7 @@ import Glibc
     /// added up), the remote servers and the remote clients, each as the last window of
     /// `/stats/history` has them; the same capture served without `--local-net` shows top
     /// clients and top servers instead, and no local machines.
-    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func pageShowsLocalMachinesAndRemoteServersOfAnUplink() async throws {
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-uplink")
@@ -514,7 +514,7 @@ import Glibc
     /// the last window's figures as `/stats/history` has them (SYN clients in the record's
     /// order, error codes marked, queries by count), fits a phone's width, and after an
     /// inject of a window without TCP or DNS says there is none.
-    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func pageShowsTCPDNSAndSizesOfTheLastWindow() async throws {
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-protocols")
@@ -595,7 +595,7 @@ import Glibc
     /// With `--auth-token-file`: the page asks for the token (keyboard only), refuses a
     /// wrong one, keeps the right one for the tab (a reload does not ask again), and the
     /// stream works with it.
-    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func pageAsksForTheTokenOnceAndKeepsItForTheTab() async throws {
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-auth")
@@ -665,7 +665,7 @@ import Glibc
 
     /// A collector of flows only: the "Flow inputs" panel lists each input's exporters with
     /// their datagrams, records and errors (flagged), from /stats/capture.
-    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func flowInputsAreListedByExporter() async throws {
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-flows")

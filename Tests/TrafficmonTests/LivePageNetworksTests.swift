@@ -49,7 +49,7 @@ extension LivePageBrowserTests {
             """
     }
 
-    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: runs, "needs Debian's chromium (scripts/test installs it)"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func pageShowsNetworksCountriesAndASesOfTheLastWindow() async throws {
         try #require(Self.hasBrowser, "TRAFFICMON_REQUIRE_BROWSER=1 but no chromium on PATH")
         let (dir, shots) = try Self.folder("live-page-networks")

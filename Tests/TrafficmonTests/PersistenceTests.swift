@@ -104,7 +104,7 @@ enum PTools {
 /// `serve --db`: windows survive a SIGKILL, a SIGTERM closes the open window into the
 /// file, retention prunes, `--no-db` writes nothing, and bad files are refused.
 @Suite struct PersistenceTests {
-    @Test(.timeLimit(.minutes(2))) func aKilledServerRestartsWithTheSameHistory() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aKilledServerRestartsWithTheSameHistory() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         let traffic = SyntheticTraffic(packets: 20_000, clients: 300, seconds: 30, seed: 31, windowLength: PTools.second)
@@ -156,7 +156,7 @@ enum PTools {
     /// back, so the replay is blocked in a read (as on a stalled pipe) when the signal comes.
     /// The read is interrupted, the open window is stored marked partial, and every window
     /// before it is complete.
-    @Test(.timeLimit(.minutes(2))) func sigtermMidReplayWritesThePartialWindowLast() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func sigtermMidReplayWritesThePartialWindowLast() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         // 300k packets over 600 s of packet time (600 windows of 1 s), cut at 64 bytes.
@@ -204,7 +204,7 @@ enum PTools {
         #expect(stored == Array(starts.prefix(stored.count)), "the stored windows are not the capture's first \(stored.count)")
     }
 
-    @Test(.timeLimit(.minutes(2))) func retentionPrunesWindowsOlderThanTheNewest() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func retentionPrunesWindowsOlderThanTheNewest() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-persist")
         defer { try? FileManager.default.removeItem(at: dir) }
         // 60 s of packet time, windows of 1 s; keep 20 s before the newest.
@@ -241,7 +241,7 @@ enum PTools {
         #expect(try await storedStarts() == kept)
     }
 
-    @Test(.timeLimit(.minutes(1))) func noDBWritesNoFileWhileTheDefaultWritesOne() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func noDBWritesNoFileWhileTheDefaultWritesOne() async throws {
         let capture = try PTools.capture(
             SyntheticTraffic(packets: 500, clients: 10, seconds: 5, seed: 34, windowLength: PTools.second),
             in: try TestProcess.temporaryDirectory("trafficmon-cap"))
@@ -297,7 +297,7 @@ enum PTools {
         #expect(PTools.bytes(db) == before, "the database file changed", sourceLocation: sourceLocation)
     }
 
-    @Test(.timeLimit(.minutes(1))) func aCorruptFileIsRefused() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aCorruptFileIsRefused() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("corrupt.sqlite").path
@@ -306,7 +306,7 @@ enum PTools {
         try await Self.expectRefused(db: db, in: dir, mentions: ["damaged"])
     }
 
-    @Test(.timeLimit(.minutes(1))) func aDamagedDatabaseIsRefused() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aDamagedDatabaseIsRefused() async throws {
         // A real database whose pages were overwritten past the header.
         let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -320,7 +320,7 @@ enum PTools {
         try await Self.expectRefused(db: db, in: dir, mentions: ["damaged"])
     }
 
-    @Test(.timeLimit(.minutes(1))) func aNewerSchemaIsRefused() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aNewerSchemaIsRefused() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("newer.sqlite").path
@@ -329,7 +329,7 @@ enum PTools {
         try await Self.expectRefused(db: db, in: dir, mentions: ["newer", "v99"])
     }
 
-    @Test(.timeLimit(.minutes(1))) func aLockedFileIsRefused() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func aLockedFileIsRefused() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("locked.sqlite").path
@@ -347,7 +347,7 @@ enum PTools {
     /// Read-only for trafficmon: the file (root, 0644) in a directory (root, 0755), with
     /// trafficmon run as nobody through `setpriv` (the tests run as root, for whom no file
     /// is read-only). nobody can read both but write neither.
-    @Test(.enabled(if: getuid() == 0, "needs root to run trafficmon as nobody"), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: getuid() == 0, "needs root to run trafficmon as nobody"), .timeLimit(.minutes(TestTimeLimit.minutes)))
     func aReadOnlyFileIsRefused() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-baddb")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -373,7 +373,7 @@ enum PTools {
         var testDescription: String { rawValue }
     }
 
-    @Test(.timeLimit(.minutes(1)), arguments: Client.allCases)
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes)), arguments: Client.allCases)
     func sigtermIsNotHeldUpByAClient(_ kind: Client) async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-shutdown")
         defer { try? FileManager.default.removeItem(at: dir) }

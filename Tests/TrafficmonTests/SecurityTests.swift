@@ -26,7 +26,7 @@ import Glibc
         return (cert, key)
     }
 
-    @Test(.timeLimit(.minutes(1))) func tokensGuardEveryDataRoute() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func tokensGuardEveryDataRoute() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let tokens = dir.appendingPathComponent("tokens").path
@@ -67,7 +67,7 @@ import Glibc
         #expect(ws.status == 401, "WebSocket upgrade without a token: \(ws.status)")
     }
 
-    @Test(.timeLimit(.minutes(1))) func badTokenFilesAreOneClearLine() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func badTokenFilesAreOneClearLine() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = try Self.smallCapture(in: dir)
@@ -83,7 +83,7 @@ import Glibc
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func servesHTTPSWithASelfSignedCertificate() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func servesHTTPSWithASelfSignedCertificate() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Self.certificate(in: dir)
@@ -105,7 +105,7 @@ import Glibc
         #expect(serve.stderr.contains("https://"), "the start line should say https: \(serve.stderr)")
     }
 
-    @Test(.timeLimit(.minutes(1))) func badCertificateOrKeyIsOneClearLine() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func badCertificateOrKeyIsOneClearLine() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try await Self.certificate(in: dir)
@@ -135,7 +135,7 @@ import Glibc
 
     /// `--listen 0.0.0.0:P` without a token file warns about authentication; with one,
     /// or on loopback, it does not.
-    @Test(.timeLimit(.minutes(1))) func anOpenListenerWithoutAuthenticationWarns() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func anOpenListenerWithoutAuthenticationWarns() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let capture = try Self.smallCapture(in: dir)
@@ -164,7 +164,7 @@ import Glibc
 
     /// Started as root with `--user nobody`: it keeps serving, as uid/gid 65534, and the
     /// database it opens after the switch belongs to nobody.
-    @Test(.enabled(if: getuid() == 0, "needs root"), .timeLimit(.minutes(1))) func dropsRootToUserNobody() async throws {
+    @Test(.enabled(if: getuid() == 0, "needs root"), .timeLimit(.minutes(TestTimeLimit.minutes))) func dropsRootToUserNobody() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let dbDir = dir.appendingPathComponent("db")
@@ -196,7 +196,7 @@ import Glibc
         #expect(try await serve.get("/metrics").status == 200)
     }
 
-    @Test(.timeLimit(.minutes(1))) func anUnknownUserIsOneClearLine() async throws {
+    @Test(.timeLimit(.minutes(TestTimeLimit.minutes))) func anUnknownUserIsOneClearLine() async throws {
         let dir = try TestProcess.temporaryDirectory("trafficmon-sec")
         defer { try? FileManager.default.removeItem(at: dir) }
         let result = try await PTools.trafficmon([
