@@ -91,7 +91,7 @@ enum ServerHarness {
 
     /// Polls `condition` every 20 ms until it holds or `timeout` passes.
     static func waitUntil(
-        _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool
+        _ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool
     ) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
