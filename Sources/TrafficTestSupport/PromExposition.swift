@@ -36,8 +36,8 @@ public struct PromExposition: Sendable {
     public var samplesBeforeType: [String] = []
     /// Comment lines other than HELP / TYPE (for example `# EOF`).
     public var otherComments: [String] = []
-    /// The number of non-comment, non-empty lines.
-    public var seriesLines = 0
+    /// The number of non-comment, non-empty lines: one per sample.
+    public var seriesLines: Int { samples.count }
 
     public init() {}
 
@@ -66,7 +66,6 @@ public struct PromExposition: Sendable {
                 continue
             }
             let sample = try parseSample(line)
-            e.seriesLines += 1
             if e.family(of: sample.name) == nil { e.samplesBeforeType.append(sample.name) }
             e.samples.append(sample)
         }

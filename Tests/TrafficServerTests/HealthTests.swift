@@ -18,14 +18,14 @@ import TrafficTestSupport
             // Liveness does not depend on the capture.
             let health = try await ServerHarness.get(client, "/healthz")
             #expect(health.status == .ok)
-            let healthBody = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(health))) as? [String: String]
+            let healthBody = try ServerHarness.object(health) as? [String: String]
             #expect(healthBody == ["status": "ok"])
 
             try await ServerHarness.waitForReplay(server, windows: windows)
             let ready = try await ServerHarness.get(client, "/readyz")
             #expect(ready.status == .ok)
             #expect(ready.headers[.contentType]?.hasPrefix("application/json") == true)
-            let readyBody = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(ready))) as? [String: Any]
+            let readyBody = try ServerHarness.object(ready)
             #expect(readyBody?["status"] as? String == "replayed")
         }
     }
@@ -39,7 +39,7 @@ import TrafficTestSupport
         try await server.application.test(.router) { client in
             for _ in 0..<20 {
                 let ready = try await ServerHarness.get(client, "/readyz")
-                let body = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(ready))) as? [String: Any]
+                let body = try ServerHarness.object(ready)
                 let status = body?["status"] as? String
                 switch status {
                 case "starting":
@@ -73,7 +73,7 @@ import TrafficTestSupport
             }
             let ready = try await ServerHarness.get(client, "/readyz")
             #expect(ready.status == .serviceUnavailable)
-            let body = try JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(ready))) as? [String: Any]
+            let body = try ServerHarness.object(ready)
             #expect(body?["status"] as? String == "failed")
             #expect((body?["error"] as? String)?.contains("cut.pcap") == true, "\(ServerHarness.text(ready))")
             #expect(try await ServerHarness.get(client, "/healthz").status == .ok)

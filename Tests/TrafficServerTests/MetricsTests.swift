@@ -282,8 +282,8 @@ import TrafficTestSupport
             let body = ServerHarness.bytes(response)
             #expect(body.prefix(2) == [0x1F, 0x8B])
             #expect(body.count < plain.body.readableBytes)
-            let gunzip = try #require(ServerHarness.which("gunzip"))
-            let result = try await ServerHarness.run(gunzip, ["-c"], input: Data(body))
+            let gunzip = try #require(TestProcess.which("gunzip"))
+            let result = try await TestProcess.run(program: gunzip, ["-c"], input: Data(body))
             #expect(result.status == 0, "\(result.stderr)")
             let unzipped = try PromExposition.parse(result.stdoutText)
             let original = try PromExposition.parse(ServerHarness.text(plain))
@@ -299,7 +299,7 @@ import TrafficTestSupport
         }
     }
 
-    static let promtool = ServerHarness.which("promtool")
+    static let promtool = TestProcess.which("promtool")
 
     /// Debian's prometheus package provides promtool (CI installs it; so does this machine).
     @Test(.enabled(if: promtool != nil, "promtool is not installed"))
@@ -307,7 +307,7 @@ import TrafficTestSupport
         let promtool = try #require(Self.promtool)
         try await Self.withReplayedServer(top: 5) { client, _ in
             let response = try await ServerHarness.get(client, "/metrics")
-            let result = try await ServerHarness.run(promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(response)))
+            let result = try await TestProcess.run(program: promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(response)))
             let output = result.stdoutText + result.stderr
             #expect(result.status == 0, "promtool: \(output)")
             #expect(output.isEmpty, "promtool: \(output)")
@@ -319,7 +319,7 @@ import TrafficTestSupport
     func promtoolComplainsAboutABadExposition() async throws {
         let promtool = try #require(Self.promtool)
         let bad = "# HELP requests Requests.\n# TYPE requests counter\nrequests 1\n"
-        let result = try await ServerHarness.run(promtool, ["check", "metrics"], input: Data(bad.utf8))
+        let result = try await TestProcess.run(program: promtool, ["check", "metrics"], input: Data(bad.utf8))
         #expect(!(result.stdoutText + result.stderr).isEmpty)
     }
 }

@@ -110,7 +110,7 @@ import TrafficTestSupport
             // promtool finds nothing to say about the new families (HELP, TYPE, names, labels).
             let promtool = try #require(MetricsTests.promtool, "promtool is not installed: scripts/install-deps --test")
             let text = try await ServerHarness.get(client, "/metrics")
-            let check = try await ServerHarness.run(promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(text)))
+            let check = try await TestProcess.run(program: promtool, ["check", "metrics"], input: Data(ServerHarness.bytes(text)))
             let said = check.stdoutText + check.stderr
             #expect(check.status == 0 && said.isEmpty, "promtool: \(said)")
             // Labels of the file, once per network.

@@ -23,6 +23,11 @@ extension ServerHarness {
         Array(response.body.readableBytesView)
     }
 
+    /// The body as a JSON object (`nil`: JSON, but not an object).
+    static func object(_ response: TestResponse) throws -> [String: Any]? {
+        try JSONSerialization.jsonObject(with: Data(bytes(response))) as? [String: Any]
+    }
+
     /// Checks the status, that the body is exactly `{"error": "<sentence>"}` as JSON,
     /// and that the sentence mentions `mentions` (case-insensitive); returns the sentence.
     @discardableResult
@@ -33,8 +38,7 @@ extension ServerHarness {
         #expect(response.status == status, "\(what): status \(response.status.code), body \(ServerHarness.text(response))", sourceLocation: sourceLocation)
         #expect(response.status.code < 500, "\(what) made a 5xx", sourceLocation: sourceLocation)
         #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, "\(what): content type \(response.headers[.contentType] ?? "none")", sourceLocation: sourceLocation)
-        let object = try? JSONSerialization.jsonObject(with: Data(ServerHarness.bytes(response)))
-        guard let dictionary = object as? [String: Any], dictionary.count == 1, let sentence = dictionary["error"] as? String else {
+        guard let dictionary = try? object(response), dictionary.count == 1, let sentence = dictionary["error"] as? String else {
             Issue.record("\(what): body is not {\"error\": \"...\"}: \(ServerHarness.text(response))", sourceLocation: sourceLocation)
             return nil
         }
